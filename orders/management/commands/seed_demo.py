@@ -1,0 +1,330 @@
+"""Demo data: one user per role and a week of orders in every state.
+
+Rows are written in bulk with historical timestamps (the services stamp "now", which a week of
+history cannot use); the events written beside them name the demo users as actors, so every card
+reads like real work.
+"""
+
+import datetime
+import random
+from decimal import Decimal
+
+from django.contrib.auth.models import Group, User
+from django.core.management.base import BaseCommand
+from django.db import transaction
+from django.utils import timezone
+
+from orders.models import (
+    AddressChangeRequest,
+    AfterSalesCase,
+    Customer,
+    EventKind,
+    MembershipLevel,
+    Note,
+    Order,
+    OrderEvent,
+    OrderLine,
+    OrderTag,
+    Product,
+    Shipment,
+    TrackingEvent,
+)
+
+DEMO_USERS = [
+    # username (= role), full name
+    ("sales", "周晓梅"),
+    ("reviewer", "陈立"),
+    ("dispatcher", "刘强"),
+    ("packer", "赵小军"),
+    ("courier", "孙浩"),
+    ("service", "林静"),
+    ("finance", "吴敏"),
+    ("supervisor", "郑海燕"),
+]
+
+
+def demo_password(role: str) -> str:
+    return f"beile-{role}-2026"
+
+
+PRODUCTS = [
+    # sku, barcode, name, price, cold chain
+    ("FH-XFF3-800", "6901234500011", "飞鹤星飞帆3段幼儿配方奶粉 800g", "298.00", False),
+    ("AT-ZZ4-800", "6901234500028", "爱他美卓萃4段儿童配方奶粉 800g", "358.00", False),
+    ("BBS-YJB-L62", "6901234500035", "帮宝适一级帮纸尿裤 L码 62片", "139.00", False),
+    ("HQ-ZKB-XL44", "6901234500042", "花王妙而舒纸尿裤 XL码 44片", "118.00", False),
+    ("BQ-KKJ-240", "6901234500059", "贝亲宽口径玻璃奶瓶 240ml", "129.00", False),
+    ("JLB-JC-YS", "6901234500066", "君乐宝简醇0蔗糖儿童酸奶 100g×8", "45.90", True),
+    ("YL-QQX-XN", "6901234500073", "伊利QQ星儿童鲜牛奶 190ml×6（冷链）", "39.90", True),
+    ("BIO-YSJ-30", "6901234500080", "合生元儿童益生菌冲剂 30袋（冷藏）", "268.00", True),
+    ("QZ-SJ-80", "6901234500097", "全棉时代婴儿棉柔巾 80抽×6包", "69.90", False),
+    ("YN-MFMF-225", "6901234500103", "英氏有机高铁米粉 225g", "88.00", False),
+    ("HB-ETTC-01", "6901234500110", "好孩子轻便婴儿推车", "899.00", False),
+    ("NUK-AFZ-02", "6901234500127", "NUK硅胶安抚奶嘴 0-6月", "59.00", False),
+    ("GIFT-KSJ-01", "6901234599001", "赠品：纯棉口水巾 2条装", "0.00", False),
+    ("GIFT-SYZ-01", "6901234599002", "赠品：奶粉试用装 3条", "0.00", False),
+]
+
+SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈姚卢姜崔钟谭陆汪范金石廖贾夏韦付方白邹孟熊秦邱江尹薛闫段雷侯龙史陶黎贺顾毛郝龚邵万钱严覃武戴莫孔向汤"
+GIVEN = ["婷", "静", "敏", "丽", "芳", "娜", "雪", "慧", "莉", "洁", "琳", "晓燕", "佳怡", "梦琪", "雨涵", "欣怡", "子涵", "思琪", "诗涵", "伟", "磊", "军", "洋", "勇", "杰", "浩然", "子轩"]
+PLACES = [
+    ("浙江省", "杭州市", "萧山区", ["宁围街道市心北路{n}号", "北干街道金城路{n}号丽晶国际{b}幢", "城厢街道人民路{n}弄{b}号"]),
+    ("浙江省", "杭州市", "西湖区", ["文三路{n}号颐高数码{b}楼", "古墩路{n}号西城时代家园{b}幢"]),
+    ("浙江省", "宁波市", "鄞州区", ["天童南路{n}号嘉汇国贸{b}座", "首南街道泰安中路{n}号"]),
+    ("上海市", "上海市", "浦东新区", ["张杨路{n}号{b}室", "世纪大道{n}弄{b}号"]),
+    ("江苏省", "苏州市", "工业园区", ["星湖街{n}号{b}幢", "金鸡湖大道{n}号"]),
+    ("江苏省", "南京市", "鼓楼区", ["中山北路{n}号{b}单元", "湖南路{n}号"]),
+    ("广东省", "深圳市", "南山区", ["科技园科苑路{n}号{b}栋", "南海大道{n}号"]),
+    ("北京市", "北京市", "朝阳区", ["望京街{n}号{b}号楼", "建国路{n}号"]),
+    ("四川省", "成都市", "高新区", ["天府大道中段{n}号{b}栋", "锦城大道{n}号"]),
+]
+FUZZY_ADDRESSES = ["小区门口", "老地方", "万达附近", "公司楼下"]
+NOTES = [
+    ("customer_request", "service", "客户要求明日12点前送达"),
+    ("warning", "warehouse", "赠品口水巾不要漏放，客户上次投诉过"),
+    ("warning", "warehouse", "奶粉需要两层气泡膜，防止罐体变形"),
+    ("info", "", "客户是老会员，可优先安排"),
+    ("customer_request", "logistics", "放驿站前请电话联系"),
+    ("warning", "warehouse", "冷链商品请放冰袋，出库前再确认"),
+]
+CARRIERS = ["shunfeng", "zhongtong", "yuantong", "yunda", "jd"]
+TRACKING_TEXTS = [
+    ("1", "[杭州市]【杭州萧山集散中心】已揽收", "浙江,杭州市"),
+    ("0", "[杭州市]快件已从杭州萧山集散中心发出，准备发往{city}", "浙江,杭州市"),
+    ("0", "[{city}]快件已到达{city}转运中心", "{province},{city}"),
+    ("5", "[{city}]快递员正在派件，请保持电话畅通", "{province},{city}"),
+    ("3", "[{city}]已签收，签收人：本人", "{province},{city}"),
+]
+
+# How the week's orders spread over the statuses (weights).
+STATUS_MIX = [("pending_review", 6), ("paid", 8), ("picking", 10), ("packed", 6), ("shipped", 25), ("completed", 40), ("cancelled", 5)]
+FLOW = ["pending_review", "paid", "picking", "packed", "shipped", "completed"]
+STAGE_ACTORS = {"paid": "reviewer", "picking": "dispatcher", "packed": "packer", "shipped": "courier", "completed": "courier"}
+TRANSITION_OF = {"paid": "approve", "picking": "start_picking", "packed": "pack", "shipped": "ship", "completed": "complete"}
+
+
+class Command(BaseCommand):
+    help = "Load demo users, products and a week of orders in every state."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--orders", type=int, default=2000)
+        parser.add_argument("--seed", type=int, default=20260124)
+
+    def handle(self, *args, orders: int, seed: int, **options):
+        rng = random.Random(seed)
+        with transaction.atomic():
+            users = self._users()
+            products = self._products()
+            if Order.objects.filter(order_number__startswith="BL").exists():
+                self.stdout.write("Demo orders already present; users and products refreshed.")
+            else:
+                self._orders(rng, orders, users, products)
+        self.stdout.write(self.style.SUCCESS("Demo logins (username / password):"))
+        for role, name in DEMO_USERS:
+            self.stdout.write(f"  {role:<11} {demo_password(role):<24} {name}")
+
+    def _users(self) -> dict[str, User]:
+        users = {}
+        for role, name in DEMO_USERS:
+            user, _ = User.objects.get_or_create(username=role)
+            user.first_name = name
+            user.is_staff = role == "supervisor"  # the supervisor manages products, users and roles in the admin
+            user.is_superuser = role == "supervisor"
+            user.set_password(demo_password(role))
+            user.save()
+            user.groups.set([Group.objects.get(name=role)])
+            users[role] = user
+        return users
+
+    def _products(self) -> list[Product]:
+        products = []
+        for sku, barcode, name, price, cold in PRODUCTS:
+            product, _ = Product.objects.update_or_create(
+                sku_code=sku,
+                defaults={"barcode": barcode, "name": name, "unit_price": Decimal(price), "cold_chain": cold, "image": f"/static/img/products/{sku}.svg"},
+            )
+            products.append(product)
+        return products
+
+    def _orders(self, rng: random.Random, count: int, users: dict[str, User], products: list[Product]) -> None:
+        now = timezone.now()
+        customers = []
+        phones = set()
+        while len(customers) < max(50, count // 3):
+            phone = f"1{rng.choice('3456789')}{rng.randrange(10**9):09d}"
+            if phone in phones:
+                continue
+            phones.add(phone)
+            customers.append(
+                Customer(
+                    phone=phone,
+                    name=rng.choice(SURNAMES) + rng.choice(GIVEN),
+                    membership_level=rng.choices(MembershipLevel.values, weights=[50, 25, 18, 7])[0],
+                    created_at=now - datetime.timedelta(days=rng.randrange(30, 900)),
+                )
+            )
+        Customer.objects.bulk_create(customers)
+        customers = list(Customer.objects.all())
+        sellable = [p for p in products if not p.sku_code.startswith("GIFT")]
+        gifts = [p for p in products if p.sku_code.startswith("GIFT")]
+        statuses, weights = zip(*STATUS_MIX)
+
+        plans = []
+        for index in range(count):
+            status = rng.choices(statuses, weights)[0]
+            age = datetime.timedelta(minutes=rng.randrange(5, 7 * 24 * 60))
+            if status in ("pending_review", "paid", "picking", "packed"):
+                age = datetime.timedelta(minutes=rng.randrange(5, 9 * 60))
+            placed = now - age
+            customer = rng.choice(customers)
+            province, city, district, streets = rng.choice(PLACES)
+            fuzzy = status == "pending_review" and rng.random() < 0.12
+            address = rng.choice(FUZZY_ADDRESSES) if fuzzy else rng.choice(streets).format(n=rng.randrange(1, 999), b=rng.randrange(1, 30))
+            picks = rng.sample(sellable, rng.choice([1, 1, 2, 2, 3, 4]))
+            lines = [(p, rng.choice([1, 1, 1, 2, 3]), False) for p in picks]
+            if rng.random() < 0.3:
+                lines.append((rng.choice(gifts), 1, True))
+            cold = any(p.cold_chain for p, _, _ in lines)
+            total = sum((p.unit_price * qty for p, qty, _ in lines), Decimal("0.00"))
+            carrier = "shunfenglengyun" if cold and (status not in ("pending_review", "paid") or rng.random() < 0.5) else rng.choice(CARRIERS)
+            # Demo history is created at its final status; every later change goes through services.
+            order = Order(
+                status=status,
+                order_number=f"BL{placed:%Y%m%d}{index:05d}",
+                source=rng.choices(["erp", "manual", "platform", "rush"], [70, 10, 18, 2])[0],
+                customer=customer,
+                receiver_name=customer.name,
+                receiver_phone=customer.phone,
+                province=province,
+                city=city,
+                district=district,
+                address=address,
+                total_amount=total,
+                paid_amount=total,
+                carrier_code=carrier,
+                requires_cold_chain=cold,
+                placed_at=placed,
+                created_at=placed,
+                source_updated_at=placed + datetime.timedelta(minutes=rng.randrange(1, 12)),
+            )
+            plans.append((order, status, lines, fuzzy))
+
+        for order, status, _lines, _fuzzy in plans:
+            self._stamp_stages(rng, order, status)
+            if status in ("pending_review", "paid", "picking", "packed") and rng.random() < 0.04:
+                order.is_rush = True
+                order.source = "rush"
+                order.rush_reason = rng.choice(["客户明天出国，需要今天发出", "宝宝奶粉断顿，客户很着急", "直播间承诺当日发货"])
+                order.rush_deadline = now + datetime.timedelta(hours=rng.randrange(1, 10))
+            if status in ("pending_review", "paid", "picking") and rng.random() < 0.04:
+                order.is_held = True
+                order.hold_reason = rng.choice(["stock_shortage", "customer_request", "payment_check"])
+                order.hold_note = {"stock_shortage": "等待补货，预计明早到仓", "customer_request": "客户要求周末后再发", "payment_check": "金额与支付记录不符，财务核对中"}[order.hold_reason]
+                order.held_at = now - datetime.timedelta(minutes=rng.randrange(5, 120))
+                order.hold_until = now + datetime.timedelta(hours=rng.randrange(2, 30))
+                order.hold_owner = users["dispatcher"]
+        Order.objects.bulk_create([order for order, *_ in plans], batch_size=500)
+        saved = {o.order_number: o for o in Order.objects.filter(order_number__in=[p[0].order_number for p in plans])}
+
+        lines_out, events, notes, tags, shipments, cases, changes = [], [], [], [], [], [], []
+        for plan_order, status, lines, fuzzy in plans:
+            order = saved[plan_order.order_number]
+            for product, quantity, gift in lines:
+                lines_out.append(
+                    OrderLine(order=order, product=product, sku_code=product.sku_code, product_name=product.name, quantity=quantity,
+                              unit_price=Decimal("0.00") if gift else product.unit_price, is_gift=gift, cold_chain=product.cold_chain)
+                )
+            events.append(OrderEvent(order=order, kind=EventKind.CREATED, occurred_at=order.placed_at, source_time=order.placed_at,
+                                     actor_name="ERP", payload={"source": order.source}))
+            self._history(order, status, users, events)
+            if fuzzy:
+                tags.append(OrderTag(order=order, tag="fuzzy_address", opened_at=order.placed_at + datetime.timedelta(minutes=2)))
+            if rng.random() < 0.03:
+                tags.append(OrderTag(order=order, tag="invoice_pending", opened_at=order.placed_at + datetime.timedelta(minutes=5)))
+            if rng.random() < 0.18:
+                kind, audience, body = rng.choice(NOTES)
+                author_role = {"service": "service", "warehouse": "service", "logistics": "sales", "": "sales"}[audience]
+                notes.append(Note(order=order, author=users[author_role], author_role=author_role, kind=kind, audience=audience,
+                                  body=body, created_at=order.placed_at + datetime.timedelta(minutes=rng.randrange(1, 30))))
+            if status in ("shipped", "completed"):
+                shipments.append(self._shipment(rng, order, status))
+                if rng.random() < 0.06:
+                    cases.append(self._case(rng, order, lines, users))
+            if status == "picking" and rng.random() < 0.02:
+                changes.append(AddressChangeRequest(order=order, receiver_name=order.receiver_name, receiver_phone=order.receiver_phone,
+                                                    province=order.province, city=order.city, district=order.district,
+                                                    address="改送：" + order.address, requested_by=users["service"]))
+        OrderLine.objects.bulk_create(lines_out, batch_size=1000)
+        OrderEvent.objects.bulk_create(events, batch_size=1000)
+        OrderTag.objects.bulk_create(tags)
+        Note.objects.bulk_create(notes)
+        AfterSalesCase.objects.bulk_create(cases)
+        AddressChangeRequest.objects.bulk_create(changes)
+        Shipment.objects.bulk_create([shipment for shipment, _ in shipments])
+        tracking = []
+        for shipment, texts in shipments:
+            tracking.extend(TrackingEvent(shipment=shipment, **fields) for fields in texts)
+        TrackingEvent.objects.bulk_create(tracking, batch_size=1000)
+        self.stdout.write(f"Created {len(plans)} orders, {len(customers)} customers, {len(shipments)} shipments.")
+
+    def _stamp_stages(self, rng: random.Random, order: Order, status: str) -> None:
+        moment = order.placed_at
+        order.pending_review_at = moment
+        if status == "cancelled":
+            order.cancelled_at = moment + datetime.timedelta(minutes=rng.randrange(5, 90))
+            order.cancel_reason = rng.choice(["客户取消：买错规格", "重复下单", "地址无法送达"])
+            order.stage_entered_at = order.cancelled_at
+            return
+        for stage in FLOW[1 : FLOW.index(status) + 1]:
+            moment = min(moment + datetime.timedelta(minutes=rng.randrange(3, 150)), timezone.now())
+            setattr(order, f"{stage}_at", moment)
+        order.stage_entered_at = getattr(order, f"{status}_at")
+
+    def _history(self, order: Order, status: str, users: dict[str, User], events: list) -> None:
+        previous = "pending_review"
+        if status == "cancelled":
+            events.append(OrderEvent(order=order, kind=EventKind.STATUS, occurred_at=order.cancelled_at, actor_user=users["service"],
+                                     actor_name=users["service"].first_name, actor_role="service",
+                                     payload={"transition": "cancel", "from": previous, "to": "cancelled", "reason": order.cancel_reason}))
+            return
+        for stage in FLOW[1 : FLOW.index(status) + 1]:
+            actor = users[STAGE_ACTORS[stage]]
+            events.append(OrderEvent(order=order, kind=EventKind.STATUS, occurred_at=getattr(order, f"{stage}_at"), actor_user=actor,
+                                     actor_name=actor.first_name, actor_role=STAGE_ACTORS[stage],
+                                     payload={"transition": TRANSITION_OF[stage], "from": previous, "to": stage}))
+            previous = stage
+
+    def _shipment(self, rng: random.Random, order: Order, status: str) -> tuple[Shipment, list[dict]]:
+        steps = TRACKING_TEXTS if status == "completed" else TRACKING_TEXTS[: rng.randrange(1, 5)]
+        moment = order.shipped_at
+        texts = []
+        for state, text, area in steps:
+            moment = moment + datetime.timedelta(minutes=rng.randrange(30, 600))
+            if moment > timezone.now():
+                break
+            city = order.city
+            texts.append({"occurred_at": moment, "context": text.format(city=city), "area_name": area.format(province=order.province[:2], city=city), "status_name": state})
+        last_state = texts[-1]["status_name"] if texts else ""
+        shipment = Shipment(order=order, carrier_code=order.carrier_code, tracking_number=f"{order.carrier_code[:2].upper()}{rng.randrange(10**11, 10**12)}",
+                            channel=order.carrier_code, tracking_state=last_state,
+                            last_location=texts[-1]["area_name"] if texts else "", last_event_at=texts[-1]["occurred_at"] if texts else None,
+                            created_at=order.shipped_at)
+        return shipment, texts
+
+    def _case(self, rng: random.Random, order: Order, lines: list, users: dict[str, User]) -> AfterSalesCase:
+        product, quantity, _gift = rng.choice(lines)
+        kind = rng.choice(["return", "refund", "missing_gift", "wrong_item", "damaged", "exchange"])
+        decided = rng.random() < 0.7
+        rejected = decided and rng.random() < 0.35
+        opened = order.shipped_at + datetime.timedelta(hours=rng.randrange(20, 60))
+        return AfterSalesCase(
+            order=order, sku_code=product.sku_code, kind=kind,
+            status=("rejected" if rejected else "approved") if decided else "open",
+            reason=rng.choice(["罐体凹陷", "尺码不合适", "少发赠品口水巾", "发错规格", "宝宝不爱喝"]),
+            amount=product.unit_price if kind in ("refund", "return") else Decimal("0.00"),
+            opened_by=users["service"], opened_at=min(opened, timezone.now()),
+            decision_reason=(rng.choice(["已拆封影响二次销售", "超出7天无理由期限"]) if rejected else "核实属实，同意处理") if decided else "",
+            decided_by=users["service"] if decided else None,
+            decided_by_department=(rng.choice(["技术部", "品控部"]) if rejected else "售后部") if decided else "",
+            decided_at=min(opened + datetime.timedelta(hours=rng.randrange(2, 30)), timezone.now()) if decided else None,
+        )

@@ -1,0 +1,495 @@
+"""The order domain: the master table, its child tables and the append-only event log.
+
+Rules live in services.py (writes) and status.py (the status machine and its guards); the
+models only describe data.
+"""
+
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from django_fsm import FSMField, FSMModelMixin, transition
+
+from orders import status as status_rules
+
+
+class Role(models.TextChoices):
+    """The eight roles of BRIEF.md; each is a django.contrib.auth Group of the same name."""
+
+    SALES = "sales", _("Sales consultant")
+    REVIEWER = "reviewer", _("Reviewer")
+    DISPATCHER = "dispatcher", _("Warehouse dispatcher")
+    PACKER = "packer", _("Packer")
+    COURIER = "courier", _("Courier liaison")
+    SERVICE = "service", _("Customer service")
+    FINANCE = "finance", _("Finance")
+    SUPERVISOR = "supervisor", _("Supervisor")
+
+
+class MembershipLevel(models.TextChoices):
+    REGULAR = "regular", _("Regular")
+    SILVER = "silver", _("Silver")
+    GOLD = "gold", _("Gold")
+    DIAMOND = "diamond", _("Diamond")
+
+
+class Customer(models.Model):
+    phone = models.CharField(_("mobile phone"), max_length=11, unique=True)
+    name = models.CharField(_("name"), max_length=64)
+    membership_level = models.CharField(
+        _("membership level"), max_length=16, choices=MembershipLevel.choices, default=MembershipLevel.REGULAR
+    )
+    wechat_openid = models.CharField(_("WeChat openid"), max_length=64, blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = _("customer")
+        verbose_name_plural = _("customers")
+        constraints = [
+            models.UniqueConstraint(fields=["wechat_openid"], condition=~Q(wechat_openid=""), name="customer_openid_unique")
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Product(models.Model):
+    sku_code = models.CharField(_("SKU code"), max_length=40, unique=True)
+    barcode = models.CharField(_("barcode"), max_length=40, unique=True)
+    name = models.CharField(_("product name"), max_length=120)
+    image = models.CharField(_("main image"), max_length=200, blank=True, help_text=_("Path under static/ or a URL."))
+    cold_chain = models.BooleanField(_("cold chain required"), default=False)
+    unit_price = models.DecimalField(_("list price"), max_digits=12, decimal_places=2, default=Decimal("0.00"))
+
+    class Meta:
+        verbose_name = _("product")
+        verbose_name_plural = _("products")
+
+    def __str__(self) -> str:
+        return f"{self.sku_code} {self.name}"
+
+
+class OrderStatus(models.TextChoices):
+    PENDING_REVIEW = "pending_review", _("Pending review")
+    PAID = "paid", _("Paid")
+    PICKING = "picking", _("Picking")
+    PACKED = "packed", _("Packed")
+    SHIPPED = "shipped", _("Shipped")
+    COMPLETED = "completed", _("Completed")
+    CANCELLED = "cancelled", _("Cancelled")
+
+
+ACTIVE_STATUSES = [OrderStatus.PENDING_REVIEW, OrderStatus.PAID, OrderStatus.PICKING, OrderStatus.PACKED]
+CANCELLABLE_STATUSES = ACTIVE_STATUSES
+
+
+class OrderSource(models.TextChoices):
+    ERP = "erp", _("ERP")
+    RUSH = "rush", _("Rush link")
+    MANUAL = "manual", _("Manual")
+    PLATFORM = "platform", _("Platform (Douyin shop)")
+
+
+class Carrier(models.TextChoices):
+    """Carriers by their Kuaidi100 codes (PROTOCOLS.md), the codes the whole cockpit uses."""
+
+    SHUNFENG = "shunfeng", _("SF Express")
+    SHUNFENG_COLD = "shunfenglengyun", _("SF cold chain")
+    ZHONGTONG = "zhongtong", _("ZTO")
+    YUANTONG = "yuantong", _("YTO")
+    YUNDA = "yunda", _("Yunda")
+    SHENTONG = "shentong", _("STO")
+    EMS = "ems", _("EMS")
+    JD = "jd", _("JD Logistics")
+    JTEXPRESS = "jtexpress", _("J&T Express")
+    BEST = "huitongkuaidi", _("BEST Express")
+    DEPPON = "debangkuaidi", _("Deppon")
+    CHINA_POST = "youzhengguonei", _("China Post parcel")
+
+
+class HoldReason(models.TextChoices):
+    ADDRESS_CHECK = "address_check", _("Address to confirm")
+    STOCK_SHORTAGE = "stock_shortage", _("Out of stock")
+    CUSTOMER_REQUEST = "customer_request", _("Customer asked to wait")
+    PAYMENT_CHECK = "payment_check", _("Payment to verify")
+    RISK_REVIEW = "risk_review", _("Risk review")
+    OTHER = "other", _("Other")
+
+
+class Order(FSMModelMixin, models.Model):
+    order_number = models.CharField(_("order number"), max_length=40, unique=True)
+    source = models.CharField(_("source"), max_length=16, choices=OrderSource.choices, default=OrderSource.MANUAL)
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="orders", verbose_name=_("customer"))
+
+    receiver_name = models.CharField(_("receiver"), max_length=64)
+    receiver_phone = models.CharField(_("receiver phone"), max_length=20)
+    province = models.CharField(_("province"), max_length=32)
+    city = models.CharField(_("city"), max_length=32)
+    district = models.CharField(_("district"), max_length=32, blank=True)
+    address = models.CharField(_("address"), max_length=200)
+
+    total_amount = models.DecimalField(_("amount payable"), max_digits=12, decimal_places=2, default=Decimal("0.00"))
+    paid_amount = models.DecimalField(_("amount paid"), max_digits=12, decimal_places=2, default=Decimal("0.00"))
+    shipping_fee = models.DecimalField(_("shipping fee"), max_digits=12, decimal_places=2, default=Decimal("0.00"))
+    refund_amount = models.DecimalField(_("refunded"), max_digits=12, decimal_places=2, default=Decimal("0.00"))
+
+    carrier_code = models.CharField(_("carrier channel"), max_length=32, choices=Carrier.choices, blank=True)
+    requires_cold_chain = models.BooleanField(_("cold chain"), default=False)
+    buyer_message = models.CharField(_("buyer message"), max_length=500, blank=True)
+
+    # The status changes only through the transitions below (protected): services.py runs them.
+    status = FSMField(_("status"), default=OrderStatus.PENDING_REVIEW, choices=OrderStatus.choices, protected=True)
+    version = models.PositiveIntegerField(default=1, help_text="Bumped on every change; stale forms are refused.")
+
+    # When the order entered each stage; the stage clock starts at stage_entered_at.
+    stage_entered_at = models.DateTimeField(default=timezone.now)
+    pending_review_at = models.DateTimeField(null=True, blank=True)
+    paid_at = models.DateTimeField(null=True, blank=True)
+    picking_at = models.DateTimeField(null=True, blank=True)
+    packed_at = models.DateTimeField(null=True, blank=True)
+    shipped_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+    cancel_reason = models.CharField(_("cancel reason"), max_length=200, blank=True)
+
+    # A hold is a flag, not a status: it pauses the stage clock and blocks forward transitions.
+    is_held = models.BooleanField(_("on hold"), default=False)
+    hold_reason = models.CharField(_("hold reason"), max_length=32, choices=HoldReason.choices, blank=True)
+    hold_note = models.CharField(_("hold note"), max_length=200, blank=True)
+    hold_owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", verbose_name=_("hold owner")
+    )
+    held_at = models.DateTimeField(null=True, blank=True)
+    hold_until = models.DateTimeField(_("expected release"), null=True, blank=True)
+
+    claimed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", verbose_name=_("operating now")
+    )
+    claimed_at = models.DateTimeField(null=True, blank=True)
+
+    is_rush = models.BooleanField(_("rush"), default=False)
+    rush_reason = models.CharField(_("rush reason"), max_length=200, blank=True)
+    rush_deadline = models.DateTimeField(_("expected completion"), null=True, blank=True)
+
+    placed_at = models.DateTimeField(_("placed at"), default=timezone.now)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+    source_updated_at = models.DateTimeField(_("last change in source system"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("order")
+        verbose_name_plural = _("orders")
+        indexes = [
+            # The order list is keyset-paginated newest first: (placed_at, id) descending.
+            models.Index(fields=["-placed_at", "-id"], name="order_placed_keyset"),
+            models.Index(fields=["status", "-placed_at"], name="order_status_placed"),
+            models.Index(fields=["receiver_phone"], name="order_receiver_phone"),
+            models.Index(fields=["is_rush", "rush_deadline"], name="order_rush_deadline", condition=Q(is_rush=True)),
+            models.Index(fields=["hold_until"], name="order_hold_until", condition=Q(is_held=True)),
+        ]
+
+    def __str__(self) -> str:
+        return self.order_number
+
+    # --- The status machine (BRIEF.md: six nodes plus cancelled before shipping) ---------------
+    @transition(field=status, source=OrderStatus.PENDING_REVIEW, target=OrderStatus.PAID, conditions=[status_rules.can_approve])
+    def approve(self) -> None:
+        pass
+
+    @transition(field=status, source=OrderStatus.PAID, target=OrderStatus.PICKING, conditions=[status_rules.can_start_picking])
+    def start_picking(self) -> None:
+        pass
+
+    @transition(field=status, source=OrderStatus.PICKING, target=OrderStatus.PACKED, conditions=[status_rules.can_pack])
+    def pack(self) -> None:
+        pass
+
+    @transition(field=status, source=OrderStatus.PACKED, target=OrderStatus.SHIPPED, conditions=[status_rules.can_ship])
+    def ship(self) -> None:
+        pass
+
+    @transition(field=status, source=OrderStatus.SHIPPED, target=OrderStatus.COMPLETED)
+    def complete(self) -> None:
+        pass
+
+    @transition(field=status, source=CANCELLABLE_STATUSES, target=OrderStatus.CANCELLED)
+    def cancel(self) -> None:
+        pass
+
+
+class OrderLine(models.Model):
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="lines")
+    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="+")
+    sku_code = models.CharField(_("SKU"), max_length=40)
+    product_name = models.CharField(_("product"), max_length=120)
+    quantity = models.PositiveIntegerField(_("quantity"))
+    unit_price = models.DecimalField(_("unit price"), max_digits=12, decimal_places=2)
+    is_gift = models.BooleanField(_("gift"), default=False)
+    cold_chain = models.BooleanField(_("cold chain"), default=False)
+
+    class Meta:
+        verbose_name = _("order line")
+        verbose_name_plural = _("order lines")
+
+    @property
+    def line_total(self) -> Decimal:
+        return self.unit_price * self.quantity
+
+
+class TrackingState(models.TextChoices):
+    """Kuaidi100's `state` values (PROTOCOLS.md)."""
+
+    IN_TRANSIT = "0", _("In transit")
+    PICKED_UP = "1", _("Picked up")
+    PROBLEM = "2", _("Problem")
+    SIGNED = "3", _("Signed")
+    RETURNED_SIGNED = "4", _("Returned and signed")
+    OUT_FOR_DELIVERY = "5", _("Out for delivery")
+    RETURNING = "6", _("Returning")
+    TRANSFERRED = "7", _("Transferred")
+    CUSTOMS = "8", _("Customs")
+    AWAITING_CUSTOMS = "10", _("Awaiting customs")
+    IN_CUSTOMS = "11", _("In customs")
+    CLEARED = "12", _("Cleared customs")
+    CUSTOMS_PROBLEM = "13", _("Customs problem")
+    REFUSED = "14", _("Refused")
+
+
+class Shipment(models.Model):
+    """The logistics child table, linked to the order (and so to its order number)."""
+
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="shipments")
+    carrier_code = models.CharField(_("carrier"), max_length=32, choices=Carrier.choices)
+    tracking_number = models.CharField(_("tracking number"), max_length=32)
+    channel = models.CharField(_("channel"), max_length=32, blank=True)
+    tracking_state = models.CharField(_("tracking state"), max_length=4, choices=TrackingState.choices, blank=True)
+    last_location = models.CharField(_("last location"), max_length=120, blank=True)
+    last_event_at = models.DateTimeField(_("last tracking event"), null=True, blank=True)
+    eta = models.DateTimeField(_("ETA"), null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        verbose_name = _("shipment")
+        verbose_name_plural = _("shipments")
+        constraints = [models.UniqueConstraint(fields=["carrier_code", "tracking_number"], name="shipment_tracking_unique")]
+        indexes = [models.Index(fields=["tracking_number"], name="shipment_tracking_number")]
+
+    def __str__(self) -> str:
+        return f"{self.carrier_code} {self.tracking_number}"
+
+
+class TrackingEvent(models.Model):
+    shipment = models.ForeignKey(Shipment, on_delete=models.CASCADE, related_name="events")
+    occurred_at = models.DateTimeField(_("time"))
+    context = models.CharField(_("description"), max_length=300)
+    area_name = models.CharField(_("area"), max_length=120, blank=True)
+    area_code = models.CharField(max_length=20, blank=True)
+    status_name = models.CharField(_("status"), max_length=20, blank=True)
+    received_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-occurred_at"]
+        verbose_name = _("tracking event")
+        verbose_name_plural = _("tracking events")
+        # The same push twice adds nothing: an event is its shipment, time and text.
+        constraints = [models.UniqueConstraint(fields=["shipment", "occurred_at", "context"], name="tracking_event_unique")]
+
+
+class AfterSalesKind(models.TextChoices):
+    RETURN = "return", _("Return")
+    REFUND = "refund", _("Refund")
+    EXCHANGE = "exchange", _("Exchange")
+    MISSING_GIFT = "missing_gift", _("Missing gift")
+    WRONG_ITEM = "wrong_item", _("Wrong item")
+    DAMAGED = "damaged", _("Damaged")
+
+
+class AfterSalesStatus(models.TextChoices):
+    OPEN = "open", _("Open")
+    APPROVED = "approved", _("Approved")
+    REJECTED = "rejected", _("Rejected")
+    CLOSED = "closed", _("Closed")
+
+
+class AfterSalesCase(models.Model):
+    """The after-sales child table, keyed by order number + SKU as in the seed."""
+
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="after_sales")
+    sku_code = models.CharField(_("SKU"), max_length=40, blank=True)
+    kind = models.CharField(_("kind"), max_length=16, choices=AfterSalesKind.choices)
+    status = models.CharField(_("status"), max_length=16, choices=AfterSalesStatus.choices, default=AfterSalesStatus.OPEN)
+    reason = models.CharField(_("customer's reason"), max_length=300)
+    amount = models.DecimalField(_("amount"), max_digits=12, decimal_places=2, default=Decimal("0.00"))
+    opened_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    opened_at = models.DateTimeField(default=timezone.now)
+    decision_reason = models.CharField(_("decision reason"), max_length=300, blank=True)
+    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    decided_by_department = models.CharField(_("deciding department"), max_length=40, blank=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("after-sales case")
+        verbose_name_plural = _("after-sales cases")
+        indexes = [models.Index(fields=["order", "sku_code"], name="aftersales_order_sku")]
+
+
+class AddressChangeStatus(models.TextChoices):
+    OPEN = "open", _("Open")
+    APPLIED = "applied", _("Applied")
+    REJECTED = "rejected", _("Rejected")
+
+
+class AddressChangeRequest(models.Model):
+    """A customer's request to change the delivery address; while open it stops packing and shipping."""
+
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="address_changes")
+    receiver_name = models.CharField(_("receiver"), max_length=64)
+    receiver_phone = models.CharField(_("receiver phone"), max_length=20)
+    province = models.CharField(_("province"), max_length=32)
+    city = models.CharField(_("city"), max_length=32)
+    district = models.CharField(_("district"), max_length=32, blank=True)
+    address = models.CharField(_("address"), max_length=200)
+    status = models.CharField(_("status"), max_length=16, choices=AddressChangeStatus.choices, default=AddressChangeStatus.OPEN)
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    requested_at = models.DateTimeField(default=timezone.now)
+    resolved_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("address change request")
+        verbose_name_plural = _("address change requests")
+
+
+class RiskTag(models.TextChoices):
+    FUZZY_ADDRESS = "fuzzy_address", _("Fuzzy address")
+    HIGH_RISK_REFUND = "high_risk_refund", _("High-risk refund")
+    INVOICE_PENDING = "invoice_pending", _("Invoice pending")
+    MISSING_GIFT = "missing_gift", _("Missing gift")
+
+
+class OrderTag(models.Model):
+    """An exception tag; open until resolved, so its open → resolved time is the closure time."""
+
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="tags")
+    tag = models.CharField(_("tag"), max_length=32, choices=RiskTag.choices)
+    opened_at = models.DateTimeField(default=timezone.now)
+    opened_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolved_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    resolution = models.CharField(_("resolution"), max_length=200, blank=True)
+
+    class Meta:
+        verbose_name = _("exception tag")
+        verbose_name_plural = _("exception tags")
+        constraints = [
+            # One open tag of a kind per order; a resolved tag may be opened again later.
+            models.UniqueConstraint(fields=["order", "tag"], condition=Q(resolved_at__isnull=True), name="one_open_tag_per_kind")
+        ]
+        indexes = [models.Index(fields=["tag"], condition=Q(resolved_at__isnull=True), name="open_tags")]
+
+
+class NoteKind(models.TextChoices):
+    INFO = "info", _("Info")
+    WARNING = "warning", _("Warning")
+    CUSTOMER_REQUEST = "customer_request", _("Customer request")
+
+
+class NoteAudience(models.TextChoices):
+    EVERYONE = "", _("Everyone")
+    WAREHOUSE = "warehouse", _("Warehouse (dispatch and packing)")
+    LOGISTICS = "logistics", _("Logistics")
+    SERVICE = "service", _("Customer service")
+
+
+# The roles that must see (and, for warnings, acknowledge) a note for each audience.
+AUDIENCE_ROLES: dict[str, set[str]] = {
+    NoteAudience.WAREHOUSE: {Role.DISPATCHER, Role.PACKER},
+    NoteAudience.LOGISTICS: {Role.COURIER},
+    NoteAudience.SERVICE: {Role.SERVICE},
+}
+
+
+class Note(models.Model):
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="notes")
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    author_role = models.CharField(max_length=16, choices=Role.choices, blank=True)
+    kind = models.CharField(_("kind"), max_length=20, choices=NoteKind.choices, default=NoteKind.INFO)
+    audience = models.CharField(_("for"), max_length=16, choices=NoteAudience.choices, blank=True, default="")
+    body = models.TextField(_("note"), max_length=1000)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = _("note")
+        verbose_name_plural = _("notes")
+
+
+class NoteAcknowledgement(models.Model):
+    note = models.ForeignKey(Note, on_delete=models.CASCADE, related_name="acknowledgements")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    role = models.CharField(max_length=16, choices=Role.choices, blank=True)
+    acknowledged_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["note", "user"], name="one_ack_per_user")]
+
+
+class FeedbackRequest(models.Model):
+    """One role asks another about an order ("who still owes feedback" on the card)."""
+
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="feedback_requests")
+    asked_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    asked_by_role = models.CharField(max_length=16, choices=Role.choices, blank=True)
+    to_role = models.CharField(_("to role"), max_length=16, choices=Role.choices)
+    to_user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    question = models.CharField(_("question"), max_length=500)
+    asked_at = models.DateTimeField(default=timezone.now)
+    answer = models.CharField(_("answer"), max_length=500, blank=True)
+    answered_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    answered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-asked_at"]
+
+
+class EventKind(models.TextChoices):
+    CREATED = "created", _("Created")
+    STATUS = "status", _("Status changed")
+    HOLD = "hold", _("Put on hold")
+    RELEASE = "release", _("Released")
+    CLAIM = "claim", _("Claimed")
+    UNCLAIM = "unclaim", _("Unclaimed")
+    NOTE = "note", _("Note")
+    ACKNOWLEDGE = "acknowledge", _("Note acknowledged")
+    FEEDBACK_ASK = "feedback_ask", _("Feedback requested")
+    FEEDBACK_ANSWER = "feedback_answer", _("Feedback answered")
+    TAG = "tag", _("Tag added")
+    UNTAG = "untag", _("Tag resolved")
+    AFTER_SALES = "after_sales", _("After-sales")
+    ADDRESS_CHANGE = "address_change", _("Address change")
+    SHIPMENT = "shipment", _("Shipment")
+    IMPORT_UPDATE = "import_update", _("Updated from import")
+    PHONE_REVEAL = "phone_reveal", _("Phone number revealed")
+    RUSH = "rush", _("Rush")
+
+
+class OrderEvent(models.Model):
+    """Append-only: every change to an order, who made it (a user, "system" or an outside
+    system's name), in which role, when here and when in the source system."""
+
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="events")
+    kind = models.CharField(max_length=20, choices=EventKind.choices)
+    occurred_at = models.DateTimeField(default=timezone.now)
+    source_time = models.DateTimeField(null=True, blank=True, help_text="The change's time in the source system.")
+    actor_user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    actor_name = models.CharField(max_length=64)
+    actor_role = models.CharField(max_length=16, blank=True)
+    payload = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-occurred_at", "-id"]
+        indexes = [models.Index(fields=["order", "-occurred_at"], name="event_order_time")]

@@ -1,0 +1,28 @@
+"""Phone numbers as PROTOCOLS.md defines them: one canonical 11-digit mobile per customer."""
+
+import re
+import unicodedata
+
+MOBILE = re.compile(r"^1[3-9]\d{9}$")
+LANDLINE = re.compile(r"^0\d{2,3}-?\d{7,8}$")
+_SEPARATORS = re.compile(r"[\s\-.()（）\[\]]")
+
+
+def normalize_mobile(raw: str) -> str | None:
+    """The canonical 11 digits of a mainland mobile number, or None if `raw` is not one.
+
+    Accepts full-width digits, spaces, dashes, dots, brackets and a +86 / 0086 / 86 prefix.
+    """
+    text = _SEPARATORS.sub("", unicodedata.normalize("NFKC", raw or ""))
+    for prefix in ("+86", "0086", "86"):
+        if text.startswith(prefix) and len(text) - len(prefix) == 11:
+            text = text[len(prefix) :]
+            break
+    return text if MOBILE.match(text) else None
+
+
+def is_contact_number(raw: str) -> bool:
+    """A mobile or a landline: valid to call, though only mobiles identify a customer."""
+    if normalize_mobile(raw):
+        return True
+    return bool(LANDLINE.match(unicodedata.normalize("NFKC", raw or "").replace(" ", "")))

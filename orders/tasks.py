@@ -1,0 +1,8 @@
+from celery import shared_task
+
+from orders import services
+
+
+@shared_task(acks_late=True)
+def release_expired_holds() -> int:
+    return services.release_expired_holds()

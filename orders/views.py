@@ -1,0 +1,352 @@
+"""The order list and the order card. Every action works as an htmx request (the card is
+re-rendered in place) and as a plain form POST followed by a redirect."""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Callable
+from decimal import Decimal, InvalidOperation
+
+from django.contrib import messages
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_POST
+
+from orders import selectors, services
+from orders.access import ALL_ROLES, Actor, display_phone, role_required, user_roles
+from orders.models import (
+    AddressChangeRequest,
+    AfterSalesCase,
+    AfterSalesKind,
+    Carrier,
+    FeedbackRequest,
+    HoldReason,
+    Note,
+    NoteAudience,
+    NoteKind,
+    Order,
+    OrderStatus,
+    RiskTag,
+    Role,
+)
+
+
+@require_GET
+def home(request: HttpRequest) -> HttpResponse:
+    if not request.user.is_authenticated:
+        return redirect("login")
+    return redirect("order_list")
+
+
+@require_GET
+@role_required(*ALL_ROLES)
+def order_list(request: HttpRequest) -> HttpResponse:
+    params = request.GET
+    filters = selectors.OrderFilters(
+        status=params.get("status", "") if params.get("status", "") in OrderStatus.values else "",
+        tag=params.get("tag", "") if params.get("tag", "") in RiskTag.values else "",
+        rush=params.get("rush") == "1",
+        held=params.get("held") == "1",
+        overdue=params.get("overdue") == "1",
+        mine=params.get("mine") == "1",
+        query=params.get("q", "")[:64],
+    )
+    page = selectors.order_list(user=request.user, filters=filters, cursor=params.get("cursor", ""))
+    for order in page.orders:
+        order.phone_display = display_phone(request.user, order.receiver_phone)
+    context = {
+        "page": page,
+        "statuses": OrderStatus.choices,
+        "tags": RiskTag.choices,
+        "querystring": _querystring_without_cursor(request),
+    }
+    if request.htmx and params.get("cursor"):
+        return render(request, "orders/list.html#order-rows", context)
+    if request.htmx and request.htmx.target == "order-table":
+        return render(request, "orders/list.html#order-table", context)
+    return render(request, "orders/list.html", context)
+
+
+def _querystring_without_cursor(request: HttpRequest) -> str:
+    query = request.GET.copy()
+    query.pop("cursor", None)
+    return query.urlencode()
+
+
+def _card_context(request: HttpRequest, order_number: str) -> dict:
+    try:
+        order = selectors.order_card(order_number=order_number)
+    except Order.DoesNotExist as exc:
+        raise Http404(_("No such order.")) from exc
+    roles = user_roles(request.user)
+    notes = list(order.notes.all())
+    for note in notes:
+        note.acknowledged_by_me = any(ack.user_id == request.user.pk for ack in note.acknowledgements.all())
+    feedback = list(order.feedback_requests.all())
+    return {
+        "order": order,
+        "phone_display": display_phone(request.user, order.receiver_phone),
+        "customer_phone_display": display_phone(request.user, order.customer.phone),
+        "phone_masked": display_phone(request.user, order.receiver_phone) != order.receiver_phone,
+        "transitions": selectors.transition_options(order, roles),
+        "notes": notes,
+        "feedback_open": [item for item in feedback if item.answered_at is None],
+        "feedback_answered": [item for item in feedback if item.answered_at is not None],
+        "confirmed_by": _confirmed_by(order),
+        "open_tags": [tag for tag in order.tags.all() if tag.resolved_at is None],
+        "events": list(order.events.all()),
+        "my_roles": roles,
+        "carriers": Carrier.choices,
+        "hold_reasons": HoldReason.choices,
+        "note_kinds": NoteKind.choices,
+        "note_audiences": NoteAudience.choices,
+        "role_choices": Role.choices,
+        "risk_tags": RiskTag.choices,
+        "after_sales_kinds": AfterSalesKind.choices,
+        "stage_limit": selectors.STAGE_LIMITS.get(order.status),
+        "time_in_stage": timezone.now() - order.stage_entered_at,
+    }
+
+
+def _confirmed_by(order: Order) -> list:
+    """Collaboration: who has confirmed — everyone who moved the order or acknowledged a note."""
+    seen: dict[str, object] = {}
+    for event in order.events.all():
+        if event.kind in ("status", "acknowledge") and event.actor_name not in seen:
+            seen[event.actor_name] = event
+    return list(seen.values())
+
+
+@require_GET
+@role_required(*ALL_ROLES)
+def order_card(request: HttpRequest, order_number: str) -> HttpResponse:
+    context = _card_context(request, order_number)
+    if request.htmx:
+        return render(request, "orders/card.html#order-card", context)
+    return render(request, "orders/card.html", context)
+
+
+# --- Actions -----------------------------------------------------------------------------------
+
+ActionHandler = Callable[[HttpRequest, Order, Actor, "int | None"], str]
+
+
+def _parse_local_datetime(raw: str) -> datetime.datetime | None:
+    if not raw:
+        return None
+    value = parse_datetime(raw)
+    if value is None:
+        raise services.OrderError(_("Enter a date and time like 2026-11-24 18:00."))
+    return timezone.make_aware(value) if timezone.is_naive(value) else value
+
+
+def _transition(name: str) -> ActionHandler:
+    def handler(request, order, actor, version):
+        services.order_transition(order=order, name=name, by=actor, expected_version=version)
+        return _("Done: %(action)s.") % {"action": TRANSITION_LABELS[name]}
+
+    return handler
+
+
+def _ship(request, order, actor, version):
+    services.order_ship(
+        order=order,
+        by=actor,
+        carrier_code=request.POST.get("carrier_code", ""),
+        tracking_number=request.POST.get("tracking_number", ""),
+        expected_version=version,
+    )
+    return _("Shipped.")
+
+
+def _cancel(request, order, actor, version):
+    services.order_cancel(order=order, by=actor, reason=request.POST.get("reason", ""), expected_version=version)
+    return _("Order cancelled.")
+
+
+def _set_carrier(request, order, actor, version):
+    services.order_set_carrier(order=order, by=actor, carrier_code=request.POST.get("carrier_code", ""), expected_version=version)
+    return _("Carrier channel changed.")
+
+
+def _hold(request, order, actor, version):
+    services.order_hold(
+        order=order,
+        by=actor,
+        reason=request.POST.get("reason", ""),
+        until=_parse_local_datetime(request.POST.get("until", "")),
+        note=request.POST.get("note", ""),
+        expected_version=version,
+    )
+    return _("Order put on hold.")
+
+
+def _release(request, order, actor, version):
+    services.order_release(order=order, by=actor, expected_version=version)
+    return _("Hold released.")
+
+
+def _claim(request, order, actor, version):
+    services.order_claim(order=order, by=actor, expected_version=version)
+    return _("You are now operating this order.")
+
+
+def _unclaim(request, order, actor, version):
+    services.order_unclaim(order=order, by=actor, expected_version=version)
+    return _("You let go of this order.")
+
+
+def _add_note(request, order, actor, version):
+    services.order_add_note(
+        order=order,
+        by=actor,
+        body=request.POST.get("body", ""),
+        kind=request.POST.get("kind", NoteKind.INFO),
+        audience=request.POST.get("audience", ""),
+    )
+    return _("Note added.")
+
+
+def _acknowledge(request, order, actor, version):
+    note = get_object_or_404(Note, pk=_int(request.POST.get("note_id")), order=order)
+    services.note_acknowledge(note=note, by=actor)
+    return _("Note acknowledged.")
+
+
+def _ask(request, order, actor, version):
+    services.feedback_request(order=order, by=actor, to_role=request.POST.get("to_role", ""), question=request.POST.get("question", ""))
+    return _("Question sent.")
+
+
+def _answer(request, order, actor, version):
+    feedback = get_object_or_404(FeedbackRequest, pk=_int(request.POST.get("request_id")), order=order)
+    services.feedback_answer(request=feedback, by=actor, answer=request.POST.get("answer", ""))
+    return _("Answer recorded.")
+
+
+def _tag(request, order, actor, version):
+    services.order_tag_add(order=order, by=actor, tag=request.POST.get("tag", ""))
+    return _("Tag added.")
+
+
+def _resolve_tag(request, order, actor, version):
+    services.order_tag_resolve(order=order, by=actor, tag=request.POST.get("tag", ""), resolution=request.POST.get("resolution", ""))
+    return _("Tag resolved.")
+
+
+def _open_case(request, order, actor, version):
+    try:
+        amount = Decimal(request.POST.get("amount") or "0").quantize(Decimal("0.01"))
+    except InvalidOperation as exc:
+        raise services.OrderError(_("Enter the amount as a number, e.g. 59.90.")) from exc
+    services.after_sales_open(
+        order=order,
+        by=actor,
+        kind=request.POST.get("kind", ""),
+        reason=request.POST.get("reason", ""),
+        sku_code=request.POST.get("sku_code", ""),
+        amount=amount,
+    )
+    return _("After-sales case opened.")
+
+
+def _decide_case(request, order, actor, version):
+    case = get_object_or_404(AfterSalesCase, pk=_int(request.POST.get("case_id")), order=order)
+    services.after_sales_decide(
+        case=case,
+        by=actor,
+        approve=request.POST.get("decision") == "approve",
+        reason=request.POST.get("reason", ""),
+        department=request.POST.get("department", ""),
+    )
+    return _("Decision recorded.")
+
+
+def _request_address(request, order, actor, version):
+    services.address_change_request(order=order, by=actor, **{f: request.POST.get(f, "") for f in services.ADDRESS_FIELDS})
+    return _("Address change requested.")
+
+
+def _resolve_address(request, order, actor, version):
+    change = get_object_or_404(AddressChangeRequest, pk=_int(request.POST.get("change_id")), order=order)
+    services.address_change_resolve(change=change, by=actor, apply=request.POST.get("decision") == "apply")
+    return _("Address change handled.")
+
+
+def _int(raw: str | None) -> int:
+    try:
+        return int(raw or "")
+    except ValueError as exc:
+        raise Http404 from exc
+
+
+TRANSITION_LABELS = {
+    "approve": _("approve"),
+    "start_picking": _("start picking"),
+    "pack": _("pack"),
+    "ship": _("ship"),
+    "complete": _("complete"),
+    "cancel": _("cancel"),
+}
+
+ACTIONS: dict[str, ActionHandler] = {
+    "approve": _transition("approve"),
+    "start_picking": _transition("start_picking"),
+    "pack": _transition("pack"),
+    "complete": _transition("complete"),
+    "ship": _ship,
+    "cancel": _cancel,
+    "carrier": _set_carrier,
+    "hold": _hold,
+    "release": _release,
+    "claim": _claim,
+    "unclaim": _unclaim,
+    "note": _add_note,
+    "acknowledge": _acknowledge,
+    "ask": _ask,
+    "answer": _answer,
+    "tag": _tag,
+    "resolve_tag": _resolve_tag,
+    "open_case": _open_case,
+    "decide_case": _decide_case,
+    "request_address": _request_address,
+    "resolve_address": _resolve_address,
+}
+
+
+@require_POST
+@role_required(*ALL_ROLES)
+def order_action(request: HttpRequest, order_number: str, action: str) -> HttpResponse:
+    handler = ACTIONS.get(action)
+    if handler is None:
+        raise Http404
+    order = get_object_or_404(Order, order_number=order_number)
+    version = _int(request.POST["version"]) if request.POST.get("version") else None
+    actor = Actor.of(request.user)
+    error = ""
+    try:
+        notice = handler(request, order, actor, version)
+    except services.OrderError as exc:
+        error, notice = str(exc), ""
+    if request.htmx:
+        context = _card_context(request, order_number)
+        context.update({"notice": notice, "error": error})
+        # 200 even when refused: htmx swaps only successful responses, and the refusal is
+        # shown on the fresh card next to the action.
+        return render(request, "orders/card.html#order-card", context)
+    if error:
+        messages.error(request, error)
+    else:
+        messages.success(request, notice)
+    return redirect("order_card", order_number=order_number)
+
+
+@require_POST
+@role_required(*ALL_ROLES)
+def phone_reveal(request: HttpRequest, order_number: str) -> HttpResponse:
+    order = get_object_or_404(Order, order_number=order_number)
+    phone = services.phone_reveal(order=order, by=Actor.of(request.user))
+    return render(request, "orders/card.html#phone-revealed", {"phone": phone, "order": order})
