@@ -1,0 +1,35 @@
+# Two commands on a fresh machine: `make demo` runs the cockpit, `make test` runs every test.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test install check-deploy messages clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet ".[test]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# Embedded by default (SQLite + filesystem broker); set DATABASE_URL / REDIS_URL for PostgreSQL and Redis.
+demo: $(STAMP)
+	DEBUG=$${DEBUG:-1} $(BIN)/python manage.py run_cockpit
+
+test: $(STAMP)
+	DEBUG=1 $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The production settings must pass Django's deployment checklist.
+check-deploy: $(STAMP)
+	DEBUG=0 SECRET_KEY=check-deploy-$$(date +%s)-a-long-random-looking-secret-key-value ALLOWED_HOSTS=cockpit.example.com \
+	  $(BIN)/python manage.py check --deploy --fail-level WARNING
+
+# Refresh the translation catalogues after changing user-facing strings (needs GNU gettext).
+messages: $(STAMP)
+	DEBUG=1 $(BIN)/python manage.py makemessages -l zh_Hans -l en --ignore=.venv --ignore=var
+	DEBUG=1 $(BIN)/python manage.py compilemessages --ignore=.venv
+
+clean:
+	rm -rf var/

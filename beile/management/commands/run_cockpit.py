@@ -1,0 +1,98 @@
+"""`make demo`: migrate, load demo data, then run web + Celery worker + beat + the local fakes of
+the outside systems as child processes, print where to go and how to log in, and stop them all
+together on Ctrl-C (or when one of them dies)."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError
+
+from orders.management.commands.seed_demo import DEMO_USERS, demo_password
+from orders.models import Order
+
+ROOT = Path(settings.BASE_DIR)
+
+
+def processes(host: str, port: int) -> dict[str, list[str]]:
+    python = sys.executable
+    return {
+        "web": [python, "-m", "gunicorn", "beile.wsgi", "--bind", f"{host}:{port}", "--workers", "2", "--threads", "4",
+                "--access-logfile", "-", "--graceful-timeout", "5"],
+        "worker": [python, "-m", "celery", "-A", "beile", "worker", "-l", "info", "--concurrency", "2"],
+        "beat": [python, "-m", "celery", "-A", "beile", "beat", "-l", "info"],
+    }
+
+
+class Command(BaseCommand):
+    help = "Run the whole cockpit locally: web, worker, beat and the fake outside systems."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
+        parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+        parser.add_argument("--orders", type=int, default=2000, help="demo orders to create on an empty database")
+        parser.add_argument("--exit-when-ready", action="store_true", help="start everything, check it answers, stop (smoke test)")
+
+    def handle(self, *args, host: str, port: int, orders: int, exit_when_ready: bool, **options):
+        call_command("migrate", interactive=False, verbosity=0)
+        if not Order.objects.exists():
+            self.stdout.write(f"Loading {orders} demo orders …")
+            call_command("seed_demo", orders=orders, verbosity=0, stdout=open(os.devnull, "w"))
+        else:
+            call_command("seed_demo", orders=0, verbosity=0, stdout=open(os.devnull, "w"))  # refresh logins
+
+        children: dict[str, subprocess.Popen] = {}
+        for name, command in processes(host, port).items():
+            children[name] = subprocess.Popen(command, cwd=ROOT, env=os.environ.copy(), start_new_session=True)
+
+        url = f"http://{host}:{port}/"
+        try:
+            self._wait_until_up(url, children)
+            self._banner(url)
+            if exit_when_ready:
+                return
+            while True:
+                for name, child in children.items():
+                    if child.poll() is not None:
+                        raise CommandError(f"{name} stopped (exit {child.returncode}); stopping the cockpit.")
+                time.sleep(1)
+        except KeyboardInterrupt:
+            self.stdout.write("\nStopping …")
+        finally:
+            for child in children.values():
+                if child.poll() is None:
+                    os.killpg(child.pid, signal.SIGTERM)
+            for child in children.values():
+                try:
+                    child.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    os.killpg(child.pid, signal.SIGKILL)
+
+    def _wait_until_up(self, url: str, children: dict[str, subprocess.Popen]) -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            for name, child in children.items():
+                if child.poll() is not None:
+                    raise CommandError(f"{name} failed to start (exit {child.returncode}).")
+            try:
+                with urllib.request.urlopen(url + "login/", timeout=2) as response:
+                    if response.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.5)
+        raise CommandError(f"The web process did not answer at {url} within 60 s.")
+
+    def _banner(self, url: str) -> None:
+        mode = "PostgreSQL" if settings.DATABASES["default"]["ENGINE"].endswith("postgresql") else "SQLite (embedded)"
+        broker = "Redis" if settings.REDIS_URL else "filesystem broker (embedded)"
+        self.stdout.write(self.style.SUCCESS(f"\n贝乐订单驾驶舱 is running at {url}  [{mode}, {broker}]"))
+        self.stdout.write("Demo logins (username / password):")
+        for role, name in DEMO_USERS:
+            self.stdout.write(f"  {role:<11} {demo_password(role):<24} {name}")
+        self.stdout.write("Press Ctrl-C to stop.\n")
