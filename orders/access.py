@@ -60,6 +60,17 @@ def role_required(*roles: str) -> Callable:
     return decorator
 
 
+def public_endpoint(reason: str) -> Callable:
+    """Marks a view that deliberately needs no login (a signed webhook, the customer's
+    self-service page, the health check); the role-matrix test reads the reason."""
+
+    def decorator(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+        view.public_reason = reason
+        return view
+
+    return decorator
+
+
 @dataclass(frozen=True)
 class Actor:
     """Who does something: a signed-in user acting in a role, or a named system ("system", "ERP")."""
