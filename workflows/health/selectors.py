@@ -15,6 +15,7 @@ HISTORY_DAYS = 30
 CHART_WIDTH = 300
 CHART_HEIGHT = 60
 BAR_SLOT = CHART_WIDTH / HISTORY_DAYS
+BASELINE = CHART_HEIGHT - 2
 
 
 @dataclass(frozen=True)
@@ -71,16 +72,16 @@ def chart(measure: Measure, values: list[tuple[datetime.date, float | None]]) ->
     span = (top - bottom) or 1.0
 
     def y_of(value: float) -> float:
-        return round(CHART_HEIGHT - 2 - (value - bottom) / span * (CHART_HEIGHT - 4), 2)
+        return round(BASELINE - (value - bottom) / span * (BASELINE - 2), 2)
 
     bars = []
     for index, (day, value) in enumerate(values):
         x = round(index * BAR_SLOT + 1, 2)
         if value is None:
-            bars.append(Bar(x, CHART_HEIGHT - 3, BAR_SLOT - 2, 2, "none", f"{day:%m-%d}: {_('no data')}"))
+            bars.append(Bar(x, BASELINE - 2, BAR_SLOT - 2, 2, "none", f"{day:%m-%d}: {_('no data')}"))
             continue
-        y = min(y_of(value), CHART_HEIGHT - 3)
-        bars.append(Bar(x, y, BAR_SLOT - 2, round(CHART_HEIGHT - 1 - y, 2), _state(measure, value), f"{day:%m-%d}: {measure.format(value)}"))
+        y = min(y_of(value), BASELINE - 1)  # a zero still shows as a sliver, unlike a missing day
+        bars.append(Bar(x, y, BAR_SLOT - 2, round(BASELINE - y, 2), _state(measure, value), f"{day:%m-%d}: {measure.format(value)}"))
     label = _("%(measure)s, last %(days)d days; target %(target)s") % {
         "measure": measure.label, "days": len(values), "target": measure.target_text()
     }

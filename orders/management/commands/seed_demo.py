@@ -321,14 +321,18 @@ class Command(BaseCommand):
             start, _end = business_day_bounds(day)
             moment = min(start + datetime.timedelta(hours=10), now - datetime.timedelta(minutes=5))
             active = [(order, state) for order in orders if (state := self._state_at(order, moment)) in FLOW[:4]]
-            for slot, (order, state) in enumerate(rng.sample(active, min(5, len(active))), start=1):
+            # An order past review first: today its warehouse answer lags one stage behind the system
+            # (the "ghost order" of the seed), so the demo's health page has a red measure to follow.
+            chosen = sorted(rng.sample(active, min(5, len(active))), key=lambda pair: pair[1] == "pending_review")
+            for slot, (order, state) in enumerate(chosen, start=1):
                 sample = ConsistencySample.objects.create(day=day, slot=slot, order=order, system_state=state, sampled_at=moment)
                 for group, person in (("sales", "sales"), ("warehouse", rng.choice(["dispatcher", "packer"])), ("service", "service")):
                     task = ConsistencyTask(sample=sample, group=group, assignee=users[person])
                     if not (offset == 0 and group == "sales"):
-                        wrong = rng.random() < 0.04 and state != "pending_review"
+                        lagging = offset == 0 and slot == 1 and group == "warehouse"
+                        wrong = (lagging or rng.random() < 0.04) and state != "pending_review"
                         task.answer = FLOW[FLOW.index(state) - 1] if wrong else state
-                        task.answered_at = moment + datetime.timedelta(minutes=rng.randrange(2, 90))
+                        task.answered_at = moment + datetime.timedelta(minutes=1 if lagging else rng.randrange(2, 90))
                         if task.answered_at > now:
                             task.answer, task.answered_at = "", None
                     task.save()
