@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 import dj_database_url
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
@@ -47,6 +48,7 @@ INSTALLED_APPS = [
     "beile",
     "orders",
     "workflows",
+    "workflows.health",
 ]
 
 MIDDLEWARE = [
@@ -146,6 +148,10 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 # Periodic work is declared here so that one beat process sees the whole schedule.
 CELERY_BEAT_SCHEDULE: dict = {
     "release-expired-holds": {"task": "orders.tasks.release_expired_holds", "schedule": 60.0},
+    # The health self-check: yesterday's measures frozen after midnight; the day's five
+    # cross-role status checks handed out at 10:00, when every side is at work.
+    "health-store-yesterday": {"task": "workflows.health.tasks.store_yesterdays_measures", "schedule": crontab(hour=0, minute=20)},
+    "health-sample-status-checks": {"task": "workflows.health.tasks.sample_status_checks", "schedule": crontab(hour=10, minute=0)},
 }
 
 # --- Auth -------------------------------------------------------------------------------------

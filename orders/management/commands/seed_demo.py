@@ -29,6 +29,10 @@ from orders.models import (
     Shipment,
     TrackingEvent,
 )
+from workflows.health.measures import business_day_bounds, business_today
+from workflows.health.models import ConsistencySample, ConsistencyTask
+from workflows.health.services import measures_store_day
+from workflows.models import Ticket
 
 DEMO_USERS = [
     # username (= role), full name
@@ -204,7 +208,8 @@ class Command(BaseCommand):
                 carrier_code=carrier,
                 requires_cold_chain=cold,
                 placed_at=placed,
-                created_at=placed,
+                # Recorded here a little after the ERP had it: the status update delay the health page measures.
+                created_at=min(placed + self._import_delay(rng), now),
                 source_updated_at=placed + datetime.timedelta(minutes=rng.randrange(1, 12)),
             )
             plans.append((order, status, lines, fuzzy))
@@ -226,7 +231,7 @@ class Command(BaseCommand):
         Order.objects.bulk_create([order for order, *_ in plans], batch_size=500)
         saved = {o.order_number: o for o in Order.objects.filter(order_number__in=[p[0].order_number for p in plans])}
 
-        lines_out, events, notes, tags, shipments, cases, changes = [], [], [], [], [], [], []
+        lines_out, events, notes, tags, shipments, cases, changes, tickets = [], [], [], [], [], [], [], []
         for plan_order, status, lines, fuzzy in plans:
             order = saved[plan_order.order_number]
             for product, quantity, gift in lines:
@@ -234,13 +239,18 @@ class Command(BaseCommand):
                     OrderLine(order=order, product=product, sku_code=product.sku_code, product_name=product.name, quantity=quantity,
                               unit_price=Decimal("0.00") if gift else product.unit_price, is_gift=gift, cold_chain=product.cold_chain)
                 )
-            events.append(OrderEvent(order=order, kind=EventKind.CREATED, occurred_at=order.placed_at, source_time=order.placed_at,
+            events.append(OrderEvent(order=order, kind=EventKind.CREATED, occurred_at=order.created_at, source_time=order.placed_at,
                                      actor_name="ERP", payload={"source": order.source}))
             self._history(order, status, users, events)
             if fuzzy:
                 tags.append(OrderTag(order=order, tag="fuzzy_address", opened_at=order.placed_at + datetime.timedelta(minutes=2)))
             if rng.random() < 0.03:
                 tags.append(OrderTag(order=order, tag="invoice_pending", opened_at=order.placed_at + datetime.timedelta(minutes=5)))
+            tags.extend(self._resolved_tags(rng, order, status, users))
+            if status in ("shipped", "completed") and rng.random() < 0.03:
+                ticket = self._ticket(rng, order, users)
+                if ticket.opened_at <= timezone.now():
+                    tickets.append(ticket)
             if rng.random() < 0.18:
                 kind, audience, body = rng.choice(NOTES)
                 author_role = {"service": "service", "warehouse": "service", "logistics": "sales", "": "sales"}[audience]
@@ -249,7 +259,9 @@ class Command(BaseCommand):
             if status in ("shipped", "completed"):
                 shipments.append(self._shipment(rng, order, status))
                 if rng.random() < 0.06:
-                    cases.append(self._case(rng, order, lines, users))
+                    case = self._case(rng, order, lines, users)
+                    if case is not None:
+                        cases.append(case)
             if status == "picking" and rng.random() < 0.02:
                 changes.append(AddressChangeRequest(order=order, receiver_name=order.receiver_name, receiver_phone=order.receiver_phone,
                                                     province=order.province, city=order.city, district=order.district,
@@ -265,10 +277,80 @@ class Command(BaseCommand):
         for shipment, texts in shipments:
             tracking.extend(TrackingEvent(shipment=shipment, **fields) for fields in texts)
         TrackingEvent.objects.bulk_create(tracking, batch_size=1000)
+        Ticket.objects.bulk_create(tickets)
+        self._status_checks(rng, users, list(saved.values()))
+        # A week of stored history for the health page's charts (the nightly task keeps it going).
+        today = business_today()
+        for offset in range(7, 0, -1):
+            measures_store_day(day=today - datetime.timedelta(days=offset))
         self.stdout.write(f"Created {len(plans)} orders, {len(customers)} customers, {len(shipments)} shipments.")
 
+    def _import_delay(self, rng: random.Random) -> datetime.timedelta:
+        """Mostly a few minutes from the ERP to here; now and then a slow import batch."""
+        if rng.random() < 0.12:
+            return datetime.timedelta(seconds=rng.randrange(15 * 60, 45 * 60))
+        return datetime.timedelta(seconds=rng.randrange(20, 12 * 60))
+
+    def _resolved_tags(self, rng: random.Random, order: Order, status: str, users: dict[str, User]) -> list[OrderTag]:
+        """Exceptions already handled: fuzzy addresses fixed before approval, invoices issued by finance."""
+        tags = []
+        if status not in ("pending_review", "cancelled") and rng.random() < 0.06:
+            opened = order.placed_at + datetime.timedelta(minutes=2)
+            resolved = max(opened + datetime.timedelta(minutes=3), min(opened + datetime.timedelta(minutes=rng.randrange(5, 150)), order.paid_at))
+            tags.append(OrderTag(order=order, tag="fuzzy_address", opened_at=opened, opened_by=users["reviewer"], resolved_at=resolved,
+                                 resolved_by=users["reviewer"], resolution="已电话联系客户，补全门牌号"))
+        if status in ("shipped", "completed") and rng.random() < 0.04:
+            opened = order.placed_at + datetime.timedelta(minutes=5)
+            resolved = opened + datetime.timedelta(minutes=rng.randrange(30, 300))
+            if resolved <= timezone.now():  # an order may already carry an open invoice tag: only resolved ones here
+                tags.append(OrderTag(order=order, tag="invoice_pending", opened_at=opened, opened_by=users["service"], resolved_at=resolved,
+                                     resolved_by=users["finance"], resolution="电子发票已开具并发送"))
+        return tags
+
+    def _ticket(self, rng: random.Random, order: Order, users: dict[str, User]) -> Ticket:
+        opened = order.shipped_at + datetime.timedelta(hours=24, minutes=rng.randrange(0, 120))
+        closed = opened + datetime.timedelta(minutes=rng.randrange(20, 240))
+        done = closed < timezone.now() and rng.random() < 0.85
+        return Ticket(order=order, kind="stalled", owner=users["courier"], summary="物流超过24小时没有更新",
+                      opened_at=opened, closed_at=closed if done else None,
+                      closed_by=users["courier"] if done else None, resolution="已联系网点，包裹已继续转运" if done else "")
+
+    def _status_checks(self, rng: random.Random, users: dict[str, User], orders: list[Order]) -> None:
+        """A week of the daily cross-role status checks: at 10:00, five orders active at that moment,
+        each answered by sales, warehouse and service — nearly always right, rarely one
+        stage behind; today's sales answers are still open so the sales login shows the badge."""
+        now = timezone.now()
+        today = business_today()
+        for offset in range(7, -1, -1):
+            day = today - datetime.timedelta(days=offset)
+            start, _end = business_day_bounds(day)
+            moment = min(start + datetime.timedelta(hours=10), now - datetime.timedelta(minutes=5))
+            active = [(order, state) for order in orders if (state := self._state_at(order, moment)) in FLOW[:4]]
+            # An order past review first: today its warehouse answer lags one stage behind the system
+            # (the "ghost order" of the seed), so the demo's health page has a red measure to follow.
+            chosen = sorted(rng.sample(active, min(5, len(active))), key=lambda pair: pair[1] == "pending_review")
+            for slot, (order, state) in enumerate(chosen, start=1):
+                sample = ConsistencySample.objects.create(day=day, slot=slot, order=order, system_state=state, sampled_at=moment)
+                for group, person in (("sales", "sales"), ("warehouse", rng.choice(["dispatcher", "packer"])), ("service", "service")):
+                    task = ConsistencyTask(sample=sample, group=group, assignee=users[person])
+                    if not (offset == 0 and group == "sales"):
+                        lagging = offset == 0 and slot == 1 and group == "warehouse"
+                        wrong = (lagging or rng.random() < 0.01) and state != "pending_review"
+                        task.answer = FLOW[FLOW.index(state) - 1] if wrong else state
+                        task.answered_at = moment + datetime.timedelta(minutes=1 if lagging else rng.randrange(2, 90))
+                        if task.answered_at > now:
+                            task.answer, task.answered_at = "", None
+                    task.save()
+
+    @staticmethod
+    def _state_at(order: Order, moment: datetime.datetime) -> str:
+        if order.created_at > moment or (order.cancelled_at and order.cancelled_at <= moment):
+            return ""
+        reached = [stage for stage in FLOW if getattr(order, f"{stage}_at") and getattr(order, f"{stage}_at") <= moment]
+        return reached[-1] if reached else ""
+
     def _stamp_stages(self, rng: random.Random, order: Order, status: str) -> None:
-        moment = order.placed_at
+        moment = order.created_at
         order.pending_review_at = moment
         if status == "cancelled":
             order.cancelled_at = moment + datetime.timedelta(minutes=rng.randrange(5, 90))
@@ -311,18 +393,20 @@ class Command(BaseCommand):
                             created_at=order.shipped_at)
         return shipment, texts
 
-    def _case(self, rng: random.Random, order: Order, lines: list, users: dict[str, User]) -> AfterSalesCase:
+    def _case(self, rng: random.Random, order: Order, lines: list, users: dict[str, User]) -> AfterSalesCase | None:
         product, quantity, _gift = rng.choice(lines)
         kind = rng.choice(["return", "refund", "missing_gift", "wrong_item", "damaged", "exchange"])
         decided = rng.random() < 0.7
         rejected = decided and rng.random() < 0.35
         opened = order.shipped_at + datetime.timedelta(hours=rng.randrange(20, 60))
+        if opened > timezone.now():
+            return None  # the customer has not complained yet (piling these up at "now" would skew today's rate)
         return AfterSalesCase(
             order=order, sku_code=product.sku_code, kind=kind,
             status=("rejected" if rejected else "approved") if decided else "open",
             reason=rng.choice(["罐体凹陷", "尺码不合适", "少发赠品口水巾", "发错规格", "宝宝不爱喝"]),
             amount=product.unit_price if kind in ("refund", "return") else Decimal("0.00"),
-            opened_by=users["service"], opened_at=min(opened, timezone.now()),
+            opened_by=users["service"], opened_at=opened,
             decision_reason=(rng.choice(["已拆封影响二次销售", "超出7天无理由期限"]) if rejected else "核实属实，同意处理") if decided else "",
             decided_by=users["service"] if decided else None,
             decided_by_department=(rng.choice(["技术部", "品控部"]) if rejected else "售后部") if decided else "",

@@ -1,0 +1,12 @@
+from django.urls import path
+
+from workflows.health import views
+
+app_name = "health"
+urlpatterns = [
+    path("", views.health_page, name="page"),
+    path("measures.csv", views.health_csv, name="csv"),
+    path("checks/", views.status_checks, name="checks"),
+    path("checks/<int:task_id>/answer/", views.status_check_answer, name="check_answer"),
+    path("<slug:key>/", views.health_behind, name="behind"),
+]
