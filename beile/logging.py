@@ -12,15 +12,15 @@ import logging
 import os
 import re
 
-# A mainland mobile number (PROTOCOLS.md: ^1[3-9]\d{9}$) standing alone, not inside a longer
-# run of digits such as an order number or a timestamp.
-MOBILE_NUMBER = re.compile(r"(?<!\d)(1[3-9]\d)\d{4}(\d{4})(?!\d)")
+# A mainland mobile number (PROTOCOLS.md: ^1[3-9]\d{9}$), also as typed: +86/0086 in front,
+# spaces or dashes inside; never inside a longer run of digits (an order number, a timestamp).
+MOBILE_NUMBER = re.compile(r"(?<!\d)((?:\+?86|0086)[-\s]?)?(1[3-9]\d)[-\s]?\d{4}[-\s]?(\d{4})(?!\d)")
 PLAIN_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 
 
 def mask_mobile_numbers(text: str) -> str:
     """13812345678 → 138****5678, the same shape the cockpit shows to masked roles."""
-    return MOBILE_NUMBER.sub(r"\1****\2", text)
+    return MOBILE_NUMBER.sub(r"\1\2****\3", text)
 
 
 class MaskMobileNumbers(logging.Filter):
