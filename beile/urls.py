@@ -3,15 +3,23 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from django.utils.translation import gettext_lazy as _
 
+from beile.health import healthz
 from orders import views as order_views
+from orders.access import public_endpoint
 
 admin.site.site_header = _("Beile Order Cockpit")
 admin.site.site_title = _("Beile Order Cockpit")
 
 urlpatterns = [
     path("", order_views.home, name="home"),
-    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
-    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path(
+        "login/",
+        public_endpoint("the login page")(auth_views.LoginView.as_view(redirect_authenticated_user=True)),
+        name="login",
+    ),
+    path("logout/", public_endpoint("logging out needs no role")(auth_views.LogoutView.as_view()), name="logout"),
+    # No trailing slash: SECURE_REDIRECT_EXEMPT lets probes use plain HTTP on exactly this path.
+    path("healthz", healthz, name="healthz"),
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
     path("health/", include("workflows.health.urls")),

@@ -16,7 +16,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
 from orders import selectors, services
-from orders.access import ALL_ROLES, Actor, display_phone, role_required, user_roles
+from orders.access import ALL_ROLES, Actor, display_phone, public_endpoint, role_required, user_roles
 from orders.models import (
     AddressChangeRequest,
     AfterSalesCase,
@@ -35,6 +35,7 @@ from orders.models import (
 
 
 @require_GET
+@public_endpoint("sends anonymous visitors to the login page and everyone else to the order list")
 def home(request: HttpRequest) -> HttpResponse:
     if not request.user.is_authenticated:
         return redirect("login")

@@ -23,8 +23,9 @@ ROOT = Path(settings.BASE_DIR)
 def processes(host: str, port: int) -> dict[str, list[str]]:
     python = sys.executable
     return {
-        "web": [python, "-m", "gunicorn", "beile.wsgi", "--bind", f"{host}:{port}", "--workers", "2", "--threads", "4",
-                "--access-logfile", "-", "--graceful-timeout", "5"],
+        # The production gunicorn.conf.py (log format, no control socket), sized for a laptop.
+        "web": [python, "-m", "gunicorn", "-c", "gunicorn.conf.py", "beile.wsgi", "--bind", f"{host}:{port}",
+                "--workers", "2", "--threads", "4", "--graceful-timeout", "5"],
         "worker": [python, "-m", "celery", "-A", "beile", "worker", "-l", "info", "--concurrency", "2"],
         "beat": [python, "-m", "celery", "-A", "beile", "beat", "-l", "info"],
     }

@@ -1,0 +1,80 @@
+"""Log records without personal data, as plain text or one JSON object per line (LOG_FORMAT=json).
+
+Standard library only: gunicorn.conf.py loads this before Django is set up, so the web server's
+own access and error logs go through the same filter and formatter as the application's.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import logging
+import os
+import re
+
+# A mainland mobile number (PROTOCOLS.md: ^1[3-9]\d{9}$), also as typed: +86/0086 in front,
+# spaces or dashes inside; never inside a longer run of digits (an order number, a timestamp).
+MOBILE_NUMBER = re.compile(r"(?<!\d)((?:\+?86|0086)[-\s]?)?(1[3-9]\d)[-\s]?\d{4}[-\s]?(\d{4})(?!\d)")
+PLAIN_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
+
+
+def mask_mobile_numbers(text: str) -> str:
+    """13812345678 → 138****5678, the same shape the cockpit shows to masked roles."""
+    return MOBILE_NUMBER.sub(r"\1\2****\3", text)
+
+
+class MaskMobileNumbers(logging.Filter):
+    """Masks every mobile number in the final message (arguments included) and in the traceback
+    text, so that neither `logger.info("lookup %s", phone)` nor an exception quoting a phone
+    number writes it to the log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        masked = mask_mobile_numbers(message)
+        if masked != message:
+            record.msg, record.args = masked, None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = mask_mobile_numbers(record.exc_text)
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, and the exception if any."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": datetime.datetime.fromtimestamp(record.created, datetime.UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+            "process": record.process,
+        }
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            entry["exception"] = record.exc_text
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def logging_config(*, loggers: dict | None = None) -> dict:
+    """The dictConfig both Django (settings.LOGGING) and gunicorn (logconfig_dict) use.
+    LOG_FORMAT=json selects the JSON formatter, LOG_LEVEL the root level."""
+    formatter = {"()": JsonFormatter} if os.environ.get("LOG_FORMAT", "").lower() == "json" else {"format": PLAIN_FORMAT}
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "filters": {"mask_mobile_numbers": {"()": MaskMobileNumbers}},
+        "formatters": {"default": formatter},
+        "handlers": {
+            "console": {
+                "class": "logging.StreamHandler",
+                "formatter": "default",
+                "filters": ["mask_mobile_numbers"],
+                "stream": "ext://sys.stderr",
+            }
+        },
+        "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+        "loggers": loggers or {},
+    }

@@ -1,0 +1,329 @@
+"""The security matrix, generated from the URL resolver so that every view added later is covered.
+
+Every URL pattern in beile.urls (admin, i18n and static files aside) must declare who may use it:
+`@role_required(...)` (sets `allowed_roles`) or `@public_endpoint("why")` (sets `public_reason`).
+Then, for every URL × every role + "outsider" (signed in, no role) + anonymous:
+anonymous → the login page; a role not allowed → 403; an allowed role → served (200, or a
+redirect after a POST; other statuses only where EXPECTED_OTHER_STATUSES documents them).
+Every response carries the Content-Security-Policy and no page has inline script, inline style
+or event-handler attributes; no page shown to a masked role holds a full mobile number; a POST
+without a CSRF token is refused everywhere except the signed webhooks listed below; an unknown
+order number is a plain 404 (and no different from a real one to those who may not look).
+Login throttling (django-axes) is checked at the end.
+"""
+
+from __future__ import annotations
+
+import datetime
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import pytest
+import time_machine
+from django.contrib.auth.models import User
+from django.http import HttpResponse
+from django.test import Client
+from django.urls import URLPattern, URLResolver, get_resolver, resolve, reverse
+from django.utils import timezone
+
+from beile.middleware import CONTENT_SECURITY_POLICY
+from orders import services
+from orders.access import ALL_ROLES, MASKED_PHONE_ROLES, Actor
+from orders.models import Order
+from tests.conftest import PASSWORD, make_order
+
+IDENTITIES = (*ALL_ROLES, "outsider", "anonymous")
+SKIPPED_PREFIXES = ("admin/", "i18n/", "static/", "media/", "__debug__/")
+
+# Signature-authenticated webhooks: outside systems cannot send our CSRF token, so these views
+# are csrf_exempt and check a signature instead (their own tests cover bad signatures, stale
+# timestamps and replays). Every other view must refuse a POST without a CSRF token.
+CSRF_EXEMPT_WEBHOOKS: dict[str, str] = {}
+
+# Statuses other than 200 / redirect that an allowed role may get from the matrix's sample
+# request, with the reason. {url name: {status: why}}.
+EXPECTED_OTHER_STATUSES: dict[str, dict[int, str]] = {}
+
+# The sample order's phone numbers, which masked roles must never see in full.
+CUSTOMER_PHONE = "13912345678"
+NEW_RECEIVER_PHONE = "13787654321"
+MOBILE_NUMBER = re.compile(r"(?<![\d])1[3-9]\d{9}(?![\d])")
+INLINE_SCRIPT = re.compile(r"<script\b(?![^>]*\bsrc=)[^>]*>(?!\s*</script>)", re.IGNORECASE)
+STYLE_ATTRIBUTE = re.compile(r"<[a-z][^>]*\sstyle\s*=", re.IGNORECASE)
+HX_ON_ATTRIBUTE = re.compile(r"<[a-z][^>]*\s(?:data-)?hx-on[:\-]", re.IGNORECASE)
+EVENT_HANDLER_ATTRIBUTE = re.compile(r"<[a-z][^>]*\son[a-z]+\s*=", re.IGNORECASE)
+
+
+@dataclass
+class World:
+    """The objects URL kwargs point at."""
+
+    people: dict[str, User]
+    order: Order
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+# How to fill each URL kwarg with something that exists. A new URL with a kwarg not listed here
+# fails the matrix with a message saying to add it.
+SAMPLE_KWARGS: dict[str, Callable[[World], object]] = {
+    "order_number": lambda world: world.order.order_number,
+    # An action that changes nothing when posted without a body (an empty note is refused).
+    "action": lambda world: "note",
+}
+# Kwargs that name a single order: the matrix also asks for a number that does not exist.
+MISSING_ORDER_KWARGS = {"order_number": "NX0000404404"}
+
+
+@dataclass(frozen=True)
+class Route:
+    name: str
+    route: str
+    view: Callable
+    kwargs: tuple[str, ...]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def _pattern_kwargs(pattern) -> list[str]:
+    converters = getattr(pattern.pattern, "converters", None)
+    if converters is not None:
+        return list(converters)
+    return list(pattern.pattern.regex.groupindex)
+
+
+def walk(patterns, prefix: str = "", namespace: str = "", kwargs: tuple[str, ...] = ()) -> Iterator[Route]:
+    for pattern in patterns:
+        route = prefix + str(pattern.pattern).lstrip("^")
+        if route.startswith(SKIPPED_PREFIXES):
+            continue
+        names = kwargs + tuple(_pattern_kwargs(pattern))
+        if isinstance(pattern, URLResolver):
+            inner = f"{namespace}{pattern.namespace}:" if pattern.namespace else namespace
+            yield from walk(pattern.url_patterns, route, inner, names)
+        elif isinstance(pattern, URLPattern):
+            name = f"{namespace}{pattern.name}" if pattern.name else f"<unnamed {route}>"
+            yield Route(name=name, route=route, view=pattern.callback, kwargs=names)
+
+
+ROUTES = list(walk(get_resolver().url_patterns))
+ORDER_ROUTES = [route for route in ROUTES if set(route.kwargs) & set(MISSING_ORDER_KWARGS)]
+
+
+def test_the_matrix_sees_the_known_urls():
+    names = {route.name for route in ROUTES}
+    assert {"home", "login", "logout", "healthz", "order_list", "order_card", "order_action", "phone_reveal"} <= names
+
+
+@pytest.mark.parametrize("route", ROUTES, ids=str)
+def test_every_view_declares_its_access(route):
+    roles = getattr(route.view, "allowed_roles", None)
+    reason = getattr(route.view, "public_reason", None)
+    assert roles or reason, (
+        f"{route.name} ({route.route}) declares no access: decorate the view with "
+        "@role_required(...) or @public_endpoint('why') from orders.access"
+    )
+    assert not (roles and reason), f"{route.name} is both role-restricted and public"
+    if roles:
+        assert set(roles) <= set(ALL_ROLES), f"{route.name} names unknown roles {set(roles) - set(ALL_ROLES)}"
+    else:
+        assert isinstance(reason, str) and reason.strip(), f"{route.name}: say why it is public"
+    assert not route.name.startswith("<unnamed"), f"{route.route}: give the URL pattern a name"
+
+
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings):
+    """The matrix creates the nine people for each of its many cases; real hashing would take
+    most of the run and is not what is under test here."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def world(people) -> World:
+    order = make_order(phone=CUSTOMER_PHONE, buyer_message="请尽快发货")
+    supervisor = Actor.of(people["supervisor"])
+    services.order_add_note(order=order, by=Actor.of(people["service"]), body="客户要求明天12点前送达")
+    services.address_change_request(
+        order=order, by=supervisor, receiver_name="王丽", receiver_phone=NEW_RECEIVER_PHONE,
+        province="浙江省", city="杭州市", district="西湖区", address="文三路1号",
+    )
+    return World(people=people, order=order)
+
+
+def build_url(route: Route, world: World, **overrides: str) -> str:
+    values = {}
+    for name in route.kwargs:
+        if name in overrides:
+            values[name] = overrides[name]
+        elif name in SAMPLE_KWARGS:
+            values[name] = SAMPLE_KWARGS[name](world)
+        else:
+            pytest.fail(
+                f"{route.name} ({route.route}) takes the URL kwarg <{name}>, which the security matrix cannot fill: "
+                f"add '{name}': lambda world: <a value that exists> to SAMPLE_KWARGS in tests/test_security_matrix.py "
+                "(create the object it points at in the `world` fixture)."
+            )
+    url = reverse(route.name, kwargs=values)
+    assert resolve(url).func is route.view, f"{url} does not resolve to the view of {route.name}"
+    return url
+
+
+def client_for(identity: str, world: World, **options) -> Client:
+    client = Client(**options)
+    if identity != "anonymous":
+        client.force_login(world.people[identity])
+    return client
+
+
+def fetch(client: Client, url: str) -> tuple[str, HttpResponse]:
+    """GET, or POST (with no body) when the view takes only POST."""
+    response = client.get(url)
+    if response.status_code == 405:
+        return "POST", client.post(url, {})
+    return "GET", response
+
+
+def is_login_redirect(response: HttpResponse) -> bool:
+    return response.status_code == 302 and response["Location"].startswith(reverse("login"))
+
+
+def check_page(route: Route, identity: str, method: str, response: HttpResponse) -> None:
+    where = f"{method} {route.name} as {identity}"
+    policy = response.get("Content-Security-Policy", "")
+    assert "script-src 'self'" in policy and "style-src 'self'" in policy, f"{where}: no Content-Security-Policy: {policy!r}"
+    assert "unsafe-inline" not in policy and "unsafe-eval" not in policy, f"{where}: {policy!r}"
+    if "html" not in response.get("Content-Type", ""):
+        return
+    html = response.content.decode()
+    for pattern, what in (
+        (INLINE_SCRIPT, "an inline <script> body"),
+        (STYLE_ATTRIBUTE, "a style= attribute"),
+        (HX_ON_ATTRIBUTE, "an hx-on attribute"),
+        (EVENT_HANDLER_ATTRIBUTE, "an on…= event handler attribute"),
+    ):
+        match = pattern.search(html)
+        assert match is None, f"{where}: the CSP forbids {what}: {html[match.start():match.start() + 120]!r}"
+    # Revealing the full number is a deliberate, logged POST (phone_reveal); every page GET
+    # shows masked roles only the masked form.
+    if identity in MASKED_PHONE_ROLES and method == "GET":
+        assert CUSTOMER_PHONE not in html and NEW_RECEIVER_PHONE not in html, f"{where}: full phone number shown"
+        match = MOBILE_NUMBER.search(html)
+        assert match is None, f"{where}: a full mobile number is shown to a masked role: {match[0]}"
+
+
+def check_allowed(route: Route, identity: str, method: str, response: HttpResponse) -> None:
+    status = response.status_code
+    where = f"{method} {route.name} as allowed role {identity}"
+    assert not is_login_redirect(response), f"{where}: sent to the login page"
+    assert status != 403, f"{where}: refused"
+    served = status == 200 or status in (301, 302, 303) or (method == "POST" and status in (204, 400, 409))
+    assert served or status in EXPECTED_OTHER_STATUSES.get(route.name, {}), (
+        f"{where}: got {status}; if that is right, document it in EXPECTED_OTHER_STATUSES"
+    )
+
+
+@pytest.mark.parametrize("route", ROUTES, ids=str)
+def test_role_matrix(route, world):
+    url = build_url(route, world)
+    allowed = getattr(route.view, "allowed_roles", frozenset())
+    public = getattr(route.view, "public_reason", None)
+    for identity in IDENTITIES:
+        method, response = fetch(client_for(identity, world), url)
+        check_page(route, identity, method, response)
+        assert response.status_code < 500
+        if public:
+            continue
+        if identity == "anonymous":
+            assert is_login_redirect(response), f"anonymous {method} {route.name}: {response.status_code}, not the login page"
+        elif identity in allowed:
+            check_allowed(route, identity, method, response)
+        else:
+            assert response.status_code == 403, f"{identity} {method} {route.name}: {response.status_code}, expected 403"
+
+
+@pytest.mark.parametrize("route", ROUTES, ids=str)
+def test_post_without_csrf_token_is_refused(route, world):
+    url = build_url(route, world)
+    exempt = bool(getattr(route.view, "csrf_exempt", False))
+    if route.name in CSRF_EXEMPT_WEBHOOKS:
+        assert exempt and getattr(route.view, "public_reason", None), f"{route.name}: listed as a webhook but not one"
+        return
+    assert not exempt, f"{route.name} is csrf_exempt but not listed in CSRF_EXEMPT_WEBHOOKS (with its signature check)"
+    allowed = sorted(getattr(route.view, "allowed_roles", ()))
+    identity = allowed[0] if allowed else "anonymous"
+    client = client_for(identity, world, enforce_csrf_checks=True)
+    response = client.post(url, {"body": "x", "version": "1"})
+    assert response.status_code == 403 and b"CSRF" in response.content, (
+        f"POST {route.name} as {identity} without a CSRF token: {response.status_code}"
+    )
+
+
+@pytest.mark.parametrize("route", ORDER_ROUTES, ids=str)
+def test_unknown_order_number_is_a_plain_404(route, world):
+    """Those allowed get a 404; the others get exactly what they get for a real order, so
+    order numbers cannot be probed by anyone who may not read orders."""
+    real_url = build_url(route, world)
+    missing_url = build_url(route, world, **{k: v for k, v in MISSING_ORDER_KWARGS.items() if k in route.kwargs})
+    allowed = getattr(route.view, "allowed_roles", frozenset())
+    for identity in IDENTITIES:
+        method, missing = fetch(client_for(identity, world), missing_url)
+        if identity in allowed:
+            assert missing.status_code == 404, f"{identity} {method} {missing_url}: {missing.status_code}"
+            assert world.order.order_number.encode() not in missing.content
+        else:
+            _, real = fetch(client_for(identity, world), real_url)
+            assert (missing.status_code, missing.get("Location", "").split("?")[0]) == (
+                real.status_code, real.get("Location", "").split("?")[0]
+            ), f"{identity} can tell a real order from a missing one at {route.name}"
+
+
+# --- Login throttling (django-axes) ----------------------------------------------------------
+
+def _log_in(client: Client, username: str, password: str, address: str = "127.0.0.1", **headers) -> HttpResponse:
+    return client.post(reverse("login"), {"username": username, "password": password}, REMOTE_ADDR=address, **headers)
+
+
+def test_login_throttling_locks_out_a_username_from_one_address(people, settings):
+    assert settings.AXES_FAILURE_LIMIT == 5
+    client = Client()
+    for attempt in range(settings.AXES_FAILURE_LIMIT - 1):
+        response = _log_in(client, "reviewer", "wrong-password")
+        assert response.status_code == 200, attempt
+        assert 'id="login-error"' in response.content.decode()
+    locked = _log_in(client, "reviewer", "wrong-password")
+    assert locked.status_code == 429
+    # Now even the right password is refused, with the reason and how long to wait.
+    locked = _log_in(client, "reviewer", PASSWORD)
+    assert locked.status_code == 429
+    page = locked.content.decode()
+    assert 'id="login-locked"' in page and "15" in page
+    assert locked["Content-Security-Policy"] == CONTENT_SECURITY_POLICY
+    assert is_login_redirect(client.get(reverse("order_list")))
+
+    # Only that username from that address: the same person elsewhere and a colleague here log in.
+    assert _log_in(Client(), "reviewer", PASSWORD, address="10.1.2.3").status_code == 302
+    assert _log_in(Client(), "packer", PASSWORD).status_code == 302
+
+    # After the cool-off the right password works again.
+    with time_machine.travel(timezone.now() + datetime.timedelta(minutes=16), tick=False):
+        assert _log_in(Client(), "reviewer", PASSWORD).status_code == 302
+
+
+def test_a_successful_login_resets_the_failure_count(people, settings):
+    for _ in range(settings.AXES_FAILURE_LIMIT - 1):
+        _log_in(Client(), "service", "wrong-password")
+    assert _log_in(Client(), "service", PASSWORD).status_code == 302
+    for _ in range(settings.AXES_FAILURE_LIMIT - 1):
+        assert _log_in(Client(), "service", "wrong-password").status_code == 200
+
+
+def test_behind_a_proxy_failures_count_by_the_forwarded_address(people, settings):
+    settings.TRUSTED_PROXY_COUNT = 1
+    for _ in range(settings.AXES_FAILURE_LIMIT):
+        _log_in(Client(), "courier", "wrong-password", address="10.0.0.1", HTTP_X_FORWARDED_FOR="203.0.113.5")
+    assert _log_in(Client(), "courier", PASSWORD, address="10.0.0.1", HTTP_X_FORWARDED_FOR="203.0.113.5").status_code == 429
+    # Another client behind the same proxy is not locked out, and a forged left-most entry does not help.
+    assert _log_in(Client(), "courier", PASSWORD, address="10.0.0.1", HTTP_X_FORWARDED_FOR="203.0.113.6").status_code == 302
+    forged = _log_in(Client(), "courier", PASSWORD, address="10.0.0.1", HTTP_X_FORWARDED_FOR="198.51.100.1, 203.0.113.5")
+    assert forged.status_code == 429
