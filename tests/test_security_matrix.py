@@ -32,6 +32,7 @@ from orders import services
 from orders.access import ALL_ROLES, MASKED_PHONE_ROLES, Actor
 from orders.models import Order
 from tests.conftest import PASSWORD, make_order
+from workflows.health.models import ConsistencySample, ConsistencyTask
 
 IDENTITIES = (*ALL_ROLES, "outsider", "anonymous")
 SKIPPED_PREFIXES = ("admin/", "i18n/", "static/", "media/", "__debug__/")
@@ -43,7 +44,9 @@ CSRF_EXEMPT_WEBHOOKS: dict[str, str] = {}
 
 # Statuses other than 200 / redirect that an allowed role may get from the matrix's sample
 # request, with the reason. {url name: {status: why}}.
-EXPECTED_OTHER_STATUSES: dict[str, dict[int, str]] = {}
+EXPECTED_OTHER_STATUSES: dict[str, dict[int, str]] = {
+    "health:check_answer": {404: "a status check belongs to its assignee: anyone else's id is not found"},
+}
 
 # The sample order's phone numbers, which masked roles must never see in full.
 CUSTOMER_PHONE = "13912345678"
@@ -70,6 +73,8 @@ SAMPLE_KWARGS: dict[str, Callable[[World], object]] = {
     "order_number": lambda world: world.order.order_number,
     # An action that changes nothing when posted without a body (an empty note is refused).
     "action": lambda world: "note",
+    "key": lambda world: "status_update_delay",
+    "task_id": lambda world: world.extra["status_check"].pk,
 }
 # Kwargs that name a single order: the matrix also asks for a number that does not exist.
 MISSING_ORDER_KWARGS = {"order_number": "NX0000404404"}
@@ -148,7 +153,9 @@ def world(people) -> World:
         order=order, by=supervisor, receiver_name="王丽", receiver_phone=NEW_RECEIVER_PHONE,
         province="浙江省", city="杭州市", district="西湖区", address="文三路1号",
     )
-    return World(people=people, order=order)
+    sample = ConsistencySample.objects.create(day=timezone.localdate(), slot=1, order=order, system_state=order.status)
+    status_check = ConsistencyTask.objects.create(sample=sample, group="sales", assignee=people["sales"])
+    return World(people=people, order=order, extra={"status_check": status_check})
 
 
 def build_url(route: Route, world: World, **overrides: str) -> str:
