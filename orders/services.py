@@ -19,7 +19,7 @@ from django.dispatch import Signal
 from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.translation import gettext as _
-from django_fsm import TransitionNotAllowed
+from django_fsm import TransitionNotAllowed, can_proceed
 
 from orders import status as status_rules
 from orders.access import Actor
@@ -134,7 +134,8 @@ def order_transition(
 ) -> Order:
     """Run one status transition (approve, start_picking, pack, complete; ship and cancel have
     their own services because they need more input)."""
-    if name not in status_rules.TRANSITION_ROLES:
+    if name not in status_rules.TRANSITION_ROLES or name in ("ship", "cancel"):
+        # Shipping without a waybill or cancelling without a reason must not be possible here.
         raise NotAllowed(_("Unknown action."))
     with transaction.atomic():
         order = _lock(order, expected_version)
@@ -142,26 +143,39 @@ def order_transition(
 
 
 def _apply_transition(
-    order: Order, name: str, by: Actor, *, reason: str = "", source_time: datetime.datetime | None = None, extra: dict | None = None
+    order: Order,
+    name: str,
+    by: Actor,
+    *,
+    reason: str = "",
+    source_time: datetime.datetime | None = None,
+    extra: dict | None = None,
+    also_changed: tuple[str, ...] = (),
 ) -> Order:
     role = _acting_role(by, status_rules.TRANSITION_ROLES[name])
     source = order.status
+    # The status first: a guard's reason is meaningless for an order that cannot take this step anyway.
+    if not can_proceed(getattr(order, name), check_conditions=False):
+        raise TransitionBlocked(
+            [_("This order is %(status)s; that action is not possible now.") % {"status": order.get_status_display()}]
+        )
     blockers = status_rules.BLOCKERS[name](order)
     if blockers:
         raise TransitionBlocked(blockers)
-    try:
-        getattr(order, name)()
-    except TransitionNotAllowed as exc:
-        raise TransitionBlocked(
-            [_("This order is %(status)s; that action is not possible now.") % {"status": order.get_status_display()}]
-        ) from exc
+    getattr(order, name)()
     now = timezone.now()
     order.stage_entered_at = now
     setattr(order, f"{order.status}_at", now)
-    fields = ["status", "stage_entered_at", f"{order.status}_at"]
+    fields = ["status", "stage_entered_at", f"{order.status}_at", *also_changed]
+    released_hold = ""
     if name == "cancel":
         order.cancel_reason = reason
         fields.append("cancel_reason")
+        if order.is_held:
+            # A cancelled order leaves the held list (and the auto-release scan) with its hold.
+            released_hold = order.hold_reason
+            _clear_hold(order)
+            fields += HOLD_FIELDS
     if order.claimed_by_id is not None:
         # A new stage belongs to its own role: whoever was operating the old stage lets go.
         order.claimed_by = None
@@ -174,6 +188,8 @@ def _apply_transition(
     payload = {"transition": name, "from": source, "to": order.status, "as_supervisor": role == status_rules.SUPERVISOR}
     if reason:
         payload["reason"] = reason
+    if released_hold:
+        payload["released_hold"] = released_hold
     payload.update(extra or {})
     _record(order, EventKind.STATUS, _as(by, role), payload, source_time)
     order_id, target = order.pk, order.status
@@ -206,8 +222,20 @@ def order_ship(
         order = _lock(order, expected_version)
         if Shipment.objects.filter(carrier_code=carrier_code, tracking_number=tracking_number).exclude(order=order).exists():
             raise TransitionBlocked([_("Tracking number %(number)s already belongs to another order.") % {"number": tracking_number}])
+        if carrier_code != status_rules.COLD_CHAIN_CARRIER and order.lines.filter(cold_chain=True).exists():
+            # The packing guard's rule holds at the dock too: the parcel must not leave with another carrier.
+            raise TransitionBlocked(
+                [_("This order has cold-chain items: it must ship with SF cold chain (%(code)s).") % {"code": status_rules.COLD_CHAIN_CARRIER}]
+            )
+        # The order shows the carrier the parcel actually left with (saved with the transition).
+        order.carrier_code = carrier_code
         order = _apply_transition(
-            order, "ship", by, source_time=source_time, extra={"carrier": carrier_code, "tracking_number": tracking_number}
+            order,
+            "ship",
+            by,
+            source_time=source_time,
+            extra={"carrier": carrier_code, "tracking_number": tracking_number},
+            also_changed=("carrier_code",),
         )
         Shipment.objects.get_or_create(
             order=order,
@@ -273,7 +301,7 @@ def order_hold(
         order.hold_until = until
         order.hold_owner = owner or by.user
         order.held_at = timezone.now()
-        _save(order, ["is_held", "hold_reason", "hold_note", "hold_until", "hold_owner", "held_at"])
+        _save(order, HOLD_FIELDS)
         _record(
             order,
             EventKind.HOLD,
@@ -283,6 +311,18 @@ def order_hold(
     return order
 
 
+HOLD_FIELDS = ["is_held", "hold_reason", "hold_note", "hold_until", "hold_owner", "held_at"]
+
+
+def _clear_hold(order: Order) -> None:
+    order.is_held = False
+    order.hold_reason = ""
+    order.hold_note = ""
+    order.hold_until = None
+    order.hold_owner = None
+    order.held_at = None
+
+
 def order_release(*, order: Order, by: Actor, expected_version: int | None = None) -> Order:
     with transaction.atomic():
         order = _lock(order, expected_version)
@@ -290,13 +330,8 @@ def order_release(*, order: Order, by: Actor, expected_version: int | None = Non
         if not order.is_held:
             raise OrderError(_("The order is not on hold."))
         held_seconds = int((timezone.now() - order.held_at).total_seconds()) if order.held_at else 0
-        order.is_held = False
-        order.hold_reason = ""
-        order.hold_note = ""
-        order.hold_until = None
-        order.hold_owner = None
-        order.held_at = None
-        _save(order, ["is_held", "hold_reason", "hold_note", "hold_until", "hold_owner", "held_at"])
+        _clear_hold(order)
+        _save(order, HOLD_FIELDS)
         _record(order, EventKind.RELEASE, _as(by, role), {"held_seconds": held_seconds})
     return order
 

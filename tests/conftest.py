@@ -37,6 +37,12 @@ PEOPLE = {
 }
 
 
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings):
+    """`people` creates nine users per test; the production hasher would make that ~2 s each."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture
 def people(db) -> dict[str, User]:
     """{role: user} for the eight roles, plus "outsider": signed in but in no role."""
