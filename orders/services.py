@@ -75,7 +75,8 @@ class OrderConflict(OrderError):
 def _lock(order: Order, expected_version: int | None) -> Order:
     locked = Order.objects.select_for_update().get(pk=order.pk)
     if expected_version is not None and locked.version != expected_version:
-        last = locked.events.order_by("-occurred_at", "-id").first()
+        # Viewing a phone number is logged but changes nothing: name the last real change.
+        last = locked.events.exclude(kind=EventKind.PHONE_REVEAL).order_by("-occurred_at", "-id").first()
         who = last.actor_name if last else _("someone")
         when = date_format(timezone.localtime(last.occurred_at), "H:i:s") if last else ""
         raise OrderConflict(
@@ -445,10 +446,12 @@ def feedback_answer(*, request: FeedbackRequest, by: Actor, answer: str) -> Feed
         request = FeedbackRequest.objects.select_for_update().get(pk=request.pk)
         if request.answered_at is not None:
             raise OrderConflict(_("This question was already answered."))
-        addressed = request.to_user_id == by.user.pk or request.to_role in by.roles
-        if not addressed and status_rules.SUPERVISOR not in by.roles:
+        if request.to_user_id == by.user.pk:
+            role = request.to_role if request.to_role in by.roles else _acting_role(by, set(by.roles))
+        elif request.to_role in by.roles or status_rules.SUPERVISOR in by.roles:
+            role = request.to_role if request.to_role in by.roles else status_rules.SUPERVISOR
+        else:
             raise NotAllowed(_("This question is for another role."))
-        role = request.to_role if request.to_role in by.roles else status_rules.SUPERVISOR
         request.answer = answer
         request.answered_by = by.user
         request.answered_at = timezone.now()
