@@ -24,6 +24,7 @@ from django_fsm import TransitionNotAllowed, can_proceed
 from orders import status as status_rules
 from orders.access import Actor
 from orders.models import (
+    ACTIVE_STATUSES,
     AddressChangeRequest,
     AddressChangeStatus,
     AfterSalesCase,
@@ -263,7 +264,7 @@ def order_set_carrier(*, order: Order, by: Actor, carrier_code: str, expected_ve
     with transaction.atomic():
         order = _lock(order, expected_version)
         role = _acting_role(by, {"reviewer", "dispatcher", "packer", "courier"})
-        if order.status in ("shipped", "completed", "cancelled"):
+        if order.status not in ACTIVE_STATUSES:
             raise OrderError(_("The carrier can only change before shipping."))
         previous = order.carrier_code
         order.carrier_code = carrier_code
@@ -292,7 +293,7 @@ def order_hold(
     with transaction.atomic():
         order = _lock(order, expected_version)
         role = _acting_role(by, {"reviewer", "dispatcher", "packer", "courier", "service"})
-        if order.status not in ("pending_review", "paid", "picking", "packed"):
+        if order.status not in ACTIVE_STATUSES:
             raise OrderError(_("Only an order that has not shipped can be put on hold."))
         if order.is_held:
             raise OrderError(_("The order is already on hold."))
@@ -576,7 +577,7 @@ def address_change_request(*, order: Order, by: Actor, **address: str) -> Addres
     with transaction.atomic():
         order = _lock(order, None)
         role = _acting_role(by, {"service", "sales", "reviewer"})
-        if order.status in ("shipped", "completed", "cancelled"):
+        if order.status not in ACTIVE_STATUSES:
             raise OrderError(_("The order has left the warehouse; the address can no longer change."))
         if order.address_changes.filter(status=AddressChangeStatus.OPEN).exists():
             raise OrderConflict(_("An address change for this order is already waiting."))
@@ -593,7 +594,7 @@ def address_change_resolve(*, change: AddressChangeRequest, by: Actor, apply: bo
         change = AddressChangeRequest.objects.select_for_update().get(pk=change.pk)
         if change.status != AddressChangeStatus.OPEN:
             raise OrderConflict(_("This address change was already handled."))
-        if apply and order.status in ("shipped", "completed", "cancelled"):
+        if apply and order.status not in ACTIVE_STATUSES:
             raise OrderError(_("The order has left the warehouse; the address can no longer change."))
         change.status = AddressChangeStatus.APPLIED if apply else AddressChangeStatus.REJECTED
         change.resolved_by = by.user

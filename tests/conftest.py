@@ -94,7 +94,7 @@ def make_order(
         total_amount=sum((p.unit_price * q for p, q in lines), Decimal("0.00")),
         carrier_code=carrier_code,
         requires_cold_chain=any(p.cold_chain for p, _ in lines),
-        stage_entered_at=now,
+        stage_entered_at=fields.pop("stage_entered_at", now),
         **fields,
     )
     for product, quantity in lines:
