@@ -47,6 +47,9 @@ class Command(BaseCommand):
         else:
             call_command("seed_demo", orders=0, verbosity=0, stdout=open(os.devnull, "w"))  # refresh logins
 
+        # The children run in their own sessions (so Ctrl-C reaches only us); a plain `kill` or a
+        # container stop must still stop them through the `finally` below, not orphan them.
+        signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
         children: dict[str, subprocess.Popen] = {}
         for name, command in processes(host, port).items():
             children[name] = subprocess.Popen(command, cwd=ROOT, env=os.environ.copy(), start_new_session=True)
