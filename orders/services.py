@@ -12,6 +12,7 @@ changed the order instead of silently overwriting it (OrderConflict).
 from __future__ import annotations
 
 import datetime
+import re
 from decimal import Decimal
 
 from django.db import transaction
@@ -45,7 +46,7 @@ from orders.models import (
     Role,
     Shipment,
 )
-from orders.phones import is_contact_number
+from orders.phones import is_contact_number, normalize_mobile
 
 # Sent after the transaction that changed an order's status has committed, so receivers (the
 # Kuaidi100 subscription, customer pushes) never see a status that was rolled back.
@@ -203,6 +204,10 @@ def _apply_transition(
     return order
 
 
+# str.isalnum() would also accept Chinese characters; waybill numbers are ASCII.
+TRACKING_NUMBER = re.compile(r"[A-Z0-9-]{1,32}")
+
+
 def order_ship(
     *,
     order: Order,
@@ -218,7 +223,7 @@ def order_ship(
         raise TransitionBlocked([_("Shipping needs a carrier and a tracking number.")])
     if carrier_code not in Carrier.values:
         raise TransitionBlocked([_("Unknown carrier: %(code)s.") % {"code": carrier_code}])
-    if len(tracking_number) > 32 or not tracking_number.replace("-", "").isalnum():
+    if not TRACKING_NUMBER.fullmatch(tracking_number):
         raise TransitionBlocked([_("A tracking number has at most 32 letters and digits.")])
     with transaction.atomic():
         order = _lock(order, expected_version)
@@ -574,6 +579,8 @@ def address_change_request(*, order: Order, by: Actor, **address: str) -> Addres
         raise OrderError(_("Fill in the receiver, phone, province, city and address."))
     if not is_contact_number(values["receiver_phone"]):
         raise OrderError(_("%(phone)s is not a valid phone number.") % {"phone": values["receiver_phone"]})
+    # Stored canonical, like every phone on the order, so that search by phone still finds it.
+    values["receiver_phone"] = normalize_mobile(values["receiver_phone"]) or values["receiver_phone"]
     with transaction.atomic():
         order = _lock(order, None)
         role = _acting_role(by, {"service", "sales", "reviewer"})

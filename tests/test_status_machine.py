@@ -229,6 +229,13 @@ def test_shipping_records_the_waybill(people):
     assert order.carrier_code == "yunda"  # the order shows the carrier it actually left with
 
 
+@pytest.mark.parametrize("tracking", ["顺丰123456", "ZT 123", "X" * 33, "ZT123;DROP"])
+def test_a_tracking_number_is_ascii_letters_and_digits(people, tracking):
+    order = make_order(status="packed")
+    with pytest.raises(services.TransitionBlocked, match="at most 32 letters and digits"):
+        services.order_ship(order=order, by=Actor.of(people["courier"]), carrier_code="zhongtong", tracking_number=tracking)
+
+
 def test_a_tracking_number_belongs_to_one_order(people):
     courier = Actor.of(people["courier"])
     services.order_ship(order=make_order(status="packed"), by=courier, carrier_code="zhongtong", tracking_number="ZT777")
