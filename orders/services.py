@@ -132,7 +132,6 @@ def order_transition(
     name: str,
     by: Actor,
     expected_version: int | None = None,
-    reason: str = "",
     source_time: datetime.datetime | None = None,
 ) -> Order:
     """Run one status transition (approve, start_picking, pack, complete; ship and cancel have
@@ -142,7 +141,7 @@ def order_transition(
         raise NotAllowed(_("Unknown action."))
     with transaction.atomic():
         order = _lock(order, expected_version)
-        return _apply_transition(order, name, by, reason=reason, source_time=source_time)
+        return _apply_transition(order, name, by, source_time=source_time)
 
 
 def _apply_transition(
