@@ -6,7 +6,7 @@ import base64
 import datetime
 from dataclasses import dataclass, field
 
-from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet
+from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
 from django.utils import timezone
 
 from orders import status as status_rules
@@ -67,9 +67,7 @@ def _search(queryset: QuerySet[Order], query: str) -> QuerySet[Order]:
 
 
 def order_list(*, user, filters: OrderFilters, cursor: str = "") -> OrderPage:
-    queryset = Order.objects.select_related("customer", "claimed_by").annotate(
-        open_tag_count=Count("tags", filter=Q(tags__resolved_at__isnull=True))
-    )
+    queryset = Order.objects.select_related("customer", "claimed_by")
     if filters.status:
         queryset = queryset.filter(status=filters.status)
     if filters.tag:

@@ -12,6 +12,7 @@ changed the order instead of silently overwriting it (OrderConflict).
 from __future__ import annotations
 
 import datetime
+import re
 from decimal import Decimal
 
 from django.db import transaction
@@ -19,11 +20,12 @@ from django.dispatch import Signal
 from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.translation import gettext as _
-from django_fsm import TransitionNotAllowed
+from django_fsm import TransitionNotAllowed, can_proceed
 
 from orders import status as status_rules
 from orders.access import Actor
 from orders.models import (
+    ACTIVE_STATUSES,
     AddressChangeRequest,
     AddressChangeStatus,
     AfterSalesCase,
@@ -44,7 +46,7 @@ from orders.models import (
     Role,
     Shipment,
 )
-from orders.phones import is_contact_number
+from orders.phones import is_contact_number, normalize_mobile
 
 # Sent after the transaction that changed an order's status has committed, so receivers (the
 # Kuaidi100 subscription, customer pushes) never see a status that was rolled back.
@@ -75,7 +77,8 @@ class OrderConflict(OrderError):
 def _lock(order: Order, expected_version: int | None) -> Order:
     locked = Order.objects.select_for_update().get(pk=order.pk)
     if expected_version is not None and locked.version != expected_version:
-        last = locked.events.order_by("-occurred_at", "-id").first()
+        # Viewing a phone number is logged but changes nothing: name the last real change.
+        last = locked.events.exclude(kind=EventKind.PHONE_REVEAL).order_by("-occurred_at", "-id").first()
         who = last.actor_name if last else _("someone")
         when = date_format(timezone.localtime(last.occurred_at), "H:i:s") if last else ""
         raise OrderConflict(
@@ -129,39 +132,52 @@ def order_transition(
     name: str,
     by: Actor,
     expected_version: int | None = None,
-    reason: str = "",
     source_time: datetime.datetime | None = None,
 ) -> Order:
     """Run one status transition (approve, start_picking, pack, complete; ship and cancel have
     their own services because they need more input)."""
-    if name not in status_rules.TRANSITION_ROLES:
+    if name not in status_rules.TRANSITION_ROLES or name in ("ship", "cancel"):
+        # Shipping without a waybill or cancelling without a reason must not be possible here.
         raise NotAllowed(_("Unknown action."))
     with transaction.atomic():
         order = _lock(order, expected_version)
-        return _apply_transition(order, name, by, reason=reason, source_time=source_time)
+        return _apply_transition(order, name, by, source_time=source_time)
 
 
 def _apply_transition(
-    order: Order, name: str, by: Actor, *, reason: str = "", source_time: datetime.datetime | None = None, extra: dict | None = None
+    order: Order,
+    name: str,
+    by: Actor,
+    *,
+    reason: str = "",
+    source_time: datetime.datetime | None = None,
+    extra: dict | None = None,
+    also_changed: tuple[str, ...] = (),
 ) -> Order:
     role = _acting_role(by, status_rules.TRANSITION_ROLES[name])
     source = order.status
+    # The status first: a guard's reason is meaningless for an order that cannot take this step anyway.
+    if not can_proceed(getattr(order, name), check_conditions=False):
+        raise TransitionBlocked(
+            [_("This order is %(status)s; that action is not possible now.") % {"status": order.get_status_display()}]
+        )
     blockers = status_rules.BLOCKERS[name](order)
     if blockers:
         raise TransitionBlocked(blockers)
-    try:
-        getattr(order, name)()
-    except TransitionNotAllowed as exc:
-        raise TransitionBlocked(
-            [_("This order is %(status)s; that action is not possible now.") % {"status": order.get_status_display()}]
-        ) from exc
+    getattr(order, name)()
     now = timezone.now()
     order.stage_entered_at = now
     setattr(order, f"{order.status}_at", now)
-    fields = ["status", "stage_entered_at", f"{order.status}_at"]
+    fields = ["status", "stage_entered_at", f"{order.status}_at", *also_changed]
+    released_hold = ""
     if name == "cancel":
         order.cancel_reason = reason
         fields.append("cancel_reason")
+        if order.is_held:
+            # A cancelled order leaves the held list (and the auto-release scan) with its hold.
+            released_hold = order.hold_reason
+            _clear_hold(order)
+            fields += HOLD_FIELDS
     if order.claimed_by_id is not None:
         # A new stage belongs to its own role: whoever was operating the old stage lets go.
         order.claimed_by = None
@@ -174,6 +190,8 @@ def _apply_transition(
     payload = {"transition": name, "from": source, "to": order.status, "as_supervisor": role == status_rules.SUPERVISOR}
     if reason:
         payload["reason"] = reason
+    if released_hold:
+        payload["released_hold"] = released_hold
     payload.update(extra or {})
     _record(order, EventKind.STATUS, _as(by, role), payload, source_time)
     order_id, target = order.pk, order.status
@@ -183,6 +201,10 @@ def _apply_transition(
         )
     )
     return order
+
+
+# str.isalnum() would also accept Chinese characters; waybill numbers are ASCII.
+TRACKING_NUMBER = re.compile(r"[A-Z0-9-]{1,32}")
 
 
 def order_ship(
@@ -200,14 +222,26 @@ def order_ship(
         raise TransitionBlocked([_("Shipping needs a carrier and a tracking number.")])
     if carrier_code not in Carrier.values:
         raise TransitionBlocked([_("Unknown carrier: %(code)s.") % {"code": carrier_code}])
-    if len(tracking_number) > 32 or not tracking_number.replace("-", "").isalnum():
+    if not TRACKING_NUMBER.fullmatch(tracking_number):
         raise TransitionBlocked([_("A tracking number has at most 32 letters and digits.")])
     with transaction.atomic():
         order = _lock(order, expected_version)
         if Shipment.objects.filter(carrier_code=carrier_code, tracking_number=tracking_number).exclude(order=order).exists():
             raise TransitionBlocked([_("Tracking number %(number)s already belongs to another order.") % {"number": tracking_number}])
+        if carrier_code != status_rules.COLD_CHAIN_CARRIER and order.lines.filter(cold_chain=True).exists():
+            # The packing guard's rule holds at the dock too: the parcel must not leave with another carrier.
+            raise TransitionBlocked(
+                [_("This order has cold-chain items: it must ship with SF cold chain (%(code)s).") % {"code": status_rules.COLD_CHAIN_CARRIER}]
+            )
+        # The order shows the carrier the parcel actually left with (saved with the transition).
+        order.carrier_code = carrier_code
         order = _apply_transition(
-            order, "ship", by, source_time=source_time, extra={"carrier": carrier_code, "tracking_number": tracking_number}
+            order,
+            "ship",
+            by,
+            source_time=source_time,
+            extra={"carrier": carrier_code, "tracking_number": tracking_number},
+            also_changed=("carrier_code",),
         )
         Shipment.objects.get_or_create(
             order=order,
@@ -234,7 +268,7 @@ def order_set_carrier(*, order: Order, by: Actor, carrier_code: str, expected_ve
     with transaction.atomic():
         order = _lock(order, expected_version)
         role = _acting_role(by, {"reviewer", "dispatcher", "packer", "courier"})
-        if order.status in ("shipped", "completed", "cancelled"):
+        if order.status not in ACTIVE_STATUSES:
             raise OrderError(_("The carrier can only change before shipping."))
         previous = order.carrier_code
         order.carrier_code = carrier_code
@@ -263,7 +297,7 @@ def order_hold(
     with transaction.atomic():
         order = _lock(order, expected_version)
         role = _acting_role(by, {"reviewer", "dispatcher", "packer", "courier", "service"})
-        if order.status not in ("pending_review", "paid", "picking", "packed"):
+        if order.status not in ACTIVE_STATUSES:
             raise OrderError(_("Only an order that has not shipped can be put on hold."))
         if order.is_held:
             raise OrderError(_("The order is already on hold."))
@@ -273,7 +307,7 @@ def order_hold(
         order.hold_until = until
         order.hold_owner = owner or by.user
         order.held_at = timezone.now()
-        _save(order, ["is_held", "hold_reason", "hold_note", "hold_until", "hold_owner", "held_at"])
+        _save(order, HOLD_FIELDS)
         _record(
             order,
             EventKind.HOLD,
@@ -283,6 +317,18 @@ def order_hold(
     return order
 
 
+HOLD_FIELDS = ["is_held", "hold_reason", "hold_note", "hold_until", "hold_owner", "held_at"]
+
+
+def _clear_hold(order: Order) -> None:
+    order.is_held = False
+    order.hold_reason = ""
+    order.hold_note = ""
+    order.hold_until = None
+    order.hold_owner = None
+    order.held_at = None
+
+
 def order_release(*, order: Order, by: Actor, expected_version: int | None = None) -> Order:
     with transaction.atomic():
         order = _lock(order, expected_version)
@@ -290,13 +336,8 @@ def order_release(*, order: Order, by: Actor, expected_version: int | None = Non
         if not order.is_held:
             raise OrderError(_("The order is not on hold."))
         held_seconds = int((timezone.now() - order.held_at).total_seconds()) if order.held_at else 0
-        order.is_held = False
-        order.hold_reason = ""
-        order.hold_note = ""
-        order.hold_until = None
-        order.hold_owner = None
-        order.held_at = None
-        _save(order, ["is_held", "hold_reason", "hold_note", "hold_until", "hold_owner", "held_at"])
+        _clear_hold(order)
+        _save(order, HOLD_FIELDS)
         _record(order, EventKind.RELEASE, _as(by, role), {"held_seconds": held_seconds})
     return order
 
@@ -410,10 +451,12 @@ def feedback_answer(*, request: FeedbackRequest, by: Actor, answer: str) -> Feed
         request = FeedbackRequest.objects.select_for_update().get(pk=request.pk)
         if request.answered_at is not None:
             raise OrderConflict(_("This question was already answered."))
-        addressed = request.to_user_id == by.user.pk or request.to_role in by.roles
-        if not addressed and status_rules.SUPERVISOR not in by.roles:
+        if request.to_user_id == by.user.pk:
+            role = request.to_role if request.to_role in by.roles else _acting_role(by, set(by.roles))
+        elif request.to_role in by.roles or status_rules.SUPERVISOR in by.roles:
+            role = request.to_role if request.to_role in by.roles else status_rules.SUPERVISOR
+        else:
             raise NotAllowed(_("This question is for another role."))
-        role = request.to_role if request.to_role in by.roles else status_rules.SUPERVISOR
         request.answer = answer
         request.answered_by = by.user
         request.answered_at = timezone.now()
@@ -535,10 +578,12 @@ def address_change_request(*, order: Order, by: Actor, **address: str) -> Addres
         raise OrderError(_("Fill in the receiver, phone, province, city and address."))
     if not is_contact_number(values["receiver_phone"]):
         raise OrderError(_("%(phone)s is not a valid phone number.") % {"phone": values["receiver_phone"]})
+    # Stored canonical, like every phone on the order, so that search by phone still finds it.
+    values["receiver_phone"] = normalize_mobile(values["receiver_phone"]) or values["receiver_phone"]
     with transaction.atomic():
         order = _lock(order, None)
         role = _acting_role(by, {"service", "sales", "reviewer"})
-        if order.status in ("shipped", "completed", "cancelled"):
+        if order.status not in ACTIVE_STATUSES:
             raise OrderError(_("The order has left the warehouse; the address can no longer change."))
         if order.address_changes.filter(status=AddressChangeStatus.OPEN).exists():
             raise OrderConflict(_("An address change for this order is already waiting."))
@@ -555,7 +600,7 @@ def address_change_resolve(*, change: AddressChangeRequest, by: Actor, apply: bo
         change = AddressChangeRequest.objects.select_for_update().get(pk=change.pk)
         if change.status != AddressChangeStatus.OPEN:
             raise OrderConflict(_("This address change was already handled."))
-        if apply and order.status in ("shipped", "completed", "cancelled"):
+        if apply and order.status not in ACTIVE_STATUSES:
             raise OrderError(_("The order has left the warehouse; the address can no longer change."))
         change.status = AddressChangeStatus.APPLIED if apply else AddressChangeStatus.REJECTED
         change.resolved_by = by.user

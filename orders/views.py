@@ -18,6 +18,7 @@ from django.views.decorators.http import require_GET, require_POST
 from orders import selectors, services
 from orders.access import ALL_ROLES, Actor, display_phone, public_endpoint, role_required, user_roles
 from orders.models import (
+    ACTIVE_STATUSES,
     AddressChangeRequest,
     AfterSalesCase,
     AfterSalesKind,
@@ -107,6 +108,8 @@ def _card_context(request: HttpRequest, order_number: str) -> dict:
         "role_choices": Role.choices,
         "risk_tags": RiskTag.choices,
         "after_sales_kinds": AfterSalesKind.choices,
+        # Holds and carrier changes only make sense before the parcel leaves (the services agree).
+        "is_active": order.status in ACTIVE_STATUSES,
         "stage_limit": selectors.STAGE_LIMITS.get(order.status),
         "time_in_stage": timezone.now() - order.stage_entered_at,
     }
@@ -350,4 +353,10 @@ def order_action(request: HttpRequest, order_number: str, action: str) -> HttpRe
 def phone_reveal(request: HttpRequest, order_number: str) -> HttpResponse:
     order = get_object_or_404(Order, order_number=order_number)
     phone = services.phone_reveal(order=order, by=Actor.of(request.user))
-    return render(request, "orders/card.html#phone-revealed", {"phone": phone, "order": order})
+    if request.htmx:
+        return render(request, "orders/card.html#phone-revealed", {"phone": phone, "order": order})
+    # Without htmx the card is rendered with the number shown, rather than redirecting: a redirect
+    # would have to carry the number through the session or a cookie.
+    context = _card_context(request, order_number)
+    context.update({"phone_display": phone, "phone_masked": False})
+    return render(request, "orders/card.html", context)

@@ -37,13 +37,20 @@ PEOPLE = {
 }
 
 
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings):
+    """`people` creates nine users per test; the production hasher would make that ~2 s each."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture
 def people(db) -> dict[str, User]:
     """{role: user} for the eight roles, plus "outsider": signed in but in no role."""
     users = {}
     for role, name in PEOPLE.items():
         user = User.objects.create_user(username=role, password=PASSWORD, first_name=name)
-        user.groups.add(Group.objects.get(name=role))
+        # get_or_create: a transactional test's flush also empties the groups the migration made.
+        user.groups.add(Group.objects.get_or_create(name=role)[0])
         users[role] = user
     users["outsider"] = User.objects.create_user(username="outsider", password=PASSWORD, first_name="路人")
     return users
@@ -88,7 +95,7 @@ def make_order(
         total_amount=sum((p.unit_price * q for p, q in lines), Decimal("0.00")),
         carrier_code=carrier_code,
         requires_cold_chain=any(p.cold_chain for p, _ in lines),
-        stage_entered_at=now,
+        stage_entered_at=fields.pop("stage_entered_at", now),
         **fields,
     )
     for product, quantity in lines:
@@ -172,6 +179,9 @@ def browser():
         pytest.skip(f"needs Chromium at {CHROMIUM} (apt-get install chromium)")
     from playwright.sync_api import sync_playwright
 
+    # Playwright's sync API keeps an event loop running in this thread, which makes Django refuse
+    # ORM calls from the test body ("async context"); the test body is plain synchronous code.
+    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     with sync_playwright() as playwright:
         instance = playwright.chromium.launch(
             executable_path=CHROMIUM,

@@ -48,6 +48,9 @@ class Command(BaseCommand):
         else:
             call_command("seed_demo", orders=0, verbosity=0, stdout=open(os.devnull, "w"))  # refresh logins
 
+        # The children run in their own sessions (so Ctrl-C reaches only us); a plain `kill` or a
+        # container stop must still stop them through the `finally` below, not orphan them.
+        signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
         children: dict[str, subprocess.Popen] = {}
         for name, command in processes(host, port).items():
             children[name] = subprocess.Popen(command, cwd=ROOT, env=os.environ.copy(), start_new_session=True)
@@ -55,7 +58,7 @@ class Command(BaseCommand):
         url = f"http://{host}:{port}/"
         try:
             self._wait_until_up(url, children)
-            self._banner(url)
+            self._banner(url, exit_when_ready)
             if exit_when_ready:
                 return
             while True:
@@ -66,9 +69,12 @@ class Command(BaseCommand):
         except KeyboardInterrupt:
             self.stdout.write("\nStopping …")
         finally:
+            # Each child's main process stops its own workers (gunicorn's arbiter, celery's pool);
+            # signalling the whole group would kill those workers mid-task. The group gets
+            # SIGKILL only if a child does not stop in time.
             for child in children.values():
                 if child.poll() is None:
-                    os.killpg(child.pid, signal.SIGTERM)
+                    child.terminate()
             for child in children.values():
                 try:
                     child.wait(timeout=15)
@@ -89,11 +95,12 @@ class Command(BaseCommand):
                 time.sleep(0.5)
         raise CommandError(f"The web process did not answer at {url} within 60 s.")
 
-    def _banner(self, url: str) -> None:
+    def _banner(self, url: str, exit_when_ready: bool) -> None:
         mode = "PostgreSQL" if settings.DATABASES["default"]["ENGINE"].endswith("postgresql") else "SQLite (embedded)"
         broker = "Redis" if settings.REDIS_URL else "filesystem broker (embedded)"
         self.stdout.write(self.style.SUCCESS(f"\n贝乐订单驾驶舱 is running at {url}  [{mode}, {broker}]"))
         self.stdout.write("Demo logins (username / password):")
         for role, name in DEMO_USERS:
             self.stdout.write(f"  {role:<11} {demo_password(role):<24} {name}")
-        self.stdout.write("Press Ctrl-C to stop.\n")
+        if not exit_when_ready:
+            self.stdout.write("Press Ctrl-C to stop.\n")
