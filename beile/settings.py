@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 import dj_database_url
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
@@ -47,6 +48,7 @@ INSTALLED_APPS = [
     "beile",
     "orders",
     "workflows",
+    "integrations.erp",
 ]
 
 MIDDLEWARE = [
@@ -146,6 +148,8 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 # Periodic work is declared here so that one beat process sees the whole schedule.
 CELERY_BEAT_SCHEDULE: dict = {
     "release-expired-holds": {"task": "orders.tasks.release_expired_holds", "schedule": 60.0},
+    # Yesterday's ERP export, produced and kept shortly after midnight (idempotent per date).
+    "erp-daily-export": {"task": "integrations.erp.tasks.produce_daily_export", "schedule": crontab(hour=0, minute=20)},
 }
 
 # --- Auth -------------------------------------------------------------------------------------
@@ -214,6 +218,11 @@ WECHAT = {
     "CALLBACK_TOKEN": os.environ.get("WECHAT_CALLBACK_TOKEN", ""),
     "TEMPLATE_ID": os.environ.get("WECHAT_TEMPLATE_ID", ""),
 }
+# Inbound status events (POST /api/v1/events): one HMAC secret per source system,
+# INBOUND_EVENT_SECRETS="WMS=…,ERP=…". DEBUG has fixed demo secrets so the README's curl works.
+INBOUND_EVENT_SECRETS = dict(item.split("=", 1) for item in env_list("INBOUND_EVENT_SECRETS") if "=" in item)
+if DEBUG and not INBOUND_EVENT_SECRETS:
+    INBOUND_EVENT_SECRETS = {"WMS": "demo-wms-secret", "ERP": "demo-erp-secret"}
 # Where links in messages and e-mails point to (the public address of this cockpit).
 PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL", "http://127.0.0.1:8000")
 OUTBOUND_HTTP_TIMEOUT = float(os.environ.get("OUTBOUND_HTTP_TIMEOUT", "5"))
