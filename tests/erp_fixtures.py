@@ -7,6 +7,7 @@ import csv
 import io
 from pathlib import Path
 
+import pytest
 from openpyxl import Workbook
 
 HEADER = [
@@ -52,3 +53,9 @@ def write_xlsx(path: Path, rows: list[dict], *, title: bool = False, header=HEAD
         sheet.append([row.get(column, "") for column in header])
     workbook.save(path)
     return path
+
+
+@pytest.fixture(autouse=True)
+def fast_passwords(settings):
+    """The people fixture hashes nine passwords; PBKDF2 makes that seconds per test on 2 cores."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
