@@ -273,7 +273,7 @@ def _group_rows(table: Table) -> tuple[list[OrderDraft], list[RowError]]:
             seen = draft.raw.get(key)
             if seen is None:
                 draft.raw[key] = (number, value)
-            elif _text(seen[1]) != _text(value):
+            elif seen[1] != value and _text(seen[1]) != _text(value):
                 draft.error(
                     number,
                     table.labels[key],
