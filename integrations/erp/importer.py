@@ -26,7 +26,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from integrations.erp.spreadsheet import Table, UnreadableFile, read_table
+from integrations.erp.spreadsheet import Table, read_table
 from orders.access import Actor
 from orders.models import (
     Carrier,
@@ -676,5 +676,3 @@ def _update_orders(changed: list[tuple[Order, OrderDraft, list[str], bool]], pro
         OrderLine.objects.bulk_create(new_lines, batch_size=5000)
     OrderEvent.objects.bulk_create(events, batch_size=5000)
 
-
-__all__ = ["ImportSummary", "RowError", "UnreadableFile", "import_orders", "parse_amount", "parse_erp_time"]

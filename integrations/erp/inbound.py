@@ -27,8 +27,7 @@ from django.utils.translation import gettext as _
 from integrations.erp.models import InboundEvent
 from orders import services
 from orders.access import Actor
-from orders.models import EventKind, OrderEvent
-from orders.models import Order
+from orders.models import EventKind, Order, OrderEvent
 
 MAX_AGE = datetime.timedelta(minutes=5)
 ACTIONS = ("approve", "start_picking", "pack", "ship", "complete", "cancel")

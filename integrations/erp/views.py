@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import datetime
-import json
 import tempfile
 from pathlib import Path
 
@@ -168,5 +167,3 @@ def inbound_event(request: HttpRequest) -> HttpResponse:
     status, answer = inbound.inbound_event_handle(source=source, body=body)
     return JsonResponse(answer, status=status, json_dumps_params={"ensure_ascii": False})
 
-
-__all__ = ["json"]
