@@ -53,6 +53,7 @@ INSTALLED_APPS = [
     "orders",
     "workflows",
     "workflows.health",
+    "integrations.erp",
 ]
 
 MIDDLEWARE = [
@@ -159,6 +160,8 @@ CELERY_BEAT_SCHEDULE: dict = {
     # cross-role status checks handed out at 10:00, when every side is at work.
     "health-store-yesterday": {"task": "workflows.health.tasks.store_yesterdays_measures", "schedule": crontab(hour=0, minute=20)},
     "health-sample-status-checks": {"task": "workflows.health.tasks.sample_status_checks", "schedule": crontab(hour=10, minute=0)},
+    # Yesterday's ERP export, produced and kept shortly after midnight (idempotent per date).
+    "erp-daily-export": {"task": "integrations.erp.tasks.produce_daily_export", "schedule": crontab(hour=0, minute=20)},
 }
 
 # --- Auth -------------------------------------------------------------------------------------
@@ -242,6 +245,11 @@ WECHAT = {
     "CALLBACK_TOKEN": os.environ.get("WECHAT_CALLBACK_TOKEN", ""),
     "TEMPLATE_ID": os.environ.get("WECHAT_TEMPLATE_ID", ""),
 }
+# Inbound status events (POST /api/v1/events): one HMAC secret per source system,
+# INBOUND_EVENT_SECRETS="WMS=…,ERP=…". DEBUG has fixed demo secrets so the README's curl works.
+INBOUND_EVENT_SECRETS = dict(item.split("=", 1) for item in env_list("INBOUND_EVENT_SECRETS") if "=" in item)
+if DEBUG and not INBOUND_EVENT_SECRETS:
+    INBOUND_EVENT_SECRETS = {"WMS": "demo-wms-secret", "ERP": "demo-erp-secret"}
 # Where links in messages and e-mails point to (the public address of this cockpit).
 PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL", "http://127.0.0.1:8000")
 OUTBOUND_HTTP_TIMEOUT = float(os.environ.get("OUTBOUND_HTTP_TIMEOUT", "5"))

@@ -24,4 +24,5 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("health/", include("workflows.health.urls")),
     path("", include("orders.urls")),
+    path("", include("integrations.erp.urls")),
 ]

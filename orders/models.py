@@ -473,6 +473,8 @@ class EventKind(models.TextChoices):
     ADDRESS_CHANGE = "address_change", _("Address change")
     SHIPMENT = "shipment", _("Shipment")
     IMPORT_UPDATE = "import_update", _("Updated from import")
+    # An outside system (WMS/ERP) asked for a status change the guards refused; kept on the timeline.
+    SYNC_REFUSED = "sync_refused", _("Refused from an outside system")
     PHONE_REVEAL = "phone_reveal", _("Phone number revealed")
     RUSH = "rush", _("Rush")
 

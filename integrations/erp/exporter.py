@@ -1,0 +1,139 @@
+"""The daily export for the ERP: one standard .xlsx per business day (Asia/Shanghai) with the
+day's new and changed orders, one row per order line, columns fixed (EXPORT_COLUMNS, documented
+in the README). The header names are the ERP's own, so the file also reads back through our import."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import tempfile
+from pathlib import Path
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Prefetch, Q
+from django.utils import timezone
+from openpyxl import Workbook
+from openpyxl.cell import WriteOnlyCell
+
+from integrations.erp.models import DailyExport
+from orders.models import Carrier, Order, OrderLine, Shipment
+
+EXPORT_COLUMNS = [
+    "订单号", "来源", "状态", "下单时间", "付款日期", "发货日期", "收货人姓名", "手机", "省份", "城市", "区县", "地址",
+    "买家留言", "商品编码", "商品名称", "数量", "商品单价", "是否赠品", "应付金额", "已付金额", "运费", "订单退款金额",
+    "快递公司", "快递单号", "新增或变更", "最后变更时间",
+]
+# Fixed data for the ERP clerk, not UI text: the same words whatever the user's language.
+STATUS_NAMES = {
+    "pending_review": "待审核", "paid": "已付款", "picking": "配货中", "packed": "已打包",
+    "shipped": "已发货", "completed": "已完成", "cancelled": "已取消",
+}
+SOURCE_NAMES = {"erp": "ERP", "rush": "加急链接", "manual": "手工", "platform": "抖店"}
+CARRIER_CHINESE = {
+    Carrier.SHUNFENG: "顺丰", Carrier.SHUNFENG_COLD: "顺丰冷运", Carrier.ZHONGTONG: "中通", Carrier.YUANTONG: "圆通",
+    Carrier.YUNDA: "韵达", Carrier.SHENTONG: "申通", Carrier.EMS: "EMS", Carrier.JD: "京东", Carrier.JTEXPRESS: "极兔",
+    Carrier.BEST: "百世", Carrier.DEPPON: "德邦", Carrier.CHINA_POST: "邮政",
+}
+EXPORT_DIR = "erp/exports"
+
+
+def business_day_bounds(business_date: datetime.date) -> tuple[datetime.datetime, datetime.datetime]:
+    """[start, end) of the business day in Asia/Shanghai, as aware datetimes."""
+    start = timezone.make_aware(datetime.datetime.combine(business_date, datetime.time()))
+    return start, start + datetime.timedelta(days=1)
+
+
+def today() -> datetime.date:
+    return timezone.localdate()
+
+
+def day_orders(business_date: datetime.date):
+    """Orders created or changed during the business day."""
+    start, end = business_day_bounds(business_date)
+    return (
+        Order.objects.filter(Q(created_at__gte=start, created_at__lt=end) | Q(updated_at__gte=start, updated_at__lt=end))
+        .prefetch_related(
+            Prefetch("lines", queryset=OrderLine.objects.order_by("id")),
+            Prefetch("shipments", queryset=Shipment.objects.order_by("-created_at")),
+        )
+        .order_by("created_at", "id")
+    )
+
+
+def _local(moment: datetime.datetime | None) -> datetime.datetime | None:
+    # Excel has no time zones: write Beijing wall-clock time, as the ERP's own exports do.
+    return timezone.localtime(moment).replace(tzinfo=None) if moment else None
+
+
+def write_export(business_date: datetime.date, out: Path | str) -> tuple[int, int]:
+    """Write the day's file to `out`; returns (orders, lines)."""
+    start, end = business_day_bounds(business_date)
+    workbook = Workbook(write_only=True)
+    sheet = workbook.create_sheet(f"{business_date:%Y-%m-%d}")
+    sheet.append(EXPORT_COLUMNS)
+    orders = lines = 0
+
+    def text(value: str) -> WriteOnlyCell:
+        cell = WriteOnlyCell(sheet, value=value)
+        cell.number_format = "@"  # identifiers stay text in Excel: no 1.23E+17
+        return cell
+
+    def money(value) -> WriteOnlyCell:
+        cell = WriteOnlyCell(sheet, value=value)  # a Decimal is written as its exact digits
+        cell.number_format = "0.00"
+        return cell
+
+    def moment(value) -> WriteOnlyCell:
+        cell = WriteOnlyCell(sheet, value=_local(value))
+        cell.number_format = "yyyy-mm-dd hh:mm:ss"
+        return cell
+
+    for order in day_orders(business_date).iterator(chunk_size=2000):
+        orders += 1
+        shipment = next(iter(order.shipments.all()), None)
+        is_new = start <= order.created_at < end
+        for line in order.lines.all():
+            lines += 1
+            sheet.append([
+                text(order.order_number), SOURCE_NAMES.get(order.source, order.source), STATUS_NAMES[order.status],
+                moment(order.placed_at), moment(order.paid_at), moment(order.shipped_at),
+                order.receiver_name, text(order.receiver_phone), order.province, order.city, order.district, order.address,
+                order.buyer_message, text(line.sku_code), line.product_name, line.quantity, money(line.unit_price),
+                "是" if line.is_gift else "否", money(order.total_amount), money(order.paid_amount), money(order.shipping_fee),
+                money(order.refund_amount), CARRIER_CHINESE.get(order.carrier_code, order.carrier_code),
+                text(shipment.tracking_number if shipment else ""), "新增" if is_new else "变更", moment(order.updated_at),
+            ])
+    workbook.save(str(out))
+    return orders, lines
+
+
+def daily_export_produce(*, business_date: datetime.date, produced_by: str = "system") -> DailyExport:
+    """The business day's file, written once and kept. A day that is not over yet is written
+    afresh on each request (it is still changing); a finished day's kept file is returned as is.
+
+    Two beat processes at midnight: the unique business_date makes them share one row, and the
+    row lock makes the second wait and then find the file already written."""
+    export, _created = DailyExport.objects.get_or_create(business_date=business_date)
+    with transaction.atomic():
+        export = DailyExport.objects.select_for_update().get(pk=export.pk)
+        day_over = business_date < today()
+        if export.file and day_over and Path(export.file.path).exists():
+            return export
+        folder = Path(settings.MEDIA_ROOT) / EXPORT_DIR
+        folder.mkdir(parents=True, exist_ok=True)
+        name = f"erp-export-{business_date:%Y-%m-%d}.xlsx"
+        # Written beside the final name, then renamed: a reader never sees half a file.
+        handle, temporary = tempfile.mkstemp(dir=folder, suffix=".xlsx.part")
+        os.close(handle)
+        try:
+            export.order_count, export.line_count = write_export(business_date, temporary)
+            os.replace(temporary, folder / name)
+        finally:
+            if os.path.exists(temporary):
+                os.unlink(temporary)
+        export.file.name = f"{EXPORT_DIR}/{name}"
+        export.produced_at = timezone.now()
+        export.produced_by = produced_by
+        export.save(update_fields=["file", "order_count", "line_count", "produced_at", "produced_by"])
+    return export

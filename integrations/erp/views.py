@@ -1,0 +1,169 @@
+"""Finance's ERP pages (import, daily export, sync check) and the signed status-event endpoint."""
+
+from __future__ import annotations
+
+import csv
+import datetime
+import tempfile
+from pathlib import Path
+
+from django.contrib import messages
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext as _
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_POST
+
+from integrations.erp import exporter, inbound, reconciliation, services
+from integrations.erp.models import DailyExport, ImportRun, ReconciliationRun
+from integrations.erp.spreadsheet import UnreadableFile
+from orders.access import Actor, public_endpoint, role_required
+from workflows.models import Alert, AlertKind
+
+FINANCE_ROLES = ("finance", "supervisor")
+
+
+def _parse_date(raw: str) -> datetime.date | None:
+    try:
+        return datetime.date.fromisoformat(raw)
+    except (TypeError, ValueError):
+        return None
+
+
+@require_GET
+@role_required(*FINANCE_ROLES)
+def erp_home(request: HttpRequest) -> HttpResponse:
+    yesterday = exporter.today() - datetime.timedelta(days=1)
+    context = {
+        "imports": ImportRun.objects.select_related("uploaded_by")[:10],
+        "exports": DailyExport.objects.exclude(file="")[:14],
+        "runs": ReconciliationRun.objects.all()[:10],
+        "alerts": Alert.objects.filter(kind=AlertKind.RECONCILIATION, for_role__in=FINANCE_ROLES, acknowledged_at__isnull=True)[:10],
+        "yesterday": yesterday.isoformat(),
+    }
+    return render(request, "erp/home.html", context)
+
+
+@require_POST
+@role_required(*FINANCE_ROLES)
+def import_upload(request: HttpRequest) -> HttpResponse:
+    upload = request.FILES.get("file")
+    if upload is None:
+        messages.error(request, _("Choose the ERP export file (CSV or .xlsx) to upload."))
+        return redirect("erp_home")
+    try:
+        run = services.import_run_start(upload=upload, user=request.user, dry_run=request.POST.get("mode") != "import")
+    except services.UploadRefused as exc:
+        messages.error(request, str(exc))
+        return redirect("erp_home")
+    return redirect("erp_import_detail", run_id=run.pk)
+
+
+@require_GET
+@role_required(*FINANCE_ROLES)
+def import_detail(request: HttpRequest, run_id: int) -> HttpResponse:
+    run = get_object_or_404(ImportRun.objects.select_related("uploaded_by", "preview_of"), pk=run_id)
+    context = {"run": run, "errors_shown": run.errors[:100]}
+    if request.htmx:
+        return render(request, "erp/import.html#import-progress", context)
+    return render(request, "erp/import.html", context)
+
+
+@require_POST
+@role_required(*FINANCE_ROLES)
+def import_confirm(request: HttpRequest, run_id: int) -> HttpResponse:
+    preview = get_object_or_404(ImportRun, pk=run_id)
+    try:
+        run = services.import_run_confirm(preview=preview, user=request.user)
+    except services.UploadRefused as exc:
+        messages.error(request, str(exc))
+        return redirect("erp_import_detail", run_id=preview.pk)
+    return redirect("erp_import_detail", run_id=run.pk)
+
+
+@require_GET
+@role_required(*FINANCE_ROLES)
+def import_errors(request: HttpRequest, run_id: int) -> HttpResponse:
+    """The error report: every refused row with its row number, column and reason. UTF-8 with a
+    BOM, so Excel on a Chinese Windows opens it without garbling."""
+    run = get_object_or_404(ImportRun, pk=run_id)
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="erp-import-{run.pk}-errors.csv"'
+    response.write("\ufeff")
+    writer = csv.writer(response)
+    writer.writerow([_("Row"), _("Column"), _("Order number"), _("Reason")])
+    if run.file_error:
+        writer.writerow(["", "", "", run.file_error])
+    for error in run.errors:
+        writer.writerow([error["row"], error["column"], error["order_number"], error["reason"]])
+    return response
+
+
+@require_POST
+@role_required(*FINANCE_ROLES)
+def export_produce(request: HttpRequest) -> HttpResponse:
+    day = _parse_date(request.POST.get("date", ""))
+    if day is None or day > exporter.today():
+        messages.error(request, _("Choose a business date that has begun, like 2024-05-01."))
+        return redirect("erp_home")
+    export = exporter.daily_export_produce(business_date=day, produced_by=Actor.of(request.user).name)
+    return redirect("erp_export_download", business_date=export.business_date.isoformat())
+
+
+@require_GET
+@role_required(*FINANCE_ROLES)
+def export_download(request: HttpRequest, business_date: str) -> HttpResponse:
+    day = _parse_date(business_date)
+    export = DailyExport.objects.filter(business_date=day).exclude(file="").first() if day else None
+    if export is None or not Path(export.file.path).exists():
+        raise Http404(_("No ERP export has been produced for this date yet."))
+    return FileResponse(open(export.file.path, "rb"), as_attachment=True, filename=f"erp-export-{business_date}.xlsx")
+
+
+@require_POST
+@role_required(*FINANCE_ROLES)
+def reconciliation_run(request: HttpRequest) -> HttpResponse:
+    day = _parse_date(request.POST.get("date", ""))
+    upload = request.FILES.get("erp_file")
+    if day is None or upload is None:
+        messages.error(request, _("Choose the business date and the ERP's export or day summary for it."))
+        return redirect("erp_home")
+    suffix = Path(upload.name).suffix.lower()[:8]
+    with tempfile.NamedTemporaryFile(suffix=suffix) as temporary:
+        for chunk in upload.chunks():
+            temporary.write(chunk)
+        temporary.flush()
+        try:
+            run = reconciliation.reconciliation_run(
+                business_date=day, erp_path=temporary.name, erp_file_name=upload.name, by=Actor.of(request.user).name
+            )
+        except UnreadableFile as exc:
+            messages.error(request, str(exc))
+            return redirect("erp_home")
+    return redirect("erp_reconciliation_detail", run_id=run.pk)
+
+
+@require_GET
+@role_required(*FINANCE_ROLES)
+def reconciliation_detail(request: HttpRequest, run_id: int) -> HttpResponse:
+    run = get_object_or_404(ReconciliationRun, pk=run_id)
+    return render(request, "erp/reconciliation.html", {"run": run, "tolerance": reconciliation.TOLERANCE_PCT})
+
+
+@csrf_exempt
+@require_POST
+@public_endpoint("WMS/ERP status events: authenticated by an HMAC signature per source system, not by a login")
+def inbound_event(request: HttpRequest) -> HttpResponse:
+    body = request.body
+    source = request.headers.get("X-Beile-Source", "")
+    problem = inbound.authenticate(
+        source=source,
+        timestamp=request.headers.get("X-Beile-Timestamp", ""),
+        signature=request.headers.get("X-Beile-Signature", ""),
+        body=body,
+    )
+    if problem:
+        return JsonResponse({"ok": False, "error": problem}, status=401)
+    status, answer = inbound.inbound_event_handle(source=source, body=body)
+    return JsonResponse(answer, status=status, json_dumps_params={"ensure_ascii": False})
+
