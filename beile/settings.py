@@ -47,6 +47,7 @@ INSTALLED_APPS = [
     "beile",
     "orders",
     "workflows",
+    "frontline",
 ]
 
 MIDDLEWARE = [
