@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "workflows",
     "workflows.health",
     "integrations.erp",
+    "frontline",
 ]
 
 MIDDLEWARE = [

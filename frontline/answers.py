@@ -1,0 +1,89 @@
+"""What we tell a customer who asks "where is my order": status, location, ETA and any
+exception explanation. The instant push, the self-service page and the lookup page all say the
+same thing because they all read it from here."""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass
+
+from django.utils import timezone
+from django.utils.formats import date_format
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
+from orders.models import AddressChangeStatus, AfterSalesKind, AfterSalesStatus, Order, OrderStatus, TrackingState
+
+# Kuaidi100 states that mean the parcel is not simply on its way (PROTOCOLS.md `state`).
+TRACKING_EXCEPTIONS = {
+    TrackingState.PROBLEM: gettext_lazy("The carrier reports a problem with the parcel; our logistics team is on it."),
+    TrackingState.RETURNING: gettext_lazy("The parcel is on its way back to us; customer service will contact you."),
+    TrackingState.RETURNED_SIGNED: gettext_lazy("The parcel came back to us; customer service will contact you."),
+    TrackingState.REFUSED: gettext_lazy("Delivery was refused; customer service will contact you."),
+    TrackingState.CUSTOMS_PROBLEM: gettext_lazy("The parcel is held in customs; our logistics team is on it."),
+}
+# BRIEF.md: tracking stalled over 24 hours is an exception (a ticket is opened for logistics).
+STALLED_AFTER = datetime.timedelta(hours=24)
+
+
+@dataclass
+class CustomerAnswer:
+    status: str
+    location: str
+    eta: datetime.datetime | None
+    explanation: str
+    carrier: str = ""
+    tracking_number: str = ""
+
+    @property
+    def carries_location(self) -> bool:
+        """CPD stops at the first push with a location (and ETA when known) or an explanation."""
+        return bool(self.location or self.explanation)
+
+    def as_text(self) -> str:
+        parts = [self.status]
+        if self.location:
+            parts.append(_("Location: %(location)s") % {"location": self.location})
+        if self.eta:
+            parts.append(_("Expected delivery: %(eta)s") % {"eta": date_format(timezone.localtime(self.eta), "m-d H:i")})
+        if self.explanation:
+            parts.append(self.explanation)
+        return "；".join(parts)
+
+
+def order_answer(order: Order, *, now: datetime.datetime | None = None) -> CustomerAnswer:
+    """Reads order.shipments, order.address_changes and order.after_sales (prefetch them when
+    answering for many orders)."""
+    now = now or timezone.now()
+    shipments = sorted(order.shipments.all(), key=lambda shipment: (shipment.created_at, shipment.pk))
+    latest = shipments[-1] if shipments else None
+    explanations = []
+    if order.is_held:
+        explanations.append(
+            _("Your order is paused: %(reason)s%(note)s.")
+            % {"reason": order.get_hold_reason_display(), "note": f"（{order.hold_note}）" if order.hold_note else ""}
+        )
+    if any(change.status == AddressChangeStatus.OPEN for change in order.address_changes.all()):
+        explanations.append(_("Your address change is being applied; the parcel waits until it is done."))
+    if any(case.kind == AfterSalesKind.REFUND and case.status == AfterSalesStatus.OPEN for case in order.after_sales.all()):
+        explanations.append(_("Your refund request is being handled; the parcel waits until it is decided."))
+
+    if latest is None:
+        if order.status == OrderStatus.CANCELLED:
+            return CustomerAnswer(status=order.get_status_display(), location="", eta=None, explanation=order.cancel_reason)
+        location = _("In our warehouse (%(stage)s)") % {"stage": order.get_status_display()}
+        return CustomerAnswer(status=order.get_status_display(), location=location, eta=None, explanation=" ".join(explanations))
+
+    if latest.tracking_state in TRACKING_EXCEPTIONS:
+        explanations.append(str(TRACKING_EXCEPTIONS[latest.tracking_state]))
+    elif order.status == OrderStatus.SHIPPED and (latest.last_event_at or latest.created_at) < now - STALLED_AFTER:
+        explanations.append(_("No tracking update for over 24 hours; we have asked the carrier."))
+    state = latest.get_tracking_state_display() if latest.tracking_state else _("Handed to the carrier")
+    return CustomerAnswer(
+        status=f"{order.get_status_display()} · {state}",
+        location=latest.last_location,
+        eta=latest.eta,
+        explanation=" ".join(explanations),
+        carrier=latest.get_carrier_code_display(),
+        tracking_number=latest.tracking_number,
+    )

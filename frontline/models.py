@@ -1,0 +1,86 @@
+"""What the front line records: customers' "where is my order" inquiries, every scan at the
+packing bench, and every self-service status view. The measures (CPD, wrong-shipment rate,
+self-service share) are computed from these rows in measures.py."""
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from orders.models import Customer, Order, Product
+
+
+class InquiryChannel(models.TextChoices):
+    PHONE = "phone", _("Phone")
+    WECHAT = "wechat", _("WeChat")
+
+
+class Inquiry(models.Model):
+    """A customer asked customer service about an order (an *assisted* status query)."""
+
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="inquiries")
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="inquiries")
+    channel = models.CharField(_("channel"), max_length=16, choices=InquiryChannel.choices)
+    question = models.CharField(_("what the customer asked"), max_length=300)
+    recorded_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    asked_at = models.DateTimeField(_("asked at"), default=timezone.now)
+    # The instant answer pushed to the customer; empty when the customer has no WeChat openid.
+    answer_message = models.ForeignKey(
+        "workflows.CustomerMessage", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-asked_at", "-id"]
+        verbose_name = _("inquiry")
+        verbose_name_plural = _("inquiries")
+        indexes = [
+            models.Index(fields=["order", "asked_at"], name="inquiry_order_time"),
+            models.Index(fields=["asked_at"], name="inquiry_time"),
+        ]
+
+
+class ScanOutcome(models.TextChoices):
+    OPENED = "opened", _("Order opened")
+    MATCH = "match", _("Item verified")
+    WRONG_ITEM = "wrong_item", _("Wrong item refused")
+    OVER_COUNT = "over_count", _("Extra item refused")
+    INTERCEPTED = "intercepted", _("Refused: order intercepted")
+    NOT_PACKABLE = "not_packable", _("Refused: order not in picking")
+    RESTART = "restart", _("Verification restarted")
+    UNKNOWN = "unknown", _("Unknown code")
+
+
+class PackScan(models.Model):
+    """Every scan at the packing bench, kept as an append-only event."""
+
+    order = models.ForeignKey(Order, null=True, blank=True, on_delete=models.CASCADE, related_name="pack_scans")
+    code = models.CharField(_("scanned code"), max_length=64)
+    outcome = models.CharField(_("outcome"), max_length=16, choices=ScanOutcome.choices)
+    product = models.ForeignKey(Product, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    scanned_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    scanned_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-scanned_at", "-id"]
+        verbose_name = _("pack scan")
+        verbose_name_plural = _("pack scans")
+        # The station counts an order's scans since its last restart on every scan.
+        indexes = [models.Index(fields=["order", "scanned_at"], name="packscan_order_time")]
+
+
+class SelfServiceVia(models.TextChoices):
+    CODE = "code", _("Order number and last 4 digits")
+    LINK = "link", _("Signed link from a push")
+
+
+class SelfServiceQuery(models.Model):
+    """A customer looked at the self-service status page (a *self-service* status query)."""
+
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="self_service_queries")
+    via = models.CharField(max_length=8, choices=SelfServiceVia.choices)
+    viewed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = _("self-service query")
+        verbose_name_plural = _("self-service queries")
+        indexes = [models.Index(fields=["viewed_at"], name="selfservice_time")]

@@ -1,0 +1,251 @@
+"""Front-line pages: the customer-service lookup, the PDA packing station and the customer's
+self-service status page. Every htmx action also works as a plain form POST + redirect."""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+from urllib.parse import urlencode
+
+from django.contrib import messages
+from django.core import signing
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from frontline import lookup as lookup_selectors
+from frontline import packing, selfservice
+from frontline.answers import order_answer
+from frontline.models import InquiryChannel, PackScan, SelfServiceVia
+from frontline.services import inquiry_record
+from orders import services
+from orders.access import Actor, mask_phone, public_endpoint, role_required
+from orders.models import AfterSalesKind, Note, NoteAudience, NoteKind, Order
+
+LOOKUP_ROLES = ("service", "supervisor", "sales")
+PDA_ROLES = ("packer", "supervisor")
+
+
+# --- Customer-service lookup -------------------------------------------------------------------
+
+
+def _lookup_context(query: str) -> dict:
+    return {
+        "result": lookup_selectors.lookup(query),
+        "note_kinds": NoteKind.choices,
+        "note_audiences": NoteAudience.choices,
+        "after_sales_kinds": AfterSalesKind.choices,
+        "inquiry_channels": InquiryChannel.choices,
+    }
+
+
+@require_GET
+@role_required(*LOOKUP_ROLES)
+def lookup(request: HttpRequest) -> HttpResponse:
+    context = _lookup_context(request.GET.get("q", ""))
+    if request.htmx and request.htmx.target == "lookup-result":
+        return render(request, "frontline/lookup.html#lookup-result", context)
+    return render(request, "frontline/lookup.html", context)
+
+
+def _note(request, order, actor):
+    services.order_add_note(
+        order=order, by=actor, body=request.POST.get("body", ""), kind=request.POST.get("kind", NoteKind.INFO), audience=request.POST.get("audience", "")
+    )
+    return _("Note added to %(order)s.") % {"order": order.order_number}
+
+
+def _open_case(request, order, actor):
+    try:
+        amount = Decimal(request.POST.get("amount") or "0").quantize(Decimal("0.01"))
+    except InvalidOperation as exc:
+        raise services.OrderError(_("Enter the amount as a number, e.g. 59.90.")) from exc
+    services.after_sales_open(
+        order=order, by=actor, kind=request.POST.get("kind", ""), reason=request.POST.get("reason", ""), sku_code=request.POST.get("sku_code", ""), amount=amount
+    )
+    return _("After-sales case opened on %(order)s.") % {"order": order.order_number}
+
+
+def _request_address(request, order, actor):
+    services.address_change_request(order=order, by=actor, **{name: request.POST.get(name, "") for name in services.ADDRESS_FIELDS})
+    if order.status in ("packed",):
+        return _("Address change requested: %(order)s is already packed, so it is intercepted and will not ship until the change is applied.") % {
+            "order": order.order_number
+        }
+    return _("Address change requested on %(order)s; packing waits until it is applied.") % {"order": order.order_number}
+
+
+def _inquiry(request, order, actor):
+    inquiry = inquiry_record(order=order, by=actor, channel=request.POST.get("channel", ""), question=request.POST.get("question", ""))
+    answer = order_answer(order).as_text()
+    if inquiry.answer_message_id:
+        return _("Inquiry recorded; the customer was sent: %(answer)s") % {"answer": answer}
+    return _("Inquiry recorded. The customer has no WeChat push; tell them: %(answer)s") % {"answer": answer}
+
+
+LOOKUP_ACTIONS = {"note": _note, "open_case": _open_case, "request_address": _request_address, "inquiry": _inquiry}
+
+
+@require_POST
+@role_required(*LOOKUP_ROLES)
+def lookup_action(request: HttpRequest, order_number: str, action: str) -> HttpResponse:
+    handler = LOOKUP_ACTIONS.get(action)
+    if handler is None:
+        raise Http404
+    order = get_object_or_404(Order.objects.select_related("customer"), order_number=order_number)
+    query = request.POST.get("q") or order_number
+    try:
+        notice, error = handler(request, order, Actor.of(request.user)), ""
+    except services.OrderError as exc:
+        notice, error = "", str(exc)
+    if request.htmx:
+        context = _lookup_context(query)
+        context.update({"notice": notice, "error": error, "acted_on": order_number})
+        return render(request, "frontline/lookup.html#lookup-result", context)
+    if error:
+        messages.error(request, error)
+    else:
+        messages.success(request, notice)
+    return redirect(reverse("lookup") + "?" + urlencode({"q": query}) + f"#order-{order_number}")
+
+
+# --- PDA packing station -----------------------------------------------------------------------
+
+
+def _station(request: HttpRequest, order: Order | None, *, last_scan: PackScan | None = None, error: str = "", notice: str = "") -> HttpResponse:
+    context = {"order": order, "error": error, "notice": notice, "last_scan": last_scan}
+    if order is not None:
+        order.phone_masked = mask_phone(order.receiver_phone)
+        context["state"] = packing.packing_state(order=order, user=request.user, last_scan=last_scan)
+    if last_scan is not None:
+        context["scan_message"] = packing.scan_message(last_scan)
+        context["scan_refused"] = last_scan.outcome in packing.REFUSED
+    template = "frontline/pda.html#station" if request.htmx else "frontline/pda.html"
+    return render(request, template, context)
+
+
+@require_GET
+@role_required(*PDA_ROLES)
+def pda(request: HttpRequest, order_number: str = "") -> HttpResponse:
+    order = get_object_or_404(Order.objects.select_related("customer"), order_number=order_number) if order_number else None
+    return _station(request, order)
+
+
+@require_POST
+@role_required(*PDA_ROLES)
+def pda_scan(request: HttpRequest) -> HttpResponse:
+    current_number = request.POST.get("order", "")
+    current = Order.objects.filter(order_number=current_number).first() if current_number else None
+    try:
+        order, scan = packing.pack_scan(code=request.POST.get("code", ""), by=Actor.of(request.user), current=current)
+    except services.OrderError as exc:
+        return _pda_reply(request, current, error=str(exc))
+    if request.htmx:
+        return _station(request, order, last_scan=scan)
+    (messages.error if scan.outcome in packing.REFUSED else messages.success)(request, packing.scan_message(scan))
+    return redirect("pda_order", order_number=order.order_number) if order else redirect("pda")
+
+
+def _pda_reply(request: HttpRequest, order: Order | None, *, error: str = "", notice: str = "") -> HttpResponse:
+    if request.htmx:
+        return _station(request, order, error=error, notice=notice)
+    if error:
+        messages.error(request, error)
+    else:
+        messages.success(request, notice)
+    return redirect("pda_order", order_number=order.order_number) if order else redirect("pda")
+
+
+@require_POST
+@role_required(*PDA_ROLES)
+def pda_acknowledge(request: HttpRequest, order_number: str) -> HttpResponse:
+    order = get_object_or_404(Order, order_number=order_number)
+    note = get_object_or_404(Note, pk=request.POST.get("note_id") or 0, order=order)
+    try:
+        services.note_acknowledge(note=note, by=Actor.of(request.user))
+    except services.OrderError as exc:
+        return _pda_reply(request, order, error=str(exc))
+    return _pda_reply(request, order, notice=_("Note acknowledged."))
+
+
+@require_POST
+@role_required(*PDA_ROLES)
+def pda_restart(request: HttpRequest, order_number: str) -> HttpResponse:
+    order = get_object_or_404(Order, order_number=order_number)
+    packing.packing_restart(order=order, by=Actor.of(request.user))
+    return _pda_reply(request, order, notice=_("Verification restarted: scan every item again."))
+
+
+@require_POST
+@role_required(*PDA_ROLES)
+def pda_pack(request: HttpRequest, order_number: str) -> HttpResponse:
+    order = get_object_or_404(Order, order_number=order_number)
+    try:
+        order = packing.packing_finish(order=order, by=Actor.of(request.user))
+    except services.OrderError as exc:
+        return _pda_reply(request, order, error=str(exc))
+    return _pda_reply(request, order, notice=_("Packed: %(order)s. Scan the next order.") % {"order": order.order_number})
+
+
+# --- Customer self-service ---------------------------------------------------------------------
+
+
+def _client_address(request: HttpRequest) -> str:
+    return request.META.get("REMOTE_ADDR", "") or "unknown"
+
+
+def _track_page(request: HttpRequest, order: Order, via: str) -> HttpResponse:
+    selfservice.self_service_query_record(order=order, via=via)
+    order = Order.objects.select_related("customer").prefetch_related("shipments__events", "address_changes", "after_sales").get(pk=order.pk)
+    shipments = list(order.shipments.all())
+    context = {
+        "order": order,
+        "answer": order_answer(order),
+        "tracking_events": list(shipments[-1].events.all())[:10] if shipments else [],
+        "receiver_masked": (order.receiver_name[:1] + "*" * max(len(order.receiver_name) - 1, 1)),
+        "phone_masked": mask_phone(order.receiver_phone),
+        "address_masked": f"{order.province}{order.city}{order.district} ****",
+    }
+    return render(request, "frontline/track.html", context)
+
+
+@require_http_methods(["GET", "POST"])
+@public_endpoint("The customer's self-service status page, opened from the WeChat menu; order number + last 4 digits, rate-limited.")
+def track(request: HttpRequest) -> HttpResponse:
+    if request.method == "GET":
+        return render(request, "frontline/track.html", {"form_only": True})
+    order_number = request.POST.get("order_number", "").strip()[:40]
+    last4 = request.POST.get("last4", "").strip()
+    address = _client_address(request)
+    context = {"form_only": True, "order_number": order_number}
+    if selfservice.too_many_failures(address=address, order_number=order_number):
+        context["error"] = _("Too many wrong attempts. For your security, please wait 15 minutes or contact customer service.")
+        return render(request, "frontline/track.html", context, status=429)
+    order = selfservice.order_for_code(order_number, last4)
+    if order is None:
+        selfservice.record_failure(address=address, order_number=order_number)
+        context["error"] = _("The order number and the last 4 digits of the phone do not match. Check the order number on your order confirmation.")
+        return render(request, "frontline/track.html", context, status=400)
+    return _track_page(request, order, SelfServiceVia.CODE)
+
+
+@require_GET
+@public_endpoint("The signed link inside each WeChat push; the signature and its expiry are the access check.")
+def track_link(request: HttpRequest, token: str) -> HttpResponse:
+    address = _client_address(request)
+    if selfservice.too_many_failures(address=address, order_number=""):
+        return render(request, "frontline/track.html", {"form_only": True, "error": _("Too many wrong attempts. Please wait 15 minutes.")}, status=429)
+    try:
+        order_number = selfservice.order_number_from_token(token)
+    except signing.SignatureExpired:
+        return render(
+            request, "frontline/track.html",
+            {"form_only": True, "error": _("This link has expired. Enter your order number and the last 4 digits of your phone instead.")},
+            status=410,
+        )
+    except signing.BadSignature:
+        selfservice.record_failure(address=address, order_number="")
+        return render(request, "frontline/track.html", {"form_only": True, "error": _("This link is not valid. Enter your order number and the last 4 digits of your phone.")}, status=400)
+    order = get_object_or_404(Order, order_number=order_number)
+    return _track_page(request, order, SelfServiceVia.LINK)

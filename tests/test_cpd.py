@@ -1,0 +1,97 @@
+"""Customer-perceived delay: from the first open "where is my order" to the first push that
+carries location/ETA or an exception explanation; plus the other front-line measures."""
+
+import datetime
+
+import pytest
+import time_machine
+from django.utils import timezone
+
+from frontline.measures import inquiry_perceived_delay, perceived_delays, self_service_share, wrong_shipment_rate
+from frontline.models import Inquiry, SelfServiceQuery
+from frontline.services import inquiry_record
+from orders.access import Actor
+from orders.models import AfterSalesCase, Customer
+from tests.conftest import make_order
+from tests.frontline_fixtures import fast_passwords, ship  # noqa: F401
+from workflows.models import CustomerMessage
+
+pytestmark = pytest.mark.django_db
+T0 = datetime.datetime(2026, 1, 22, 10, 0, tzinfo=datetime.UTC)
+
+
+def minutes(n):
+    return T0 + datetime.timedelta(minutes=n)
+
+
+def ask(order, at, people):
+    return Inquiry.objects.create(order=order, customer=order.customer, channel="phone", question="到哪了", recorded_by=people["service"], asked_at=at)
+
+
+def push(order, at, *, carries_location=True, key=None):
+    return CustomerMessage.objects.create(order=order, recipient="o", event_key="x", idempotency_key=key or f"k{at.timestamp()}{carries_location}",
+                                          carries_location=carries_location, created_at=at)
+
+
+def test_cpd_runs_from_the_first_open_inquiry_to_the_first_push_with_location(people):
+    order = make_order(status="shipped")
+    first = ask(order, minutes(0), people)
+    again = ask(order, minutes(30), people)
+    push(order, minutes(40), carries_location=False)  # "shipped" without location does not count
+    push(order, minutes(142))
+    assert inquiry_perceived_delay(first) == datetime.timedelta(minutes=142)
+    # The second call belongs to the same wait: the customer has been waiting since the first.
+    assert inquiry_perceived_delay(again) == datetime.timedelta(minutes=142)
+    report = perceived_delays(start=minutes(-10), end=minutes(200))
+    assert report.delays == [datetime.timedelta(minutes=142)] and report.unanswered == 0
+
+
+def test_a_new_question_after_an_answer_starts_a_new_wait(people):
+    order = make_order(status="shipped")
+    ask(order, minutes(0), people)
+    push(order, minutes(10))
+    later = ask(order, minutes(60), people)
+    assert inquiry_perceived_delay(later) is None
+    push(order, minutes(63))
+    assert inquiry_perceived_delay(later) == datetime.timedelta(minutes=3)
+    report = perceived_delays(start=minutes(-10), end=minutes(200))
+    assert sorted(report.delays) == [datetime.timedelta(minutes=3), datetime.timedelta(minutes=10)]
+    assert report.median == datetime.timedelta(minutes=6, seconds=30)
+
+
+def test_unanswered_waits_are_counted_not_hidden(people):
+    order = make_order(status="shipped")
+    ask(order, minutes(0), people)
+    report = perceived_delays(start=minutes(-10), end=minutes(200))
+    assert report.delays == [] and report.unanswered == 1 and report.median is None
+
+
+def test_recorded_inquiry_with_tracking_is_answered_within_seconds(people):
+    order = make_order(status="shipped", phone="13900001111")
+    Customer.objects.filter(pk=order.customer_id).update(wechat_openid="openid-1")
+    order.refresh_from_db()
+    ship(order)
+    inquiry = inquiry_record(order=order, by=Actor.of(people["service"]), channel="wechat")
+    assert inquiry_perceived_delay(inquiry) < datetime.timedelta(seconds=5)
+
+
+def test_wrong_shipment_rate_counts_wrong_items_and_missing_gifts_per_shipped_order(people):
+    with time_machine.travel(minutes(0), tick=False):
+        orders = [make_order(status="shipped", shipped_at=timezone.now()) for _ in range(10)]
+        make_order(status="picking")
+        AfterSalesCase.objects.create(order=orders[0], kind="wrong_item", reason="发错规格")
+        AfterSalesCase.objects.create(order=orders[1], kind="missing_gift", reason="少发赠品")
+        AfterSalesCase.objects.create(order=orders[2], kind="missing_gift", reason="少发赠品", status="rejected")  # checked: it was there
+        AfterSalesCase.objects.create(order=orders[3], kind="damaged", reason="罐体凹陷")
+    assert wrong_shipment_rate(start=minutes(-60), end=minutes(60)) == pytest.approx(0.2)
+    assert wrong_shipment_rate(start=minutes(60), end=minutes(120)) is None
+
+
+def test_self_service_share(people):
+    with time_machine.travel(minutes(0), tick=False):
+        order = make_order(status="shipped")
+        for _ in range(3):
+            SelfServiceQuery.objects.create(order=order, via="link")
+        ask(order, minutes(0), people)
+    assert self_service_share(start=minutes(-1), end=minutes(1)) == pytest.approx(0.75)
+    assert self_service_share(start=minutes(5), end=minutes(6)) is None
