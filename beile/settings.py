@@ -54,7 +54,7 @@ INSTALLED_APPS = [
     "workflows",
     "workflows.health",
     "integrations.erp",
-    "frontline",
+    "orders.frontline",
 ]
 
 MIDDLEWARE = [

@@ -7,9 +7,9 @@ import pytest
 import time_machine
 from django.utils import timezone
 
-from frontline.measures import inquiry_perceived_delay, perceived_delays, self_service_share, wrong_shipment_rate
-from frontline.models import Inquiry, SelfServiceQuery
-from frontline.services import inquiry_record
+from orders.frontline.measures import inquiry_perceived_delay, perceived_delays, self_service_share, wrong_shipment_rate
+from orders.frontline.models import Inquiry, SelfServiceQuery
+from orders.frontline.services import inquiry_record
 from orders.access import Actor
 from orders.models import AfterSalesCase, Customer
 from tests.conftest import make_order

@@ -3,17 +3,12 @@ shows a progress bar; the summary appears and the error report downloads."""
 
 from __future__ import annotations
 
-import os
 
 import pytest
 
 from orders.models import Order
 from tests.conftest import log_in, make_product
 from tests.erp_fixtures import fast_passwords, line, write_csv  # noqa: F401 (autouse)
-
-# Playwright's sync API runs an event loop in this thread; fixtures and checks here use the ORM
-# synchronously, which is safe (nothing else runs on that loop).
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 
 @pytest.mark.browser

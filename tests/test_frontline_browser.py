@@ -2,7 +2,6 @@
 packer at the bench with a keyboard-wedge scanner on a 400 px PDA."""
 
 import datetime
-import os
 
 import pytest
 from playwright.sync_api import expect
@@ -14,9 +13,6 @@ from orders.access import ALL_ROLES, Actor
 from orders.models import Order
 from tests.conftest import log_in, make_order, make_product
 from tests.frontline_fixtures import fast_passwords, rejected_return, ship  # noqa: F401
-
-# Playwright's sync API runs an event loop in this thread; the test's own ORM calls are still sync.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

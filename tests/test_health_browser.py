@@ -2,7 +2,6 @@
 chart, and follow a red one to the orders behind it and on to an order's card."""
 
 import datetime
-import os
 import re
 
 import pytest
@@ -14,11 +13,6 @@ from orders.management.commands.seed_demo import demo_password
 from tests.conftest import log_in
 from workflows.health.measures import BUSINESS_TZ, MEASURES
 from workflows.health.selectors import HISTORY_DAYS
-
-# Playwright's sync API leaves an event loop in the main thread for the rest of the session (the
-# browser fixture is session-wide), so Django's async-safety check would refuse the synchronous
-# database work of this test (seeding) and of every database test that runs after it.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 
 @pytest.mark.browser

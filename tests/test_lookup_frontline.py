@@ -9,9 +9,9 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone, translation
 
-from frontline.lookup import lookup
-from frontline.models import Inquiry
-from frontline.templatetags.frontline import relative_day
+from orders.frontline.lookup import lookup
+from orders.frontline.models import Inquiry
+from orders.frontline.templatetags.frontline import relative_day
 from orders import services
 from orders.access import Actor
 from orders.models import AddressChangeRequest, Note, Order

@@ -54,10 +54,16 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def production_base_env() -> dict[str, str]:
+    """This process's environment minus what only the test run needs: the browser tests allow
+    synchronous ORM calls beside Playwright's loop, which `check --deploy` rightly refuses."""
+    return {key: value for key, value in os.environ.items() if key != "DJANGO_ALLOW_ASYNC_UNSAFE"}
+
+
 @pytest.fixture
 def production_env(transactional_db, tmp_path) -> dict[str, str]:
     env = {
-        **os.environ,
+        **production_base_env(),
         "DEBUG": "0",
         "SECRET_KEY": "production-process-test-" + "k" * 40,
         "ALLOWED_HOSTS": "127.0.0.1",
@@ -196,7 +202,7 @@ def test_web_worker_and_beat_start_with_the_compose_commands(production_env, pro
 
 def test_deployment_checklist_passes_with_production_settings():
     env = {
-        **os.environ,
+        **production_base_env(),
         "DEBUG": "0",
         "SECRET_KEY": "check-deploy-" + "a-long-random-looking-secret-key-value" * 2,
         "ALLOWED_HOSTS": "cockpit.example.com",

@@ -8,8 +8,8 @@ import time_machine
 from django.core import signing
 from django.core.cache import cache
 
-from frontline import selfservice
-from frontline.models import SelfServiceQuery
+from orders.frontline import selfservice
+from orders.frontline.models import SelfServiceQuery
 from tests.conftest import make_order
 from tests.frontline_fixtures import fast_passwords, ship  # noqa: F401
 

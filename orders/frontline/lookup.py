@@ -11,8 +11,8 @@ from django.db.models import Prefetch, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from frontline.answers import order_answer
-from frontline.models import Inquiry
+from orders.frontline.answers import order_answer
+from orders.frontline.models import Inquiry
 from orders.models import (
     AddressChangeRequest,
     AfterSalesCase,

@@ -5,9 +5,9 @@ from __future__ import annotations
 from django.db import transaction
 from django.utils.translation import gettext as _
 
-from frontline.answers import order_answer
-from frontline.models import Inquiry, InquiryChannel
-from frontline.selfservice import link_url
+from orders.frontline.answers import order_answer
+from orders.frontline.models import Inquiry, InquiryChannel
+from orders.frontline.selfservice import link_url
 from orders.access import Actor
 from orders.models import Order
 from orders.services import NotAllowed, OrderError

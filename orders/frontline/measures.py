@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from django.db.models import Max, Min
 from django.utils import timezone
 
-from frontline.models import Inquiry, SelfServiceQuery
+from orders.frontline.models import Inquiry, SelfServiceQuery
 from orders.models import AfterSalesCase, AfterSalesKind, AfterSalesStatus, Order
 from workflows.models import CustomerMessage
 

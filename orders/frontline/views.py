@@ -14,11 +14,11 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from frontline import lookup as lookup_selectors
-from frontline import packing, selfservice
-from frontline.answers import order_answer
-from frontline.models import InquiryChannel, PackScan, SelfServiceVia
-from frontline.services import inquiry_record
+from orders.frontline import lookup as lookup_selectors
+from orders.frontline import packing, selfservice
+from orders.frontline.answers import order_answer
+from orders.frontline.models import InquiryChannel, PackScan, SelfServiceVia
+from orders.frontline.services import inquiry_record
 from orders import services
 from orders.access import Actor, mask_phone, public_endpoint, role_required
 from orders.models import AfterSalesKind, Note, NoteAudience, NoteKind, Order

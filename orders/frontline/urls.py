@@ -1,6 +1,6 @@
 from django.urls import path
 
-from frontline import views
+from orders.frontline import views
 
 urlpatterns = [
     path("service/lookup/", views.lookup, name="lookup"),
