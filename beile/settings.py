@@ -47,6 +47,8 @@ INSTALLED_APPS = [
     "beile",
     "orders",
     "workflows",
+    "integrations.kuaidi100",
+    "integrations.wechat",
 ]
 
 MIDDLEWARE = [
@@ -146,6 +148,10 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 # Periodic work is declared here so that one beat process sees the whole schedule.
 CELERY_BEAT_SCHEDULE: dict = {
     "release-expired-holds": {"task": "orders.tasks.release_expired_holds", "schedule": 60.0},
+    "kuaidi100-relay-subscriptions": {"task": "integrations.kuaidi100.tasks.relay_subscriptions", "schedule": 30.0},
+    "kuaidi100-poll-silent-shipments": {"task": "integrations.kuaidi100.tasks.poll_silent_shipments", "schedule": 300.0},
+    "kuaidi100-scan-stalled-shipments": {"task": "integrations.kuaidi100.tasks.scan_stalled_shipments", "schedule": 60.0},
+    "wechat-relay-customer-messages": {"task": "integrations.wechat.tasks.relay_customer_messages", "schedule": 15.0},
 }
 
 # --- Auth -------------------------------------------------------------------------------------
@@ -201,18 +207,27 @@ DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "cockpit@beile.example
 ALERT_EMAILS = env_list("ALERT_EMAILS")
 
 # --- Outside systems (each provider reads only its own block) ---------------------------------
+# DEBUG without real credentials: the local fakes that run_cockpit starts, shown as "sandbox" in
+# the UI (never silently fake). Without DEBUG and without credentials a provider is "off".
+# The sandbox values match integrations/<provider>/fake_server.py.
+KUAIDI100_SANDBOX = DEBUG and not os.environ.get("KUAIDI100_KEY")
 KUAIDI100 = {
-    "BASE_URL": os.environ.get("KUAIDI100_BASE_URL", "https://poll.kuaidi100.com"),
-    "CUSTOMER": os.environ.get("KUAIDI100_CUSTOMER", ""),
-    "KEY": os.environ.get("KUAIDI100_KEY", ""),
-    "CALLBACK_SALT": os.environ.get("KUAIDI100_CALLBACK_SALT", ""),
+    "SANDBOX": KUAIDI100_SANDBOX,
+    "BASE_URL": os.environ.get("KUAIDI100_BASE_URL", "http://127.0.0.1:8101" if KUAIDI100_SANDBOX else "https://poll.kuaidi100.com"),
+    "CUSTOMER": os.environ.get("KUAIDI100_CUSTOMER", "SANDBOXCUSTOMER0001" if KUAIDI100_SANDBOX else ""),
+    "KEY": os.environ.get("KUAIDI100_KEY", "sandbox-kuaidi100-key" if KUAIDI100_SANDBOX else ""),
+    "CALLBACK_SALT": os.environ.get("KUAIDI100_CALLBACK_SALT", "sandbox-salt" if KUAIDI100_SANDBOX else ""),
+    # Issue 5: no new tracking event for 24 h opens a ticket (the demo shortens it).
+    "STALL_HOURS": float(os.environ.get("KUAIDI100_STALL_HOURS", "24")),
 }
+WECHAT_SANDBOX = DEBUG and not os.environ.get("WECHAT_APP_SECRET")
 WECHAT = {
-    "BASE_URL": os.environ.get("WECHAT_BASE_URL", "https://api.weixin.qq.com"),
-    "APP_ID": os.environ.get("WECHAT_APP_ID", ""),
-    "APP_SECRET": os.environ.get("WECHAT_APP_SECRET", ""),
-    "CALLBACK_TOKEN": os.environ.get("WECHAT_CALLBACK_TOKEN", ""),
-    "TEMPLATE_ID": os.environ.get("WECHAT_TEMPLATE_ID", ""),
+    "SANDBOX": WECHAT_SANDBOX,
+    "BASE_URL": os.environ.get("WECHAT_BASE_URL", "http://127.0.0.1:8102" if WECHAT_SANDBOX else "https://api.weixin.qq.com"),
+    "APP_ID": os.environ.get("WECHAT_APP_ID", "wxsandbox00000beile" if WECHAT_SANDBOX else ""),
+    "APP_SECRET": os.environ.get("WECHAT_APP_SECRET", "sandbox-wechat-secret" if WECHAT_SANDBOX else ""),
+    "CALLBACK_TOKEN": os.environ.get("WECHAT_CALLBACK_TOKEN", "sandbox-wechat-token" if WECHAT_SANDBOX else ""),
+    "TEMPLATE_ID": os.environ.get("WECHAT_TEMPLATE_ID", "sandbox-order-status-template" if WECHAT_SANDBOX else ""),
 }
 # Where links in messages and e-mails point to (the public address of this cockpit).
 PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL", "http://127.0.0.1:8000")

@@ -15,4 +15,7 @@ urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
     path("", include("orders.urls")),
+    path("tickets/", include("workflows.ticket_urls")),
+    path("integrations/kuaidi100/", include("integrations.kuaidi100.urls")),
+    path("integrations/wechat/", include("integrations.wechat.urls")),
 ]
