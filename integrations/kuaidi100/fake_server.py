@@ -275,7 +275,11 @@ class FakeKuaidi100:
             if parcel.step < len(steps):
                 state, status_name, context, area, code = steps[parcel.step]
                 parcel.step += 1
-                now = datetime.datetime.now(BEIJING).strftime("%Y-%m-%d %H:%M:%S")
+                moment = datetime.datetime.now(BEIJING).replace(microsecond=0)
+                if parcel.events:  # a carrier's scans are at least a second apart
+                    previous = datetime.datetime.strptime(parcel.events[0]["time"], "%Y-%m-%d %H:%M:%S").replace(tzinfo=BEIJING)
+                    moment = max(moment, previous + datetime.timedelta(seconds=1))
+                now = moment.strftime("%Y-%m-%d %H:%M:%S")
                 parcel.events.insert(0, {"time": now, "ftime": now, "context": context, "areaCode": code, "areaName": area,
                                          "status": status_name, "_state": state})
                 if state in FINAL_STATES:

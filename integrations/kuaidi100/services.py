@@ -210,7 +210,15 @@ def tracking_ingest(
         previous_state = shipment.tracking_state
         newest = max(result.items, key=lambda item: item.occurred_at, default=None)
         changed_state = False
-        if newest is not None and (shipment.last_event_at is None or newest.occurred_at >= shipment.last_event_at):
+        reported = {(item.occurred_at, item.context) for item in result.items}
+        # Newer means a later newest event, or the same moment in a report that still holds
+        # everything we know (times have one-second resolution; an older report lacks events).
+        is_current = newest is not None and (
+            shipment.last_event_at is None
+            or newest.occurred_at > shipment.last_event_at
+            or (newest.occurred_at == shipment.last_event_at and known <= reported)
+        )
+        if is_current:
             shipment.last_event_at = newest.occurred_at
             shipment.last_location = _location(newest) or shipment.last_location
             if result.state in TrackingState.values:
