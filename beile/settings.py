@@ -220,6 +220,10 @@ KUAIDI100 = {
     # Issue 5: no new tracking event for 24 h opens a ticket (the demo shortens it).
     "STALL_HOURS": float(os.environ.get("KUAIDI100_STALL_HOURS", "24")),
 }
+# How long a worker's claim on an outbox or subscription row lasts before another may retry it
+# (a worker killed mid-send). Under WeChat's 10-minute client_msg_id window, so a resend after
+# a crash is deduplicated by WeChat.
+INTEGRATION_CLAIM_SECONDS = float(os.environ.get("INTEGRATION_CLAIM_SECONDS", "120"))
 WECHAT_SANDBOX = DEBUG and not os.environ.get("WECHAT_APP_SECRET")
 WECHAT = {
     "SANDBOX": WECHAT_SANDBOX,

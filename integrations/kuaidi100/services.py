@@ -25,8 +25,6 @@ from workflows.tickets import ticket_open_for_shipment
 logger = logging.getLogger(__name__)
 SYSTEM = Actor.system("kuaidi100")
 
-# A claimed subscription attempt that has not finished after this long is presumed lost.
-CLAIM_SECONDS = 120
 MAX_SUBSCRIBE_ATTEMPTS = 8
 # PROTOCOLS.md: do not query one number more than about once per 30 minutes.
 POLL_MIN_INTERVAL = datetime.timedelta(minutes=30)
@@ -107,7 +105,7 @@ def shipment_subscribe(*, subscription_id: int) -> str:
         if subscription is None:
             return "not due"
         subscription.attempts += 1
-        subscription.next_attempt_at = now + datetime.timedelta(seconds=CLAIM_SECONDS)
+        subscription.next_attempt_at = now + datetime.timedelta(seconds=settings.INTEGRATION_CLAIM_SECONDS)
         subscription.save(update_fields=["attempts", "next_attempt_at"])
     if client.mode() == "off":
         return _subscription_failed(subscription, _("Kuaidi100 is not configured (no key)."), permanent=False)

@@ -28,7 +28,6 @@ from workflows.models import CustomerMessage, MessageStatus
 
 logger = logging.getLogger(__name__)
 
-CLAIM_SECONDS = 120  # well inside WeChat's 10-minute client_msg_id window
 MAX_ATTEMPTS = 8
 # The template's fields, with the kinds WeChat checks (PROTOCOLS.md value limits).
 FIELD_ORDER = "character_string1"  # ≤ 32 characters, no Chinese
@@ -156,7 +155,7 @@ def customer_message_send(*, message_id: int) -> str:
         if message is None:
             return "not due"
         message.attempts += 1
-        message.next_attempt_at = now + datetime.timedelta(seconds=CLAIM_SECONDS)
+        message.next_attempt_at = now + datetime.timedelta(seconds=settings.INTEGRATION_CLAIM_SECONDS)
         message.save(update_fields=["attempts", "next_attempt_at"])
     mine = CustomerMessage.objects.filter(pk=message.pk, attempts=message.attempts)
     try:
