@@ -213,3 +213,22 @@ def test_a_delivery_report_with_a_bad_signature_is_refused(fake_wechat, client):
 def test_the_url_check_echoes(fake_wechat, client):
     response = client.get("/integrations/wechat/callback/", {**_signed(), "echostr": "hello123"})
     assert response.content == b"hello123"
+
+
+def test_every_template_text_fits_the_thing_limit():
+    texts = [*services.STATE_TEXT.values(), *services.STATE_EXPLANATION.values(), "See ETA above", "Thank you!"]
+    assert all(len(text) <= 20 for text in texts)
+
+
+def test_an_alert_email_goes_out_once_with_the_timeout(settings, mailoutbox):
+    from integrations.mail.tasks import send_alert_email
+    from workflows.models import Alert
+
+    settings.ALERT_EMAILS = ["ops@beile.example"]
+    alert = Alert.objects.create(kind="ticket", dedupe_key="ticket:test", message="Shipment ZT1: no update for 24 h")
+    send_alert_email.apply(args=[alert.pk])
+    send_alert_email.apply(args=[alert.pk])
+    assert len(mailoutbox) == 1
+    assert mailoutbox[0].to == ["ops@beile.example"] and "ZT1" in mailoutbox[0].body
+    alert.refresh_from_db()
+    assert alert.emailed_at is not None

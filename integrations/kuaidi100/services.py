@@ -235,7 +235,7 @@ def tracking_ingest(
                 shipment=shipment, kind=TicketKind.ABORTED,
                 summary=_("Kuaidi100 stopped tracking: %(message)s") % {"message": message or _("no records")},
             )
-            _push(order, f"tracking:{shipment.pk}:abort", _("Tracking lost; we are checking"))
+            _push(order, f"tracking:{shipment.pk}:abort", _("Tracking lost"))
     return len(fresh)
 
 
@@ -320,6 +320,6 @@ def shipments_stalled_scan(*, now: datetime.datetime | None = None) -> int:
         )
         if created:
             _push(shipment.order, f"stalled:{shipment.pk}:{(shipment.last_event_at or shipment.created_at):%Y%m%d%H%M}",
-                  _("Parcel delayed; we are chasing it"))
+                  _("Parcel delayed"))
             opened += 1
     return opened

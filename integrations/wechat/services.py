@@ -36,11 +36,12 @@ FIELD_LOCATION = "thing3"
 FIELD_ETA = "time4"  # like 2024-06-21 16:34:24
 FIELD_NOTE = "thing5"
 
+# English msgids stay within the 20-character `thing` limit; the translations must too.
 STATE_TEXT = {
-    TrackingState.PICKED_UP: "Picked up by the courier",
+    TrackingState.PICKED_UP: "Picked up",
     TrackingState.IN_TRANSIT: "On its way",
-    TrackingState.OUT_FOR_DELIVERY: "Out for delivery today",
-    TrackingState.SIGNED: "Delivered and signed",
+    TrackingState.OUT_FOR_DELIVERY: "Out for delivery",
+    TrackingState.SIGNED: "Delivered",
     TrackingState.PROBLEM: "Delivery problem",
     TrackingState.RETURNED_SIGNED: "Returned to us",
     TrackingState.RETURNING: "Being returned",
@@ -48,10 +49,10 @@ STATE_TEXT = {
 }
 # A plain explanation for states where something is wrong (issue 5).
 STATE_EXPLANATION = {
-    TrackingState.PROBLEM: "We are sorting it out with the carrier",
-    TrackingState.RETURNED_SIGNED: "Customer service will contact you",
-    TrackingState.RETURNING: "Customer service will contact you",
-    TrackingState.REFUSED: "Customer service will contact you",
+    TrackingState.PROBLEM: "Sorting it out now",
+    TrackingState.RETURNED_SIGNED: "We will call you",
+    TrackingState.RETURNING: "We will call you",
+    TrackingState.REFUSED: "We will call you",
 }
 
 
@@ -102,7 +103,7 @@ def message_content(*, order: Order, reason: str = "") -> tuple[dict[str, str], 
             FIELD_STATUS: _thing(status),
             FIELD_LOCATION: _thing(location or (_("Warehouse") if shipment else "-")),
             FIELD_ETA: timezone.localtime(moment).strftime("%Y-%m-%d %H:%M:%S"),
-            FIELD_NOTE: _thing(explanation or (_("Expected by the time above") if eta else _("Thank you for your order"))),
+            FIELD_NOTE: _thing(explanation or (_("See ETA above") if eta else _("Thank you!"))),
         }
     carries_location = bool(location) and (eta is not None or bool(explanation) or state == TrackingState.SIGNED)
     return data, carries_location
