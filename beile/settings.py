@@ -49,6 +49,7 @@ INSTALLED_APPS = [
     "workflows",
     "integrations.kuaidi100",
     "integrations.wechat",
+    "integrations.mail",
 ]
 
 MIDDLEWARE = [

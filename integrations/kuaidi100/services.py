@@ -313,10 +313,11 @@ def shipments_stalled_scan(*, now: datetime.datetime | None = None) -> int:
     )
     opened = 0
     for shipment in stalled:
-        hours = int(stall_after().total_seconds() // 3600)
+        since = timezone.localtime(shipment.last_event_at or shipment.created_at)
         _ticket, created = ticket_open_for_shipment(
             shipment=shipment, kind=TicketKind.STALLED,
-            summary=_("No tracking update for %(hours)d h; last: %(location)s") % {"hours": hours, "location": shipment.last_location or "—"},
+            summary=_("No tracking update since %(when)s; last seen in %(location)s")
+            % {"when": since.strftime("%m-%d %H:%M"), "location": shipment.last_location or "—"},
         )
         if created:
             _push(shipment.order, f"stalled:{shipment.pk}:{(shipment.last_event_at or shipment.created_at):%Y%m%d%H%M}",
