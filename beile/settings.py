@@ -55,6 +55,9 @@ INSTALLED_APPS = [
     "workflows.health",
     "integrations.erp",
     "orders.frontline",
+    "integrations.kuaidi100",
+    "integrations.wechat",
+    "integrations.mail",
 ]
 
 MIDDLEWARE = [
@@ -163,6 +166,10 @@ CELERY_BEAT_SCHEDULE: dict = {
     "health-sample-status-checks": {"task": "workflows.health.tasks.sample_status_checks", "schedule": crontab(hour=10, minute=0)},
     # Yesterday's ERP export, produced and kept shortly after midnight (idempotent per date).
     "erp-daily-export": {"task": "integrations.erp.tasks.produce_daily_export", "schedule": crontab(hour=0, minute=20)},
+    "kuaidi100-relay-subscriptions": {"task": "integrations.kuaidi100.tasks.relay_subscriptions", "schedule": 30.0},
+    "kuaidi100-poll-silent-shipments": {"task": "integrations.kuaidi100.tasks.poll_silent_shipments", "schedule": 300.0},
+    "kuaidi100-scan-stalled-shipments": {"task": "integrations.kuaidi100.tasks.scan_stalled_shipments", "schedule": 60.0},
+    "wechat-relay-customer-messages": {"task": "integrations.wechat.tasks.relay_customer_messages", "schedule": 15.0},
 }
 
 # --- Auth -------------------------------------------------------------------------------------
@@ -233,18 +240,31 @@ DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "cockpit@beile.example
 ALERT_EMAILS = env_list("ALERT_EMAILS")
 
 # --- Outside systems (each provider reads only its own block) ---------------------------------
+# DEBUG without real credentials: the local fakes that run_cockpit starts, shown as "sandbox" in
+# the UI (never silently fake). Without DEBUG and without credentials a provider is "off".
+# The sandbox values match integrations/<provider>/fake_server.py.
+KUAIDI100_SANDBOX = DEBUG and not os.environ.get("KUAIDI100_KEY")
 KUAIDI100 = {
-    "BASE_URL": os.environ.get("KUAIDI100_BASE_URL", "https://poll.kuaidi100.com"),
-    "CUSTOMER": os.environ.get("KUAIDI100_CUSTOMER", ""),
-    "KEY": os.environ.get("KUAIDI100_KEY", ""),
-    "CALLBACK_SALT": os.environ.get("KUAIDI100_CALLBACK_SALT", ""),
+    "SANDBOX": KUAIDI100_SANDBOX,
+    "BASE_URL": os.environ.get("KUAIDI100_BASE_URL", "http://127.0.0.1:8101" if KUAIDI100_SANDBOX else "https://poll.kuaidi100.com"),
+    "CUSTOMER": os.environ.get("KUAIDI100_CUSTOMER", "SANDBOXCUSTOMER0001" if KUAIDI100_SANDBOX else ""),
+    "KEY": os.environ.get("KUAIDI100_KEY", "sandbox-kuaidi100-key" if KUAIDI100_SANDBOX else ""),
+    "CALLBACK_SALT": os.environ.get("KUAIDI100_CALLBACK_SALT", "sandbox-salt" if KUAIDI100_SANDBOX else ""),
+    # Issue 5: no new tracking event for 24 h opens a ticket (the demo shortens it).
+    "STALL_HOURS": float(os.environ.get("KUAIDI100_STALL_HOURS", "24")),
 }
+# How long a worker's claim on an outbox or subscription row lasts before another may retry it
+# (a worker killed mid-send). Under WeChat's 10-minute client_msg_id window, so a resend after
+# a crash is deduplicated by WeChat.
+INTEGRATION_CLAIM_SECONDS = float(os.environ.get("INTEGRATION_CLAIM_SECONDS", "120"))
+WECHAT_SANDBOX = DEBUG and not os.environ.get("WECHAT_APP_SECRET")
 WECHAT = {
-    "BASE_URL": os.environ.get("WECHAT_BASE_URL", "https://api.weixin.qq.com"),
-    "APP_ID": os.environ.get("WECHAT_APP_ID", ""),
-    "APP_SECRET": os.environ.get("WECHAT_APP_SECRET", ""),
-    "CALLBACK_TOKEN": os.environ.get("WECHAT_CALLBACK_TOKEN", ""),
-    "TEMPLATE_ID": os.environ.get("WECHAT_TEMPLATE_ID", ""),
+    "SANDBOX": WECHAT_SANDBOX,
+    "BASE_URL": os.environ.get("WECHAT_BASE_URL", "http://127.0.0.1:8102" if WECHAT_SANDBOX else "https://api.weixin.qq.com"),
+    "APP_ID": os.environ.get("WECHAT_APP_ID", "wxsandbox00000beile" if WECHAT_SANDBOX else ""),
+    "APP_SECRET": os.environ.get("WECHAT_APP_SECRET", "sandbox-wechat-secret" if WECHAT_SANDBOX else ""),
+    "CALLBACK_TOKEN": os.environ.get("WECHAT_CALLBACK_TOKEN", "sandbox-wechat-token" if WECHAT_SANDBOX else ""),
+    "TEMPLATE_ID": os.environ.get("WECHAT_TEMPLATE_ID", "sandbox-order-status-template" if WECHAT_SANDBOX else ""),
 }
 # Inbound status events (POST /api/v1/events): one HMAC secret per source system,
 # INBOUND_EVENT_SECRETS="WMS=…,ERP=…". DEBUG has fixed demo secrets so the README's curl works.

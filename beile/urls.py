@@ -26,4 +26,7 @@ urlpatterns = [
     path("", include("orders.frontline.urls")),
     path("", include("orders.urls")),
     path("", include("integrations.erp.urls")),
+    path("tickets/", include("workflows.ticket_urls")),
+    path("integrations/kuaidi100/", include("integrations.kuaidi100.urls")),
+    path("integrations/wechat/", include("integrations.wechat.urls")),
 ]

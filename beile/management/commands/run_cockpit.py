@@ -22,13 +22,21 @@ ROOT = Path(settings.BASE_DIR)
 
 def processes(host: str, port: int) -> dict[str, list[str]]:
     python = sys.executable
-    return {
+    commands = {
         # The production gunicorn.conf.py (log format, no control socket), sized for a laptop.
         "web": [python, "-m", "gunicorn", "-c", "gunicorn.conf.py", "beile.wsgi", "--bind", f"{host}:{port}",
                 "--workers", "2", "--threads", "4", "--graceful-timeout", "5"],
         "worker": [python, "-m", "celery", "-A", "beile", "worker", "-l", "info", "--concurrency", "2"],
         "beat": [python, "-m", "celery", "-A", "beile", "beat", "-l", "info"],
     }
+    # The local fakes stand in for a provider only while it has no real credentials (sandbox).
+    if settings.KUAIDI100["SANDBOX"]:
+        commands["fake-kuaidi100"] = [python, "-m", "integrations.kuaidi100.fake_server", "--port", "8101",
+                                      "--step-seconds", os.environ.get("FAKE_KUAIDI100_STEP_SECONDS", "8"), "--first-push-seconds", "3"]
+    if settings.WECHAT["SANDBOX"]:
+        commands["fake-wechat"] = [python, "-m", "integrations.wechat.fake_server", "--port", "8102",
+                                   "--report-url", f"http://{host}:{port}/integrations/wechat/callback/"]
+    return commands
 
 
 class Command(BaseCommand):
@@ -41,6 +49,10 @@ class Command(BaseCommand):
         parser.add_argument("--exit-when-ready", action="store_true", help="start everything, check it answers, stop (smoke test)")
 
     def handle(self, *args, host: str, port: int, orders: int, exit_when_ready: bool, **options):
+        # The demo shows a stalled parcel opening a ticket within minutes, not after 24 h, and
+        # sends Kuaidi100's callbacks to this cockpit. Both only for the demo's own processes.
+        os.environ.setdefault("KUAIDI100_STALL_HOURS", "0.05")
+        os.environ.setdefault("PUBLIC_BASE_URL", f"http://{host}:{port}")
         call_command("migrate", interactive=False, verbosity=0)
         if not Order.objects.exists():
             self.stdout.write(f"Loading {orders} demo orders …")
@@ -102,5 +114,9 @@ class Command(BaseCommand):
         self.stdout.write("Demo logins (username / password):")
         for role, name in DEMO_USERS:
             self.stdout.write(f"  {role:<11} {demo_password(role):<24} {name}")
+        if settings.KUAIDI100["SANDBOX"]:
+            self.stdout.write("Kuaidi100 sandbox: http://127.0.0.1:8101/ (ship a tracking number containing STALL, PROB, REFUSE or LOST to see trouble)")
+        if settings.WECHAT["SANDBOX"]:
+            self.stdout.write("WeChat sandbox, the customers' phones: http://127.0.0.1:8102/")
         if not exit_when_ready:
             self.stdout.write("Press Ctrl-C to stop.\n")

@@ -14,6 +14,7 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.utils import timezone
 
+from integrations.wechat.fake_server import sandbox_openid
 from orders.models import (
     AddressChangeRequest,
     AfterSalesCase,
@@ -165,6 +166,8 @@ class Command(BaseCommand):
                     name=rng.choice(SURNAMES) + rng.choice(GIVEN),
                     membership_level=rng.choices(MembershipLevel.values, weights=[50, 25, 18, 7])[0],
                     created_at=now - datetime.timedelta(days=rng.randrange(30, 900)),
+                    # Most customers follow the service account; the WeChat sandbox knows them by this openid.
+                    wechat_openid=sandbox_openid(phone) if rng.random() < 0.9 else "",
                 )
             )
         Customer.objects.bulk_create(customers)

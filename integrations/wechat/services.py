@@ -1,0 +1,193 @@
+"""Customer pushes through the WeChat service account, via the outbox (workflows.CustomerMessage).
+
+A push is a row first — order, event, recipient, idempotency key, template values — written in
+the caller's transaction; a task sends it after commit and a beat relay re-sends whatever a
+lost task or a down broker left behind. A message goes out at most once per event:
+
+- one row per (order, event): the idempotency key is unique;
+- one sender at a time: a sender claims the row (locked, attempts + 1, next_attempt_at pushed
+  past a lease) before calling WeChat, so the relay and the original task cannot both send;
+- a sender that dies mid-send leaves the claim to expire; the resend carries the same
+  `client_msg_id`, which WeChat delivers once per openid within 10 minutes (lease < 10 min).
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import logging
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
+
+from integrations.wechat import client
+from orders.models import Order, OrderStatus, Shipment, TrackingState
+from workflows.models import CustomerMessage, MessageStatus
+
+logger = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 8
+# The template's fields, with the kinds WeChat checks (PROTOCOLS.md value limits).
+FIELD_ORDER = "character_string1"  # ≤ 32 characters, no Chinese
+FIELD_STATUS = "thing2"  # ≤ 20 characters
+FIELD_LOCATION = "thing3"
+FIELD_ETA = "time4"  # like 2024-06-21 16:34:24
+FIELD_NOTE = "thing5"
+
+# English msgids stay within the 20-character `thing` limit; the translations must too.
+STATE_TEXT = {
+    TrackingState.PICKED_UP: "Picked up",
+    TrackingState.IN_TRANSIT: "On its way",
+    TrackingState.OUT_FOR_DELIVERY: "Out for delivery",
+    TrackingState.SIGNED: "Delivered",
+    TrackingState.PROBLEM: "Delivery problem",
+    TrackingState.RETURNED_SIGNED: "Returned to us",
+    TrackingState.RETURNING: "Being returned",
+    TrackingState.REFUSED: "Refused at delivery",
+}
+# A plain explanation for states where something is wrong (issue 5).
+STATE_EXPLANATION = {
+    TrackingState.PROBLEM: "Sorting it out now",
+    TrackingState.RETURNED_SIGNED: "We will call you",
+    TrackingState.RETURNING: "We will call you",
+    TrackingState.REFUSED: "We will call you",
+}
+
+
+def on_order_status_changed(sender, *, order_id: int, target: str, **kwargs) -> None:
+    """Connected to orders.services.status_changed (after commit): shipped → tell the customer."""
+    if target != OrderStatus.SHIPPED:
+        return
+    order = Order.objects.select_related("customer").get(pk=order_id)
+    customer_push_order_status(order=order, event_key="shipped")
+
+
+def _thing(text: str) -> str:
+    text = " ".join((text or "").split()) or "-"
+    return text if len(text) <= 20 else text[:19] + "…"
+
+
+def _character_string(text: str) -> str:
+    return "".join(ch for ch in text if ch.isascii() and ch.isprintable())[:32] or "-"
+
+
+def _key(order: Order, event_key: str) -> str:
+    raw = f"wechat:{order.pk}:{event_key}"
+    return raw if len(raw) <= 64 else f"wechat:{order.pk}:{hashlib.sha1(event_key.encode()).hexdigest()}"  # noqa: S324
+
+
+def client_msg_id(message: CustomerMessage) -> str:
+    return hashlib.sha1(message.idempotency_key.encode()).hexdigest()[:32]  # noqa: S324 - an identifier
+
+
+def message_content(*, order: Order, reason: str = "") -> tuple[dict[str, str], bool]:
+    """Template values for the order's current state, and whether they carry location and ETA
+    or an explanation (the customer-perceived-delay measure counts those)."""
+    shipment: Shipment | None = order.shipments.order_by("-created_at").first()
+    state = shipment.tracking_state if shipment else ""
+    with translation.override(settings.LANGUAGE_CODE):
+        if shipment and state in STATE_TEXT:
+            status = _(STATE_TEXT[state])
+        elif shipment:
+            status = _("Shipped by %(carrier)s") % {"carrier": shipment.get_carrier_code_display()}
+        else:
+            status = str(order.get_status_display())
+        explanation = reason or (_(STATE_EXPLANATION[state]) if state in STATE_EXPLANATION else "")
+        location = shipment.last_location if shipment else ""
+        eta = shipment.eta if shipment and shipment.eta else None
+        moment = eta or (shipment.last_event_at if shipment and shipment.last_event_at else timezone.now())
+        data = {
+            FIELD_ORDER: _character_string(order.order_number),
+            FIELD_STATUS: _thing(status),
+            FIELD_LOCATION: _thing(location or (_("Warehouse") if shipment else "-")),
+            FIELD_ETA: timezone.localtime(moment).strftime("%Y-%m-%d %H:%M:%S"),
+            FIELD_NOTE: _thing(explanation or (_("See ETA above") if eta else _("Thank you!"))),
+        }
+    carries_location = bool(location) and (eta is not None or bool(explanation) or state == TrackingState.SIGNED)
+    return data, carries_location
+
+
+def customer_push_order_status(*, order: Order, event_key: str, reason: str = "") -> CustomerMessage:
+    """Queue one push about `order` for `event_key` (e.g. "shipped", "tracking:12:5",
+    f"inquiry:{inquiry.pk}"); the same order and event never make a second message. `reason`
+    (≤ 20 characters shown) explains a problem to the customer. Sent after the caller commits."""
+    key = _key(order, event_key)
+    existing = CustomerMessage.objects.filter(idempotency_key=key).first()
+    if existing:
+        return existing
+    openid = order.customer.wechat_openid
+    data, carries_location = message_content(order=order, reason=reason)
+    fields = {
+        "order": order, "channel": "wechat", "recipient": openid, "event_key": event_key[:64], "content": data,
+        "carries_location": carries_location,
+    }
+    if not openid:
+        fields.update(status=MessageStatus.REFUSED, last_error=_("The customer has not followed the WeChat service account."))
+    try:
+        with transaction.atomic():
+            message = CustomerMessage.objects.create(idempotency_key=key, **fields)
+    except IntegrityError:
+        return CustomerMessage.objects.get(idempotency_key=key)
+    if openid:
+        from integrations.wechat.tasks import send_customer_message
+
+        transaction.on_commit(lambda: _enqueue(send_customer_message, message.pk))
+    return message
+
+
+def _enqueue(task, pk: int) -> None:
+    try:
+        task.apply_async(args=[pk], retry=False)
+    except Exception:  # noqa: BLE001 - broker down: the row waits for the relay
+        logger.warning("broker unavailable; customer message %s left to the relay", pk)
+
+
+def customer_message_send(*, message_id: int) -> str:
+    """Send one outbox row if it is due and nobody else holds it. Returns what happened."""
+    now = timezone.now()
+    with transaction.atomic():
+        message = (
+            CustomerMessage.objects.select_for_update(skip_locked=True)
+            .filter(pk=message_id, status__in=[MessageStatus.PENDING, MessageStatus.FAILED], next_attempt_at__lte=now)
+            .first()
+        )
+        if message is None:
+            return "not due"
+        message.attempts += 1
+        message.next_attempt_at = now + datetime.timedelta(seconds=settings.INTEGRATION_CLAIM_SECONDS)
+        message.save(update_fields=["attempts", "next_attempt_at"])
+    mine = CustomerMessage.objects.filter(pk=message.pk, attempts=message.attempts)
+    try:
+        msgid = client.send_template(openid=message.recipient, data=message.content, client_msg_id=client_msg_id(message))
+    except client.WeChatError as exc:
+        if exc.permanent or message.attempts >= MAX_ATTEMPTS:
+            mine.update(status=MessageStatus.REFUSED, last_error=str(exc)[:300])
+            return "refused"
+        backoff = datetime.timedelta(seconds=min(15 * 2 ** (message.attempts - 1), 1800))
+        mine.update(status=MessageStatus.FAILED, last_error=str(exc)[:300], next_attempt_at=timezone.now() + backoff)
+        return "retry"
+    mine.update(status=MessageStatus.SENT, sent_at=timezone.now(), provider_message_id=msgid, last_error="")
+    return "sent"
+
+
+def customer_messages_relay(*, now: datetime.datetime | None = None, limit: int = 500) -> int:
+    """Beat: enqueue every pending or failed message whose next attempt is due (served by the
+    partial index outbox_due)."""
+    now = now or timezone.now()
+    from integrations.wechat.tasks import send_customer_message
+
+    due = list(
+        CustomerMessage.objects.filter(status__in=[MessageStatus.PENDING, MessageStatus.FAILED], next_attempt_at__lte=now)
+        .order_by("next_attempt_at")
+        .values_list("pk", flat=True)[:limit]
+    )
+    for pk in due:
+        _enqueue(send_customer_message, pk)
+    return len(due)
+
+
+def delivery_report_record(*, msgid: str, status: str) -> int:
+    """WeChat's TEMPLATESENDJOBFINISH: success, failed:user block, failed: system failed."""
+    return CustomerMessage.objects.filter(channel="wechat", provider_message_id=msgid).update(delivery_status=status[:64])

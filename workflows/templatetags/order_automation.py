@@ -1,0 +1,32 @@
+"""The card's automation panel: tickets, customer pushes and which providers are live, read
+here so the order card's own view stays as it is."""
+
+from django import template
+from django.conf import settings
+
+from integrations.kuaidi100 import client as kuaidi100
+from integrations.wechat import client as wechat
+from workflows.models import CustomerMessage, Ticket
+
+register = template.Library()
+
+
+@register.inclusion_tag("workflows/_order_automation.html", takes_context=True)
+def order_automation(context, order):
+    openid = order.customer.wechat_openid
+    phone_url = f"{settings.WECHAT['BASE_URL'].rstrip('/')}/phone/{openid}" if wechat.mode() == "sandbox" and openid else ""
+    return {
+        "order": order,
+        "my_roles": context.get("my_roles", frozenset()),
+        "request": context.get("request"),
+        "tickets": Ticket.objects.filter(order=order).select_related("shipment", "owner").order_by("-opened_at"),
+        "customer_messages": CustomerMessage.objects.filter(order=order).order_by("-created_at")[:10],
+        "kuaidi100_mode": kuaidi100.mode(),
+        "wechat_mode": wechat.mode(),
+        "customer_phone_url": phone_url,
+    }
+
+
+@register.simple_tag
+def provider_mode(name: str) -> str:
+    return {"kuaidi100": kuaidi100.mode, "wechat": wechat.mode}[name]()
