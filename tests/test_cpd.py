@@ -11,9 +11,11 @@ from orders.frontline.measures import inquiry_perceived_delay, perceived_delays,
 from orders.frontline.models import Inquiry, SelfServiceQuery
 from orders.frontline.services import inquiry_record
 from orders.access import Actor
-from orders.models import AfterSalesCase, Customer
+from orders.models import AfterSalesCase
 from tests.conftest import make_order
+from integrations.wechat.services import customer_message_send
 from tests.frontline_fixtures import fast_passwords, ship  # noqa: F401
+from tests.logistics_fixtures import bind_customer, fake_wechat  # noqa: F401
 from workflows.models import CustomerMessage
 
 pytestmark = pytest.mark.django_db
@@ -29,8 +31,9 @@ def ask(order, at, people):
 
 
 def push(order, at, *, carries_location=True, key=None):
+    """A push WeChat accepted at `at` (CPD stops when the customer gets it, not when it is queued)."""
     return CustomerMessage.objects.create(order=order, recipient="o", event_key="x", idempotency_key=key or f"k{at.timestamp()}{carries_location}",
-                                          carries_location=carries_location, created_at=at)
+                                          carries_location=carries_location, created_at=at, status="sent", sent_at=at)
 
 
 def test_cpd_runs_from_the_first_open_inquiry_to_the_first_push_with_location(people):
@@ -66,13 +69,27 @@ def test_unanswered_waits_are_counted_not_hidden(people):
     assert report.delays == [] and report.unanswered == 1 and report.median is None
 
 
-def test_recorded_inquiry_with_tracking_is_answered_within_seconds(people):
+def test_queued_but_unsent_answer_does_not_stop_the_clock(people):
+    order = make_order(status="shipped")
+    inquiry = ask(order, minutes(0), people)
+    CustomerMessage.objects.create(order=order, recipient="o", event_key="x", idempotency_key="queued", carries_location=True, created_at=minutes(1))
+    assert inquiry_perceived_delay(inquiry) is None
+
+
+def test_recorded_inquiry_with_tracking_is_answered_within_seconds(people, fake_wechat, django_capture_on_commit_callbacks):
+    """Recording the inquiry queues the answer; sending it through the (fake) WeChat server over
+    HTTP, as the worker does, ends the customer's wait within seconds."""
     order = make_order(status="shipped", phone="13900001111")
-    Customer.objects.filter(pk=order.customer_id).update(wechat_openid="openid-1")
-    order.refresh_from_db()
-    ship(order)
-    inquiry = inquiry_record(order=order, by=Actor.of(people["service"]), channel="wechat")
+    openid = bind_customer(order)
+    ship(order, eta=timezone.now() + datetime.timedelta(hours=20))
+    with django_capture_on_commit_callbacks() as callbacks:
+        inquiry = inquiry_record(order=order, by=Actor.of(people["service"]), channel="wechat")
+    assert inquiry_perceived_delay(inquiry) is None  # queued, not yet with the customer
+    assert callbacks, "the answer is sent after commit"
+    assert customer_message_send(message_id=inquiry.answer_message_id) == "sent"
     assert inquiry_perceived_delay(inquiry) < datetime.timedelta(seconds=5)
+    assert [m["data"]["thing3"] for m in fake_wechat.messages_for(openid)] == ["广东,深圳市"]
+    assert fake_wechat.messages_for(openid)[0]["url"].startswith("http"), "the push links to the self-service page"
 
 
 def test_wrong_shipment_rate_counts_wrong_items_and_missing_gifts_per_shipped_order(people):

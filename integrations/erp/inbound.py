@@ -117,9 +117,10 @@ def _apply(source: str, data: dict) -> tuple[int, dict]:
                 tracking_number=str(data.get("tracking_number") or ""), source_time=occurred,
             )
         elif action == "cancel":
-            order = services.order_cancel(order=order, by=actor, reason=str(data.get("reason") or source))
+            # A cancel needs a reason from the source system too: without one it is refused (409).
+            order = services.order_cancel(order=order, by=actor, reason=str(data.get("reason") or ""))
         else:
-            order = services.order_transition(order=order, name=action, by=actor, source_time=occurred, reason=str(data.get("reason") or ""))
+            order = services.order_transition(order=order, name=action, by=actor, source_time=occurred)
     except services.OrderError as refusal:
         reason = str(refusal)
         # The refusal is part of the order's story: whoever opens the card sees that the WMS

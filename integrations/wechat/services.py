@@ -23,6 +23,7 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from integrations.wechat import client
+from orders.frontline.selfservice import link_url
 from orders.models import Order, OrderStatus, Shipment, TrackingState
 from workflows.models import CustomerMessage, MessageStatus
 
@@ -105,7 +106,8 @@ def message_content(*, order: Order, reason: str = "") -> tuple[dict[str, str], 
             FIELD_ETA: timezone.localtime(moment).strftime("%Y-%m-%d %H:%M:%S"),
             FIELD_NOTE: _thing(explanation or (_("See ETA above") if eta else _("Thank you!"))),
         }
-    carries_location = bool(location) and (eta is not None or bool(explanation) or state == TrackingState.SIGNED)
+    # Issue 6's CPD stops at a push with location and ETA, or with an exception explanation.
+    carries_location = bool(explanation) or (bool(location) and (eta is not None or state == TrackingState.SIGNED))
     return data, carries_location
 
 
@@ -160,7 +162,11 @@ def customer_message_send(*, message_id: int) -> str:
         message.save(update_fields=["attempts", "next_attempt_at"])
     mine = CustomerMessage.objects.filter(pk=message.pk, attempts=message.attempts)
     try:
-        msgid = client.send_template(openid=message.recipient, data=message.content, client_msg_id=client_msg_id(message))
+        msgid = client.send_template(
+            openid=message.recipient, data=message.content, client_msg_id=client_msg_id(message),
+            # Every push opens the customer's self-service page for the whole story.
+            url=link_url(message.order),
+        )
     except client.WeChatError as exc:
         if exc.permanent or message.attempts >= MAX_ATTEMPTS:
             mine.update(status=MessageStatus.REFUSED, last_error=str(exc)[:300])

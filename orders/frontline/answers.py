@@ -35,11 +35,6 @@ class CustomerAnswer:
     carrier: str = ""
     tracking_number: str = ""
 
-    @property
-    def carries_location(self) -> bool:
-        """CPD stops at the first push with a location (and ETA when known) or an explanation."""
-        return bool(self.location or self.explanation)
-
     def as_text(self) -> str:
         parts = [self.status]
         if self.location:

@@ -12,18 +12,21 @@ from django.utils import timezone
 
 from orders.frontline.models import Inquiry, SelfServiceQuery
 from orders.models import AfterSalesCase, AfterSalesKind, AfterSalesStatus, Order
-from workflows.models import CustomerMessage
+from workflows.models import CustomerMessage, MessageStatus
 
 
 def inquiry_perceived_delay(inquiry: Inquiry) -> datetime.timedelta | None:
     """CPD for one inquiry: from the first inquiry still open on that order (asked after the
     last push that carried a location) to the first push carrying location/ETA or an exception
-    explanation created after this inquiry. None while no such push exists."""
-    answers = CustomerMessage.objects.filter(order_id=inquiry.order_id, carries_location=True)
-    answered_at = answers.filter(created_at__gte=inquiry.asked_at).aggregate(first=Min("created_at"))["first"]
+    explanation delivered after this inquiry. None while no such push has been sent.
+
+    The clock stops when the push is sent (accepted by WeChat), not when it is queued: the
+    customer perceives the message, not our intention to send it."""
+    answers = CustomerMessage.objects.filter(order_id=inquiry.order_id, carries_location=True, status=MessageStatus.SENT)
+    answered_at = answers.filter(sent_at__gte=inquiry.asked_at).aggregate(first=Min("sent_at"))["first"]
     if answered_at is None:
         return None
-    previous_answer = answers.filter(created_at__lt=inquiry.asked_at).aggregate(last=Max("created_at"))["last"]
+    previous_answer = answers.filter(sent_at__lt=inquiry.asked_at).aggregate(last=Max("sent_at"))["last"]
     open_inquiries = Inquiry.objects.filter(order_id=inquiry.order_id, asked_at__lte=inquiry.asked_at)
     if previous_answer is not None:
         open_inquiries = open_inquiries.filter(asked_at__gt=previous_answer)
@@ -47,12 +50,14 @@ def perceived_delays(*, start: datetime.datetime, end: datetime.datetime) -> Per
     from the first time."""
     inquiries = list(Inquiry.objects.filter(asked_at__gte=start, asked_at__lt=end).order_by("order_id", "asked_at").values_list("order_id", "asked_at"))
     answers: dict[int, list[datetime.datetime]] = {}
-    for order_id, created_at in (
-        CustomerMessage.objects.filter(order_id__in={order_id for order_id, _ in inquiries}, carries_location=True, created_at__gte=start)
-        .order_by("created_at")
-        .values_list("order_id", "created_at")
+    for order_id, sent_at in (
+        CustomerMessage.objects.filter(
+            order_id__in={order_id for order_id, _ in inquiries}, carries_location=True, status=MessageStatus.SENT, sent_at__gte=start
+        )
+        .order_by("sent_at")
+        .values_list("order_id", "sent_at")
     ):
-        answers.setdefault(order_id, []).append(created_at)
+        answers.setdefault(order_id, []).append(sent_at)
     delays, unanswered = [], 0
     episode_end: dict[int, datetime.datetime | None] = {}
     for order_id, asked_at in inquiries:

@@ -7,10 +7,10 @@ from django.utils.translation import gettext as _
 
 from orders.frontline.answers import order_answer
 from orders.frontline.models import Inquiry, InquiryChannel
-from orders.frontline.selfservice import link_url
 from orders.access import Actor
 from orders.models import Order
 from orders.services import NotAllowed, OrderError
+from integrations.wechat.services import customer_push_order_status
 from workflows.models import CustomerMessage
 
 INQUIRY_ROLES = {"service", "sales", "supervisor"}
@@ -34,28 +34,9 @@ def inquiry_record(*, order: Order, by: Actor, channel: str, question: str = "")
 
 
 def inquiry_answer_push(*, order: Order, inquiry: Inquiry) -> CustomerMessage | None:
-    """The instant answer as an outbox row (None when the customer has no WeChat openid).
-
-    Stand-in for the logistics issue's `customer_push_order_status(order=…, event_key=…)`,
-    which writes the same row and sends it after commit: at merge, replace this body with that
-    call. Until then the outbox relay sends the pending row."""
+    """The instant answer: one push through the WeChat outbox, sent after commit (None when the
+    customer does not follow the service account, so service tells them by phone instead)."""
     if not order.customer.wechat_openid:
         return None
     answer = order_answer(order)
-    key = f"inquiry:{inquiry.pk}"
-    return CustomerMessage.objects.create(
-        order=order,
-        recipient=order.customer.wechat_openid,
-        event_key=key,
-        idempotency_key=key,
-        content={
-            "order_number": order.order_number,
-            "status": answer.status,
-            "location": answer.location,
-            "eta": answer.eta.isoformat() if answer.eta else "",
-            "explanation": answer.explanation,
-            "text": answer.as_text(),
-            "url": link_url(order),
-        },
-        carries_location=answer.carries_location,
-    )
+    return customer_push_order_status(order=order, event_key=f"inquiry:{inquiry.pk}", reason=answer.explanation)
