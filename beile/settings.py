@@ -146,6 +146,9 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 # Periodic work is declared here so that one beat process sees the whole schedule.
 CELERY_BEAT_SCHEDULE: dict = {
     "release-expired-holds": {"task": "orders.tasks.release_expired_holds", "schedule": 60.0},
+    # Every minute, so a breach is alerted within 60 s of its due time; a sweep that waited
+    # longer than that in the queue is dropped, the next one covers it.
+    "sla-sweep": {"task": "workflows.tasks.sla_sweep", "schedule": 60.0, "options": {"expires": 55}},
 }
 
 # --- Auth -------------------------------------------------------------------------------------

@@ -45,6 +45,7 @@ from orders.models import (
     Shipment,
 )
 from orders.phones import is_contact_number
+from workflows import sla
 
 # Sent after the transaction that changed an order's status has committed, so receivers (the
 # Kuaidi100 subscription, customer pushes) never see a status that was rolled back.
@@ -158,7 +159,7 @@ def _apply_transition(
     now = timezone.now()
     order.stage_entered_at = now
     setattr(order, f"{order.status}_at", now)
-    fields = ["status", "stage_entered_at", f"{order.status}_at"]
+    fields = ["status", "stage_entered_at", f"{order.status}_at", *sla.clock_on_stage_entered(order)]
     if name == "cancel":
         order.cancel_reason = reason
         fields.append("cancel_reason")
@@ -273,7 +274,7 @@ def order_hold(
         order.hold_until = until
         order.hold_owner = owner or by.user
         order.held_at = timezone.now()
-        _save(order, ["is_held", "hold_reason", "hold_note", "hold_until", "hold_owner", "held_at"])
+        _save(order, ["is_held", "hold_reason", "hold_note", "hold_until", "hold_owner", "held_at", *sla.clock_on_hold(order)])
         _record(
             order,
             EventKind.HOLD,
@@ -290,13 +291,14 @@ def order_release(*, order: Order, by: Actor, expected_version: int | None = Non
         if not order.is_held:
             raise OrderError(_("The order is not on hold."))
         held_seconds = int((timezone.now() - order.held_at).total_seconds()) if order.held_at else 0
+        clock_fields = sla.clock_on_release(order)
         order.is_held = False
         order.hold_reason = ""
         order.hold_note = ""
         order.hold_until = None
         order.hold_owner = None
         order.held_at = None
-        _save(order, ["is_held", "hold_reason", "hold_note", "hold_until", "hold_owner", "held_at"])
+        _save(order, ["is_held", "hold_reason", "hold_note", "hold_until", "hold_owner", "held_at", *clock_fields])
         _record(order, EventKind.RELEASE, _as(by, role), {"held_seconds": held_seconds})
     return order
 

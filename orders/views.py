@@ -32,6 +32,7 @@ from orders.models import (
     RiskTag,
     Role,
 )
+from workflows import sla
 
 
 @require_GET
@@ -106,8 +107,7 @@ def _card_context(request: HttpRequest, order_number: str) -> dict:
         "role_choices": Role.choices,
         "risk_tags": RiskTag.choices,
         "after_sales_kinds": AfterSalesKind.choices,
-        "stage_limit": selectors.STAGE_LIMITS.get(order.status),
-        "time_in_stage": timezone.now() - order.stage_entered_at,
+        "stage_clock": sla.stage_clock(order),
     }
 
 
