@@ -129,6 +129,7 @@ class Command(BaseCommand):
         for role, name in DEMO_USERS:
             user, _ = User.objects.get_or_create(username=role)
             user.first_name = name
+            user.email = f"{role}@beile.example"  # SLA alert e-mails reach the demo supervisor (var/mail/)
             user.is_staff = role == "supervisor"  # the supervisor manages products, users and roles in the admin
             user.is_superuser = role == "supervisor"
             user.set_password(demo_password(role))
