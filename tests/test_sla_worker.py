@@ -10,7 +10,7 @@ from tests.conftest import make_order, require_redis, wait_for
 from workflows import tasks
 from workflows.models import Alert
 
-pytestmark = [pytest.mark.celery_worker, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.celery_worker, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
 
 def test_sweep_task_runs_on_a_celery_worker_through_redis(celery_worker, people):
