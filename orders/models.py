@@ -201,6 +201,11 @@ class Order(FSMModelMixin, models.Model):
             # plain stage_due_at index (longest overdue first).
             models.Index(fields=["stage_due_at"], name="order_sla_unalerted", condition=Q(sla_breached_at__isnull=True)),
             models.Index(fields=["stage_due_at"], name="order_stage_due"),
+            # The board's counts per open stage (total, overdue, held) as an index-only scan.
+            models.Index(
+                fields=["status", "stage_due_at"], include=["is_held"], name="order_open_stage_clock",
+                condition=Q(status__in=["pending_review", "paid", "picking", "packed"]),
+            ),
             # The board's rush lane: only open rush orders, soonest expected completion first.
             models.Index(
                 fields=["rush_deadline"], name="order_open_rush",

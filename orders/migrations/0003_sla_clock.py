@@ -49,4 +49,8 @@ class Migration(migrations.Migration):
             model_name='order',
             index=models.Index(condition=models.Q(('is_rush', True), ('status__in', ['pending_review', 'paid', 'picking', 'packed'])), fields=['rush_deadline'], name='order_open_rush'),
         ),
+        migrations.AddIndex(
+            model_name='order',
+            index=models.Index(condition=models.Q(('status__in', ['pending_review', 'paid', 'picking', 'packed'])), fields=['status', 'stage_due_at'], include=('is_held',), name='order_open_stage_clock'),
+        ),
     ]
