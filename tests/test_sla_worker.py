@@ -13,7 +13,7 @@ from workflows.models import Alert
 pytestmark = [pytest.mark.celery_worker, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
 
-def test_sweep_task_runs_on_a_celery_worker_through_redis(celery_worker, people):
+def test_sweep_task_runs_on_a_celery_worker_through_redis(celery_worker):
     require_redis()
     order = make_order(status="picking")
     Order.objects.filter(pk=order.pk).update(stage_due_at=timezone.now() - datetime.timedelta(seconds=30))
