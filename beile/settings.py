@@ -170,6 +170,9 @@ CELERY_BEAT_SCHEDULE: dict = {
     "kuaidi100-poll-silent-shipments": {"task": "integrations.kuaidi100.tasks.poll_silent_shipments", "schedule": 300.0},
     "kuaidi100-scan-stalled-shipments": {"task": "integrations.kuaidi100.tasks.scan_stalled_shipments", "schedule": 60.0},
     "wechat-relay-customer-messages": {"task": "integrations.wechat.tasks.relay_customer_messages", "schedule": 15.0},
+    # Every minute, so a breach is alerted within 60 s of its due time; a sweep that waited
+    # longer than that in the queue is dropped, the next one covers it.
+    "sla-sweep": {"task": "workflows.tasks.sla_sweep", "schedule": 60.0, "options": {"expires": 55}},
 }
 
 # --- Auth -------------------------------------------------------------------------------------

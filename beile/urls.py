@@ -29,4 +29,5 @@ urlpatterns = [
     path("tickets/", include("workflows.ticket_urls")),
     path("integrations/kuaidi100/", include("integrations.kuaidi100.urls")),
     path("integrations/wechat/", include("integrations.wechat.urls")),
+    path("", include("workflows.urls")),
 ]

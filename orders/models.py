@@ -173,6 +173,14 @@ class Order(FSMModelMixin, models.Model):
     is_rush = models.BooleanField(_("rush"), default=False)
     rush_reason = models.CharField(_("rush reason"), max_length=200, blank=True)
     rush_deadline = models.DateTimeField(_("expected completion"), null=True, blank=True)
+    # Rush handling time for the measures page is shipped_at - rush_filed_at.
+    rush_filed_at = models.DateTimeField(_("rush filed at"), null=True, blank=True)
+
+    # The stage clock (workflows/sla.py keeps these): when the current stage is due, null while
+    # held or in a stage without a limit; the minute sweep scans this column, not every order.
+    stage_due_at = models.DateTimeField(_("stage due at"), null=True, blank=True)
+    stage_paused_seconds = models.PositiveIntegerField(default=0, help_text="Clock time spent on hold in this stage.")
+    sla_breached_at = models.DateTimeField(_("stage limit exceeded at"), null=True, blank=True)
 
     placed_at = models.DateTimeField(_("placed at"), default=timezone.now)
     created_at = models.DateTimeField(default=timezone.now)
@@ -189,6 +197,20 @@ class Order(FSMModelMixin, models.Model):
             models.Index(fields=["receiver_phone"], name="order_receiver_phone"),
             models.Index(fields=["is_rush", "rush_deadline"], name="order_rush_deadline", condition=Q(is_rush=True)),
             models.Index(fields=["hold_until"], name="order_hold_until", condition=Q(is_held=True)),
+            # The SLA sweep: due and not yet alerted. The board and the "overdue" filter read the
+            # plain stage_due_at index (longest overdue first).
+            models.Index(fields=["stage_due_at"], name="order_sla_unalerted", condition=Q(sla_breached_at__isnull=True)),
+            models.Index(fields=["stage_due_at"], name="order_stage_due"),
+            # The board's counts per open stage (total, overdue, held) as an index-only scan.
+            models.Index(
+                fields=["status", "stage_due_at"], include=["is_held"], name="order_open_stage_clock",
+                condition=Q(status__in=["pending_review", "paid", "picking", "packed"]),
+            ),
+            # The board's rush lane: only open rush orders, soonest expected completion first.
+            models.Index(
+                fields=["rush_deadline"], name="order_open_rush",
+                condition=Q(is_rush=True, status__in=["pending_review", "paid", "picking", "packed"]),
+            ),
         ]
 
     def __str__(self) -> str:
@@ -477,6 +499,8 @@ class EventKind(models.TextChoices):
     SYNC_REFUSED = "sync_refused", _("Refused from an outside system")
     PHONE_REVEAL = "phone_reveal", _("Phone number revealed")
     RUSH = "rush", _("Rush")
+    SLA_BREACH = "sla_breach", _("Stage time limit exceeded")
+    ASSIGN = "assign", _("Assigned")
 
 
 class OrderEvent(models.Model):

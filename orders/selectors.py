@@ -94,21 +94,9 @@ def order_list(*, user, filters: OrderFilters, cursor: str = "") -> OrderPage:
 
 
 def overdue_filter() -> Q:
-    """Active, not held, and past its stage's time limit (the clocks issue refines the limits)."""
-    now = timezone.now()
-    clauses = Q()
-    for stage, limit in STAGE_LIMITS.items():
-        clauses |= Q(status=stage, stage_entered_at__lt=now - limit)
-    return clauses & Q(is_held=False)
-
-
-# BRIEF.md / the clocks issue's defaults; the clocks issue makes them editable.
-STAGE_LIMITS = {
-    OrderStatus.PENDING_REVIEW: datetime.timedelta(minutes=30),
-    OrderStatus.PAID: datetime.timedelta(minutes=60),
-    OrderStatus.PICKING: datetime.timedelta(hours=4),
-    OrderStatus.PACKED: datetime.timedelta(hours=2),
-}
+    """Past its stage's due time (workflows/sla.py keeps stage_due_at; held and finished orders
+    have none), served by the order_stage_due index."""
+    return Q(stage_due_at__lte=timezone.now())
 
 
 def _attach_open_tags(orders: list[Order]) -> None:

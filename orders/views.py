@@ -33,6 +33,7 @@ from orders.models import (
     RiskTag,
     Role,
 )
+from workflows import sla
 
 
 @require_GET
@@ -110,8 +111,7 @@ def _card_context(request: HttpRequest, order_number: str) -> dict:
         "after_sales_kinds": AfterSalesKind.choices,
         # Holds and carrier changes only make sense before the parcel leaves (the services agree).
         "is_active": order.status in ACTIVE_STATUSES,
-        "stage_limit": selectors.STAGE_LIMITS.get(order.status),
-        "time_in_stage": timezone.now() - order.stage_entered_at,
+        "stage_clock": sla.stage_clock(order),
     }
 
 
