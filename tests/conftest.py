@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from orders.access import ALL_ROLES
 from orders.models import Customer, Order, OrderLine, Product
+from workflows import sla
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
@@ -108,6 +109,8 @@ def make_order(
             order=order, product=gift, sku_code=gift.sku_code, product_name=gift.name,
             quantity=1, unit_price=Decimal("0.00"), is_gift=True,
         )
+    # Bulk-style creation skips the services, so give the order its stage clock as they would.
+    order.save(update_fields=sla.clock_refresh(order))
     return order
 
 

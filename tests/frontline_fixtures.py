@@ -40,7 +40,7 @@ def customer_with_orders(count: int, *, phone: str, people) -> Customer:
     """`count` orders, each with a shipment, a note and a decided case: every prefetch has rows."""
     for _ in range(count):
         order = make_order(status="shipped", phone=phone, gift=make_product())
-        ship(order)
+        ship(order, eta=timezone.now() + datetime.timedelta(hours=20))
         Note.objects.create(order=order, author=people["service"], author_role="service", body="客户要求放门口", audience="logistics")
         rejected_return(order, decided_at=timezone.now() - datetime.timedelta(days=1), by=people["service"])
     customer = Customer.objects.get(phone=phone)

@@ -35,7 +35,7 @@ def test_run_cockpit_starts_on_the_embedded_defaults(tmp_path):
 
 
 def test_stopping_run_cockpit_stops_its_children(tmp_path):
-    """`kill` (or a container stop) sends SIGTERM: web, worker and beat must not live on."""
+    """`kill` (or a container stop) sends SIGTERM: web, worker, beat and the fakes must not live on."""
     port = free_port()
     env = {key: value for key, value in os.environ.items() if key not in ("DATABASE_URL", "REDIS_URL")}
     env.update({"DEBUG": "1", "BEILE_VAR_DIR": str(tmp_path / "var"), "PYTHONUNBUFFERED": "1"})
@@ -49,7 +49,7 @@ def test_stopping_run_cockpit_stops_its_children(tmp_path):
         while "is running at" not in cockpit.stdout.readline():
             assert time.monotonic() < deadline and cockpit.poll() is None, "run_cockpit did not come up"
         children = [int(pid) for pid in subprocess.run(["pgrep", "-P", str(cockpit.pid)], capture_output=True, text=True).stdout.split()]
-        assert len(children) == 3  # web, worker, beat
+        assert len(children) == 5  # web, worker, beat and the two fake outside systems
         cockpit.send_signal(signal.SIGTERM)
         cockpit.wait(timeout=40)
         stopped = lambda pid: not os.path.exists(f"/proc/{pid}") or open(f"/proc/{pid}/stat").read().split()[2] == "Z"  # noqa: E731

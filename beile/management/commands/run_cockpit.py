@@ -4,6 +4,7 @@ together on Ctrl-C (or when one of them dies)."""
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -20,7 +21,24 @@ from orders.models import Order
 ROOT = Path(settings.BASE_DIR)
 
 
-def processes(host: str, port: int) -> dict[str, list[str]]:
+def available_port(preferred: int) -> int:
+    """`preferred` when it is free (stable addresses for the demo), else any free port, so a
+    second cockpit or a leftover process never stops the demo from starting."""
+    for candidate in (preferred, 0):
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", candidate))
+            except OSError:
+                continue
+            return probe.getsockname()[1]
+    raise CommandError("No free port for the fake outside systems.")
+
+
+def fake_ports() -> dict[str, int]:
+    return {"kuaidi100": available_port(8101), "wechat": available_port(8102)}
+
+
+def processes(host: str, port: int, fakes: dict[str, int]) -> dict[str, list[str]]:
     python = sys.executable
     commands = {
         # The production gunicorn.conf.py (log format, no control socket), sized for a laptop.
@@ -31,10 +49,10 @@ def processes(host: str, port: int) -> dict[str, list[str]]:
     }
     # The local fakes stand in for a provider only while it has no real credentials (sandbox).
     if settings.KUAIDI100["SANDBOX"]:
-        commands["fake-kuaidi100"] = [python, "-m", "integrations.kuaidi100.fake_server", "--port", "8101",
+        commands["fake-kuaidi100"] = [python, "-m", "integrations.kuaidi100.fake_server", "--port", str(fakes["kuaidi100"]),
                                       "--step-seconds", os.environ.get("FAKE_KUAIDI100_STEP_SECONDS", "8"), "--first-push-seconds", "3"]
     if settings.WECHAT["SANDBOX"]:
-        commands["fake-wechat"] = [python, "-m", "integrations.wechat.fake_server", "--port", "8102",
+        commands["fake-wechat"] = [python, "-m", "integrations.wechat.fake_server", "--port", str(fakes["wechat"]),
                                    "--report-url", f"http://{host}:{port}/integrations/wechat/callback/"]
     return commands
 
@@ -63,14 +81,20 @@ class Command(BaseCommand):
         # The children run in their own sessions (so Ctrl-C reaches only us); a plain `kill` or a
         # container stop must still stop them through the `finally` below, not orphan them.
         signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
+        fakes = fake_ports()
+        # Every child (web, worker, beat) talks to the fakes wherever they were started.
+        if settings.KUAIDI100["SANDBOX"]:
+            os.environ["KUAIDI100_BASE_URL"] = f"http://127.0.0.1:{fakes['kuaidi100']}"
+        if settings.WECHAT["SANDBOX"]:
+            os.environ["WECHAT_BASE_URL"] = f"http://127.0.0.1:{fakes['wechat']}"
         children: dict[str, subprocess.Popen] = {}
-        for name, command in processes(host, port).items():
+        for name, command in processes(host, port, fakes).items():
             children[name] = subprocess.Popen(command, cwd=ROOT, env=os.environ.copy(), start_new_session=True)
 
         url = f"http://{host}:{port}/"
         try:
             self._wait_until_up(url, children)
-            self._banner(url, exit_when_ready)
+            self._banner(url, exit_when_ready, fakes)
             if exit_when_ready:
                 return
             while True:
@@ -107,7 +131,7 @@ class Command(BaseCommand):
                 time.sleep(0.5)
         raise CommandError(f"The web process did not answer at {url} within 60 s.")
 
-    def _banner(self, url: str, exit_when_ready: bool) -> None:
+    def _banner(self, url: str, exit_when_ready: bool, fakes: dict[str, int]) -> None:
         mode = "PostgreSQL" if settings.DATABASES["default"]["ENGINE"].endswith("postgresql") else "SQLite (embedded)"
         broker = "Redis" if settings.REDIS_URL else "filesystem broker (embedded)"
         self.stdout.write(self.style.SUCCESS(f"\n贝乐订单驾驶舱 is running at {url}  [{mode}, {broker}]"))
@@ -115,8 +139,11 @@ class Command(BaseCommand):
         for role, name in DEMO_USERS:
             self.stdout.write(f"  {role:<11} {demo_password(role):<24} {name}")
         if settings.KUAIDI100["SANDBOX"]:
-            self.stdout.write("Kuaidi100 sandbox: http://127.0.0.1:8101/ (ship a tracking number containing STALL, PROB, REFUSE or LOST to see trouble)")
+            self.stdout.write(
+                f"Kuaidi100 sandbox: http://127.0.0.1:{fakes['kuaidi100']}/ "
+                "(ship a tracking number containing STALL, PROB, REFUSE or LOST to see trouble)"
+            )
         if settings.WECHAT["SANDBOX"]:
-            self.stdout.write("WeChat sandbox, the customers' phones: http://127.0.0.1:8102/")
+            self.stdout.write(f"WeChat sandbox, the customers' phones: http://127.0.0.1:{fakes['wechat']}/")
         if not exit_when_ready:
             self.stdout.write("Press Ctrl-C to stop.\n")
