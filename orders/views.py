@@ -36,12 +36,18 @@ from orders.models import (
 from workflows import sla
 
 
+# Where each role starts its day: the screen it keeps open (the first match wins for a person
+# with several roles; everyone else starts at the order list).
+LANDING_PAGES = [("supervisor", "board"), ("packer", "pda"), ("service", "lookup"), ("finance", "erp_home")]
+
+
 @require_GET
-@public_endpoint("sends anonymous visitors to the login page and everyone else to the order list")
+@public_endpoint("sends anonymous visitors to the login page and everyone else to their role's start page")
 def home(request: HttpRequest) -> HttpResponse:
     if not request.user.is_authenticated:
         return redirect("login")
-    return redirect("order_list")
+    roles = user_roles(request.user)
+    return redirect(next((page for role, page in LANDING_PAGES if role in roles), "order_list"))
 
 
 @require_GET

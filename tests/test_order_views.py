@@ -398,3 +398,13 @@ def test_anonymous_is_sent_to_log_in_everywhere(db):
         response = getattr(client, method)(url, {})
         assert response.status_code == 302, url
         assert response["Location"].startswith(f"/login/?next={url}"), url
+
+
+@pytest.mark.parametrize(
+    ("role", "landing"),
+    [("supervisor", "/board/"), ("packer", "/pda/"), ("service", "/service/lookup/"), ("finance", "/erp/"),
+     ("reviewer", "/orders/"), ("sales", "/orders/"), ("dispatcher", "/orders/"), ("courier", "/orders/")],
+)
+def test_each_role_lands_on_its_own_screen(people, role, landing):
+    response = signed_in(role).get("/")
+    assert response.status_code == 302 and response["Location"] == landing
