@@ -18,7 +18,7 @@ from integrations.erp.models import ReconciliationRun
 from orders.models import AfterSalesCase, Order, OrderEvent
 from tests.conftest import make_order, require_postgres
 from workflows.health import selectors
-from workflows.health.measures import MEASURES, MEASURES_BY_KEY
+from workflows.health.measures import MEASURES, MEASURES_BY_KEY, WRONG_SHIPMENT_CLAIM_DAYS
 from workflows.health.models import DailyMeasure
 from workflows.health.services import measures_store_day
 from workflows.health.tasks import store_yesterdays_measures
@@ -119,7 +119,8 @@ def test_orders_behind_a_measure_link_to_their_cards(client, people, frozen_now)
 def test_nightly_task_stores_yesterday_once_and_a_rerun_replaces_the_values(frozen_now):
     slow_import(hours_ago=20, delay_minutes=6)  # 2026-01-19 19:00
 
-    assert store_yesterdays_measures() == len(MEASURES)
+    # Every measure for yesterday, and the wrong-shipment rate again for the six days before it.
+    assert store_yesterdays_measures() == len(MEASURES) + WRONG_SHIPMENT_CLAIM_DAYS - 1
     delay = DailyMeasure.objects.get(key="status_update_delay", day=YESTERDAY)
     assert delay.value == 6
 
@@ -199,3 +200,18 @@ def test_erp_only_order_numbers_are_listed_without_a_card_link(client, people, f
     page = client.get(f"/health/erp_consistency/?day={YESTERDAY}").content.decode()
     assert f'href="/orders/{ours.order_number}/"' in page
     assert "ERP0001" in page and 'href="/orders/ERP0001/"' not in page
+
+
+@pytest.mark.django_db
+def test_nightly_task_stores_the_wrong_shipment_rate_again_while_claims_arrive():
+    shipped_on_the_19th = [make_order(status="shipped", shipped_at=NOW - datetime.timedelta(days=1)) for _ in range(4)]
+    with time_machine.travel(datetime.datetime(2026, 1, 20, 0, 20, tzinfo=SHANGHAI), tick=False):
+        store_yesterdays_measures()
+    assert DailyMeasure.objects.get(key="wrong_shipment_rate", day=YESTERDAY).value == 0
+
+    AfterSalesCase.objects.create(order=shipped_on_the_19th[0], kind="wrong_item", reason="发错规格", opened_at=NOW)
+    with time_machine.travel(datetime.datetime(2026, 1, 21, 0, 20, tzinfo=SHANGHAI), tick=False):
+        store_yesterdays_measures()
+    assert DailyMeasure.objects.get(key="wrong_shipment_rate", day=YESTERDAY).value == 25.0  # 1 of 4, claimed a day later
+    # A measure that settles with its day is not stored again.
+    assert DailyMeasure.objects.get(key="status_update_delay", day=YESTERDAY).computed_at == datetime.datetime(2026, 1, 20, 0, 20, tzinfo=SHANGHAI)
