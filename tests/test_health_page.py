@@ -5,6 +5,7 @@ import csv
 import datetime
 import io
 import threading
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -13,10 +14,11 @@ from django.conf import settings
 from django.core.management import call_command
 from django.db import connection
 
-from orders.models import AfterSalesCase, OrderEvent
+from integrations.erp.models import ReconciliationRun
+from orders.models import AfterSalesCase, Order, OrderEvent
 from tests.conftest import make_order, require_postgres
 from workflows.health import selectors
-from workflows.health.measures import MEASURES, MEASURES_BY_KEY
+from workflows.health.measures import MEASURES, MEASURES_BY_KEY, WRONG_SHIPMENT_CLAIM_DAYS
 from workflows.health.models import DailyMeasure
 from workflows.health.services import measures_store_day
 from workflows.health.tasks import store_yesterdays_measures
@@ -117,7 +119,8 @@ def test_orders_behind_a_measure_link_to_their_cards(client, people, frozen_now)
 def test_nightly_task_stores_yesterday_once_and_a_rerun_replaces_the_values(frozen_now):
     slow_import(hours_ago=20, delay_minutes=6)  # 2026-01-19 19:00
 
-    assert store_yesterdays_measures() == len(MEASURES)
+    # Every measure for yesterday, and the wrong-shipment rate again for the six days before it.
+    assert store_yesterdays_measures() == len(MEASURES) + WRONG_SHIPMENT_CLAIM_DAYS - 1
     delay = DailyMeasure.objects.get(key="status_update_delay", day=YESTERDAY)
     assert delay.value == 6
 
@@ -168,3 +171,47 @@ def test_beat_runs_the_nightly_storage_and_the_daily_sampling():
     sampling = schedule["workflows.health.tasks.sample_status_checks"]
     assert (nightly.hour, nightly.minute) == ({0}, {20})
     assert (sampling.hour, sampling.minute) == ({10}, {0})
+
+
+@pytest.mark.django_db
+def test_orders_over_their_limit_lead_to_the_order_lists_overdue_view(client, people, frozen_now):
+    late = make_order(status="picking")
+    Order.objects.filter(pk=late.pk).update(stage_due_at=NOW - datetime.timedelta(hours=1))
+    client.force_login(people["supervisor"])
+
+    page = client.get("/health/").content.decode()
+    assert 'id="measure-orders_over_limit" class="measure state-bad"' in page
+    assert 'href="/orders/?overdue=1"' in page
+    response = client.get("/health/orders_over_limit/")
+    assert (response.status_code, response["Location"]) == (302, "/orders/?overdue=1")
+    assert late.order_number in client.get(response["Location"]).content.decode()
+
+
+@pytest.mark.django_db
+def test_erp_only_order_numbers_are_listed_without_a_card_link(client, people, frozen_now):
+    ours = make_order()
+    ReconciliationRun.objects.create(
+        business_date=YESTERDAY, ran_by="吴敏", erp_file_name="erp.csv", our_order_count=1, our_total_amount=Decimal("10.00"),
+        our_refund_count=0, erp_order_count=1, erp_total_amount=Decimal("10.00"), erp_refund_count=0,
+        order_count_diff_pct=Decimal("0"), total_amount_diff_pct=Decimal("0"), refund_count_diff_pct=Decimal("0"),
+        consistency_rate=Decimal("0.00"), only_ours=[ours.order_number], only_erp=["ERP0001"],
+    )
+    client.force_login(people["finance"])
+    page = client.get(f"/health/erp_consistency/?day={YESTERDAY}").content.decode()
+    assert f'href="/orders/{ours.order_number}/"' in page
+    assert "ERP0001" in page and 'href="/orders/ERP0001/"' not in page
+
+
+@pytest.mark.django_db
+def test_nightly_task_stores_the_wrong_shipment_rate_again_while_claims_arrive():
+    shipped_on_the_19th = [make_order(status="shipped", shipped_at=NOW - datetime.timedelta(days=1)) for _ in range(4)]
+    with time_machine.travel(datetime.datetime(2026, 1, 20, 0, 20, tzinfo=SHANGHAI), tick=False):
+        store_yesterdays_measures()
+    assert DailyMeasure.objects.get(key="wrong_shipment_rate", day=YESTERDAY).value == 0
+
+    AfterSalesCase.objects.create(order=shipped_on_the_19th[0], kind="wrong_item", reason="发错规格", opened_at=NOW)
+    with time_machine.travel(datetime.datetime(2026, 1, 21, 0, 20, tzinfo=SHANGHAI), tick=False):
+        store_yesterdays_measures()
+    assert DailyMeasure.objects.get(key="wrong_shipment_rate", day=YESTERDAY).value == 25.0  # 1 of 4, claimed a day later
+    # A measure that settles with its day is not stored again.
+    assert DailyMeasure.objects.get(key="status_update_delay", day=YESTERDAY).computed_at == datetime.datetime(2026, 1, 20, 0, 20, tzinfo=SHANGHAI)

@@ -1,5 +1,5 @@
-"""The front line's measures for the measures page (BRIEF.md's table): customer-perceived
-delay, wrong-shipment rate and self-service query share."""
+"""The front line's raw measures, read by the health self-check (workflows/health/measures.py):
+customer-perceived delay and the self-service share of status queries."""
 
 from __future__ import annotations
 
@@ -8,10 +8,8 @@ import statistics
 from dataclasses import dataclass
 
 from django.db.models import Max, Min
-from django.utils import timezone
 
 from orders.frontline.models import Inquiry, SelfServiceQuery
-from orders.models import AfterSalesCase, AfterSalesKind, AfterSalesStatus, Order
 from workflows.models import CustomerMessage, MessageStatus
 
 
@@ -34,10 +32,32 @@ def inquiry_perceived_delay(inquiry: Inquiry) -> datetime.timedelta | None:
     return answered_at - first_asked
 
 
+@dataclass(frozen=True)
+class Episode:
+    """One customer's wait: from the first "where is my order" to the first push with location."""
+
+    order_id: int
+    asked_at: datetime.datetime
+    answered_at: datetime.datetime | None  # None while no such push has been sent
+
+    @property
+    def delay(self) -> datetime.timedelta | None:
+        return None if self.answered_at is None else self.answered_at - self.asked_at
+
+
 @dataclass
 class PerceivedDelays:
-    delays: list[datetime.timedelta]  # one per answered episode (first inquiry → first answer)
-    unanswered: int  # episodes still waiting for a push with location
+    episodes: list[Episode]
+
+    @property
+    def delays(self) -> list[datetime.timedelta]:
+        """One per answered episode."""
+        return [episode.delay for episode in self.episodes if episode.delay is not None]
+
+    @property
+    def unanswered(self) -> int:
+        """Episodes still waiting for a push with location."""
+        return sum(1 for episode in self.episodes if episode.answered_at is None)
 
     @property
     def median(self) -> datetime.timedelta | None:
@@ -58,43 +78,34 @@ def perceived_delays(*, start: datetime.datetime, end: datetime.datetime) -> Per
         .values_list("order_id", "sent_at")
     ):
         answers.setdefault(order_id, []).append(sent_at)
-    delays, unanswered = [], 0
+    episodes = []
     episode_end: dict[int, datetime.datetime | None] = {}
     for order_id, asked_at in inquiries:
         if order_id in episode_end and (episode_end[order_id] is None or asked_at <= episode_end[order_id]):
             continue  # asked again before the answer: same episode
         answer = next((at for at in answers.get(order_id, []) if at >= asked_at), None)
         episode_end[order_id] = answer
-        if answer is None:
-            unanswered += 1
-        else:
-            delays.append(answer - asked_at)
-    return PerceivedDelays(delays=delays, unanswered=unanswered)
+        episodes.append(Episode(order_id, asked_at, answer))
+    return PerceivedDelays(episodes)
 
 
-def wrong_shipment_rate(*, start: datetime.datetime, end: datetime.datetime) -> float | None:
-    """After-sales cases of kind wrong item or missing gift per order shipped in [start, end).
-    A claim rejected after checking was not a wrong shipment, so rejected cases do not count."""
-    shipped = Order.objects.filter(shipped_at__gte=start, shipped_at__lt=end).count()
-    if not shipped:
-        return None
-    wrong = (
-        AfterSalesCase.objects.filter(
-            order__shipped_at__gte=start,
-            order__shipped_at__lt=end,
-            kind__in=[AfterSalesKind.WRONG_ITEM, AfterSalesKind.MISSING_GIFT],
-        )
-        .exclude(status=AfterSalesStatus.REJECTED)
-        .count()
+@dataclass(frozen=True)
+class StatusQueries:
+    self_served: int  # views of the self-service status page
+    assisted: int  # inquiries recorded by customer service
+
+    @property
+    def total(self) -> int:
+        return self.self_served + self.assisted
+
+    @property
+    def share(self) -> float | None:
+        return self.self_served / self.total if self.total else None
+
+
+def status_queries(*, start: datetime.datetime, end: datetime.datetime) -> StatusQueries:
+    """Status queries in [start, end): self-service views and inquiries recorded by customer service."""
+    return StatusQueries(
+        self_served=SelfServiceQuery.objects.filter(viewed_at__gte=start, viewed_at__lt=end).count(),
+        assisted=Inquiry.objects.filter(asked_at__gte=start, asked_at__lt=end).count(),
     )
-    return wrong / shipped
-
-
-def self_service_share(*, start: datetime.datetime, end: datetime.datetime | None = None) -> float | None:
-    """Self-service status queries / all status queries (self-service + inquiries recorded by
-    customer service) in [start, end)."""
-    end = end or timezone.now()
-    self_served = SelfServiceQuery.objects.filter(viewed_at__gte=start, viewed_at__lt=end).count()
-    assisted = Inquiry.objects.filter(asked_at__gte=start, asked_at__lt=end).count()
-    total = self_served + assisted
-    return self_served / total if total else None

@@ -1,6 +1,6 @@
 """What the front line records: customers' "where is my order" inquiries, every scan at the
-packing bench, and every self-service status view. The measures (CPD, wrong-shipment rate,
-self-service share) are computed from these rows in measures.py."""
+packing bench, and every self-service status view. CPD and the self-service share are computed
+from these rows in measures.py (read by the health self-check)."""
 
 from django.conf import settings
 from django.db import models

@@ -14,7 +14,7 @@ from django.utils.translation import gettext as _
 
 from orders.models import ACTIVE_STATUSES, Order, OrderStatus
 from orders.services import NotAllowed, OrderConflict, OrderError
-from workflows.health.measures import MEASURES
+from workflows.health.measures import MEASURES, Measure
 from workflows.health.models import CheckerGroup, ConsistencySample, ConsistencyTask, DailyMeasure
 
 logger = logging.getLogger(__name__)
@@ -29,25 +29,32 @@ GROUP_ROLES = {
 }
 
 
-def measures_store_day(*, day: datetime.date) -> list[DailyMeasure]:
-    """Compute every measure for `day` and store it; running it again replaces the values.
+def measure_store(*, measure: Measure, day: datetime.date) -> DailyMeasure:
+    """Compute one measure for `day` and store it; running it again replaces the value.
 
     update_or_create is safe with two beat processes: the unique (key, day) constraint lets only
     one insert win, and Django's get_or_create re-reads the row the other one created."""
-    stored = []
+    result = measure.compute(day=day)
+    row, _created = DailyMeasure.objects.update_or_create(
+        key=measure.key,
+        day=day,
+        defaults={"value": result.value, "sample_size": result.sample_size, "detail": result.detail, "computed_at": timezone.now()},
+    )
+    return row
+
+
+def measures_store_day(*, day: datetime.date) -> list[DailyMeasure]:
+    """Compute every measure for `day` and store it."""
+    return [measure_store(measure=measure, day=day) for measure in MEASURES]
+
+
+def measures_store_night(*, yesterday: datetime.date) -> list[DailyMeasure]:
+    """The nightly store: yesterday's values, and again the recent days of measures that settle
+    later (a wrong-shipment claim arrives days after the parcel)."""
+    stored = measures_store_day(day=yesterday)
     for measure in MEASURES:
-        result = measure.compute(day=day)
-        row, _created = DailyMeasure.objects.update_or_create(
-            key=measure.key,
-            day=day,
-            defaults={
-                "value": result.value,
-                "sample_size": result.sample_size,
-                "detail": result.detail,
-                "computed_at": timezone.now(),
-            },
-        )
-        stored.append(row)
+        for offset in range(1, measure.settles_days):
+            stored.append(measure_store(measure=measure, day=yesterday - datetime.timedelta(days=offset)))
     return stored
 
 

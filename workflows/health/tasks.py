@@ -8,9 +8,9 @@ from workflows.health.measures import business_today
 
 @shared_task(acks_late=True)
 def store_yesterdays_measures() -> int:
-    """Nightly: freeze yesterday's values (re-running replaces them, so a retry is harmless)."""
-    day = business_today() - datetime.timedelta(days=1)
-    return len(services.measures_store_day(day=day))
+    """Nightly: store yesterday's values (re-running replaces them, so a retry is harmless), and
+    the recent days of the measures still settling."""
+    return len(services.measures_store_night(yesterday=business_today() - datetime.timedelta(days=1)))
 
 
 @shared_task(acks_late=True)

@@ -54,6 +54,8 @@ def health_behind(request: HttpRequest, key: str) -> HttpResponse:
     measure = MEASURES_BY_KEY.get(key)
     if measure is None:
         raise Http404(_("No such measure."))
+    if measure.behind is None:
+        return redirect(measure.behind_href())
     today = business_today()
     try:
         day = datetime.date.fromisoformat(request.GET["day"]) if request.GET.get("day") else today

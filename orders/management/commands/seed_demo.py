@@ -5,8 +5,10 @@ history cannot use); the events written beside them name the demo users as actor
 reads like real work.
 """
 
+import csv
 import datetime
 import random
+import tempfile
 from decimal import Decimal
 
 from django.contrib.auth.models import Group, User
@@ -14,7 +16,9 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.utils import timezone
 
+from integrations.erp.reconciliation import reconciliation_run
 from integrations.wechat.fake_server import sandbox_openid
+from orders.frontline.models import Inquiry, SelfServiceQuery
 from orders.models import (
     AddressChangeRequest,
     AfterSalesCase,
@@ -33,7 +37,7 @@ from orders.models import (
 from workflows.health.measures import business_day_bounds, business_today
 from workflows.health.models import ConsistencySample, ConsistencyTask
 from workflows.health.services import measures_store_day
-from workflows.models import Ticket
+from workflows.models import CustomerMessage, MessageStatus, Ticket
 from workflows import sla
 
 DEMO_USERS = [
@@ -107,6 +111,9 @@ STATUS_MIX = [("pending_review", 6), ("paid", 8), ("picking", 10), ("packed", 6)
 FLOW = ["pending_review", "paid", "picking", "packed", "shipped", "completed"]
 STAGE_ACTORS = {"paid": "reviewer", "picking": "dispatcher", "packed": "packer", "shipped": "courier", "completed": "courier"}
 TRANSITION_OF = {"paid": "approve", "picking": "start_picking", "packed": "pack", "shipped": "ship", "completed": "complete"}
+RUSH_REASONS = ["客户明天出国，需要今天发出", "宝宝奶粉断顿，客户很着急", "直播间承诺当日发货"]
+# Every n-th shipped order (newest placed first, so today has one) was a rush order.
+RUSH_EVERY = 15
 
 
 class Command(BaseCommand):
@@ -224,9 +231,18 @@ class Command(BaseCommand):
             if status in ("pending_review", "paid", "picking", "packed") and rng.random() < 0.04:
                 order.is_rush = True
                 order.source = "rush"
-                order.rush_reason = rng.choice(["客户明天出国，需要今天发出", "宝宝奶粉断顿，客户很着急", "直播间承诺当日发货"])
+                order.rush_reason = rng.choice(RUSH_REASONS)
                 order.rush_deadline = now + datetime.timedelta(hours=rng.randrange(1, 10))
                 order.rush_filed_at = order.placed_at
+        shipped_plans = sorted((plan for plan in plans if plan[1] in ("shipped", "completed")), key=lambda plan: plan[0].placed_at, reverse=True)
+        for order, status, _lines, _fuzzy in shipped_plans[::RUSH_EVERY]:
+            # Filed from the rush link and pushed through every stage: the rush handling time.
+            order.is_rush = True
+            order.source = "rush"
+            order.rush_reason = rng.choice(RUSH_REASONS)
+            order.rush_filed_at = order.placed_at
+            order.rush_deadline = order.placed_at + datetime.timedelta(hours=rng.randrange(2, 6))
+            self._stamp_stages(rng, order, status, longest_step=rng.choice([30, 30, 45]))
             if status in ("pending_review", "paid", "picking") and rng.random() < 0.04:
                 order.is_held = True
                 order.hold_reason = rng.choice(["stock_shortage", "customer_request", "payment_check"])
@@ -235,7 +251,7 @@ class Command(BaseCommand):
                 order.hold_until = now + datetime.timedelta(hours=rng.randrange(2, 30))
                 order.hold_owner = users["dispatcher"]
         Order.objects.bulk_create([order for order, *_ in plans], batch_size=500)
-        saved = {o.order_number: o for o in Order.objects.filter(order_number__in=[p[0].order_number for p in plans])}
+        saved = {o.order_number: o for o in Order.objects.filter(order_number__in=[p[0].order_number for p in plans]).select_related("customer")}
 
         lines_out, events, notes, tags, shipments, cases, changes, tickets = [], [], [], [], [], [], [], []
         for plan_order, status, lines, fuzzy in plans:
@@ -284,6 +300,8 @@ class Command(BaseCommand):
             tracking.extend(TrackingEvent(shipment=shipment, **fields) for fields in texts)
         TrackingEvent.objects.bulk_create(tracking, batch_size=1000)
         Ticket.objects.bulk_create(tickets)
+        self._status_queries(rng, users, [saved[plan[0].order_number] for plan in shipped_plans])
+        self._reconciliations(rng)
         self._status_checks(rng, users, list(saved.values()))
         # A week of stored history for the health page's charts (the nightly task keeps it going).
         today = business_today()
@@ -324,6 +342,61 @@ class Command(BaseCommand):
                       opened_at=opened, closed_at=closed if done else None,
                       closed_by=users["courier"] if done else None, resolution="已联系网点，包裹已继续转运" if done else "")
 
+    def _status_queries(self, rng: random.Random, users: dict[str, User], shipped: list[Order]) -> None:
+        """After shipping, customers look their order up on the self-service page, and now and then
+        ask customer service, whose recorded inquiry pushes the location to their WeChat within
+        seconds (sometimes minutes, when WeChat is slow); customers without WeChat get no push."""
+        now = timezone.now()
+        views, inquiries, answers = [], [], []
+        for order in shipped:
+            for _view in range(rng.choice([0, 0, 1, 1, 2, 3])):
+                viewed = order.shipped_at + datetime.timedelta(minutes=rng.randrange(10, 40 * 60))
+                if viewed <= now:
+                    views.append(SelfServiceQuery(order=order, via=rng.choice(["link", "link", "code"]), viewed_at=viewed))
+            asked = order.shipped_at + datetime.timedelta(minutes=rng.randrange(60, 40 * 60))
+            if rng.random() >= 0.2 or asked > now:
+                continue
+            answer = None
+            if order.customer.wechat_openid:
+                delay = datetime.timedelta(seconds=rng.randrange(3, 50) if rng.random() < 0.75 else rng.randrange(90, 15 * 60))
+                sent = min(asked + delay, now)
+                answer = CustomerMessage(
+                    order=order, recipient=order.customer.wechat_openid, event_key="inquiry",
+                    idempotency_key=f"demo:inquiry:{order.order_number}", carries_location=True,
+                    content={"character_string1": order.order_number, "thing3": f"{order.province[:2]},{order.city}"},
+                    status=MessageStatus.SENT, attempts=1, created_at=asked, next_attempt_at=asked, sent_at=sent,
+                )
+                answers.append(answer)
+            inquiries.append(Inquiry(order=order, customer=order.customer, channel=rng.choice(["phone", "wechat"]), question="我的订单到哪了？",
+                                     recorded_by=users["service"], asked_at=asked, answer_message=answer))
+        SelfServiceQuery.objects.bulk_create(views, batch_size=1000)
+        CustomerMessage.objects.bulk_create(answers)
+        Inquiry.objects.bulk_create(inquiries)
+
+    def _reconciliations(self, rng: random.Random) -> None:
+        """Finance's ERP sync checks of the last three days against the ERP's order export: today's
+        so far matches, yesterday's ERP lacks an order and has one amount keyed in wrong, the day
+        before lacks an order."""
+        today = business_today()
+        for offset, missing, amount_off in ((2, 1, 0), (1, 1, 1), (0, 0, 0)):
+            day = today - datetime.timedelta(days=offset)
+            start, end = business_day_bounds(day)
+            rows = list(Order.objects.filter(placed_at__gte=start, placed_at__lt=end).order_by("placed_at")
+                        .values_list("order_number", "placed_at", "total_amount", "refund_amount"))
+            if not rows:
+                continue
+            # The ERP lacks the cheapest orders (a small one slips through unnoticed); shuffled like an export.
+            rows = sorted(rows, key=lambda row: row[2])[missing:]
+            rng.shuffle(rows)
+            with tempfile.NamedTemporaryFile("w", suffix=".csv", encoding="utf-8-sig", newline="") as erp_file:
+                writer = csv.writer(erp_file)
+                writer.writerow(["订单号", "下单时间", "应付金额", "订单退款金额"])
+                for index, (number, placed, total, refund) in enumerate(rows):
+                    total = total + Decimal("10.00") if index < amount_off else total  # keyed in wrong in the ERP
+                    writer.writerow([number, f"{timezone.localtime(placed):%Y-%m-%d %H:%M:%S}", total, refund])
+                erp_file.flush()
+                reconciliation_run(business_date=day, erp_path=erp_file.name, erp_file_name=f"聚水潭订单导出-{day:%Y%m%d}.csv", by="吴敏")
+
     def _status_checks(self, rng: random.Random, users: dict[str, User], orders: list[Order]) -> None:
         """A week of the daily cross-role status checks: at 10:00, five orders active at that moment,
         each answered by sales, warehouse and service — nearly always right, rarely one
@@ -358,7 +431,7 @@ class Command(BaseCommand):
         reached = [stage for stage in FLOW if getattr(order, f"{stage}_at") and getattr(order, f"{stage}_at") <= moment]
         return reached[-1] if reached else ""
 
-    def _stamp_stages(self, rng: random.Random, order: Order, status: str) -> None:
+    def _stamp_stages(self, rng: random.Random, order: Order, status: str, longest_step: int = 150) -> None:
         moment = order.created_at
         order.pending_review_at = moment
         if status == "cancelled":
@@ -367,7 +440,7 @@ class Command(BaseCommand):
             order.stage_entered_at = order.cancelled_at
             return
         for stage in FLOW[1 : FLOW.index(status) + 1]:
-            moment = min(moment + datetime.timedelta(minutes=rng.randrange(3, 150)), timezone.now())
+            moment = min(moment + datetime.timedelta(minutes=rng.randrange(3, longest_step)), timezone.now())
             setattr(order, f"{stage}_at", moment)
         order.stage_entered_at = getattr(order, f"{status}_at")
 
