@@ -28,11 +28,19 @@ from django.urls import URLPattern, URLResolver, get_resolver, resolve, reverse
 from django.utils import timezone
 
 from beile.middleware import CONTENT_SECURITY_POLICY
+from integrations.erp import exporter
+from integrations.erp.models import ImportRun, ImportState
+from integrations.erp.reconciliation import reconciliation_run
 from orders import services
+from orders.frontline import selfservice
 from orders.access import ALL_ROLES, MASKED_PHONE_ROLES, Actor
 from orders.models import Order
 from tests.conftest import PASSWORD, make_order
+from tests.erp_fixtures import line as erp_line
+from tests.erp_fixtures import write_csv
 from workflows.health.models import ConsistencySample, ConsistencyTask
+from workflows.models import Alert, TicketKind
+from workflows.tickets import ticket_open_for_shipment
 
 IDENTITIES = (*ALL_ROLES, "outsider", "anonymous")
 SKIPPED_PREFIXES = ("admin/", "i18n/", "static/", "media/", "__debug__/")
@@ -40,12 +48,17 @@ SKIPPED_PREFIXES = ("admin/", "i18n/", "static/", "media/", "__debug__/")
 # Signature-authenticated webhooks: outside systems cannot send our CSRF token, so these views
 # are csrf_exempt and check a signature instead (their own tests cover bad signatures, stale
 # timestamps and replays). Every other view must refuse a POST without a CSRF token.
-CSRF_EXEMPT_WEBHOOKS: dict[str, str] = {}
+CSRF_EXEMPT_WEBHOOKS: dict[str, str] = {
+    "erp_inbound_event": "HMAC-SHA256(source secret, timestamp + '.' + body); timestamp within 5 minutes; event_id makes a replay a no-op",
+    "kuaidi100_callback": "MD5(param + salt), upper case; refused while no salt is configured; a repeated push adds nothing",
+    "wechat_callback": "sha1(sorted token, timestamp, nonce); timestamp within 5 minutes; each signature is used once",
+}
 
 # Statuses other than 200 / redirect that an allowed role may get from the matrix's sample
 # request, with the reason. {url name: {status: why}}.
 EXPECTED_OTHER_STATUSES: dict[str, dict[int, str]] = {
     "health:check_answer": {404: "a status check belongs to its assignee: anyone else's id is not found"},
+    "pda_acknowledge": {404: "the note id comes in the POST body; an empty POST names no note of this order"},
 }
 
 # The sample order's phone numbers, which masked roles must never see in full.
@@ -75,6 +88,15 @@ SAMPLE_KWARGS: dict[str, Callable[[World], object]] = {
     "action": lambda world: "note",
     "key": lambda world: "status_update_delay",
     "task_id": lambda world: world.extra["status_check"].pk,
+    "run_id": lambda world: world.extra["import_run"].pk,
+    "business_date": lambda world: world.extra["daily_export"].business_date.isoformat(),
+    "pk": lambda world: world.extra["ticket"].pk,
+    "alert_id": lambda world: world.extra["alert"].pk,
+    "token": lambda world: selfservice.link_token(world.order),
+}
+# Where two URLs give one kwarg name to different objects: "<url name>:<kwarg>" wins over "<kwarg>".
+SAMPLE_KWARGS_BY_ROUTE: dict[str, Callable[[World], object]] = {
+    "erp_reconciliation_detail:run_id": lambda world: world.extra["reconciliation"].pk,
 }
 # Kwargs that name a single order: the matrix also asks for a number that does not exist.
 MISSING_ORDER_KWARGS = {"order_number": "NX0000404404"}
@@ -145,7 +167,8 @@ def fast_password_hashing(settings):
 
 
 @pytest.fixture
-def world(people) -> World:
+def world(people, settings, tmp_path) -> World:
+    settings.MEDIA_ROOT = tmp_path / "media"
     order = make_order(phone=CUSTOMER_PHONE, buyer_message="请尽快发货")
     supervisor = Actor.of(people["supervisor"])
     services.order_add_note(order=order, by=Actor.of(people["service"]), body="客户要求明天12点前送达")
@@ -155,7 +178,29 @@ def world(people) -> World:
     )
     sample = ConsistencySample.objects.create(day=timezone.localdate(), slot=1, order=order, system_state=order.status)
     status_check = ConsistencyTask.objects.create(sample=sample, group="sales", assignee=people["sales"])
-    return World(people=people, order=order, extra={"status_check": status_check})
+
+    # A shipped parcel of the same customer whose tracking stalled: the courier's ticket and the
+    # supervisor's alert (pages a masked role reads, so they must mask the customer's phone).
+    shipped = make_order(status="packed", phone=CUSTOMER_PHONE)
+    shipped = services.order_ship(order=shipped, by=Actor.system("WMS"), carrier_code="zhongtong", tracking_number="ZT7300000001")
+    ticket, _created = ticket_open_for_shipment(shipment=shipped.shipments.get(), kind=TicketKind.STALLED, summary="24 h")
+    alert = Alert.objects.get(dedupe_key=f"ticket:{ticket.pk}")
+
+    # Finance's objects: a finished import preview with a refused row, yesterday's export file
+    # and a reconciliation run against an ERP file.
+    import_run = ImportRun.objects.create(
+        file="erp/imports/erp.csv", original_name="erp.csv", uploaded_by=people["finance"], dry_run=True,
+        state=ImportState.DONE, total_rows=2, processed_rows=2, rejected_count=1, rejected_rows=1,
+        errors=[{"row": 3, "column": "手机", "order_number": "E1", "reason": "not a mobile number"}],
+    )
+    yesterday = timezone.localdate() - datetime.timedelta(days=1)
+    daily_export = exporter.daily_export_produce(business_date=yesterday, produced_by="finance")
+    erp_file = write_csv(tmp_path / "erp.csv", [erp_line("E1", "SKU-E1", placed=f"{yesterday} 10:00:00", paid=f"{yesterday} 10:01:00")])
+    reconciliation = reconciliation_run(business_date=yesterday, erp_path=erp_file, erp_file_name="erp.csv", by="finance")
+    return World(people=people, order=order, extra={
+        "status_check": status_check, "ticket": ticket, "alert": alert, "import_run": import_run,
+        "daily_export": daily_export, "reconciliation": reconciliation,
+    })
 
 
 def build_url(route: Route, world: World, **overrides: str) -> str:
@@ -163,6 +208,8 @@ def build_url(route: Route, world: World, **overrides: str) -> str:
     for name in route.kwargs:
         if name in overrides:
             values[name] = overrides[name]
+        elif f"{route.name}:{name}" in SAMPLE_KWARGS_BY_ROUTE:
+            values[name] = SAMPLE_KWARGS_BY_ROUTE[f"{route.name}:{name}"](world)
         elif name in SAMPLE_KWARGS:
             values[name] = SAMPLE_KWARGS[name](world)
         else:
