@@ -9,6 +9,9 @@ Every response carries the Content-Security-Policy and no page has inline script
 or event-handler attributes; no page shown to a masked role holds a full mobile number; a POST
 without a CSRF token is refused everywhere except the signed webhooks listed below; an unknown
 order number is a plain 404 (and no different from a real one to those who may not look).
+The same holds for object ids, and an id of another order's note, case, address change or
+question posted to an order's action is not found. The customer's self-service page masks
+personal data; the signed webhooks refuse bad signatures, stale timestamps and replays.
 Login throttling (django-axes) is checked at the end.
 """
 
@@ -54,8 +57,8 @@ IDENTITIES = (*ALL_ROLES, "outsider", "anonymous")
 SKIPPED_PREFIXES = ("admin/", "i18n/", "static/", "media/", "__debug__/")
 
 # Signature-authenticated webhooks: outside systems cannot send our CSRF token, so these views
-# are csrf_exempt and check a signature instead (their own tests cover bad signatures, stale
-# timestamps and replays). Every other view must refuse a POST without a CSRF token.
+# are csrf_exempt and check a signature instead (the "Signed webhooks" tests below refuse bad
+# signatures, stale timestamps and replays). Every other view must refuse a POST without a CSRF token.
 CSRF_EXEMPT_WEBHOOKS: dict[str, str] = {
     "erp_inbound_event": "HMAC-SHA256(source secret, timestamp + '.' + body); timestamp within 5 minutes; event_id makes a replay a no-op",
     "kuaidi100_callback": "MD5(param + salt), upper case; refused while no salt is configured; a repeated push adds nothing",
