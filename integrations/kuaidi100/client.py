@@ -53,7 +53,8 @@ def callback_sign(param: str, salt: str) -> str:
 
 
 def callback_signature_valid(param: str, sign: str, salt: str) -> bool:
-    return hmac.compare_digest(callback_sign(param, salt), (sign or "").upper())
+    # Without a salt the "signature" is MD5(param), which anyone can compute: refuse every push.
+    return bool(salt) and hmac.compare_digest(callback_sign(param, salt), (sign or "").upper())
 
 
 def _post(path: str, form: dict[str, str]) -> dict:

@@ -26,6 +26,9 @@ SYSTEM_BUSY = -1
 # Recorded on the message and never retried (PROTOCOLS.md): not subscribed, bad openid, user
 # refused, bad argument, quota.
 NOT_RETRIED = {43004, 40003, 43101, 47003, 45009}
+# A callback whose signed timestamp is further than this from our clock is refused as stale
+# (the same window as our own inbound events).
+CALLBACK_MAX_AGE_SECONDS = 300
 
 
 class WeChatError(Exception):
@@ -125,6 +128,19 @@ def send_template(*, openid: str, data: dict[str, str], client_msg_id: str, url:
 
 
 def callback_signature_valid(*, signature: str, timestamp: str, nonce: str) -> bool:
+    """The signature matches and its timestamp is within CALLBACK_MAX_AGE_SECONDS of our clock
+    (the timestamp is signed, so a captured callback cannot be re-dated)."""
     token = settings.WECHAT["CALLBACK_TOKEN"]
     expected = hashlib.sha1("".join(sorted([token, timestamp, nonce])).encode()).hexdigest()  # noqa: S324 - the provider's protocol
-    return bool(token) and hmac.compare_digest(expected, signature or "")
+    if not (token and hmac.compare_digest(expected, signature or "")):
+        return False
+    try:
+        return abs(time.time() - int(timestamp)) <= CALLBACK_MAX_AGE_SECONDS
+    except ValueError:
+        return False
+
+
+def callback_signature_first_use(signature: str) -> bool:
+    """True the first time a (valid) signature is seen. In plaintext mode the body is outside the
+    signature, so a signature seen once must not carry a second, possibly forged, body."""
+    return cache.add(f"wechat:callback-signature:{signature}", 1, timeout=2 * CALLBACK_MAX_AGE_SECONDS)

@@ -23,6 +23,8 @@ def callback(request: HttpRequest) -> HttpResponse:
         return HttpResponseForbidden("bad signature")
     if request.method == "GET":
         return HttpResponse(request.GET.get("echostr", ""), content_type="text/plain")
+    if not client.callback_signature_first_use(request.GET.get("signature", "")):
+        return HttpResponseForbidden("signature already used")
     if b"<!DOCTYPE" in request.body or b"<!ENTITY" in request.body:
         return HttpResponse("bad xml", status=400)  # WeChat never sends entities; refuse expansion tricks
     try:
