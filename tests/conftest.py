@@ -4,6 +4,7 @@ Celery worker process, and headless Chromium through Playwright."""
 from __future__ import annotations
 
 import itertools
+from importlib import import_module
 import os
 import shutil
 import subprocess
@@ -42,6 +43,21 @@ PEOPLE = {
 def fast_password_hashing(settings):
     """`people` creates nine users per test; the production hasher would make that ~2 s each."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def reference_data_after_flush(request, django_db_blocker):
+    """A transactional test ends with a flush that also empties what the data migrations made
+    (the role groups, the default stage rules); put it back for the tests that follow."""
+    yield
+    marker = request.node.get_closest_marker("django_db")
+    flushed = {"transactional_db", "live_server"} & set(request.fixturenames) or (marker and marker.kwargs.get("transaction"))
+    if flushed:
+        from django.apps import apps
+
+        with django_db_blocker.unblock():
+            import_module("orders.migrations.0002_roles").create_roles(apps, None)
+            import_module("workflows.migrations.0002_stage_rules").create_default_rules(apps, None)
 
 
 @pytest.fixture
