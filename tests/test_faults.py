@@ -33,7 +33,7 @@ from integrations.kuaidi100 import services as tracking
 from integrations.wechat import services as pushes
 from orders.models import Note, Order
 from tests.conftest import ROOT, database_url_for_subprocess, make_order, require_postgres, require_redis, wait_for
-from tests.logistics_fixtures import SALT, bind_customer, fake_kuaidi100, fake_wechat, role_groups, shipped_order  # noqa: F401
+from tests.logistics_fixtures import SALT, bind_customer, fake_kuaidi100, fake_wechat, role_groups  # noqa: F401 - fixtures
 from tests.test_kuaidi100_worker import start_worker
 from workflows.health.measures import business_today
 from workflows.health.models import ConsistencySample, DailyMeasure

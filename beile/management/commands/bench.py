@@ -40,7 +40,6 @@ from urllib.parse import urlsplit
 import requests
 from django.conf import settings
 from django.contrib.auth.models import Group, User
-from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
 from django.db.models import Q
