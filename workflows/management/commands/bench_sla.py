@@ -102,14 +102,17 @@ class Command(BaseCommand):
         client = Client()
         client.force_login(self._supervisor())
         timings = []
-        for _ in range(7):
-            started = time.perf_counter()
-            response = client.get("/board/", HTTP_HOST="127.0.0.1")
-            timings.append((time.perf_counter() - started) * 1000)
-            assert response.status_code == 200
+        # Production semantics: no query log (DEBUG's cursor wrapper), cached templates.
+        with override_settings(DEBUG=False):
+            for _ in range(41):
+                started = time.perf_counter()
+                response = client.get("/board/", HTTP_HOST="127.0.0.1")
+                timings.append((time.perf_counter() - started) * 1000)
+                assert response.status_code == 200
+        first, timings = timings[0], sorted(timings[1:])
         self.stdout.write(
-            f"board /board/ server time: median {statistics.median(timings):6.1f} ms, best {min(timings):6.1f} ms, "
-            f"first {timings[0]:6.1f} ms ({len(response.content) // 1024} KiB)"
+            f"board /board/ server time: median {statistics.median(timings):6.1f} ms, p95 {timings[int(len(timings) * 0.95)]:6.1f} ms, "
+            f"best {timings[0]:6.1f} ms, first {first:6.1f} ms ({len(response.content) // 1024} KiB)"
         )
         self.stdout.write(f"naive board (load open orders, sort in Python, no rendering): {self._naive_board():7.1f} ms")
 
