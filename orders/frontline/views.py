@@ -77,9 +77,9 @@ def lookup_forms(request: HttpRequest, order_number: str) -> HttpResponse:
     """One order's note / after-sales / address forms, loaded when its block's details open;
     without JavaScript, the lookup page again with that order's forms open."""
     query = request.GET.get("q") or order_number
+    order = get_object_or_404(Order.objects.prefetch_related(Prefetch("lines", queryset=OrderLine.objects.order_by("is_gift", "id"), to_attr="line_list")), order_number=order_number)
     if not request.htmx:
         return redirect(reverse("lookup") + "?" + urlencode({"q": query, "forms": order_number}) + f"#order-{order_number}")
-    order = get_object_or_404(Order.objects.prefetch_related(Prefetch("lines", queryset=OrderLine.objects.order_by("is_gift", "id"), to_attr="line_list")), order_number=order_number)
     return render(request, "frontline/lookup.html#order-actions", {"order": order, "query": query, **_form_choices()})
 
 
