@@ -50,7 +50,7 @@ class Board:
 def board(*, filters: BoardFilters) -> Board:
     now = timezone.now()
     rules = {rule.stage: rule for rule in StageRule.objects.all()}
-    orders = Order.objects.select_related("customer", "claimed_by")
+    orders = Order.objects.select_related("claimed_by")
     tags = OrderTag.objects.filter(resolved_at__isnull=True, tag__in=BOARD_TAGS).select_related("order", "order__claimed_by")
     tickets = Ticket.objects.filter(closed_at__isnull=True).select_related("order", "shipment", "owner")
     if filters.role:
@@ -121,11 +121,13 @@ def _attach_card_details(orders: list[Order], rules: dict[str, StageRule]) -> No
         order.assignee_choices = assignees.get(order.responsible_role, [])
 
 
-def _assignees(roles: set[str]) -> dict[str, list[User]]:
-    """The people a supervisor can assign, by role (one query)."""
-    people: dict[str, list[User]] = {}
+def _assignees(roles: set[str]) -> dict[str, list[tuple[int, str]]]:
+    """The people a supervisor can assign, by role, as (pk, display name) (one query): each card's
+    <select> repeats them, so the names are worked out once here, not per card."""
+    people: dict[str, list[tuple[int, str]]] = {}
     for user in User.objects.filter(is_active=True, groups__name__in=roles).prefetch_related("groups").order_by("first_name", "username").distinct():
+        name = user.get_full_name() or user.get_username()
         for group in user.groups.all():
             if group.name in roles:
-                people.setdefault(group.name, []).append(user)
+                people.setdefault(group.name, []).append((user.pk, name))
     return people

@@ -12,7 +12,7 @@ from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from orders.models import AddressChangeStatus, AfterSalesKind, AfterSalesStatus, Order, OrderStatus, TrackingState
+from orders.models import AddressChangeStatus, AfterSalesKind, AfterSalesStatus, Carrier, Order, OrderStatus, TrackingState
 
 # Kuaidi100 states that mean the parcel is not simply on its way (PROTOCOLS.md `state`).
 TRACKING_EXCEPTIONS = {
@@ -50,6 +50,9 @@ def order_answer(order: Order, *, now: datetime.datetime | None = None) -> Custo
     """Reads order.shipments, order.address_changes and order.after_sales (prefetch them when
     answering for many orders)."""
     now = now or timezone.now()
+    # The enum's label, not get_status_display(): Django's version translates every choice of the
+    # field on each call, and the lookup page answers for up to 100 orders at once.
+    status = str(OrderStatus(order.status).label)
     shipments = sorted(order.shipments.all(), key=lambda shipment: (shipment.created_at, shipment.pk))
     latest = shipments[-1] if shipments else None
     explanations = []
@@ -65,20 +68,21 @@ def order_answer(order: Order, *, now: datetime.datetime | None = None) -> Custo
 
     if latest is None:
         if order.status == OrderStatus.CANCELLED:
-            return CustomerAnswer(status=order.get_status_display(), location="", eta=None, explanation=order.cancel_reason)
-        location = _("In our warehouse (%(stage)s)") % {"stage": order.get_status_display()}
-        return CustomerAnswer(status=order.get_status_display(), location=location, eta=None, explanation=" ".join(explanations))
+            return CustomerAnswer(status=status, location="", eta=None, explanation=order.cancel_reason)
+        location = _("In our warehouse (%(stage)s)") % {"stage": status}
+        return CustomerAnswer(status=status, location=location, eta=None, explanation=" ".join(explanations))
 
     if latest.tracking_state in TRACKING_EXCEPTIONS:
         explanations.append(str(TRACKING_EXCEPTIONS[latest.tracking_state]))
     elif order.status == OrderStatus.SHIPPED and (latest.last_event_at or latest.created_at) < now - STALLED_AFTER:
         explanations.append(_("No tracking update for over 24 hours; we have asked the carrier."))
-    state = latest.get_tracking_state_display() if latest.tracking_state else _("Handed to the carrier")
+    code = latest.tracking_state
+    state = (TrackingState(code).label if code in TrackingState.values else code) if code else _("Handed to the carrier")
     return CustomerAnswer(
-        status=f"{order.get_status_display()} · {state}",
+        status=f"{status} · {state}",
         location=latest.last_location,
         eta=latest.eta,
         explanation=" ".join(explanations),
-        carrier=latest.get_carrier_code_display(),
+        carrier=str(Carrier(latest.carrier_code).label) if latest.carrier_code in Carrier.values else latest.carrier_code,
         tracking_number=latest.tracking_number,
     )

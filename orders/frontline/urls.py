@@ -4,6 +4,7 @@ from orders.frontline import views
 
 urlpatterns = [
     path("service/lookup/", views.lookup, name="lookup"),
+    path("service/lookup/<str:order_number>/forms/", views.lookup_forms, name="lookup_forms"),
     path("service/lookup/<str:order_number>/<slug:action>/", views.lookup_action, name="lookup_action"),
     path("pda/", views.pda, name="pda"),
     path("pda/scan/", views.pda_scan, name="pda_scan"),

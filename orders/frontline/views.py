@@ -8,6 +8,7 @@ from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.core import signing
+from django.db.models import Prefetch
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -21,7 +22,7 @@ from orders.frontline.models import InquiryChannel, PackScan, SelfServiceVia
 from orders.frontline.services import inquiry_record
 from orders import services
 from orders.access import Actor, mask_phone, public_endpoint, role_required
-from orders.models import AfterSalesKind, Note, NoteAudience, NoteKind, Order
+from orders.models import AfterSalesKind, Note, NoteAudience, NoteKind, Order, OrderLine
 
 LOOKUP_ROLES = ("service", "supervisor", "sales")
 PDA_ROLES = ("packer", "supervisor")
@@ -30,23 +31,56 @@ PDA_ROLES = ("packer", "supervisor")
 # --- Customer-service lookup -------------------------------------------------------------------
 
 
-def _lookup_context(query: str) -> dict:
+def _translated(choices) -> list[tuple[str, str]]:
+    # Translated once here, not once per order block that repeats the <select>.
+    return [(value, str(label)) for value, label in choices.choices]
+
+
+def _form_choices() -> dict:
     return {
-        "result": lookup_selectors.lookup(query),
-        "note_kinds": NoteKind.choices,
-        "note_audiences": NoteAudience.choices,
-        "after_sales_kinds": AfterSalesKind.choices,
-        "inquiry_channels": InquiryChannel.choices,
+        "note_kinds": _translated(NoteKind),
+        "note_audiences": _translated(NoteAudience),
+        "after_sales_kinds": _translated(AfterSalesKind),
+    }
+
+
+def _lookup_context(query: str, *, forms_for: str = "", whole_timeline: bool = False) -> dict:
+    result = lookup_selectors.lookup(query)
+    shown = result.timeline if whole_timeline else result.timeline[: lookup_selectors.TIMELINE_SHOWN]
+    return {
+        "result": result,
+        "timeline_shown": lookup_selectors.dress(shown),
+        "timeline_older_count": len(result.timeline) - len(shown),
+        "query": result.query,
+        "query_string": urlencode({"q": result.query}),
+        "forms_for": forms_for,
+        **_form_choices(),
+        "inquiry_channels": _translated(InquiryChannel),
     }
 
 
 @require_GET
 @role_required(*LOOKUP_ROLES)
 def lookup(request: HttpRequest) -> HttpResponse:
-    context = _lookup_context(request.GET.get("q", ""))
+    if request.htmx and request.htmx.target == "timeline-older-entries":
+        older = lookup_selectors.lookup(request.GET.get("q", "")).timeline[lookup_selectors.TIMELINE_SHOWN :]
+        return render(request, "frontline/lookup.html#timeline-entries", {"entries": lookup_selectors.dress(older)})
+    context = _lookup_context(request.GET.get("q", ""), forms_for=request.GET.get("forms", ""), whole_timeline=request.GET.get("timeline") == "all")
     if request.htmx and request.htmx.target == "lookup-result":
         return render(request, "frontline/lookup.html#lookup-result", context)
     return render(request, "frontline/lookup.html", context)
+
+
+@require_GET
+@role_required(*LOOKUP_ROLES)
+def lookup_forms(request: HttpRequest, order_number: str) -> HttpResponse:
+    """One order's note / after-sales / address forms, loaded when its block's details open;
+    without JavaScript, the lookup page again with that order's forms open."""
+    query = request.GET.get("q") or order_number
+    order = get_object_or_404(Order.objects.prefetch_related(Prefetch("lines", queryset=OrderLine.objects.order_by("is_gift", "id"), to_attr="line_list")), order_number=order_number)
+    if not request.htmx:
+        return redirect(reverse("lookup") + "?" + urlencode({"q": query, "forms": order_number}) + f"#order-{order_number}")
+    return render(request, "frontline/lookup.html#order-actions", {"order": order, "query": query, **_form_choices()})
 
 
 def _note(request, order, actor):

@@ -21,24 +21,33 @@ from orders.models import (
 register = template.Library()
 
 
+def _label(choices, code: str) -> str:
+    # try/except rather than `code in choices.values`, which builds the list of values on every
+    # call (these filters run hundreds of times on the lookup page and the board).
+    try:
+        return choices(code).label
+    except ValueError:
+        return code
+
+
 @register.filter
 def role_label(code: str) -> str:
-    return Role(code).label if code in Role.values else code
+    return _label(Role, code)
 
 
 @register.filter
 def status_label(code: str) -> str:
-    return OrderStatus(code).label if code in OrderStatus.values else code
+    return _label(OrderStatus, code)
 
 
 @register.filter
 def tag_label(code: str) -> str:
-    return RiskTag(code).label if code in RiskTag.values else code
+    return _label(RiskTag, code)
 
 
 @register.filter
 def carrier_label(code: str) -> str:
-    return Carrier(code).label if code in Carrier.values else code
+    return _label(Carrier, code)
 
 
 @register.simple_tag(takes_context=True)

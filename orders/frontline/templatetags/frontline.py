@@ -5,23 +5,26 @@ import datetime
 from django import template
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.utils.translation import pgettext
+from django.utils.translation import pgettext_lazy
 
 register = template.Library()
 
 
+# Short weekday names with their own context so the Chinese catalogue can say 周二 (→ 上周二).
+# Lazy, so a date translates only its own weekday (the timeline formats hundreds of dates).
+WEEKDAYS = [
+    pgettext_lazy("short weekday", "Mon"),
+    pgettext_lazy("short weekday", "Tue"),
+    pgettext_lazy("short weekday", "Wed"),
+    pgettext_lazy("short weekday", "Thu"),
+    pgettext_lazy("short weekday", "Fri"),
+    pgettext_lazy("short weekday", "Sat"),
+    pgettext_lazy("short weekday", "Sun"),
+]
+
+
 def _weekday(day: datetime.date) -> str:
-    # Short weekday names with their own context so the Chinese catalogue can say 周二 (→ 上周二).
-    names = [
-        pgettext("short weekday", "Mon"),
-        pgettext("short weekday", "Tue"),
-        pgettext("short weekday", "Wed"),
-        pgettext("short weekday", "Thu"),
-        pgettext("short weekday", "Fri"),
-        pgettext("short weekday", "Sat"),
-        pgettext("short weekday", "Sun"),
-    ]
-    return names[day.weekday()]
+    return str(WEEKDAYS[day.weekday()])
 
 
 @register.filter
