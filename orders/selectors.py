@@ -85,7 +85,10 @@ def order_list(*, user, filters: OrderFilters, cursor: str = "") -> OrderPage:
     position = decode_cursor(cursor) if cursor else None
     if position:
         placed_at, pk = position
-        queryset = queryset.filter(Q(placed_at__lt=placed_at) | Q(placed_at=placed_at, pk__lt=pk))
+        # The plain `placed_at <= …` bound lets PostgreSQL start its index scan at the cursor; the
+        # OR alone (needed for ties) made it walk the index from the newest order (3 s at page
+        # 10,000 of 1M orders).
+        queryset = queryset.filter(placed_at__lte=placed_at).filter(Q(placed_at__lt=placed_at) | Q(placed_at=placed_at, pk__lt=pk))
     rows = list(queryset.order_by("-placed_at", "-id")[: PAGE_SIZE + 1])
     next_cursor = encode_cursor(rows[PAGE_SIZE - 1]) if len(rows) > PAGE_SIZE else None
     orders = rows[:PAGE_SIZE]
