@@ -305,7 +305,7 @@ MEASURES: list[Measure] = [
         unit="percent",
         method=gettext_lazy(
             "After-sales cases of kind “wrong item” or “missing gift” opened that day ÷ orders shipped that day "
-            "(target: the seed's 0.9% result)."
+            "(target: 0.9%, the seed's result)."
         ),
         compute=measure_wrong_shipment_rate,
         behind=behind_wrong_shipment_rate,
