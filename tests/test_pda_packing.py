@@ -113,7 +113,7 @@ def test_open_refund_shows_stop_and_refuses_scans(client, bench):
     client.login(username="packer", password=PASSWORD)
     response = client.post("/pda/scan/", {"code": bench["order"].order_number}, HTTP_HX_REQUEST="true")
     html = response.content.decode()
-    assert 'id="stop"' in html and "STOP" in html
+    assert 'id="stop"' in html and '<p class="stop-word">停止</p>' in html
     _, refused = scan(bench, bench["milk"].barcode)
     assert refused.outcome == ScanOutcome.INTERCEPTED
     case = AfterSalesCase.objects.get()
