@@ -28,7 +28,7 @@ check-deploy: $(STAMP)
 
 # Refresh the translation catalogues after changing user-facing strings (needs GNU gettext).
 messages: $(STAMP)
-	DEBUG=1 $(BIN)/python manage.py makemessages -l zh_Hans -l en --ignore=.venv --ignore=var
+	DEBUG=1 $(BIN)/python manage.py makemessages -l zh_Hans -l en --ignore=.venv --ignore=var --ignore=tests --ignore=docs
 	DEBUG=1 $(BIN)/python manage.py compilemessages --ignore=.venv
 
 clean:

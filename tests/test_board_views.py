@@ -64,10 +64,10 @@ def test_lanes_in_order_rush_soonest_first_red_longest_overdue_first(client, sup
     assert rush_lane.count("board-card") == 2
     red_lane = page[lanes[1]:lanes[2]]
     assert red_lane.index(badly.order_number) < red_lane.index(slightly.order_number)
-    assert "Packer" in red_lane and "Warehouse dispatcher" in red_lane  # the responsible roles
+    assert "打包员" in red_lane and "仓储调度" in red_lane  # the responsible roles
     hold_lane = page[lanes[2]:lanes[3]]
     assert held.order_number in hold_lane and "等补货" in hold_lane
-    assert "Invoice pending" in page[lanes[3]:lanes[4]]
+    assert "发票待开" in page[lanes[3]:lanes[4]]
     assert "24 小时无物流更新" in page[lanes[4]:]
     assert f'href="/orders/{badly.order_number}/"' in red_lane
 
@@ -97,7 +97,7 @@ def test_stage_counts_at_the_top(client, supervisor):
     make_order(status="completed")
     page = client.get("/board/").content.decode()
     count = page[page.index('id="count-picking"'):][:400]
-    assert "<strong>2</strong>" in count and "1 overdue" in count
+    assert "<strong>2</strong>" in count and "1 单超时" in count
 
 
 def test_board_query_count_does_not_grow_with_cards(client, supervisor, django_assert_max_num_queries):
@@ -144,7 +144,7 @@ def test_assign_refuses_a_person_without_a_role(client, supervisor):
     order.refresh_from_db()
     assert order.claimed_by is None
     page = client.get(response["Location"]).content.decode()
-    assert "has no role in the cockpit" in page
+    assert "在驾驶舱中没有角色，不能处理订单" in page
 
 
 def test_supervisor_edits_a_stage_rule_and_due_times_follow(client, supervisor):
@@ -164,6 +164,6 @@ def test_a_bad_rule_is_refused_with_a_clear_message(client, supervisor):
     rule = StageRule.objects.get(stage="paid")
     response = client.post("/board/rules/", {"rule": rule.pk, "responsible_role": "dispatcher", "limit_minutes": "60",
                                              "alert_role": "supervisor", "work_starts": "18:00", "work_ends": "09:00"}, follow=True)
-    assert "Working hours must end after they start" in response.content.decode()
+    assert "下班时间必须晚于上班时间" in response.content.decode()
     rule.refresh_from_db()
     assert rule.work_starts is None

@@ -57,7 +57,7 @@ def test_good_event_is_applied_once_with_the_source_as_actor(client):
 def test_bad_signature_is_rejected(client):
     order = make_order(status="paid")
     wrong_key = post(client, picking_event(order), secret="guessed")
-    assert wrong_key.status_code == 401 and "signature" in wrong_key.json()["error"]
+    assert wrong_key.status_code == 401 and "签名" in wrong_key.json()["error"]
     unknown = post(client, picking_event(order), source="HACKER")
     assert unknown.status_code == 401
     order.refresh_from_db()
@@ -67,7 +67,7 @@ def test_bad_signature_is_rejected(client):
 def test_stale_timestamp_is_rejected_even_when_signed(client):
     order = make_order(status="paid")
     response = post(client, picking_event(order), timestamp=int(time.time()) - 301)
-    assert response.status_code == 401 and "5 minutes" in response.json()["error"]
+    assert response.status_code == 401 and "5 分钟" in response.json()["error"]
     order.refresh_from_db()
     assert order.status == "paid"
 
@@ -77,14 +77,14 @@ def test_refused_transition_is_409_and_shown_on_the_card(client, people):
     response = post(client, {"event_id": "wms-9", "order_number": order.order_number, "action": "pack"})
     assert response.status_code == 409
     reason = response.json()["error"]
-    assert "pending" in reason.lower() or "not possible" in reason
+    assert "待审核" in reason and "不能执行" in reason
     order.refresh_from_db()
     assert order.status == "pending_review"
     refused = OrderEvent.objects.get(order=order, kind=EventKind.SYNC_REFUSED)
     assert refused.actor_name == "WMS"
     client.login(username="service", password=PASSWORD)
     card = client.get(f"/orders/{order.order_number}/").content.decode()
-    assert "WMS asked for pack; refused" in card
+    assert "WMS 请求 pack，已拒绝" in card
     # The same event again gets the same answer, and the refusal is not recorded twice.
     again = post(client, {"event_id": "wms-9", "order_number": order.order_number, "action": "pack"})
     assert again.status_code == 409 and again.json()["duplicate"] is True

@@ -75,7 +75,7 @@ def test_xlsx_with_title_row_refuses_float_order_number_and_keeps_the_rest(tmp_p
     assert (summary.created, summary.rejected) == (3, 1)
     [error] = summary.errors
     assert error.row == 6 and error.column == "订单号"  # title row 1, header row 2, data from row 3
-    assert "1.23456789012346E+17" in error.reason and "text" in error.reason
+    assert "1.23456789012346E+17" in error.reason and "设为文本格式" in error.reason
     assert Order.objects.filter(order_number="20240501001").exists()  # an exact integer cell is fine
     assert not Order.objects.filter(order_number__startswith="12345678901234").exists()
 
@@ -84,7 +84,7 @@ def test_scientific_notation_order_number_is_refused_loudly(tmp_path, products):
     path = write_csv(tmp_path / "export.csv", two_orders() + [line("1.23E+17", "NUK-AFZ-02")])
     code, output = run_command(path)
     assert code == 1
-    assert "row 5 [订单号] 1.23E+17" in output and "scientific notation" in output
+    assert "row 5 [订单号] 1.23E+17" in output and "科学计数法" in output
     assert Order.objects.count() == 2  # the valid orders went in
     assert not Order.objects.filter(order_number__icontains="E+").exists()
 
@@ -115,7 +115,7 @@ def test_rows_of_one_order_that_disagree_are_refused(tmp_path, products):
     summary = import_orders(path=write_csv(tmp_path / "export.csv", rows))
     assert summary.rejected == 1
     [error] = summary.errors
-    assert (error.row, error.column) == (3, "地址") and "row 2" in error.reason
+    assert (error.row, error.column) == (3, "地址") and "第 2 行" in error.reason
     assert not Order.objects.exists()
 
 
@@ -132,24 +132,24 @@ def test_empty_file(tmp_path):
     path = tmp_path / "empty.csv"
     path.write_bytes(b"")
     code, output = run_command(path)
-    assert code == 2 and "empty" in output
+    assert code == 2 and "文件是空的" in output
 
 
 def test_file_that_is_not_a_spreadsheet(tmp_path):
     png = tmp_path / "photo.csv"
     png.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(200))
     code, output = run_command(png)
-    assert code == 2 and "not a spreadsheet" in output
+    assert code == 2 and "这不是表格文件" in output
     fake_xlsx = tmp_path / "archive.xlsx"
     import zipfile
 
     with zipfile.ZipFile(fake_xlsx, "w") as archive:
         archive.writestr("readme.txt", "hello")
-    with pytest.raises(UnreadableFile, match="not an Excel workbook"):
+    with pytest.raises(UnreadableFile, match="不是 Excel 工作簿"):
         import_orders(path=fake_xlsx)
     prose = tmp_path / "notes.csv"
     prose.write_text("hello,world\nthis is,not an export\n", encoding="utf-8")
-    with pytest.raises(UnreadableFile, match="No header row"):
+    with pytest.raises(UnreadableFile, match="没有找到表头"):
         import_orders(path=prose)
 
 
@@ -160,7 +160,7 @@ def test_reimport_changes_nothing_and_says_so(tmp_path, products):
     events = OrderEvent.objects.count()
     code, output = run_command(path)
     assert code == 0
-    assert "Nothing changed: all 2 orders" in output
+    assert "没有变化：文件中的 2 个订单都已是最新" in output
     assert dict(Order.objects.values_list("order_number", "version")) == versions
     assert OrderEvent.objects.count() == events
 
@@ -189,7 +189,7 @@ def test_changed_rows_update_the_order_with_an_erp_event(tmp_path, products):
 def test_shipped_order_keeps_its_address(tmp_path, products):
     make_order(order_number="E3001", status="shipped", lines=[(products["NUK-AFZ-02"], 1)])
     summary = import_orders(path=write_csv(tmp_path / "export.csv", [line("E3001", "NUK-AFZ-02", address="别处1号")]))
-    assert summary.rejected == 1 and "can no longer change" in summary.errors[0].reason
+    assert summary.rejected == 1 and "地址和商品不能再修改" in summary.errors[0].reason
     assert Order.objects.get(order_number="E3001").address == "市心北路100号"
 
 

@@ -165,7 +165,7 @@ def test_address_change_before_packing_stops_packing(client, people):
     order = make_order(status="picking", phone="13900003333")
     client.login(username="service", password=PASSWORD)
     client.post(f"/service/lookup/{order.order_number}/request_address/", ADDRESS)
-    with pytest.raises(services.TransitionBlocked, match="address change"):
+    with pytest.raises(services.TransitionBlocked, match="改地址申请"):
         services.order_transition(order=order, name="pack", by=Actor.of(people["packer"]))
 
 
@@ -173,7 +173,7 @@ def test_address_change_after_packing_intercepts_shipping(client, people):
     order = make_order(status="packed", phone="13900003333")
     client.login(username="service", password=PASSWORD)
     client.post(f"/service/lookup/{order.order_number}/request_address/", ADDRESS)
-    with pytest.raises(services.TransitionBlocked, match="address change"):
+    with pytest.raises(services.TransitionBlocked, match="改地址申请"):
         services.order_ship(order=order, by=Actor.of(people["courier"]), carrier_code="zhongtong", tracking_number="ZT1")
     change = AddressChangeRequest.objects.get(order=order)
     services.address_change_resolve(change=change, by=Actor.of(people["service"]), apply=True)

@@ -62,7 +62,7 @@ def test_wrong_item_is_refused_and_not_counted(bench):
     stranger = make_product()
     order, refused = scan(bench, stranger.barcode)
     assert refused.outcome == ScanOutcome.WRONG_ITEM and refused.product == stranger
-    assert "WRONG ITEM" in packing.scan_message(refused)
+    assert "错货" in packing.scan_message(refused)
     state = packing.packing_state(order=order, user=bench["people"]["packer"])
     assert sum(line.scanned for line in state.lines) == 0
 
@@ -88,7 +88,7 @@ def test_every_note_must_be_acknowledged_by_the_packer(bench):
     people = bench["people"]
     note = services.order_add_note(order=bench["order"], by=Actor.of(people["service"]), body="客户要求明日12点前送达", kind="customer_request", audience="warehouse")
     scan_everything(bench)
-    with pytest.raises(services.TransitionBlocked, match="not yet acknowledged"):
+    with pytest.raises(services.TransitionBlocked, match="备注尚未确认"):
         packing.packing_finish(order=bench["order"], by=bench["packer"])
     services.note_acknowledge(note=note, by=bench["packer"])
     assert packing.packing_finish(order=bench["order"], by=bench["packer"]).status == "packed"
@@ -113,7 +113,7 @@ def test_open_refund_shows_stop_and_refuses_scans(client, bench):
     client.login(username="packer", password=PASSWORD)
     response = client.post("/pda/scan/", {"code": bench["order"].order_number}, HTTP_HX_REQUEST="true")
     html = response.content.decode()
-    assert 'id="stop"' in html and "STOP" in html
+    assert 'id="stop"' in html and '<p class="stop-word">停止</p>' in html
     _, refused = scan(bench, bench["milk"].barcode)
     assert refused.outcome == ScanOutcome.INTERCEPTED
     case = AfterSalesCase.objects.get()

@@ -35,8 +35,8 @@ def test_rush_filed_on_a_phone_appears_on_top_of_the_open_board(new_page, live_s
     phone.fill("#rush-phone", "12345")
     phone.fill("#rush-reason", "宝宝奶粉断顿")
     phone.click("#rush-submit")
-    assert "mainland mobile number" in phone.inner_text("#rush-phone-error")
-    assert "already past" in phone.inner_text("#rush-deadline-error")
+    assert "不是大陆手机号" in phone.inner_text("#rush-phone-error")
+    assert "已经过去" in phone.inner_text("#rush-deadline-error")
     phone.fill("#rush-phone", "13700001111")
     phone.wait_for_selector("#rush-no-orders")  # htmx looked the phone up while typing
     phone.fill("#rush-reason", "宝宝奶粉断顿")

@@ -36,14 +36,14 @@ def test_malformed_phone_and_past_time_are_explained(client, sales):
     response = client.post("/r/", {"phone": "1380013", "reason": "急", "deadline": _in(-1)})
     page = response.content.decode()
     assert response.status_code == 422
-    assert "is not a mainland mobile number" in page and "is already past" in page
+    assert "不是大陆手机号" in page and "已经过去" in page
     assert 'value="1380013"' in page  # what sales typed stays in the form
     assert not Order.objects.filter(source="rush").exists()
 
 
 def test_all_three_fields_are_required(client, sales):
     page = client.post("/r/", {"phone": "", "reason": " ", "deadline": ""}).content.decode()
-    assert "Enter the customer&#x27;s mobile number" in page and "Say why it is urgent" in page and "Enter the expected completion time" in page
+    assert "请填写客户手机号" in page and "请说明加急原因" in page and "请填写期望完成时间" in page
 
 
 def test_open_orders_are_listed_as_sales_type_and_one_must_be_chosen(client, sales):
@@ -52,7 +52,7 @@ def test_open_orders_are_listed_as_sales_type_and_one_must_be_chosen(client, sal
     fragment = client.get("/r/orders/?phone=138 1234 5678", HTTP_HX_REQUEST="true").content.decode()
     assert order.order_number in fragment and fragment.count('type="radio"') == 2  # the open order + "a new order"
     response = client.post("/r/", {"phone": "13812345678", "reason": "客户明早出国", "deadline": _in(3)})
-    assert response.status_code == 422 and "choose the one to rush" in response.content.decode()
+    assert response.status_code == 422 and "请选择要加急的订单" in response.content.decode()
 
     response = client.post("/r/", {"phone": "+86 138-1234-5678", "reason": "客户明早出国", "deadline": _in(3), "order": order.order_number})
     assert response.status_code == 302

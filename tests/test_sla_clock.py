@@ -53,7 +53,7 @@ def test_picking_over_four_hours_alerts_once_in_app_and_by_mail(supervisor_mail)
     assert result.breached == 1
     alert = Alert.objects.get()
     assert alert.order == order and alert.for_role == "supervisor" and alert.emailed_at is not None
-    assert order.order_number in alert.message and "Packer" in alert.message
+    assert order.order_number in alert.message and "打包员" in alert.message
     assert len(mail.outbox) == 1
     assert mail.outbox[0].to == ["ops@beile.example", "zheng@beile.example"]
     assert order.order_number in mail.outbox[0].subject
@@ -122,7 +122,7 @@ def test_rush_deadline_overrides_the_stage_limit_when_sooner(supervisor_mail):
     with _at(datetime.timedelta(hours=1, seconds=5)):
         assert sla.sla_sweep().breached == 1
     alert = Alert.objects.get()
-    assert alert.order == soon and "expected completion" in alert.message
+    assert alert.order == soon and "已错过期望完成时间" in alert.message
 
 
 def test_working_hours_stop_the_clock_overnight(supervisor_mail):
@@ -144,7 +144,7 @@ def test_the_card_shows_time_in_stage_against_the_limit(client, supervisor_mail)
     with _at(datetime.timedelta(hours=4, minutes=30)):
         page = client.get(f"/orders/{order.order_number}/").content.decode()
     clock = page[page.index('id="stage-clock"'):][:400]
-    assert 'class="over"' in clock and "4h 30m / 4h 0m" in clock
+    assert 'class="over"' in clock and "4小时30分 / 4小时0分" in clock
 
 
 def test_sla_sweep_command_runs_one_sweep(supervisor_mail):

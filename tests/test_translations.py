@@ -17,22 +17,23 @@ SOURCES = ("beile", "orders", "workflows", "integrations", "templates")
 
 def read_po(path: Path) -> dict[str, tuple[str, bool]]:
     """{msgid: (msgstr, fuzzy)} for a .po file — enough of the format for this check (Django's
-    makemessages writes one-line msgids unless they are long, which it wraps as "" + lines)."""
+    makemessages writes one-line msgids unless they are long, which it wraps as "" + lines).
+    An entry with a msgctxt is keyed "context\x04msgid", as gettext keys it in the .mo."""
     entries: dict[str, tuple[str, bool]] = {}
-    msgid = msgstr = None
+    msgid = msgstr = context = None
     fuzzy = False
     current = None
     plural = False
 
     def flush():
         if msgid:  # the header has an empty msgid
-            entries[msgid] = (msgstr or "", fuzzy)
+            entries[msgid if context is None else f"{context}\x04{msgid}"] = (msgstr or "", fuzzy)
 
     for raw in path.read_text(encoding="utf-8").splitlines() + [""]:
         line = raw.strip()
         if not line:
             flush()
-            msgid = msgstr = None
+            msgid = msgstr = context = None
             fuzzy = plural = False
             current = None
         elif line.startswith("#,"):
@@ -42,12 +43,16 @@ def read_po(path: Path) -> dict[str, tuple[str, bool]]:
         elif line.startswith("msgid_plural "):
             plural = True
             current = None
+        elif line.startswith("msgctxt "):
+            context, current = _unquote(line[8:]), "ctxt"
         elif line.startswith("msgid "):
             msgid, current = _unquote(line[6:]), "id"
         elif line.startswith("msgstr[0] ") or (line.startswith("msgstr ") and not plural):
             msgstr, current = _unquote(line.split(" ", 1)[1]), "str"
         elif line.startswith("msgstr["):
             current = None
+        elif line.startswith('"') and current == "ctxt":
+            context += _unquote(line)
         elif line.startswith('"') and current == "id":
             msgid += _unquote(line)
         elif line.startswith('"') and current == "str":

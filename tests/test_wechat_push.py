@@ -52,7 +52,7 @@ def test_the_same_event_makes_one_message(fake_wechat):
 def test_a_customer_without_wechat_is_recorded_not_sent(fake_wechat):
     message = queued(bound=False)
     assert message.status == MessageStatus.REFUSED
-    assert "not followed" in message.last_error
+    assert "客户未关注微信服务号" in message.last_error
     assert send(message) == "not due"
     assert fake_wechat.send_requests == 0
 

@@ -21,6 +21,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from integrations.wechat import client
 from orders.frontline.selfservice import link_url
@@ -37,23 +38,24 @@ FIELD_LOCATION = "thing3"
 FIELD_ETA = "time4"  # like 2024-06-21 16:34:24
 FIELD_NOTE = "thing5"
 
-# English msgids stay within the 20-character `thing` limit; the translations must too.
+# English msgids stay within the 20-character `thing` limit; the translations must too. Marked
+# with gettext_noop so makemessages extracts them; translated when the push is composed.
 STATE_TEXT = {
-    TrackingState.PICKED_UP: "Picked up",
-    TrackingState.IN_TRANSIT: "On its way",
-    TrackingState.OUT_FOR_DELIVERY: "Out for delivery",
-    TrackingState.SIGNED: "Delivered",
-    TrackingState.PROBLEM: "Delivery problem",
-    TrackingState.RETURNED_SIGNED: "Returned to us",
-    TrackingState.RETURNING: "Being returned",
-    TrackingState.REFUSED: "Refused at delivery",
+    TrackingState.PICKED_UP: gettext_noop("Picked up"),
+    TrackingState.IN_TRANSIT: gettext_noop("On its way"),
+    TrackingState.OUT_FOR_DELIVERY: gettext_noop("Out for delivery"),
+    TrackingState.SIGNED: gettext_noop("Delivered"),
+    TrackingState.PROBLEM: gettext_noop("Delivery problem"),
+    TrackingState.RETURNED_SIGNED: gettext_noop("Returned to us"),
+    TrackingState.RETURNING: gettext_noop("Being returned"),
+    TrackingState.REFUSED: gettext_noop("Refused at delivery"),
 }
 # A plain explanation for states where something is wrong (issue 5).
 STATE_EXPLANATION = {
-    TrackingState.PROBLEM: "Sorting it out now",
-    TrackingState.RETURNED_SIGNED: "We will call you",
-    TrackingState.RETURNING: "We will call you",
-    TrackingState.REFUSED: "We will call you",
+    TrackingState.PROBLEM: gettext_noop("Sorting it out now"),
+    TrackingState.RETURNED_SIGNED: gettext_noop("We will call you"),
+    TrackingState.RETURNING: gettext_noop("We will call you"),
+    TrackingState.REFUSED: gettext_noop("We will call you"),
 }
 
 

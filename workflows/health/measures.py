@@ -494,7 +494,7 @@ MEASURES: list[Measure] = [
         method=gettext_lazy(
             "Orders shipped that day with an after-sales case of kind “wrong item” or “missing gift” that was not "
             "rejected (whenever the customer claimed; stored again each night for a week while claims arrive) ÷ "
-            "orders shipped that day (target: the seed's 0.9% result)."
+            "orders shipped that day (target: 0.9%, the seed's result)."
         ),
         compute=measure_wrong_shipment_rate,
         behind=behind_wrong_shipment_rate,
