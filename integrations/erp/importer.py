@@ -16,7 +16,6 @@ Decisions (also stated on the upload page and in the README):
 from __future__ import annotations
 
 import datetime
-import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -647,8 +646,8 @@ def insert_rows(model: type[models.Model], columns: tuple[str, ...], rows: list[
     with connection.cursor() as cursor, connection.wrap_database_errors:
         cursor.execute("SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)", [opts.db_table, opts.pk.column, len(rows)])
         ids = [pk for (pk,) in cursor.fetchall()]
-        # Binary COPY: the server parses no text (timestamps and numerics are the slow part);
-        # the column types come from the table itself.
+        # Binary COPY with the column types read from the table: psycopg dumps each Python value
+        # (Decimal, aware datetime, dict for jsonb) for its column; text COPY measured the same.
         cursor.execute(f"SELECT {names} FROM {table} LIMIT 0")
         types = [column.type_code for column in cursor.description]
         with cursor.cursor.copy(f"COPY {table} ({names}) FROM STDIN (FORMAT BINARY)") as copy:
