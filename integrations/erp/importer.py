@@ -271,19 +271,18 @@ def _group_rows(table: Table, order_keys: list[str]) -> tuple[list[OrderDraft], 
     for number, row in table.rows:
         if len(row) < width:  # a short CSV row: the missing cells are empty
             row = row + [None] * (width - len(row))
+        cells = order_cells(row)
         cell = row[order_index]
-        if cell.__class__ is str and ORDER_NUMBER.fullmatch(cell) and not SCIENTIFIC.match(cell):  # the usual case
-            text = cell
-        else:
-            text, problem = order_number_problem(cell.strip() if isinstance(cell, str) else cell)
+        draft = drafts.get(cell)  # exactly a number already checked: the usual case for an order's 2nd, 3rd… line
+        if draft is None:
+            text, problem = order_number_problem(cell)
             if problem:
                 loose.append(RowError(number, order_column, problem, text))
                 continue
-        cells = order_cells(row)
-        draft = drafts.get(text)
-        if draft is None:
-            draft = drafts[text] = OrderDraft(number=text, first_row=number, cells=cells)
-        elif cells != draft.cells:
+            draft = drafts.get(text)
+            if draft is None:
+                draft = drafts[text] = OrderDraft(number=text, first_row=number, cells=cells)
+        if cells is not draft.cells and cells != draft.cells:
             if not draft.raw:
                 _merge_order_cells(draft, draft.first_row, draft.cells, order_keys, labels)
             _merge_order_cells(draft, number, cells, order_keys, labels)
