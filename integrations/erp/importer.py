@@ -623,6 +623,9 @@ def _plan_and_write(chunk: list[OrderDraft], products: dict[str, Product], *, dr
     return len(new_drafts), len(changed), unchanged, rejected, changes
 
 
+_COLUMN_TYPES: dict[str, list[int]] = {}  # "table (columns)" → type oids; the schema is fixed while the process runs
+
+
 def insert_rows(model: type[models.Model], columns: tuple[str, ...], rows: list[tuple]) -> list[int]:
     """Insert plain rows (values in the order of `columns`, field attnames; other fields take their
     defaults) and return the new ids in row order. On PostgreSQL this is COPY, with the ids drawn
@@ -647,8 +650,11 @@ def insert_rows(model: type[models.Model], columns: tuple[str, ...], rows: list[
         ids = [pk for (pk,) in cursor.fetchall()]
         # Binary COPY with the column types read from the table: psycopg dumps each Python value
         # (Decimal, aware datetime, dict for jsonb) for its column; text COPY measured the same.
-        cursor.execute(f"SELECT {names} FROM {table} LIMIT 0")
-        types = [column.type_code for column in cursor.description]
+        key = f"{table} ({names})"
+        types = _COLUMN_TYPES.get(key)
+        if types is None:
+            cursor.execute(f"SELECT {names} FROM {table} LIMIT 0")
+            types = _COLUMN_TYPES[key] = [column.type_code for column in cursor.description]
         with cursor.cursor.copy(f"COPY {table} ({names}) FROM STDIN (FORMAT BINARY)") as copy:
             copy.set_types(types)
             for pk, row in zip(ids, rows, strict=True):
