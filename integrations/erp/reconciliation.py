@@ -74,16 +74,26 @@ def erp_side(path: Path | str, business_date: datetime.date) -> tuple[Side, bool
     amounts: dict[str, Decimal] = {}
     refunded: set[str] = set()
     index = table.header
+    number_at, total_at = index["order_number"], index["total_amount"]
+    refund_at, placed_at = index.get("refund_amount"), index.get("placed_at")
+    width = max(index.values()) + 1
+    on_the_day: dict[object, bool] = {}  # per distinct 下单时间 cell: a day's export repeats them a lot
     for _row_number, row in table.rows:
-        cells = {key: (row[column] if column < len(row) else None) for key, column in index.items()}
-        placed = parse_erp_time(cells.get("placed_at")) if cells.get("placed_at") not in (None, "") else None
-        if placed is not None and timezone.localtime(placed).date() != business_date:
-            continue
-        number, _problem = order_number_problem(cells["order_number"])
+        if len(row) < width:
+            row = row + [None] * (width - len(row))
+        if placed_at is not None:
+            placed = row[placed_at]
+            keep = on_the_day.get(placed)
+            if keep is None:
+                moment = parse_erp_time(placed) if placed not in (None, "") else None
+                keep = on_the_day[placed] = moment is None or timezone.localtime(moment).date() == business_date
+            if not keep:
+                continue
+        number, _problem = order_number_problem(row[number_at])
         # A mangled number is kept as it reads: it shows up as "only in the ERP", to be fixed there.
         if number not in amounts:
-            amounts[number] = parse_amount(cells["total_amount"]) or Decimal("0.00")
-        if (parse_amount(cells.get("refund_amount")) or 0) > 0:
+            amounts[number] = parse_amount(row[total_at]) or Decimal("0.00")
+        if refund_at is not None and row[refund_at] not in (None, "", "0") and (parse_amount(row[refund_at]) or 0) > 0:
             refunded.add(number)
     return Side(len(amounts), sum(amounts.values(), Decimal("0.00")), len(refunded), amounts), False
 

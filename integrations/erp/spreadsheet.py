@@ -62,12 +62,15 @@ def read_table(path: Path | str, columns: dict[str, tuple[str, ...]], required: 
             _("The header row (row %(row)d) lacks required columns: %(missing)s. Export again with these columns.")
             % {"row": header_at + 1, "missing": "、".join(missing)}
         )
-    rows = [
-        (number, row)
-        for number, row in enumerate(raw_rows[header_at + 1 :], start=header_at + 2)
-        if any(_is_filled(cell) for cell in row)
-    ]
+    rows = [(number, row) for number, row in enumerate(raw_rows[header_at + 1 :], start=header_at + 2) if not _is_blank(row)]
     return Table(header=header, header_row=header_at + 1, rows=rows, labels=labels)
+
+
+def _is_blank(row: list) -> bool:
+    first = row[0] if row else None
+    if first.__class__ is str and first and not first.isspace():  # the usual row: its first cell is filled
+        return False
+    return not any(_is_filled(cell) for cell in row)
 
 
 def _is_filled(cell) -> bool:
