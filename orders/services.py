@@ -162,10 +162,12 @@ def _apply_transition(
         raise TransitionBlocked(
             [_("This order is %(status)s; that action is not possible now.") % {"status": order.get_status_display()}]
         )
-    blockers = status_rules.BLOCKERS[name](order)
-    if blockers:
-        raise TransitionBlocked(blockers)
-    getattr(order, name)()
+    try:
+        # The transition's FSM conditions are the guards (status_rules.can_*), so they run once
+        # here; their reasons are only worth computing when one of them says no.
+        getattr(order, name)()
+    except TransitionNotAllowed:
+        raise TransitionBlocked(status_rules.BLOCKERS[name](order)) from None
     now = timezone.now()
     order.stage_entered_at = now
     setattr(order, f"{order.status}_at", now)

@@ -46,6 +46,16 @@ def fast_password_hashing(settings):
 
 
 @pytest.fixture(autouse=True)
+def fresh_board_counts():
+    """The board keeps its stage counts a few seconds in the shared cache, which outlives a test."""
+    from django.core.cache import cache
+
+    from workflows.selectors import STAGE_COUNTS_KEY
+
+    cache.delete(STAGE_COUNTS_KEY)
+
+
+@pytest.fixture(autouse=True)
 def reference_data_after_flush(request, django_db_blocker):
     """A transactional test ends with a flush that also empties what the data migrations made
     (the role groups, the default stage rules); put it back for the tests that follow."""

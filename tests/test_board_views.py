@@ -4,6 +4,7 @@ acknowledging alerts and assigning orders, and the stage rules page."""
 import datetime
 
 import pytest
+import time_machine
 from django.utils import timezone
 
 from orders.models import EventKind, Order, OrderTag
@@ -98,6 +99,22 @@ def test_stage_counts_at_the_top(client, supervisor):
     page = client.get("/board/").content.decode()
     count = page[page.index('id="count-picking"'):][:400]
     assert "<strong>2</strong>" in count and "1 单超时" in count
+
+
+def test_stage_counts_are_shared_for_the_poll_interval(client, supervisor):
+    make_order(status="picking")
+    with time_machine.travel(timezone.now(), tick=False) as traveller:
+        assert "<strong>1</strong>" in _picking_count(client)
+        make_order(status="picking")
+        # Every supervisor's board polls every 5 s: within that, one count serves them all.
+        assert "<strong>1</strong>" in _picking_count(client)
+        traveller.shift(datetime.timedelta(seconds=6))
+        assert "<strong>2</strong>" in _picking_count(client)
+
+
+def _picking_count(client) -> str:
+    page = client.get("/board/").content.decode()
+    return page[page.index('id="count-picking"'):][:400]
 
 
 def test_board_query_count_does_not_grow_with_cards(client, supervisor, django_assert_max_num_queries):

@@ -4,15 +4,21 @@ number of orders (the benchmark runs it over a million)."""
 from __future__ import annotations
 
 import datetime
+import logging
 from dataclasses import dataclass, field
 
 from django.contrib.auth.models import User
+from django.core.cache import cache
 from django.db.models import Count, Exists, F, OuterRef, Q
 from django.utils import timezone
 
 from orders.models import ACTIVE_STATUSES, Order, OrderStatus, OrderTag, RiskTag
 from workflows.models import Alert, AlertKind, StageRule, Ticket
 
+logger = logging.getLogger(__name__)
+
+STAGE_COUNTS_KEY = "board:stage-counts"
+STAGE_COUNTS_MAX_AGE = datetime.timedelta(seconds=5)  # the board's poll interval
 # Each lane shows its most urgent cards; the stage counts say how many there are in all.
 LANE_SIZE = 20
 # The issue's exception lane: fuzzy address, high-risk refund, invoice pending.
@@ -84,7 +90,17 @@ def board(*, filters: BoardFilters) -> Board:
     return board
 
 
-def _stage_counts(now: datetime.datetime, rules: dict[str, StageRule]) -> list[StageCount]:
+def _stage_count_rows(now: datetime.datetime) -> dict[str, dict]:
+    """The counts read every open order (an index-only scan, ~40–70 ms at 60,000 open orders) and
+    every supervisor's board polls every few seconds: one count, kept in the shared cache,
+    serves all of them for STAGE_COUNTS_MAX_AGE. A board is at most that much behind, like its poll."""
+    try:
+        cached = cache.get(STAGE_COUNTS_KEY)
+    except Exception:  # the cache (Redis) is down: the board still works, just without the shortcut
+        logger.warning("board: the cache is unavailable; counting the open orders directly")
+        cached = None
+    if cached is not None and datetime.timedelta(0) <= now - cached[0] < STAGE_COUNTS_MAX_AGE:
+        return cached[1]
     rows = {
         row["status"]: row
         for row in Order.objects.filter(status__in=ACTIVE_STATUSES)
@@ -92,6 +108,15 @@ def _stage_counts(now: datetime.datetime, rules: dict[str, StageRule]) -> list[S
         # Count("status"), not the id: every column read is in order_open_stage_clock (index-only scan).
         .annotate(total=Count("status"), overdue=Count("status", filter=Q(stage_due_at__lte=now)), held=Count("status", filter=Q(is_held=True)))
     }
+    try:
+        cache.set(STAGE_COUNTS_KEY, (now, rows), timeout=STAGE_COUNTS_MAX_AGE.total_seconds())
+    except Exception:  # as above: counted directly, nothing to keep
+        pass
+    return rows
+
+
+def _stage_counts(now: datetime.datetime, rules: dict[str, StageRule]) -> list[StageCount]:
+    rows = _stage_count_rows(now)
     return [
         StageCount(
             stage=stage, label=OrderStatus(stage).label, total=rows.get(stage, {}).get("total", 0),
