@@ -158,12 +158,7 @@ def _orders_with_everything():
             to_attr="note_list",
         ),
         Prefetch("feedback_requests", queryset=FeedbackRequest.objects.filter(answered_at__isnull=True), to_attr="feedback_open"),
-        # Only what the timeline reads: the events are most of the rows this page loads.
-        Prefetch(
-            "events",
-            queryset=OrderEvent.objects.exclude(kind__in=EVENTS_SHOWN_FROM_ROWS).only("order_id", "kind", "occurred_at", "actor_name", "payload"),
-            to_attr="event_list",
-        ),
+        Prefetch("events", queryset=OrderEvent.objects.exclude(kind__in=EVENTS_SHOWN_FROM_ROWS), to_attr="event_list"),
         Prefetch("customer_messages", queryset=CustomerMessage.objects.all(), to_attr="message_list"),
         Prefetch("inquiries", queryset=Inquiry.objects.select_related("recorded_by"), to_attr="inquiry_list"),
     )
