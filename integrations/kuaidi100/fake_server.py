@@ -86,7 +86,8 @@ class Parcel:
     salt: str = ""
     events: list[dict] = field(default_factory=list)  # newest first, as the provider sends them
     step: int = 0
-    status: str = "polling"
+    # The subscription's push status as Kuaidi100 names it: polling, shutdown or abort.
+    push_status: str = "polling"
     next_push_at: float | None = None
     pending_retry: dict | None = None
     pushes: list[dict] = field(default_factory=list)  # what was sent and how the receiver answered
@@ -240,7 +241,7 @@ class FakeKuaidi100:
             return error("701", "拒绝订阅的快递公司")
         with self.lock:
             existing = self.parcels.get(number)
-            if existing and existing.status != "abort":
+            if existing and existing.push_status != "abort":
                 return error("501", "POLL:重复订阅")
             scenario = self.scripted.get(number, scenario_for(number))
             parcel = Parcel(company=company, number=number, scenario=scenario, phone=str(parameters.get("phone", "")),
@@ -268,8 +269,8 @@ class FakeKuaidi100:
         with self.lock:
             parcel = self.parcels[number]
             steps = SCENARIOS[parcel.scenario]
-            if not steps and parcel.status != "abort":
-                parcel.status = "abort"
+            if not steps and parcel.push_status != "abort":
+                parcel.push_status = "abort"
                 return {"status": "abort", "billstatus": "check", "message": "3天查询无记录", "autoCheck": "0",
                         "comOld": "", "comNew": "", "lastResult": {**self._result(parcel), "message": "3天查询无记录"}}
             if parcel.step < len(steps):
@@ -283,8 +284,8 @@ class FakeKuaidi100:
                 parcel.events.insert(0, {"time": now, "ftime": now, "context": context, "areaCode": code, "areaName": area,
                                          "status": status_name, "_state": state})
                 if state in FINAL_STATES:
-                    parcel.status = "shutdown"
-            return {"status": parcel.status, "billstatus": "polling" if parcel.status == "polling" else "check",
+                    parcel.push_status = "shutdown"
+            return {"status": parcel.push_status, "billstatus": "polling" if parcel.push_status == "polling" else "check",
                     "message": "", "autoCheck": "0", "comOld": "", "comNew": "", "lastResult": self._result(parcel)}
 
     def deliver(self, number: str, payload: dict, *, sign: str | None = None) -> requests.Response | None:
@@ -323,12 +324,12 @@ class FakeKuaidi100:
                 # The provider retries an unacknowledged push about 3 times, then moves on.
                 if parcel.pending_retry and parcel.pending_retry["tries"] <= 3:
                     self.deliver(parcel.number, parcel.pending_retry["payload"])
-                elif parcel.status == "polling" and (not steps or parcel.step < len(steps)):
+                elif parcel.push_status == "polling" and (not steps or parcel.step < len(steps)):
                     self.push(parcel.number)
                 with self.lock:
                     if parcel.pending_retry and parcel.pending_retry["tries"] <= 3:
                         parcel.next_push_at = time.monotonic() + self.retry_seconds
-                    elif parcel.status == "polling" and self.step_seconds is not None and parcel.step < len(steps):
+                    elif parcel.push_status == "polling" and self.step_seconds is not None and parcel.step < len(steps):
                         parcel.next_push_at = time.monotonic() + self.step_seconds
 
     # --- The page ---------------------------------------------------------------------------
@@ -339,7 +340,7 @@ class FakeKuaidi100:
                 last = parcel.events[0]["context"] if parcel.events else "—"
                 rows.append(
                     f"<tr><td>{html.escape(parcel.company)}</td><td>{html.escape(parcel.number)}</td><td>{parcel.scenario}</td>"
-                    f"<td>{parcel.status}</td><td>{html.escape(last)}</td><td>{len(parcel.pushes)}</td>"
+                    f"<td>{parcel.push_status}</td><td>{html.escape(last)}</td><td>{len(parcel.pushes)}</td>"
                     f"<td><form method=post action=/_fake/advance><input type=hidden name=number value='{html.escape(parcel.number)}'>"
                     f"<button>next step</button></form></td></tr>"
                 )
