@@ -54,7 +54,7 @@ INSTALLED_APPS = [
     "workflows",
     "workflows.health",
     "integrations.erp",
-    "orders.frontline",
+    "workflows.frontline",
     "integrations.kuaidi100",
     "integrations.wechat",
     "integrations.mail",

@@ -23,7 +23,7 @@ urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
     path("health/", include("workflows.health.urls")),
-    path("", include("orders.frontline.urls")),
+    path("", include("workflows.frontline.urls")),
     path("", include("orders.urls")),
     path("", include("integrations.erp.urls")),
     path("tickets/", include("workflows.ticket_urls")),

@@ -13,7 +13,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django_fsm import FSMField, FSMModelMixin, transition
 
-from orders import status as status_rules
+from orders import rules
 
 
 class Role(models.TextChoices):
@@ -217,19 +217,19 @@ class Order(FSMModelMixin, models.Model):
         return self.order_number
 
     # --- The status machine (BRIEF.md: six nodes plus cancelled before shipping) ---------------
-    @transition(field=status, source=OrderStatus.PENDING_REVIEW, target=OrderStatus.PAID, conditions=[status_rules.can_approve])
+    @transition(field=status, source=OrderStatus.PENDING_REVIEW, target=OrderStatus.PAID, conditions=[rules.can_approve])
     def approve(self) -> None:
         pass
 
-    @transition(field=status, source=OrderStatus.PAID, target=OrderStatus.PICKING, conditions=[status_rules.can_start_picking])
+    @transition(field=status, source=OrderStatus.PAID, target=OrderStatus.PICKING, conditions=[rules.can_start_picking])
     def start_picking(self) -> None:
         pass
 
-    @transition(field=status, source=OrderStatus.PICKING, target=OrderStatus.PACKED, conditions=[status_rules.can_pack])
+    @transition(field=status, source=OrderStatus.PICKING, target=OrderStatus.PACKED, conditions=[rules.can_pack])
     def pack(self) -> None:
         pass
 
-    @transition(field=status, source=OrderStatus.PACKED, target=OrderStatus.SHIPPED, conditions=[status_rules.can_ship])
+    @transition(field=status, source=OrderStatus.PACKED, target=OrderStatus.SHIPPED, conditions=[rules.can_ship])
     def ship(self) -> None:
         pass
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
 from django.utils import timezone
 
-from orders import status as status_rules
+from orders import rules
 from orders.models import (
     FeedbackRequest,
     Note,
@@ -137,10 +137,10 @@ def transition_options(order: Order, roles: frozenset[str]) -> list[dict]:
     each with the reasons it is blocked now (shown next to the disabled button)."""
     from_here = {t.name for t in order.get_all_status_transitions() if t.source == order.status}
     options = []
-    for name in status_rules.TRANSITION_ORDER:
+    for name in rules.TRANSITION_ORDER:
         if name not in from_here:
             continue
-        if not roles & status_rules.TRANSITION_ROLES[name] and status_rules.SUPERVISOR not in roles:
+        if not roles & rules.TRANSITION_ROLES[name] and rules.SUPERVISOR not in roles:
             continue
-        options.append({"name": name, "blockers": status_rules.BLOCKERS[name](order)})
+        options.append({"name": name, "blockers": rules.BLOCKERS[name](order)})
     return options

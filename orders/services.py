@@ -22,7 +22,7 @@ from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 from django_fsm import TransitionNotAllowed, can_proceed
 
-from orders import status as status_rules
+from orders import rules
 from orders.access import Actor
 from orders.models import (
     ACTIVE_STATUSES,
@@ -115,8 +115,8 @@ def _acting_role(by: Actor, allowed: set[str]) -> str:
     mine = by.roles & allowed
     if mine:
         return sorted(mine)[0]
-    if status_rules.SUPERVISOR in by.roles:
-        return status_rules.SUPERVISOR
+    if rules.SUPERVISOR in by.roles:
+        return rules.SUPERVISOR
     raise NotAllowed(_("Your role may not do this."))
 
 
@@ -137,7 +137,7 @@ def order_transition(
 ) -> Order:
     """Run one status transition (approve, start_picking, pack, complete; ship and cancel have
     their own services because they need more input)."""
-    if name not in status_rules.TRANSITION_ROLES or name in ("ship", "cancel"):
+    if name not in rules.TRANSITION_ROLES or name in ("ship", "cancel"):
         # Shipping without a waybill or cancelling without a reason must not be possible here.
         raise NotAllowed(_("Unknown action."))
     with transaction.atomic():
@@ -155,7 +155,7 @@ def _apply_transition(
     extra: dict | None = None,
     also_changed: tuple[str, ...] = (),
 ) -> Order:
-    role = _acting_role(by, status_rules.TRANSITION_ROLES[name])
+    role = _acting_role(by, rules.TRANSITION_ROLES[name])
     source = order.status
     # The status first: a guard's reason is meaningless for an order that cannot take this step anyway.
     if not can_proceed(getattr(order, name), check_conditions=False):
@@ -163,11 +163,11 @@ def _apply_transition(
             [_("This order is %(status)s; that action is not possible now.") % {"status": order.get_status_display()}]
         )
     try:
-        # The transition's FSM conditions are the guards (status_rules.can_*), so they run once
+        # The transition's FSM conditions are the guards (rules.can_*), so they run once
         # here; their reasons are only worth computing when one of them says no.
         getattr(order, name)()
     except TransitionNotAllowed:
-        raise TransitionBlocked(status_rules.BLOCKERS[name](order)) from None
+        raise TransitionBlocked(rules.BLOCKERS[name](order)) from None
     now = timezone.now()
     order.stage_entered_at = now
     setattr(order, f"{order.status}_at", now)
@@ -190,7 +190,7 @@ def _apply_transition(
         order.source_updated_at = source_time
         fields.append("source_updated_at")
     _save(order, fields)
-    payload = {"transition": name, "from": source, "to": order.status, "as_supervisor": role == status_rules.SUPERVISOR}
+    payload = {"transition": name, "from": source, "to": order.status, "as_supervisor": role == rules.SUPERVISOR}
     if reason:
         payload["reason"] = reason
     if released_hold:
@@ -231,10 +231,10 @@ def order_ship(
         order = _lock(order, expected_version)
         if Shipment.objects.filter(carrier_code=carrier_code, tracking_number=tracking_number).exclude(order=order).exists():
             raise TransitionBlocked([_("Tracking number %(number)s already belongs to another order.") % {"number": tracking_number}])
-        if carrier_code != status_rules.COLD_CHAIN_CARRIER and order.lines.filter(cold_chain=True).exists():
+        if carrier_code != rules.COLD_CHAIN_CARRIER and order.lines.filter(cold_chain=True).exists():
             # The packing guard's rule holds at the dock too: the parcel must not leave with another carrier.
             raise TransitionBlocked(
-                [_("This order has cold-chain items: it must ship with SF cold chain (%(code)s).") % {"code": status_rules.COLD_CHAIN_CARRIER}]
+                [_("This order has cold-chain items: it must ship with SF cold chain (%(code)s).") % {"code": rules.COLD_CHAIN_CARRIER}]
             )
         # The order shows the carrier the parcel actually left with (saved with the transition).
         order.carrier_code = carrier_code
@@ -366,7 +366,7 @@ def order_claim(*, order: Order, by: Actor, expected_version: int | None = None)
         role = _acting_role(by, {"reviewer", "dispatcher", "packer", "courier", "service", "sales", "finance"})
         if order.claimed_by_id == by.user.pk:
             return order
-        if order.claimed_by_id is not None and role != status_rules.SUPERVISOR:
+        if order.claimed_by_id is not None and role != rules.SUPERVISOR:
             raise OrderConflict(
                 _("%(name)s has been operating this order since %(when)s.")
                 % {
@@ -387,7 +387,7 @@ def order_unclaim(*, order: Order, by: Actor, expected_version: int | None = Non
         order = _lock(order, expected_version)
         if order.claimed_by_id is None:
             return order
-        if order.claimed_by_id != by.user.pk and status_rules.SUPERVISOR not in by.roles:
+        if order.claimed_by_id != by.user.pk and rules.SUPERVISOR not in by.roles:
             raise NotAllowed(_("Only the person operating the order or a supervisor can let it go."))
         role = _acting_role(by, set(by.roles))
         order.claimed_by = None
@@ -457,8 +457,8 @@ def feedback_answer(*, request: FeedbackRequest, by: Actor, answer: str) -> Feed
             raise OrderConflict(_("This question was already answered."))
         if request.to_user_id == by.user.pk:
             role = request.to_role if request.to_role in by.roles else _acting_role(by, set(by.roles))
-        elif request.to_role in by.roles or status_rules.SUPERVISOR in by.roles:
-            role = request.to_role if request.to_role in by.roles else status_rules.SUPERVISOR
+        elif request.to_role in by.roles or rules.SUPERVISOR in by.roles:
+            role = request.to_role if request.to_role in by.roles else rules.SUPERVISOR
         else:
             raise NotAllowed(_("This question is for another role."))
         request.answer = answer

@@ -8,9 +8,9 @@ import pytest
 import time_machine
 from django.utils import timezone
 
-from orders.frontline.measures import inquiry_perceived_delay, perceived_delays, status_queries
-from orders.frontline.models import Inquiry, SelfServiceQuery
-from orders.frontline.services import inquiry_record
+from workflows.frontline.measures import inquiry_perceived_delay, perceived_delays, status_queries
+from workflows.frontline.models import Inquiry, SelfServiceQuery
+from workflows.frontline.services import inquiry_record
 from orders.access import Actor
 from tests.conftest import make_order
 from integrations.wechat.services import customer_message_send

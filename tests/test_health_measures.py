@@ -10,7 +10,7 @@ import time_machine
 from django.utils import translation
 
 from integrations.erp.models import ReconciliationRun
-from orders.frontline.models import Inquiry, SelfServiceQuery
+from workflows.frontline.models import Inquiry, SelfServiceQuery
 from orders.models import AfterSalesCase, Order, OrderEvent, OrderTag
 from tests.conftest import make_order
 from workflows.health.measures import (

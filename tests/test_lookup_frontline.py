@@ -9,9 +9,9 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone, translation
 
-from orders.frontline.lookup import lookup
-from orders.frontline.models import Inquiry
-from orders.frontline.templatetags.frontline import relative_day
+from workflows.frontline.lookup import lookup
+from workflows.frontline.models import Inquiry
+from workflows.frontline.templatetags.frontline import relative_day
 from orders import services
 from orders.access import Actor
 from orders.models import AddressChangeRequest, Note, Order

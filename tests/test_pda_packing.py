@@ -3,8 +3,8 @@
 
 import pytest
 
-from orders.frontline import packing
-from orders.frontline.models import PackScan, ScanOutcome
+from workflows.frontline import packing
+from workflows.frontline.models import PackScan, ScanOutcome
 from orders import services
 from orders.access import Actor
 from orders.models import AfterSalesCase, Note

@@ -41,7 +41,7 @@ from integrations.erp.models import ImportRun, ImportState, InboundEvent
 from integrations.kuaidi100 import client as kuaidi100_client
 from integrations.erp.reconciliation import reconciliation_run
 from orders import services
-from orders.frontline import selfservice
+from workflows.frontline import selfservice
 from orders.access import ALL_ROLES, MASKED_PHONE_ROLES, Actor
 from orders.models import (
     AddressChangeRequest, AfterSalesCase, AfterSalesKind, EventKind, FeedbackRequest, NoteAcknowledgement, Order, OrderEvent,

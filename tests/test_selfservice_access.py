@@ -8,8 +8,8 @@ import time_machine
 from django.core import signing
 from django.core.cache import cache
 
-from orders.frontline import selfservice
-from orders.frontline.models import SelfServiceQuery
+from workflows.frontline import selfservice
+from workflows.frontline.models import SelfServiceQuery
 from tests.conftest import make_order
 from tests.frontline_fixtures import fast_passwords, ship  # noqa: F401
 

@@ -24,7 +24,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 
 from integrations.wechat import client
-from orders.frontline.selfservice import link_url
+from workflows.frontline.selfservice import link_url
 from orders.models import Order, OrderStatus, Shipment, TrackingState
 from workflows.models import CustomerMessage, MessageStatus
 

@@ -24,8 +24,8 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from integrations.erp.models import ReconciliationRun
-from orders.frontline.measures import perceived_delays, status_queries
-from orders.frontline.models import Inquiry
+from workflows.frontline.measures import perceived_delays, status_queries
+from workflows.frontline.models import Inquiry
 from orders.models import AfterSalesCase, AfterSalesKind, AfterSalesStatus, Order, OrderEvent, OrderStatus, OrderTag
 from orders.selectors import overdue_filter
 from workflows.health.models import ConsistencyTask

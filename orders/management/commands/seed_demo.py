@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from integrations.erp.reconciliation import reconciliation_run
 from integrations.wechat.fake_server import sandbox_openid
-from orders.frontline.models import Inquiry, SelfServiceQuery
+from workflows.frontline.models import Inquiry, SelfServiceQuery
 from orders.models import (
     AddressChangeRequest,
     AfterSalesCase,

@@ -11,7 +11,7 @@ from django.core import signing
 from django.core.cache import cache
 from django.urls import reverse
 
-from orders.frontline.models import SelfServiceQuery
+from workflows.frontline.models import SelfServiceQuery
 from orders.models import Order
 
 LINK_SALT = "frontline.track-link"

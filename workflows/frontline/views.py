@@ -17,11 +17,11 @@ from django.utils.http import RFC3986_SUBDELIMS
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from orders.frontline import lookup as lookup_selectors
-from orders.frontline import packing, selfservice
-from orders.frontline.answers import order_answer
-from orders.frontline.models import InquiryChannel, PackScan, SelfServiceVia
-from orders.frontline.services import inquiry_record
+from workflows.frontline import lookup as lookup_selectors
+from workflows.frontline import packing, selfservice
+from workflows.frontline.answers import order_answer
+from workflows.frontline.models import InquiryChannel, PackScan, SelfServiceVia
+from workflows.frontline.services import inquiry_record
 from orders import services
 from orders.access import Actor, mask_phone, public_endpoint, role_required
 from orders.models import AfterSalesKind, Note, NoteAudience, NoteKind, Order, OrderLine

@@ -12,7 +12,7 @@ from django.db import transaction
 from django.db.models import Count, Prefetch
 from django.utils.translation import gettext as _
 
-from orders.frontline.models import PackScan, ScanOutcome
+from workflows.frontline.models import PackScan, ScanOutcome
 from orders import services
 from orders.access import Actor
 from orders.models import (

@@ -11,9 +11,9 @@ from django.db.models import Prefetch, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from orders.frontline.answers import order_answer
-from orders.frontline.templatetags.frontline import relative_day
-from orders.frontline.models import Inquiry, InquiryChannel
+from workflows.frontline.answers import order_answer
+from workflows.frontline.templatetags.frontline import relative_day
+from workflows.frontline.models import Inquiry, InquiryChannel
 from orders.models import (
     AddressChangeRequest,
     AddressChangeStatus,

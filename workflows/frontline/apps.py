@@ -5,6 +5,6 @@ from django.utils.translation import gettext_lazy as _
 class FrontlineConfig(AppConfig):
     """The front line: customer-service lookup, the PDA packing station, customer self-service."""
 
-    name = "orders.frontline"
+    name = "workflows.frontline"
     label = "frontline"
     verbose_name = _("Front line")

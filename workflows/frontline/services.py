@@ -5,8 +5,8 @@ from __future__ import annotations
 from django.db import transaction
 from django.utils.translation import gettext as _
 
-from orders.frontline.answers import order_answer
-from orders.frontline.models import Inquiry, InquiryChannel
+from workflows.frontline.answers import order_answer
+from workflows.frontline.models import Inquiry, InquiryChannel
 from orders.access import Actor
 from orders.models import Order
 from orders.services import NotAllowed, OrderError

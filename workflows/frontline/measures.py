@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from django.db.models import Max, Min
 
-from orders.frontline.models import Inquiry, SelfServiceQuery
+from workflows.frontline.models import Inquiry, SelfServiceQuery
 from workflows.models import CustomerMessage, MessageStatus
 
 

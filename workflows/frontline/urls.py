@@ -1,6 +1,6 @@
 from django.urls import path
 
-from orders.frontline import views
+from workflows.frontline import views
 
 urlpatterns = [
     path("service/lookup/", views.lookup, name="lookup"),
