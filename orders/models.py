@@ -493,7 +493,10 @@ class EventKind(models.TextChoices):
     UNTAG = "untag", _("Tag resolved")
     AFTER_SALES = "after_sales", _("After-sales")
     ADDRESS_CHANGE = "address_change", _("Address change")
-    SHIPMENT = "shipment", _("Shipment")
+    # The carrier channel chosen for the order, and a parcel's tracking state changing: two
+    # kinds, because they carry different facts (they once shared "shipment" and its describer).
+    CARRIER = "carrier", _("Carrier channel")
+    TRACKING = "tracking", _("Tracking update")
     IMPORT_UPDATE = "import_update", _("Updated from import")
     # An outside system (WMS/ERP) asked for a status change the guards refused; kept on the timeline.
     SYNC_REFUSED = "sync_refused", _("Refused from an outside system")
@@ -519,3 +522,37 @@ class OrderEvent(models.Model):
     class Meta:
         ordering = ["-occurred_at", "-id"]
         indexes = [models.Index(fields=["order", "-occurred_at"], name="event_order_time")]
+
+
+class StageRule(models.Model):
+    """BRIEF.md: "each node is bound to an operator role and a time limit". One row per active
+    stage; supervisors edit them on the board's rules page. With working hours set, the clock
+    only runs between them (every day, Asia/Shanghai), like a working-hours calendar."""
+
+    stage = models.CharField(_("stage"), max_length=20, unique=True)
+    responsible_role = models.CharField(_("responsible role"), max_length=16)
+    time_limit = models.DurationField(_("time limit"))
+    alert_role = models.CharField(_("alerted role"), max_length=16, default="supervisor")
+    work_starts = models.TimeField(_("working hours start"), null=True, blank=True)
+    work_ends = models.TimeField(_("working hours end"), null=True, blank=True)
+    updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = _("stage rule")
+        verbose_name_plural = _("stage rules")
+        # Moved here from workflows (the clock is the ground floor's); the table keeps its name.
+        db_table = "workflows_stagerule"
+        constraints = [
+            models.CheckConstraint(
+                condition=(Q(work_starts__isnull=True) & Q(work_ends__isnull=True)) | Q(work_starts__lt=models.F("work_ends")),
+                name="stage_rule_working_hours_ordered",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.stage
+
+    @property
+    def has_working_hours(self) -> bool:
+        return self.work_starts is not None and self.work_ends is not None

@@ -47,7 +47,7 @@ from orders.models import (
     Shipment,
 )
 from orders.phones import is_contact_number, normalize_mobile
-from workflows import sla
+from orders import clock, events
 
 # Sent after the transaction that changed an order's status has committed, so receivers (the
 # Kuaidi100 subscription, customer pushes) never see a status that was rolled back.
@@ -171,7 +171,7 @@ def _apply_transition(
     now = timezone.now()
     order.stage_entered_at = now
     setattr(order, f"{order.status}_at", now)
-    fields = ["status", "stage_entered_at", f"{order.status}_at", *also_changed, *sla.clock_on_stage_entered(order)]
+    fields = ["status", "stage_entered_at", f"{order.status}_at", *also_changed, *clock.clock_on_stage_entered(order)]
     released_hold = ""
     if name == "cancel":
         order.cancel_reason = reason
@@ -276,7 +276,7 @@ def order_set_carrier(*, order: Order, by: Actor, carrier_code: str, expected_ve
         previous = order.carrier_code
         order.carrier_code = carrier_code
         _save(order, ["carrier_code"])
-        _record(order, EventKind.SHIPMENT, _as(by, role), {"carrier": carrier_code, "previous": previous})
+        events.carrier_set(order=order, by=_as(by, role), carrier=carrier_code, previous=previous)
     return order
 
 
@@ -310,7 +310,7 @@ def order_hold(
         order.hold_until = until
         order.hold_owner = owner or by.user
         order.held_at = timezone.now()
-        _save(order, [*HOLD_FIELDS, *sla.clock_on_hold(order)])
+        _save(order, [*HOLD_FIELDS, *clock.clock_on_hold(order)])
         _record(
             order,
             EventKind.HOLD,
@@ -339,7 +339,7 @@ def order_release(*, order: Order, by: Actor, expected_version: int | None = Non
         if not order.is_held:
             raise OrderError(_("The order is not on hold."))
         held_seconds = int((timezone.now() - order.held_at).total_seconds()) if order.held_at else 0
-        clock_fields = sla.clock_on_release(order)  # before the hold's start time is cleared
+        clock_fields = clock.clock_on_release(order)  # before the hold's start time is cleared
         _clear_hold(order)
         _save(order, [*HOLD_FIELDS, *clock_fields])
         _record(order, EventKind.RELEASE, _as(by, role), {"held_seconds": held_seconds})

@@ -33,7 +33,7 @@ from orders.models import (
     RiskTag,
     Role,
 )
-from workflows import sla
+from orders import clock
 
 
 # Where each role starts its day: the screen it keeps open (the first match wins for a person
@@ -117,7 +117,7 @@ def _card_context(request: HttpRequest, order_number: str) -> dict:
         "after_sales_kinds": AfterSalesKind.choices,
         # Holds and carrier changes only make sense before the parcel leaves (the services agree).
         "is_active": order.status in ACTIVE_STATUSES,
-        "stage_clock": sla.stage_clock(order),
+        "stage_clock": clock.stage_clock(order),
     }
 
 

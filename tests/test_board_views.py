@@ -9,8 +9,10 @@ from django.utils import timezone
 
 from orders.models import EventKind, Order, OrderTag
 from tests.conftest import PASSWORD, make_order
+from orders import clock
 from workflows import sla
-from workflows.models import Alert, StageRule, Ticket
+from orders.models import StageRule
+from workflows.models import Alert, Ticket
 
 pytestmark = pytest.mark.django_db
 HTMX = {"HTTP_HX_REQUEST": "true"}
@@ -166,7 +168,7 @@ def test_assign_refuses_a_person_without_a_role(client, supervisor):
 
 def test_supervisor_edits_a_stage_rule_and_due_times_follow(client, supervisor):
     order = make_order(status="picking")
-    sla.refresh_due_times()
+    clock.refresh_due_times()
     rule = StageRule.objects.get(stage="picking")
     response = client.post("/board/rules/", {"rule": rule.pk, "responsible_role": "packer", "limit_minutes": "90",
                                              "alert_role": "supervisor", "work_starts": "", "work_ends": ""})

@@ -90,7 +90,7 @@ def test_the_same_push_twice_adds_nothing(tracked, fake_kuaidi100):
     assert fake_kuaidi100.deliver("ZT7005", payload).json() == ACK
     assert fake_kuaidi100.deliver("ZT7005", payload).json() == ACK
     assert shipment.events.count() == 1
-    assert OrderEvent.objects.filter(order_id=shipment.order_id, kind="shipment").count() == 1
+    assert OrderEvent.objects.filter(order_id=shipment.order_id, kind="tracking").count() == 1
     assert CustomerMessage.objects.filter(order_id=shipment.order_id, event_key=f"tracking:{shipment.pk}:1").count() == 1
 
 

@@ -566,7 +566,7 @@ def test_kuaidi100_callback_refuses_bad_signatures_and_takes_a_replay_once(world
         response = client.post(url, {"param": param, "sign": good_sign})
         assert response.status_code == 200 and response.json() == {"result": True, "returnCode": "200", "message": "成功"}
     assert shipment.events.count() == 1
-    assert OrderEvent.objects.filter(order_id=shipment.order_id, kind=EventKind.SHIPMENT).count() == 1
+    assert OrderEvent.objects.filter(order_id=shipment.order_id, kind=EventKind.TRACKING).count() == 1
 
     # Without a configured salt the "signature" is MD5(param): everyone could sign, so nobody may.
     settings.KUAIDI100 = {**settings.KUAIDI100, "CALLBACK_SALT": ""}

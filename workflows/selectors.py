@@ -13,7 +13,8 @@ from django.db.models import Count, Exists, F, OuterRef, Q
 from django.utils import timezone
 
 from orders.models import ACTIVE_STATUSES, Order, OrderStatus, OrderTag, RiskTag
-from workflows.models import Alert, AlertKind, StageRule, Ticket
+from orders.models import StageRule
+from workflows.models import Alert, AlertKind, Ticket
 
 logger = logging.getLogger(__name__)
 

@@ -18,8 +18,9 @@ from orders.access import Actor
 from orders.models import ACTIVE_STATUSES, Customer, EventKind, Order, OrderEvent, OrderSource, OrderTag, RiskTag, Role
 from orders.phones import normalize_mobile
 from orders.services import NotAllowed, OrderConflict, OrderError
-from workflows import sla
-from workflows.models import Alert, StageRule
+from orders import clock
+from orders.models import StageRule
+from workflows.models import Alert
 
 SUPERVISOR = Role.SUPERVISOR
 RUSH_ROLES = {Role.SALES, Role.SUPERVISOR}
@@ -109,7 +110,7 @@ def stage_rule_update(
         rule.updated_by = by.user
         rule.updated_at = timezone.now()
         rule.save()
-        sla.refresh_due_times(stage=rule.stage)
+        clock.refresh_due_times(stage=rule.stage)
     return rule
 
 
@@ -185,7 +186,7 @@ def _rush_existing(order: Order, by: Actor, role: str, reason: str, deadline: da
     if order.rush_filed_at is None:  # handling time runs from the first filing
         order.rush_filed_at = now
         fields.append("rush_filed_at")
-    _save(order, fields + sla.clock_refresh(order))
+    _save(order, fields + clock.clock_refresh(order))
     _record(order, EventKind.RUSH, by, role, {"reason": reason, "deadline": deadline.isoformat(), "new_order": False,
                                               "message": _("🔥 Rush: %(reason)s") % {"reason": reason}})
     return order
@@ -212,7 +213,7 @@ def _rush_new_order(phone: str, by: Actor, role: str, reason: str, deadline: dat
         is_rush=True, rush_reason=reason, rush_deadline=deadline, rush_filed_at=now,
         stage_entered_at=now, pending_review_at=now, placed_at=now, created_at=now,
     )
-    sla.clock_on_stage_entered(order)
+    clock.clock_on_stage_entered(order)
     order.save()
     _record(order, EventKind.CREATED, by, role, {"source": OrderSource.RUSH})
     _record(order, EventKind.RUSH, by, role, {"reason": reason, "deadline": deadline.isoformat(), "new_order": True,

@@ -21,7 +21,8 @@ from orders.models import Order, RiskTag, Role
 from orders.phones import normalize_mobile
 from orders.services import OrderError
 from workflows import selectors, services
-from workflows.models import Alert, StageRule
+from orders.models import StageRule
+from workflows.models import Alert
 
 # The board is the supervisor's: it carries their actions (acknowledge, assign). Other roles
 # see their own stage's clock on each order card and the "overdue" filter of the order list.

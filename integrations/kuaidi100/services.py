@@ -17,7 +17,8 @@ from django.utils.translation import gettext as _
 from integrations.kuaidi100 import client
 from integrations.kuaidi100.models import SubscriptionState, TrackingSubscription
 from orders.access import Actor
-from orders.models import EventKind, Order, OrderEvent, OrderStatus, Shipment, TrackingEvent, TrackingState
+from orders import events
+from orders.models import Order, OrderStatus, Shipment, TrackingEvent, TrackingState
 from orders.services import OrderError, order_transition
 from workflows.models import Ticket, TicketKind
 from workflows.tickets import ticket_open_for_shipment
@@ -225,9 +226,9 @@ def tracking_ingest(
             shipment.save(update_fields=["last_event_at", "last_location", "tracking_state", "eta"])
             changed_state = shipment.tracking_state != previous_state
         if changed_state:
-            OrderEvent.objects.create(
-                order=order, kind=EventKind.SHIPMENT, actor_name=SYSTEM.name, source_time=newest.occurred_at,
-                payload={"tracking_state": shipment.tracking_state, "context": newest.context, "location": shipment.last_location},
+            events.tracking_changed(
+                order=order, by=SYSTEM, tracking_number=shipment.tracking_number, tracking_state=shipment.tracking_state,
+                context=newest.context, location=shipment.last_location, source_time=newest.occurred_at,
             )
             _react_to_state(order, shipment, newest)
         if push_status == "abort":

@@ -54,7 +54,7 @@ from orders import selectors
 from orders.models import ACTIVE_STATUSES, AfterSalesCase, Customer, Note, Order, OrderEvent, OrderLine, Product, Shipment, TrackingEvent
 from orders.phones import normalize_mobile
 from workflows import sla
-from workflows.models import StageRule
+from orders.models import StageRule
 
 ROOT = Path(settings.BASE_DIR)
 PARTS = ("pages", "import", "sweep", "load")

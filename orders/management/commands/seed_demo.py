@@ -38,7 +38,7 @@ from workflows.health.measures import business_day_bounds, business_today
 from workflows.health.models import ConsistencySample, ConsistencyTask
 from workflows.health.services import measures_store_day
 from workflows.models import CustomerMessage, MessageStatus, Ticket
-from workflows import sla
+from orders import clock
 
 DEMO_USERS = [
     # username (= role), full name
@@ -309,7 +309,7 @@ class Command(BaseCommand):
             measures_store_day(day=today - datetime.timedelta(days=offset))
         # Bulk rows skip the services, so give open orders their stage due times here; the
         # first SLA sweep then turns the overdue ones red on the board.
-        sla.refresh_due_times()
+        clock.refresh_due_times()
         self.stdout.write(f"Created {len(plans)} orders, {len(customers)} customers, {len(shipments)} shipments.")
 
     def _import_delay(self, rng: random.Random) -> datetime.timedelta:

@@ -1,0 +1,166 @@
+"""The stage clock: each active stage has a time limit (StageRule); every order carries the moment
+its current stage is due (Order.stage_due_at), which the minute sweep (workflows/sla.py) scans.
+
+The clock: due = stage entry + limit + time spent on hold in this stage, counted in the rule's
+working hours when it has them. A hold clears the due time (the clock stops); the release adds
+the held time and sets it again. A rush order's expected completion overrides when sooner.
+
+Every path that creates an order or changes its stage (services, the ERP import, the rush link)
+calls `clock_on_stage_entered` on the order before saving it, so no open order is without a
+clock. The services call the `clock_on_*` functions inside their own transaction, on the locked
+order, and save the fields they return with the rest of the change.
+"""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass
+
+from django.utils import timezone
+
+from orders.models import ACTIVE_STATUSES, Order, StageRule
+
+
+def stage_rule(stage: str) -> StageRule | None:
+    """The rule for a stage; a stage without a rule (shipped, completed…) has no limit."""
+    return StageRule.objects.filter(stage=stage).first()
+
+
+# --- The working-hours calendar ----------------------------------------------------------------
+
+
+def _window(rule: StageRule, day: datetime.date) -> tuple[datetime.datetime, datetime.datetime]:
+    zone = timezone.get_default_timezone()
+    return (
+        timezone.make_aware(datetime.datetime.combine(day, rule.work_starts), zone),
+        timezone.make_aware(datetime.datetime.combine(day, rule.work_ends), zone),
+    )
+
+
+def _local_day(moment: datetime.datetime) -> datetime.date:
+    return timezone.localtime(moment, timezone.get_default_timezone()).date()
+
+
+def working_seconds(rule: StageRule | None, start: datetime.datetime, end: datetime.datetime) -> float:
+    """Clock time between start and end that counts against the limit."""
+    if end <= start:
+        return 0.0
+    if rule is None or not rule.has_working_hours:
+        return (end - start).total_seconds()
+    total, day = 0.0, _local_day(start)
+    while True:
+        opens, closes = _window(rule, day)
+        if opens >= end:
+            return total
+        total += max(0.0, (min(closes, end) - max(opens, start)).total_seconds())
+        day += datetime.timedelta(days=1)
+
+
+def add_working_time(rule: StageRule, start: datetime.datetime, amount: datetime.timedelta) -> datetime.datetime:
+    """The moment `amount` of counted time has passed since `start`."""
+    if not rule.has_working_hours:
+        return start + amount
+    remaining, day = amount, _local_day(start)
+    while True:
+        opens, closes = _window(rule, day)
+        begin = max(opens, start)
+        if begin < closes:
+            if remaining <= closes - begin:
+                return begin + remaining
+            remaining -= closes - begin
+        day += datetime.timedelta(days=1)
+
+
+# --- Keeping Order.stage_due_at right ----------------------------------------------------------
+
+
+def _due(order: Order, rule: StageRule | None) -> datetime.datetime | None:
+    if order.status not in ACTIVE_STATUSES:
+        return None
+    due = None
+    if rule is not None:
+        due = add_working_time(rule, order.stage_entered_at, rule.time_limit + datetime.timedelta(seconds=order.stage_paused_seconds))
+    # "Rush orders carry their own deadline that overrides the stage limit when it is sooner."
+    if order.is_rush and order.rush_deadline and (due is None or order.rush_deadline < due):
+        due = order.rush_deadline
+    return due
+
+
+def clock_on_stage_entered(order: Order) -> list[str]:
+    """A new stage is a new clock and a new possible breach."""
+    order.stage_paused_seconds = 0
+    order.sla_breached_at = None
+    order.stage_due_at = _due(order, stage_rule(order.status))
+    return ["stage_paused_seconds", "sla_breached_at", "stage_due_at"]
+
+
+def clock_on_hold(order: Order) -> list[str]:
+    """BRIEF.md: a hold "pauses the clock" — no due time, so the sweep cannot pick it."""
+    order.stage_due_at = None
+    return ["stage_due_at"]
+
+
+def clock_on_release(order: Order) -> list[str]:
+    """Call while order.held_at still says when the hold began."""
+    rule = stage_rule(order.status)
+    if order.held_at is not None:
+        order.stage_paused_seconds += int(working_seconds(rule, order.held_at, timezone.now()))
+    order.stage_due_at = _due(order, rule)
+    return ["stage_paused_seconds", "stage_due_at"]
+
+
+def clock_refresh(order: Order, rule: StageRule | None = None) -> list[str]:
+    """After a rush deadline or a rule changed."""
+    order.stage_due_at = None if order.is_held else _due(order, rule or stage_rule(order.status))
+    return ["stage_due_at"]
+
+
+def refresh_due_times(*, stage: str | None = None) -> int:
+    """Recompute the due time of every open order (in one stage): after a supervisor edits a
+    rule, and for demo data written in bulk."""
+    stages = [stage] if stage else list(ACTIVE_STATUSES)
+    rules = {rule.stage: rule for rule in StageRule.objects.filter(stage__in=stages)}
+    changed = []
+    orders = Order.objects.filter(status__in=stages).only(
+        "pk", "status", "stage_entered_at", "stage_paused_seconds", "is_held", "is_rush", "rush_deadline", "stage_due_at"
+    )
+    for order in orders.iterator(chunk_size=2000):
+        before = order.stage_due_at
+        clock_refresh(order, rules.get(order.status))
+        if order.stage_due_at != before:
+            changed.append(order)
+    Order.objects.bulk_update(changed, ["stage_due_at"], batch_size=2000)
+    return len(changed)
+
+
+# --- What the card shows -----------------------------------------------------------------------
+
+
+@dataclass
+class StageClock:
+    elapsed: datetime.timedelta  # counted time in this stage, holds excluded
+    limit: datetime.timedelta | None
+    due_at: datetime.datetime | None
+    overdue: bool
+    paused: bool
+    rush_deadline_first: bool
+    responsible_role: str
+
+
+def stage_clock(order: Order) -> StageClock | None:
+    if order.status not in ACTIVE_STATUSES:
+        return None
+    now = timezone.now()
+    rule = stage_rule(order.status)
+    until = order.held_at if order.is_held and order.held_at else now
+    elapsed = working_seconds(rule, order.stage_entered_at, until) - order.stage_paused_seconds
+    due = order.stage_due_at
+    return StageClock(
+        elapsed=datetime.timedelta(seconds=max(0, elapsed)),
+        limit=rule.time_limit if rule else None,
+        due_at=due,
+        overdue=order.sla_breached_at is not None or (due is not None and due <= now),
+        paused=order.is_held,
+        rush_deadline_first=bool(order.is_rush and due is not None and due == order.rush_deadline),
+        responsible_role=rule.responsible_role if rule else "",
+    )

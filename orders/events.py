@@ -1,0 +1,362 @@
+"""The order timeline: one creator per event kind and one describer.
+
+These functions are the only code that decides what an OrderEvent's payload holds, so the
+describer below always knows every shape a kind can have (two writers of one kind with two
+payloads once left an empty "物流渠道：" line under every tracking update). Every creator takes
+the order, the actor and the facts, and returns the saved event; `save=False` returns it unsaved
+for the writers that insert in bulk (the ERP import, the SLA sweep).
+
+Payloads hold facts (codes, ids, times), never sentences: the describer turns them into text in
+the reader's language when the timeline is shown.
+"""
+
+from __future__ import annotations
+
+import datetime
+from decimal import Decimal
+
+from django.utils import timezone
+from django.utils.formats import date_format
+from django.utils.translation import gettext as _
+
+from orders.access import Actor
+from orders.models import (
+    AfterSalesKind,
+    Carrier,
+    EventKind,
+    HoldReason,
+    Note,
+    NoteAudience,
+    Order,
+    OrderEvent,
+    OrderStatus,
+    RiskTag,
+    Role,
+    TrackingState,
+)
+
+
+def _event(
+    order: Order,
+    kind: str,
+    by: Actor,
+    payload: dict,
+    *,
+    source_time: datetime.datetime | None = None,
+    occurred_at: datetime.datetime | None = None,
+    save: bool = True,
+) -> OrderEvent:
+    event = OrderEvent(
+        order=order,
+        kind=kind,
+        actor_user=by.user,
+        actor_name=by.name[:64],
+        actor_role=by.role,
+        payload=payload,
+        source_time=source_time,
+        occurred_at=occurred_at or timezone.now(),
+    )
+    if save:
+        event.save()
+    return event
+
+
+# --- Creators, one per kind ----------------------------------------------------------------------
+
+
+def created(
+    *,
+    order: Order,
+    by: Actor,
+    source: str,
+    import_run: int | None = None,
+    erp_status: str = "",
+    source_time: datetime.datetime | None = None,
+    occurred_at: datetime.datetime | None = None,
+    save: bool = True,
+) -> OrderEvent:
+    payload: dict = {"source": source}
+    if import_run is not None:
+        payload["import_run"] = import_run
+    if erp_status:
+        payload["erp_status"] = erp_status
+    return _event(order, EventKind.CREATED, by, payload, source_time=source_time, occurred_at=occurred_at, save=save)
+
+
+def status_changed(
+    *,
+    order: Order,
+    by: Actor,
+    transition: str,
+    source: str,
+    target: str,
+    as_supervisor: bool,
+    reason: str = "",
+    released_hold: str = "",
+    carrier: str = "",
+    tracking_number: str = "",
+    scan_verified: bool | None = None,
+    source_time: datetime.datetime | None = None,
+) -> OrderEvent:
+    payload: dict = {"transition": transition, "from": source, "to": target, "as_supervisor": as_supervisor}
+    if reason:
+        payload["reason"] = reason
+    if released_hold:
+        payload["released_hold"] = released_hold
+    if tracking_number:
+        payload["carrier"] = carrier
+        payload["tracking_number"] = tracking_number
+    if scan_verified is not None:
+        payload["scan_verified"] = scan_verified
+    return _event(order, EventKind.STATUS, by, payload, source_time=source_time)
+
+
+def held(*, order: Order, by: Actor, reason: str, note: str, until: datetime.datetime | None) -> OrderEvent:
+    return _event(order, EventKind.HOLD, by, {"reason": reason, "note": note, "until": until.isoformat() if until else None})
+
+
+def released(*, order: Order, by: Actor, held_seconds: int) -> OrderEvent:
+    return _event(order, EventKind.RELEASE, by, {"held_seconds": held_seconds})
+
+
+def claimed(*, order: Order, by: Actor, took_over_from: str | None) -> OrderEvent:
+    return _event(order, EventKind.CLAIM, by, {"took_over_from": took_over_from} if took_over_from else {})
+
+
+def unclaimed(*, order: Order, by: Actor) -> OrderEvent:
+    return _event(order, EventKind.UNCLAIM, by, {})
+
+
+def assigned(*, order: Order, by: Actor, assignee_username: str, assignee_name: str, previous: str | None) -> OrderEvent:
+    return _event(order, EventKind.ASSIGN, by, {"assignee": assignee_username, "assignee_name": assignee_name, "previous": previous})
+
+
+def note_added(*, order: Order, by: Actor, note: Note) -> OrderEvent:
+    return _event(order, EventKind.NOTE, by, {"note_id": note.pk, "kind": note.kind, "audience": note.audience, "body": note.body})
+
+
+def note_acknowledged(*, order: Order, by: Actor, note: Note) -> OrderEvent:
+    return _event(order, EventKind.ACKNOWLEDGE, by, {"note_id": note.pk, "body": note.body[:100]})
+
+
+def feedback_asked(*, order: Order, by: Actor, request_id: int, to_role: str, question: str) -> OrderEvent:
+    return _event(order, EventKind.FEEDBACK_ASK, by, {"request_id": request_id, "to_role": to_role, "question": question})
+
+
+def feedback_answered(*, order: Order, by: Actor, request_id: int, answer: str) -> OrderEvent:
+    return _event(order, EventKind.FEEDBACK_ANSWER, by, {"request_id": request_id, "answer": answer})
+
+
+def tag_added(*, order: Order, by: Actor, tag: str) -> OrderEvent:
+    return _event(order, EventKind.TAG, by, {"tag": tag})
+
+
+def tag_resolved(*, order: Order, by: Actor, tag: str, resolution: str) -> OrderEvent:
+    return _event(order, EventKind.UNTAG, by, {"tag": tag, "resolution": resolution})
+
+
+def after_sales_opened(*, order: Order, by: Actor, case_id: int, kind: str, sku: str, reason: str, amount: Decimal) -> OrderEvent:
+    payload = {"case_id": case_id, "action": "opened", "kind": kind, "sku": sku, "reason": reason, "amount": str(amount)}
+    return _event(order, EventKind.AFTER_SALES, by, payload)
+
+
+def after_sales_decided(*, order: Order, by: Actor, case_id: int, kind: str, approved: bool, reason: str, department: str) -> OrderEvent:
+    payload = {"case_id": case_id, "action": "approved" if approved else "rejected", "kind": kind, "reason": reason, "department": department}
+    return _event(order, EventKind.AFTER_SALES, by, payload)
+
+
+def address_change(*, order: Order, by: Actor, change_id: int | None, action: str, before: dict | None = None, after: dict | None = None) -> OrderEvent:
+    """action: requested / applied / rejected (a request), corrected (fixed on the card).
+    `before` and `after` are the receiver fields, so old and new address stay on the timeline."""
+    payload: dict = {"change_id": change_id, "action": action}
+    if before:
+        payload["before"] = before
+    if after:
+        payload["after"] = after
+    return _event(order, EventKind.ADDRESS_CHANGE, by, payload)
+
+
+def carrier_set(*, order: Order, by: Actor, carrier: str, previous: str) -> OrderEvent:
+    return _event(order, EventKind.CARRIER, by, {"carrier": carrier, "previous": previous})
+
+
+def tracking_changed(
+    *, order: Order, by: Actor, tracking_number: str, tracking_state: str, context: str, location: str, source_time: datetime.datetime | None
+) -> OrderEvent:
+    payload = {"tracking_number": tracking_number, "tracking_state": tracking_state, "context": context, "location": location}
+    return _event(order, EventKind.TRACKING, by, payload, source_time=source_time)
+
+
+def import_updated(
+    *,
+    order: Order,
+    by: Actor,
+    fields: list[str],
+    before: dict,
+    after: dict,
+    import_run: int | None,
+    source_time: datetime.datetime | None,
+    occurred_at: datetime.datetime | None = None,
+    save: bool = True,
+) -> OrderEvent:
+    payload = {"fields": fields, "before": before, "after": after, "import_run": import_run}
+    return _event(order, EventKind.IMPORT_UPDATE, by, payload, source_time=source_time, occurred_at=occurred_at, save=save)
+
+
+def sync_refused(*, order: Order, by: Actor, action: str, event_id: str, reason: str, source_time: datetime.datetime | None) -> OrderEvent:
+    """An outside system asked for a change the guards refused: part of the order's story."""
+    return _event(order, EventKind.SYNC_REFUSED, by, {"action": action, "event_id": event_id, "reason": reason}, source_time=source_time)
+
+
+def phone_revealed(*, order: Order, by: Actor, field: str = "receiver_phone") -> OrderEvent:
+    return _event(order, EventKind.PHONE_REVEAL, by, {"field": field})
+
+
+def rush_filed(*, order: Order, by: Actor, reason: str, deadline: datetime.datetime, new_order: bool) -> OrderEvent:
+    return _event(order, EventKind.RUSH, by, {"reason": reason, "deadline": deadline.isoformat(), "new_order": new_order})
+
+
+def sla_breached(
+    *, order: Order, stage: str, due_at: datetime.datetime, responsible_role: str, rush: bool, occurred_at: datetime.datetime, save: bool = True
+) -> OrderEvent:
+    payload = {"stage": stage, "due_at": due_at.isoformat(), "responsible_role": responsible_role, "rush": rush}
+    return _event(order, EventKind.SLA_BREACH, Actor.system(), payload, occurred_at=occurred_at, save=save)
+
+
+# --- The describer -------------------------------------------------------------------------------
+
+
+def _label(choices, code: str) -> str:
+    # try/except rather than `code in choices.values`, which builds the list of values on every
+    # call (this runs hundreds of times on the lookup page and the board).
+    try:
+        return str(choices(code).label)
+    except ValueError:
+        return code or ""
+
+
+def _address(fields: dict) -> str:
+    return f"{fields.get('receiver_name', '')} {fields.get('province', '')}{fields.get('city', '')}{fields.get('district', '')}{fields.get('address', '')}".strip()
+
+
+def _when(iso: str | None) -> str:
+    if not iso:
+        return ""
+    try:
+        return date_format(timezone.localtime(datetime.datetime.fromisoformat(iso)), "m-d H:i")
+    except ValueError:
+        return iso
+
+
+def _status(payload: dict) -> str:
+    text = _("%(from)s → %(to)s") % {"from": _label(OrderStatus, payload.get("from", "")), "to": _label(OrderStatus, payload.get("to", ""))}
+    if payload.get("reason"):
+        text += _(" (reason: %(reason)s)") % {"reason": payload["reason"]}
+    if payload.get("tracking_number"):
+        text += f" · {_label(Carrier, payload.get('carrier', ''))} {payload['tracking_number']}"
+    if payload.get("scan_verified") is False:
+        text += _(" — packed without scan verification here")
+    if payload.get("as_supervisor"):
+        text += _(" — done by a supervisor on the role's behalf")
+    return text
+
+
+def _after_sales(payload: dict) -> str:
+    actions = {"opened": _("opened"), "approved": _("approved"), "rejected": _("rejected")}
+    text = _("%(kind)s request %(action)s") % {"kind": _label(AfterSalesKind, payload.get("kind", "")), "action": actions.get(payload.get("action"), "")}
+    if payload.get("department"):
+        text += _(" by %(department)s") % {"department": payload["department"]}
+    if payload.get("reason"):
+        text += _(", reason: %(reason)s") % {"reason": payload["reason"]}
+    return text
+
+
+def _address_change(payload: dict) -> str:
+    actions = {
+        "requested": _("requested"),
+        "applied": _("applied"),
+        "rejected": _("rejected"),
+        "corrected": _("corrected on the card"),
+    }
+    text = _("Address change %(action)s") % {"action": actions.get(payload.get("action"), "")}
+    if payload.get("before") and payload.get("after"):
+        return text + _(": %(old)s → %(new)s") % {"old": _address(payload["before"]), "new": _address(payload["after"])}
+    if payload.get("after"):
+        return text + f": {_address(payload['after'])}"
+    if payload.get("address"):  # requests recorded before the creators existed
+        return text + f": {_address(payload)}"
+    return text
+
+
+def _sla_breach(payload: dict) -> str:
+    stage, due = _label(OrderStatus, payload.get("stage", "")), _when(payload.get("due_at"))
+    if payload.get("rush"):
+        return _("Missed its expected completion time %(due)s (in %(stage)s).") % {"due": due, "stage": stage}
+    if "rush" not in payload and payload.get("message"):  # breaches recorded before the creators existed
+        return payload["message"]
+    return _("Over its time limit in %(stage)s since %(due)s (responsible: %(role)s).") % {
+        "stage": stage,
+        "due": due,
+        "role": _label(Role, payload.get("responsible_role", "")),
+    }
+
+
+def describe(event: OrderEvent) -> str:
+    """What happened, in one line of the reader's language (the card's and the lookup's timeline)."""
+    payload = event.payload or {}
+    kind = event.kind
+    if kind == EventKind.STATUS:
+        return _status(payload)
+    if kind == EventKind.CREATED:
+        return _("Order created (%(source)s)") % {"source": event.actor_name}
+    if kind == EventKind.HOLD:
+        return _("Put on hold: %(reason)s %(note)s") % {"reason": _label(HoldReason, payload.get("reason", "")), "note": payload.get("note", "")}
+    if kind == EventKind.RELEASE:
+        return _("Hold released")
+    if kind == EventKind.CLAIM:
+        if payload.get("took_over_from"):
+            return _("Took over from %(name)s") % {"name": payload["took_over_from"]}
+        return _("Is operating this order")
+    if kind == EventKind.UNCLAIM:
+        return _("Let the order go")
+    if kind == EventKind.ASSIGN:
+        return _("Assigned to %(name)s") % {"name": payload.get("assignee_name") or payload.get("assignee", "")}
+    if kind == EventKind.NOTE:
+        return _("Note for %(audience)s: %(body)s") % {"audience": _label(NoteAudience, payload.get("audience", "")), "body": payload.get("body", "")}
+    if kind == EventKind.ACKNOWLEDGE:
+        return _("Acknowledged the note: %(body)s") % {"body": payload.get("body", "")}
+    if kind == EventKind.FEEDBACK_ASK:
+        return _("Asked %(role)s: %(question)s") % {"role": _label(Role, payload.get("to_role", "")), "question": payload.get("question", "")}
+    if kind == EventKind.FEEDBACK_ANSWER:
+        return _("Answered: %(answer)s") % {"answer": payload.get("answer", "")}
+    if kind in (EventKind.TAG, EventKind.UNTAG):
+        text = _label(RiskTag, payload.get("tag", ""))
+        if payload.get("resolution"):
+            text += f": {payload['resolution']}"
+        return text
+    if kind == EventKind.AFTER_SALES:
+        return _after_sales(payload)
+    if kind == EventKind.ADDRESS_CHANGE:
+        return _address_change(payload)
+    if kind == EventKind.CARRIER:
+        return _("Carrier channel: %(carrier)s") % {"carrier": _label(Carrier, payload.get("carrier", ""))}
+    if kind == EventKind.TRACKING:
+        text = _label(TrackingState, payload.get("tracking_state", ""))
+        if payload.get("context"):
+            text += f" — {payload['context']}"
+        return text
+    if kind == EventKind.IMPORT_UPDATE:
+        return _("Updated from %(source)s: %(fields)s") % {"source": event.actor_name, "fields": ", ".join(payload.get("fields", []))}
+    if kind == EventKind.SYNC_REFUSED:
+        return _("%(source)s asked for %(action)s; refused: %(reason)s") % {
+            "source": event.actor_name,
+            "action": payload.get("action", ""),
+            "reason": payload.get("reason", ""),
+        }
+    if kind == EventKind.PHONE_REVEAL:
+        return _("Viewed the full phone number")
+    if kind == EventKind.RUSH:
+        return _("🔥 Rush: %(reason)s (expected by %(deadline)s)") % {"reason": payload.get("reason", ""), "deadline": _when(payload.get("deadline"))}
+    if kind == EventKind.SLA_BREACH:
+        return _sla_breach(payload)
+    return _label(EventKind, kind)
