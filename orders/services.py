@@ -12,17 +12,21 @@ changed the order instead of silently overwriting it (OrderConflict).
 from __future__ import annotations
 
 import datetime
+import logging
 import re
+import secrets
 from decimal import Decimal
 
+from celery import current_app
+from django.contrib.auth.models import User
 from django.db import transaction
-from django.dispatch import Signal
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 from django_fsm import TransitionNotAllowed, can_proceed
 
-from orders import rules
+from orders import clock, events, rules
 from orders.access import Actor
 from orders.models import (
     ACTIVE_STATUSES,
@@ -32,6 +36,7 @@ from orders.models import (
     AfterSalesKind,
     AfterSalesStatus,
     Carrier,
+    Customer,
     EventKind,
     FeedbackRequest,
     HoldReason,
@@ -40,18 +45,18 @@ from orders.models import (
     NoteAudience,
     NoteKind,
     Order,
-    OrderEvent,
+    OrderSource,
     OrderTag,
     RiskTag,
     Role,
     Shipment,
+    StageRule,
 )
 from orders.phones import is_contact_number, normalize_mobile
-from orders import clock, events
 
-# Sent after the transaction that changed an order's status has committed, so receivers (the
-# Kuaidi100 subscription, customer pushes) never see a status that was rolled back.
-status_changed = Signal()  # kwargs: order_id, transition, source, target, actor_name
+logger = logging.getLogger(__name__)
+# Named, not imported: orders is the ground floor and knows nothing of the floors above.
+REACT_TASK = "workflows.react_to_status_event"
 
 
 class OrderError(Exception):
@@ -87,20 +92,6 @@ def _lock(order: Order, expected_version: int | None) -> Order:
             % {"who": who, "when": when}
         )
     return locked
-
-
-def _record(
-    order: Order, kind: str, by: Actor, payload: dict | None = None, source_time: datetime.datetime | None = None
-) -> OrderEvent:
-    return OrderEvent.objects.create(
-        order=order,
-        kind=kind,
-        actor_user=by.user,
-        actor_name=by.name,
-        actor_role=by.role,
-        payload=payload or {},
-        source_time=source_time,
-    )
 
 
 def _save(order: Order, fields: list[str]) -> None:
@@ -190,20 +181,24 @@ def _apply_transition(
         order.source_updated_at = source_time
         fields.append("source_updated_at")
     _save(order, fields)
-    payload = {"transition": name, "from": source, "to": order.status, "as_supervisor": role == rules.SUPERVISOR}
-    if reason:
-        payload["reason"] = reason
-    if released_hold:
-        payload["released_hold"] = released_hold
-    payload.update(extra or {})
-    _record(order, EventKind.STATUS, _as(by, role), payload, source_time)
-    order_id, target = order.pk, order.status
-    transaction.on_commit(
-        lambda: status_changed.send(
-            sender=Order, order_id=order_id, transition=name, source=source, target=target, actor_name=by.name
-        )
+    event = events.status_changed(
+        order=order, by=_as(by, role), transition=name, source=source, target=order.status,
+        as_supervisor=role == rules.SUPERVISOR, reason=reason, released_hold=released_hold, source_time=source_time,
+        **(extra or {}),
     )
+    # What reacts to a status change (the customer's push, the carrier subscription) lives on a
+    # higher floor (workflows/reactions.py) and reads it from this event, which commits with the
+    # change: the nudge below makes it prompt, the relay there makes it certain (a crash or a
+    # broker outage between commit and nudge loses nothing).
+    transaction.on_commit(lambda: _nudge_reactions(event.pk))
     return order
+
+
+def _nudge_reactions(event_id: int) -> None:
+    try:
+        current_app.send_task(REACT_TASK, args=[event_id], retry=False)
+    except Exception:  # noqa: BLE001 - any broker error is survivable: the relay finds the event
+        logger.warning("broker unavailable; status event %s left to the reactions relay", event_id)
 
 
 # str.isalnum() would also accept Chinese characters; waybill numbers are ASCII.
@@ -311,12 +306,7 @@ def order_hold(
         order.hold_owner = owner or by.user
         order.held_at = timezone.now()
         _save(order, [*HOLD_FIELDS, *clock.clock_on_hold(order)])
-        _record(
-            order,
-            EventKind.HOLD,
-            _as(by, role),
-            {"reason": reason, "note": order.hold_note, "until": until.isoformat() if until else None},
-        )
+        events.held(order=order, by=_as(by, role), reason=reason, note=order.hold_note, until=until)
     return order
 
 
@@ -342,7 +332,7 @@ def order_release(*, order: Order, by: Actor, expected_version: int | None = Non
         clock_fields = clock.clock_on_release(order)  # before the hold's start time is cleared
         _clear_hold(order)
         _save(order, [*HOLD_FIELDS, *clock_fields])
-        _record(order, EventKind.RELEASE, _as(by, role), {"held_seconds": held_seconds})
+        events.released(order=order, by=_as(by, role), held_seconds=held_seconds)
     return order
 
 
@@ -378,7 +368,7 @@ def order_claim(*, order: Order, by: Actor, expected_version: int | None = None)
         order.claimed_by = by.user
         order.claimed_at = timezone.now()
         _save(order, ["claimed_by", "claimed_at"])
-        _record(order, EventKind.CLAIM, _as(by, role), {"took_over_from": previous} if previous else {})
+        events.claimed(order=order, by=_as(by, role), took_over_from=previous)
     return order
 
 
@@ -393,7 +383,7 @@ def order_unclaim(*, order: Order, by: Actor, expected_version: int | None = Non
         order.claimed_by = None
         order.claimed_at = None
         _save(order, ["claimed_by", "claimed_at"])
-        _record(order, EventKind.UNCLAIM, _as(by, role))
+        events.unclaimed(order=order, by=_as(by, role))
     return order
 
 
@@ -414,7 +404,7 @@ def order_add_note(*, order: Order, by: Actor, body: str, kind: str = NoteKind.I
         note = Note.objects.create(order=order, author=by.user, author_role=role, kind=kind, audience=audience, body=body)
         # A new note changes what others must see, so it bumps the version like any change.
         _save(order, [])
-        _record(order, EventKind.NOTE, _as(by, role), {"note_id": note.pk, "kind": kind, "audience": audience, "body": body})
+        events.note_added(order=order, by=_as(by, role), note=note)
     return note
 
 
@@ -425,7 +415,7 @@ def note_acknowledge(*, note: Note, by: Actor) -> NoteAcknowledgement:
         ack, created = NoteAcknowledgement.objects.get_or_create(note=note, user=by.user, defaults={"role": role})
         if created:
             _save(order, [])
-            _record(order, EventKind.ACKNOWLEDGE, _as(by, role), {"note_id": note.pk, "body": note.body[:100]})
+            events.note_acknowledged(order=order, by=_as(by, role), note=note)
     return ack
 
 
@@ -442,7 +432,7 @@ def feedback_request(*, order: Order, by: Actor, to_role: str, question: str, to
             order=order, asked_by=by.user, asked_by_role=role, to_role=to_role, to_user=to_user, question=question
         )
         _save(order, [])
-        _record(order, EventKind.FEEDBACK_ASK, _as(by, role), {"request_id": request.pk, "to_role": to_role, "question": question})
+        events.feedback_asked(order=order, by=_as(by, role), request_id=request.pk, to_role=to_role, question=question)
     return request
 
 
@@ -466,7 +456,7 @@ def feedback_answer(*, request: FeedbackRequest, by: Actor, answer: str) -> Feed
         request.answered_at = timezone.now()
         request.save(update_fields=["answer", "answered_by", "answered_at"])
         _save(order, [])
-        _record(order, EventKind.FEEDBACK_ANSWER, _as(by, role), {"request_id": request.pk, "answer": answer})
+        events.feedback_answered(order=order, by=_as(by, role), request_id=request.pk, answer=answer)
     return request
 
 
@@ -484,7 +474,7 @@ def order_tag_add(*, order: Order, by: Actor, tag: str) -> OrderTag:
             return existing
         order_tag = OrderTag.objects.create(order=order, tag=tag, opened_by=by.user)
         _save(order, [])
-        _record(order, EventKind.TAG, _as(by, role), {"tag": tag})
+        events.tag_added(order=order, by=_as(by, role), tag=tag)
     return order_tag
 
 
@@ -503,7 +493,7 @@ def order_tag_resolve(*, order: Order, by: Actor, tag: str, resolution: str) -> 
         order_tag.resolution = resolution
         order_tag.save(update_fields=["resolved_at", "resolved_by", "resolution"])
         _save(order, [])
-        _record(order, EventKind.UNTAG, _as(by, role), {"tag": tag, "resolution": resolution})
+        events.tag_resolved(order=order, by=_as(by, role), tag=tag, resolution=resolution)
     return order_tag
 
 
@@ -527,12 +517,7 @@ def after_sales_open(
             raise OrderError(_("SKU %(sku)s is not in this order.") % {"sku": sku_code})
         case = AfterSalesCase.objects.create(order=order, sku_code=sku_code, kind=kind, reason=reason, amount=amount, opened_by=by.user)
         _save(order, [])
-        _record(
-            order,
-            EventKind.AFTER_SALES,
-            _as(by, role),
-            {"case_id": case.pk, "action": "opened", "kind": kind, "sku": sku_code, "reason": reason, "amount": str(amount)},
-        )
+        events.after_sales_opened(order=order, by=_as(by, role), case_id=case.pk, kind=kind, sku=sku_code, reason=reason, amount=amount)
     return case
 
 
@@ -557,17 +542,9 @@ def after_sales_decide(*, case: AfterSalesCase, by: Actor, approve: bool, reason
             order.refund_amount += case.amount
             fields.append("refund_amount")
         _save(order, fields)
-        _record(
-            order,
-            EventKind.AFTER_SALES,
-            _as(by, role),
-            {
-                "case_id": case.pk,
-                "action": "approved" if approve else "rejected",
-                "kind": case.kind,
-                "reason": reason,
-                "department": case.decided_by_department,
-            },
+        events.after_sales_decided(
+            order=order, by=_as(by, role), case_id=case.pk, kind=case.kind, approved=approve, reason=reason,
+            department=case.decided_by_department,
         )
     return case
 
@@ -593,7 +570,7 @@ def address_change_request(*, order: Order, by: Actor, **address: str) -> Addres
             raise OrderConflict(_("An address change for this order is already waiting."))
         change = AddressChangeRequest.objects.create(order=order, requested_by=by.user, **values)
         _save(order, [])
-        _record(order, EventKind.ADDRESS_CHANGE, _as(by, role), {"change_id": change.pk, "action": "requested", **values})
+        events.address_change(order=order, by=_as(by, role), change_id=change.pk, action="requested", after=values)
     return change
 
 
@@ -611,12 +588,16 @@ def address_change_resolve(*, change: AddressChangeRequest, by: Actor, apply: bo
         change.resolved_at = timezone.now()
         change.save(update_fields=["status", "resolved_by", "resolved_at"])
         fields: list[str] = []
+        before = {field: getattr(order, field) for field in ADDRESS_FIELDS}
         if apply:
             for field in ADDRESS_FIELDS:
                 setattr(order, field, getattr(change, field))
             fields = list(ADDRESS_FIELDS)
         _save(order, fields)
-        _record(order, EventKind.ADDRESS_CHANGE, _as(by, role), {"change_id": change.pk, "action": "applied" if apply else "rejected"})
+        events.address_change(
+            order=order, by=_as(by, role), change_id=change.pk, action="applied" if apply else "rejected",
+            before=before if apply else None, after={field: getattr(change, field) for field in ADDRESS_FIELDS},
+        )
     return change
 
 
@@ -626,5 +607,182 @@ def address_change_resolve(*, change: AddressChangeRequest, by: Actor, apply: bo
 def phone_reveal(*, order: Order, by: Actor) -> str:
     """A masked role may see the full number when it must call; every reveal is on the record."""
     role = _acting_role(by, set(by.roles))
-    _record(order, EventKind.PHONE_REVEAL, _as(by, role), {"field": "receiver_phone"})
+    events.phone_revealed(order=order, by=_as(by, role))
     return order.receiver_phone
+
+
+# --- The supervisor's board: assignment and stage rules ----------------------------------------
+
+
+def _require_supervisor(by: Actor) -> None:
+    if rules.SUPERVISOR not in by.roles:
+        raise NotAllowed(_("Only a supervisor may do this."))
+
+
+# A rule's limit must be a real clock: at least a minute, at most a month.
+LIMIT_RANGE = (datetime.timedelta(minutes=1), datetime.timedelta(days=31))
+
+
+def order_assign(*, order: Order, by: Actor, assignee: User, expected_version: int | None = None) -> Order:
+    """The supervisor names who operates the order now ("who is operating" on the card)."""
+    _require_supervisor(by)
+    if not assignee.is_active or not assignee.groups.filter(name__in=Role.values).exists():
+        raise OrderError(_("%(name)s has no role in the cockpit and cannot operate orders.") % {"name": assignee.get_username()})
+    with transaction.atomic():
+        locked = _lock(order, expected_version)
+        if locked.status not in ACTIVE_STATUSES:
+            raise OrderError(_("Order %(number)s is %(status)s; only open orders are assigned.")
+                             % {"number": locked.order_number, "status": locked.get_status_display()})
+        if locked.claimed_by_id == assignee.pk:
+            return locked
+        previous = locked.claimed_by.get_username() if locked.claimed_by_id else None
+        locked.claimed_by = assignee
+        locked.claimed_at = timezone.now()
+        _save(locked, ["claimed_by", "claimed_at"])
+        events.assigned(
+            order=locked, by=_as(by, rules.SUPERVISOR), assignee_username=assignee.get_username(),
+            assignee_name=assignee.get_full_name() or assignee.get_username(), previous=previous,
+        )
+    return locked
+
+
+def stage_rule_update(
+    *,
+    rule: StageRule,
+    by: Actor,
+    responsible_role: str,
+    time_limit: datetime.timedelta,
+    alert_role: str,
+    work_starts: datetime.time | None = None,
+    work_ends: datetime.time | None = None,
+) -> StageRule:
+    """Change a stage's limit; every open order in that stage gets its due time recomputed."""
+    _require_supervisor(by)
+    if responsible_role not in Role.values or alert_role not in Role.values:
+        raise OrderError(_("Choose the responsible and the alerted role from the list."))
+    if not LIMIT_RANGE[0] <= time_limit <= LIMIT_RANGE[1]:
+        raise OrderError(_("A time limit is between 1 minute and 31 days."))
+    if (work_starts is None) != (work_ends is None):
+        raise OrderError(_("Give both the start and the end of working hours, or neither."))
+    if work_starts is not None and work_starts >= work_ends:
+        raise OrderError(_("Working hours must end after they start (e.g. 09:00 to 18:00)."))
+    with transaction.atomic():
+        rule = StageRule.objects.select_for_update().get(pk=rule.pk)
+        rule.responsible_role = responsible_role
+        rule.time_limit = time_limit
+        rule.alert_role = alert_role
+        rule.work_starts = work_starts
+        rule.work_ends = work_ends
+        rule.updated_by = by.user
+        rule.updated_at = timezone.now()
+        rule.save()
+        clock.refresh_due_times(stage=rule.stage)
+    return rule
+
+
+# --- Rush (the sales quick link) -----------------------------------------------------------------------------------
+
+
+class RushInvalid(OrderError):
+    """The rush form's mistakes, by field, all at once."""
+
+    def __init__(self, errors: dict[str, str]):
+        self.errors = errors
+        super().__init__("；".join(errors.values()))
+
+
+NEW_ORDER = "new"
+
+
+def open_orders_of_phone(phone: str) -> list[Order]:
+    """The customer's orders that can still be rushed (the rush page lists them as sales type)."""
+    return list(
+        Order.objects.filter(Q(customer__phone=phone) | Q(receiver_phone=phone), status__in=ACTIVE_STATUSES)
+        .select_related("customer")
+        .order_by("-placed_at")[:20]
+    )
+
+
+def rush_file(*, by: Actor, phone: str, reason: str, deadline: datetime.datetime | None, order_choice: str = "") -> Order:
+    """Sales files a rush: the chosen open order of this phone (or a new order when it has none,
+    or when sales choose "new order") gets the 🔥 flag, the reason and the expected completion.
+
+    BRIEF.md: "3 required fields (customer phone, rush reason, expected completion time)"."""
+    if not by.roles & rules.RUSH_ROLES:
+        raise NotAllowed(_("Only sales and supervisors file rush orders."))
+    errors: dict[str, str] = {}
+    mobile = normalize_mobile(phone)
+    if not phone.strip():
+        errors["phone"] = _("Enter the customer's mobile number.")
+    elif mobile is None:
+        errors["phone"] = _("“%(phone)s” is not a mainland mobile number: 11 digits starting with 1, e.g. 138 0013 8000.") % {"phone": phone}
+    reason = reason.strip()
+    if not reason:
+        errors["reason"] = _("Say why it is urgent, e.g. “customer flies abroad tomorrow morning”.")
+    elif len(reason) > 200:
+        errors["reason"] = _("Keep the reason under 200 characters.")
+    now = timezone.now()
+    if deadline is None:
+        errors["deadline"] = _("Enter the expected completion time.")
+    elif deadline <= now:
+        errors["deadline"] = _("%(time)s is already past; the expected completion time must be in the future.") % {
+            "time": date_format(timezone.localtime(deadline), "Y-m-d H:i")
+        }
+    if errors:
+        raise RushInvalid(errors)
+    role = Role.SALES if Role.SALES in by.roles else rules.SUPERVISOR
+    with transaction.atomic():
+        candidates = {order.order_number: order for order in open_orders_of_phone(mobile)}
+        if order_choice and order_choice != NEW_ORDER:
+            if order_choice not in candidates:
+                raise RushInvalid({"order": _("Order %(number)s is not an open order of this phone.") % {"number": order_choice}})
+            return _rush_existing(candidates[order_choice], by, role, reason, deadline, now)
+        if candidates and order_choice != NEW_ORDER:
+            raise RushInvalid({"order": _("This phone has %(count)d open order(s): choose the one to rush, or “a new order”.")
+                               % {"count": len(candidates)}})
+        return _rush_new_order(mobile, by, role, reason, deadline, now)
+
+
+def _rush_existing(order: Order, by: Actor, role: str, reason: str, deadline: datetime.datetime, now: datetime.datetime) -> Order:
+    order = Order.objects.select_for_update().get(pk=order.pk)
+    order.is_rush = True
+    order.rush_reason = reason
+    order.rush_deadline = deadline
+    fields = ["is_rush", "rush_reason", "rush_deadline"]
+    if order.rush_filed_at is None:  # handling time runs from the first filing
+        order.rush_filed_at = now
+        fields.append("rush_filed_at")
+    _save(order, fields + clock.clock_refresh(order))
+    events.rush_filed(order=order, by=_as(by, role), reason=reason, deadline=deadline, new_order=False)
+    return order
+
+
+def _rush_new_order(phone: str, by: Actor, role: str, reason: str, deadline: datetime.datetime, now: datetime.datetime) -> Order:
+    """A rush for a customer with no open order. The receiver is the customer's last known one;
+    without any, placeholders plus an open "fuzzy address" tag, which blocks approval until the
+    reviewer has the real address (status.approve_blockers)."""
+    customer, _created = Customer.objects.get_or_create(phone=phone, defaults={"name": _("Customer %(last4)s") % {"last4": phone[-4:]}})
+    last = Order.objects.filter(Q(customer=customer) | Q(receiver_phone=phone)).order_by("-placed_at").first()
+    placeholder = _("to be confirmed")
+    receiver = {
+        "receiver_name": last.receiver_name if last else customer.name,
+        "receiver_phone": last.receiver_phone if last else phone,
+        "province": last.province if last else placeholder,
+        "city": last.city if last else placeholder,
+        "district": last.district if last else "",
+        "address": last.address if last else _("Rush order: ask the customer for the delivery address"),
+    }
+    order = Order(
+        order_number=f"R{timezone.localtime(now):%Y%m%d%H%M%S}{secrets.randbelow(10000):04d}",
+        source=OrderSource.RUSH, customer=customer, **receiver,
+        is_rush=True, rush_reason=reason, rush_deadline=deadline, rush_filed_at=now,
+        stage_entered_at=now, pending_review_at=now, placed_at=now, created_at=now,
+    )
+    clock.clock_on_stage_entered(order)
+    order.save()
+    events.created(order=order, by=_as(by, role), source=OrderSource.RUSH)
+    events.rush_filed(order=order, by=_as(by, role), reason=reason, deadline=deadline, new_order=True)
+    if last is None:
+        OrderTag.objects.create(order=order, tag=RiskTag.FUZZY_ADDRESS, opened_by=by.user)
+        events.tag_added(order=order, by=_as(by, role), tag=RiskTag.FUZZY_ADDRESS)
+    return order

@@ -13,6 +13,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_POST
 
 from orders import selectors, services
@@ -293,13 +294,15 @@ def _int(raw: str | None) -> int:
         raise Http404 from exc
 
 
+# Lazy: each request translates them in its own language (plain gettext here would freeze the
+# language of whichever request imported this module first).
 TRANSITION_LABELS = {
-    "approve": _("approve"),
-    "start_picking": _("start picking"),
-    "pack": _("pack"),
-    "ship": _("ship"),
-    "complete": _("complete"),
-    "cancel": _("cancel"),
+    "approve": gettext_lazy("approve"),
+    "start_picking": gettext_lazy("start picking"),
+    "pack": gettext_lazy("pack"),
+    "ship": gettext_lazy("ship"),
+    "complete": gettext_lazy("complete"),
+    "cancel": gettext_lazy("cancel"),
 }
 
 ACTIONS: dict[str, ActionHandler] = {

@@ -18,7 +18,7 @@ from orders import clock
 from workflows import sla
 from orders.models import StageRule
 from workflows.models import Alert
-from workflows.services import rush_file
+from orders.services import rush_file
 
 pytestmark = pytest.mark.django_db
 START = datetime.datetime(2026, 11, 24, 9, 0, tzinfo=datetime.timezone(datetime.timedelta(hours=8)))

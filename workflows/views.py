@@ -20,6 +20,7 @@ from orders.access import Actor, role_required
 from orders.models import Order, RiskTag, Role
 from orders.phones import normalize_mobile
 from orders.services import OrderError
+from orders import services as order_services
 from workflows import selectors, services
 from orders.models import StageRule
 from workflows.models import Alert
@@ -94,7 +95,7 @@ def order_assign(request: HttpRequest, order_number: str) -> HttpResponse:
         error = _("Choose the person who should operate order %(number)s.") % {"number": order_number}
     else:
         try:
-            services.order_assign(order=order, by=Actor.of(request.user), assignee=assignee)
+            order_services.order_assign(order=order, by=Actor.of(request.user), assignee=assignee)
             notice = _("Order %(number)s assigned to %(name)s.") % {"number": order_number, "name": assignee.get_full_name() or assignee.username}
         except OrderError as exc:
             error = str(exc)
@@ -114,7 +115,7 @@ def stage_rules(request: HttpRequest) -> HttpResponse:
         starts = parse_time(request.POST.get("work_starts") or "") if request.POST.get("work_starts") else None
         ends = parse_time(request.POST.get("work_ends") or "") if request.POST.get("work_ends") else None
         try:
-            services.stage_rule_update(
+            order_services.stage_rule_update(
                 rule=rule, by=Actor.of(request.user), responsible_role=request.POST.get("responsible_role", ""),
                 time_limit=datetime.timedelta(minutes=minutes), alert_role=request.POST.get("alert_role", ""),
                 work_starts=starts, work_ends=ends,
@@ -143,18 +144,18 @@ def _parse_deadline(raw: str) -> tuple[datetime.datetime | None, str]:
 @require_http_methods(["GET", "POST"])
 @role_required(*RUSH_ROLES)
 def rush(request: HttpRequest) -> HttpResponse:
-    context: dict = {"values": {}, "errors": {}, "candidates": [], "new_order": services.NEW_ORDER}
+    context: dict = {"values": {}, "errors": {}, "candidates": [], "new_order": order_services.NEW_ORDER}
     if request.method == "POST":
         values = {key: request.POST.get(key, "") for key in ("phone", "reason", "deadline", "order")}
         deadline, deadline_error = _parse_deadline(values["deadline"])
         try:
             if deadline_error:
-                raise services.RushInvalid({"deadline": deadline_error})
-            order = services.rush_file(by=Actor.of(request.user), phone=values["phone"], reason=values["reason"],
+                raise order_services.RushInvalid({"deadline": deadline_error})
+            order = order_services.rush_file(by=Actor.of(request.user), phone=values["phone"], reason=values["reason"],
                                        deadline=deadline, order_choice=values["order"])
-        except services.RushInvalid as exc:
+        except order_services.RushInvalid as exc:
             mobile = normalize_mobile(values["phone"])
-            context.update(values=values, errors=exc.errors, candidates=services.open_orders_of_phone(mobile) if mobile else [])
+            context.update(values=values, errors=exc.errors, candidates=order_services.open_orders_of_phone(mobile) if mobile else [])
             return render(request, "workflows/rush.html", context, status=422 if not request.htmx else 200)
         except OrderError as exc:
             context.update(values=values, errors={"form": str(exc)})
@@ -173,10 +174,10 @@ def rush_candidates(request: HttpRequest) -> HttpResponse:
     raw = request.GET.get("phone", "")
     mobile = normalize_mobile(raw)
     context = {
-        "candidates": services.open_orders_of_phone(mobile) if mobile else [],
+        "candidates": order_services.open_orders_of_phone(mobile) if mobile else [],
         "phone_complete": mobile is not None,
         "phone_typed": bool(raw.strip()),
         "values": {"order": request.GET.get("order", "")},
-        "new_order": services.NEW_ORDER,
+        "new_order": order_services.NEW_ORDER,
     }
     return render(request, "workflows/rush.html#rush-orders", context)
