@@ -21,7 +21,9 @@ def test_the_filesystem_broker_writes_its_exchange_tables_under_var(tmp_path):
     env.update({"DEBUG": "1", "BEILE_VAR_DIR": str(tmp_path / "var"), "PYTHONPATH": str(ROOT)})
     started_in = tmp_path / "elsewhere"
     started_in.mkdir()
-    finished = subprocess.run([sys.executable, "-c", DECLARE], cwd=started_in, env=env, capture_output=True, text=True, timeout=60)
+    finished = subprocess.run(
+        [sys.executable, "-c", DECLARE], cwd=started_in, env=env, capture_output=True, text=True, timeout=60
+    )
     assert finished.returncode == 0, finished.stderr[-3000:]
     assert (tmp_path / "var" / "broker" / "control" / "celery.exchange").exists()
     assert list(started_in.iterdir()) == []
