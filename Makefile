@@ -1,10 +1,11 @@
-# Two commands on a fresh machine: `make demo` runs the cockpit, `make test` runs every test.
+# Two commands on a fresh machine: `make demo` runs the cockpit, `make test` runs every test;
+# `make lint` checks style and the floors (CI runs it before the tests).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install check-deploy messages clean
+.PHONY: demo test lint install check-deploy messages clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +21,12 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	DEBUG=1 $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Style and the floors: ruff (lint + formatting) and import-linter's contracts from pyproject.toml.
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 # The production settings must pass Django's deployment checklist.
 check-deploy: $(STAMP)

@@ -134,14 +134,17 @@ if REDIS_URL:
         }
     }
 else:
-    # kombu's filesystem transport: web, worker and beat exchange messages through files.
-    for folder in ("out", "processed"):
+    # kombu's filesystem transport: web, worker and beat exchange messages through files. Its
+    # exchange tables go to control_folder, which defaults to ./control in the working directory;
+    # kombu creates only the last level of it, so every folder is made here.
+    for folder in ("out", "processed", "control"):
         (BROKER_DIR / folder).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_URL = "filesystem://"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(BROKER_DIR / "out"),
         "data_folder_out": str(BROKER_DIR / "out"),
         "processed_folder": str(BROKER_DIR / "processed"),
+        "control_folder": str(BROKER_DIR / "control"),
         "store_processed": False,
     }
     # A file cache is shared by every local process, which the token cache and locks need.

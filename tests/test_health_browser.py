@@ -11,7 +11,7 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from orders.access import ALL_ROLES
-from orders.management.commands.seed_demo import demo_password
+from beile.management.commands.seed_demo import demo_password
 from tests.conftest import log_in
 from workflows.health.measures import BUSINESS_TZ, MEASURES
 from workflows.health.selectors import HISTORY_DAYS

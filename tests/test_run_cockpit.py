@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 
-from orders.management.commands.seed_demo import DEMO_USERS, demo_password
+from beile.management.commands.seed_demo import DEMO_USERS, demo_password
 from tests.conftest import ROOT
 
 

@@ -15,7 +15,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
-from orders.management.commands.seed_demo import DEMO_USERS, demo_password
+from beile.management.commands.seed_demo import DEMO_USERS, demo_password
 from orders.models import Order
 
 ROOT = Path(settings.BASE_DIR)
