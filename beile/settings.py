@@ -180,6 +180,8 @@ CELERY_BEAT_SCHEDULE: dict = {
     # Every minute, so a breach is alerted within 60 s of its due time; a sweep that waited
     # longer than that in the queue is dropped, the next one covers it.
     "sla-sweep": {"task": "workflows.tasks.sla_sweep", "schedule": 60.0, "options": {"expires": 55}},
+    # Reactions a crash or a broker outage left undone after a status change (workflows/reactions.py).
+    "workflows-relay-reactions": {"task": "workflows.tasks.relay_reactions", "schedule": 30.0},
 }
 
 # --- Auth -------------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ def tracked(fake_kuaidi100, fake_wechat, live_server, settings):
 
     def ship(number: str, **kwargs) -> Shipment:
         order = shipped_order(tracking_number=number, **kwargs)
-        subscription = TrackingSubscription.objects.get(shipment__order=order)  # created by the status_changed receiver
+        subscription = TrackingSubscription.objects.get(shipment__order=order)  # created by the shipped reaction
         assert services.shipment_subscribe(subscription_id=subscription.pk) == "subscribed"
         return subscription.shipment
 

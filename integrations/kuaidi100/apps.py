@@ -7,9 +7,3 @@ class Kuaidi100Config(AppConfig):
     label = "kuaidi100"
     verbose_name = _("Kuaidi100 tracking")
 
-    def ready(self) -> None:
-        from integrations.kuaidi100 import services
-        from orders.services import status_changed
-
-        # Subscribing reacts to the committed "shipped" status instead of living in order_ship.
-        status_changed.connect(services.on_order_status_changed, dispatch_uid="kuaidi100-subscribe-on-ship")

@@ -65,14 +65,6 @@ def _enqueue(task, pk: int) -> None:
 # --- Subscribing -------------------------------------------------------------------------------
 
 
-def on_order_status_changed(sender, *, order_id: int, target: str, **kwargs) -> None:
-    """Connected to orders.services.status_changed (after commit): shipped → subscribe."""
-    if target != OrderStatus.SHIPPED:
-        return
-    for shipment in Shipment.objects.filter(order_id=order_id):
-        shipment_track(shipment=shipment)
-
-
 def shipment_track(*, shipment: Shipment) -> TrackingSubscription:
     subscription, created = TrackingSubscription.objects.get_or_create(shipment=shipment)
     if created or subscription.state == SubscriptionState.PENDING:

@@ -25,7 +25,7 @@ from django.utils.translation import gettext_noop
 
 from integrations.wechat import client
 from workflows.frontline.selfservice import link_url
-from orders.models import Order, OrderStatus, Shipment, TrackingState
+from orders.models import Order, Shipment, TrackingState
 from workflows.models import CustomerMessage, MessageStatus
 
 logger = logging.getLogger(__name__)
@@ -57,14 +57,6 @@ STATE_EXPLANATION = {
     TrackingState.RETURNING: gettext_noop("We will call you"),
     TrackingState.REFUSED: gettext_noop("We will call you"),
 }
-
-
-def on_order_status_changed(sender, *, order_id: int, target: str, **kwargs) -> None:
-    """Connected to orders.services.status_changed (after commit): shipped → tell the customer."""
-    if target != OrderStatus.SHIPPED:
-        return
-    order = Order.objects.select_related("customer").get(pk=order_id)
-    customer_push_order_status(order=order, event_key="shipped")
 
 
 def _thing(text: str) -> str:
