@@ -1,6 +1,6 @@
 """Log records without personal data, as plain text or one JSON object per line (LOG_FORMAT=json).
 
-Standard library only: gunicorn.conf.py loads this before Django is set up, so the web server's
+Standard library only (and orders/privacy.py, which is too): gunicorn.conf.py loads this before Django is set up, so the web server's
 own access and error logs go through the same filter and formatter as the application's.
 """
 
@@ -10,17 +10,10 @@ import datetime
 import json
 import logging
 import os
-import re
 
-# A mainland mobile number (PROTOCOLS.md: ^1[3-9]\d{9}$), also as typed: +86/0086 in front,
-# spaces or dashes inside; never inside a longer run of digits (an order number, a timestamp).
-MOBILE_NUMBER = re.compile(r"(?<!\d)((?:\+?86|0086)[-\s]?)?(1[3-9]\d)[-\s]?\d{4}[-\s]?(\d{4})(?!\d)")
+from orders.privacy import mask_mobile_numbers
+
 PLAIN_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
-
-
-def mask_mobile_numbers(text: str) -> str:
-    """13812345678 → 138****5678, the same shape the cockpit shows to masked roles."""
-    return MOBILE_NUMBER.sub(r"\1\2****\3", text)
 
 
 class MaskMobileNumbers(logging.Filter):

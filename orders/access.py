@@ -10,9 +10,8 @@ from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 
-ALL_ROLES = ("sales", "reviewer", "dispatcher", "packer", "courier", "service", "finance", "supervisor")
-# BRIEF.md: phone numbers are masked for roles that don't need them (the warehouse and carriers).
-MASKED_PHONE_ROLES = frozenset({"dispatcher", "packer", "courier"})
+from orders import privacy
+from orders.rules import ALL_ROLES, screens_of
 
 
 def user_roles(user) -> frozenset[str]:
@@ -25,20 +24,9 @@ def user_roles(user) -> frozenset[str]:
     return cached
 
 
-def sees_full_phone(user) -> bool:
-    roles = user_roles(user)
-    return bool(roles) and not roles <= MASKED_PHONE_ROLES
-
-
-def mask_phone(phone: str) -> str:
-    """138****5678: enough for a packer to match a label, not enough to call the customer."""
-    if len(phone) >= 7:
-        return f"{phone[:3]}****{phone[-4:]}"
-    return "****"
-
-
 def display_phone(user, phone: str) -> str:
-    return phone if sees_full_phone(user) else mask_phone(phone)
+    """The number as this user may see it (the rule: orders/privacy.py)."""
+    return privacy.display_phone(user_roles(user), phone)
 
 
 def role_required(*roles: str) -> Callable:
@@ -98,4 +86,4 @@ class Actor:
 
 def roles_context(request: HttpRequest) -> dict:
     roles = user_roles(request.user) if hasattr(request, "user") else frozenset()
-    return {"my_roles": roles}
+    return {"my_roles": roles, "my_screens": screens_of(roles)}

@@ -330,7 +330,7 @@ def describe(event: OrderEvent) -> str:
     if kind == EventKind.FEEDBACK_ANSWER:
         return _("Answered: %(answer)s") % {"answer": payload.get("answer", "")}
     if kind in (EventKind.TAG, EventKind.UNTAG):
-        text = _label(RiskTag, payload.get("tag", ""))
+        text = _label(RiskTag, payload.get("tag", "")) or _label(EventKind, kind)
         if payload.get("resolution"):
             text += f": {payload['resolution']}"
         return text
@@ -341,7 +341,7 @@ def describe(event: OrderEvent) -> str:
     if kind == EventKind.CARRIER:
         return _("Carrier channel: %(carrier)s") % {"carrier": _label(Carrier, payload.get("carrier", ""))}
     if kind == EventKind.TRACKING:
-        text = _label(TrackingState, payload.get("tracking_state", ""))
+        text = _label(TrackingState, payload.get("tracking_state", "")) or _label(EventKind, kind)
         if payload.get("context"):
             text += f" — {payload['context']}"
         return text

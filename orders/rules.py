@@ -1,8 +1,11 @@
-"""The status machine's rules: who may run each transition, and the guards that block it.
+"""Every rule of the order domain, once: the role matrix (who may do what, and which screens
+each role works on) and the guards that block a status transition.
 
 Each guard returns the reasons (in the user's language) why a transition cannot run now. The
 FSM conditions on Order call the same functions, so the card's disabled-button message and the
-check in the service can never disagree.
+check in the service can never disagree. The services (orders/services.py) check the role
+matrix; views declare their screen's roles from SCREEN_ROLES, and the navigation is drawn from
+it, so a role set is never written a second time.
 """
 
 from __future__ import annotations
@@ -18,18 +21,75 @@ if TYPE_CHECKING:
 # must use the SF cold chain channel or it cannot go to packing".
 COLD_CHAIN_CARRIER = "shunfenglengyun"
 
-# Which role runs which transition (issue: "reviewer approves; dispatcher starts picking; packer
-# packs; courier ships; courier, service or the system completes; service or supervisor
-# cancels; a supervisor may do any of them").
-TRANSITION_ROLES: dict[str, set[str]] = {
-    "approve": {"reviewer"},
-    "start_picking": {"dispatcher"},
-    "pack": {"packer"},
-    "ship": {"courier"},
-    "complete": {"courier", "service"},
-    "cancel": {"service"},
-}
+# --- The role matrix ---------------------------------------------------------------------------
+
+# The eight roles of BRIEF.md (orders.models.Role gives their names); each is an auth Group.
+ALL_ROLES = ("sales", "reviewer", "dispatcher", "packer", "courier", "service", "finance", "supervisor")
 SUPERVISOR = "supervisor"
+# BRIEF.md: phone numbers are masked for roles that don't need them (the warehouse and carriers).
+MASKED_PHONE_ROLES = frozenset({"dispatcher", "packer", "courier"})
+WAREHOUSE_ROLES = frozenset({"dispatcher", "packer"})
+
+# Which role runs which transition (BRIEF.md: each node is bound to an operator role; courier,
+# service or the system completes; a supervisor may do any of them, recorded as such).
+TRANSITION_ROLES: dict[str, frozenset[str]] = {
+    "approve": frozenset({"reviewer"}),
+    "start_picking": frozenset({"dispatcher"}),
+    "pack": frozenset({"packer"}),
+    "ship": frozenset({"courier"}),
+    "complete": frozenset({"courier", "service"}),
+    "cancel": frozenset({"service"}),
+}
+
+# Who may do the other order actions (a supervisor may always act in their place). The service
+# of the same name checks it; the card shows an action only to these roles.
+ACTION_ROLES: dict[str, frozenset[str]] = {
+    "set_carrier": frozenset({"reviewer", "dispatcher", "packer", "courier"}),
+    "hold": frozenset({"reviewer", "dispatcher", "packer", "courier", "service"}),
+    "claim": frozenset({"reviewer", "dispatcher", "packer", "courier", "service", "sales", "finance"}),
+    # The reviewer "reviews new orders, fixes fuzzy addresses" (BRIEF.md).
+    "correct_address": frozenset({"reviewer"}),
+    "request_address_change": frozenset({"service", "sales", "reviewer"}),
+    # Applying a change is a decision about the order, not warehouse work: the warehouse is told
+    # (the request intercepts packing) but does not decide.
+    "resolve_address_change": frozenset({"reviewer", "service"}),
+    "open_after_sales": frozenset({"service", "sales"}),
+    # Finance decides money (refunds); customer service decides every case.
+    "decide_after_sales": frozenset({"service"}),
+    "decide_refund": frozenset({"service", "finance"}),
+    "file_rush": frozenset({"sales"}),
+    "assign": frozenset(),
+    "edit_stage_rules": frozenset(),
+}
+
+# Who resolves each exception tag: the role that can actually remove the cause.
+TAG_RESOLVER_ROLES: dict[str, frozenset[str]] = {
+    # Not by a free-text resolution at all: correcting the address resolves it (services).
+    "fuzzy_address": frozenset(),
+    "high_risk_refund": frozenset({"service", "finance"}),
+    "invoice_pending": frozenset({"finance"}),
+    "missing_gift": frozenset({"service"}),
+}
+
+# The screens each role works on (views use @role_required(*SCREEN_ROLES[...]); the navigation
+# in templates/base.html is drawn from this table).
+SCREEN_ROLES: dict[str, tuple[str, ...]] = {
+    "orders": ALL_ROLES,
+    "health": ("supervisor", "finance"),
+    "status_check": ("sales", "dispatcher", "packer", "service"),
+    "erp": ("finance", "supervisor"),
+    "lookup": ("service", "supervisor", "sales"),
+    "pda": ("packer", "supervisor"),
+    "tickets": ("courier", "supervisor"),
+    "board": ("supervisor",),
+    "rush": ("sales", "supervisor"),
+}
+
+
+def screens_of(roles: frozenset[str]) -> frozenset[str]:
+    return frozenset(screen for screen, allowed in SCREEN_ROLES.items() if roles & set(allowed))
+
+
 TRANSITION_ORDER = ["approve", "start_picking", "pack", "ship", "complete", "cancel"]
 
 

@@ -46,6 +46,7 @@ from orders.models import (
     NoteKind,
     Order,
     OrderSource,
+    OrderStatus,
     OrderTag,
     RiskTag,
     Role,
@@ -265,7 +266,7 @@ def order_set_carrier(*, order: Order, by: Actor, carrier_code: str, expected_ve
         raise OrderError(_("Unknown carrier: %(code)s.") % {"code": carrier_code})
     with transaction.atomic():
         order = _lock(order, expected_version)
-        role = _acting_role(by, {"reviewer", "dispatcher", "packer", "courier"})
+        role = _acting_role(by, rules.ACTION_ROLES["set_carrier"])
         if order.status not in ACTIVE_STATUSES:
             raise OrderError(_("The carrier can only change before shipping."))
         previous = order.carrier_code
@@ -294,7 +295,7 @@ def order_hold(
         raise OrderError(_("The expected release time must be in the future."))
     with transaction.atomic():
         order = _lock(order, expected_version)
-        role = _acting_role(by, {"reviewer", "dispatcher", "packer", "courier", "service"})
+        role = _acting_role(by, rules.ACTION_ROLES["hold"])
         if order.status not in ACTIVE_STATUSES:
             raise OrderError(_("Only an order that has not shipped can be put on hold."))
         if order.is_held:
@@ -325,7 +326,7 @@ def _clear_hold(order: Order) -> None:
 def order_release(*, order: Order, by: Actor, expected_version: int | None = None) -> Order:
     with transaction.atomic():
         order = _lock(order, expected_version)
-        role = _acting_role(by, {"reviewer", "dispatcher", "packer", "courier", "service"})
+        role = _acting_role(by, rules.ACTION_ROLES["hold"])
         if not order.is_held:
             raise OrderError(_("The order is not on hold."))
         held_seconds = int((timezone.now() - order.held_at).total_seconds()) if order.held_at else 0
@@ -353,7 +354,7 @@ def order_claim(*, order: Order, by: Actor, expected_version: int | None = None)
     """"Who is operating now" on the card: one person at a time; a supervisor may take over."""
     with transaction.atomic():
         order = _lock(order, expected_version)
-        role = _acting_role(by, {"reviewer", "dispatcher", "packer", "courier", "service", "sales", "finance"})
+        role = _acting_role(by, rules.ACTION_ROLES["claim"])
         if order.claimed_by_id == by.user.pk:
             return order
         if order.claimed_by_id is not None and role != rules.SUPERVISOR:
@@ -479,12 +480,16 @@ def order_tag_add(*, order: Order, by: Actor, tag: str) -> OrderTag:
 
 
 def order_tag_resolve(*, order: Order, by: Actor, tag: str, resolution: str) -> OrderTag:
+    if tag == RiskTag.FUZZY_ADDRESS:
+        # A note saying "checked" would approve and ship to the fuzzy address (BRIEF.md: the
+        # reviewer "fixes fuzzy addresses"): only a corrected address resolves it.
+        raise OrderError(_("A fuzzy address is resolved by correcting the address on the card, not by a note."))
     resolution = (resolution or "").strip()
     if not resolution:
         raise OrderError(_("Say how the exception was resolved."))
     with transaction.atomic():
         order = _lock(order, None)
-        role = _acting_role(by, set(by.roles)) if not by.is_system else ""
+        role = _acting_role(by, rules.TAG_RESOLVER_ROLES.get(tag, frozenset())) if not by.is_system else ""
         order_tag = order.tags.filter(tag=tag, resolved_at__isnull=True).first()
         if order_tag is None:
             raise OrderConflict(_("This tag was already resolved."))
@@ -512,7 +517,7 @@ def after_sales_open(
         raise OrderError(_("The amount cannot be negative."))
     with transaction.atomic():
         order = _lock(order, None)
-        role = _acting_role(by, {"service", "sales"})
+        role = _acting_role(by, rules.ACTION_ROLES["open_after_sales"])
         if sku_code and not order.lines.filter(sku_code=sku_code).exists():
             raise OrderError(_("SKU %(sku)s is not in this order.") % {"sku": sku_code})
         case = AfterSalesCase.objects.create(order=order, sku_code=sku_code, kind=kind, reason=reason, amount=amount, opened_by=by.user)
@@ -527,8 +532,8 @@ def after_sales_decide(*, case: AfterSalesCase, by: Actor, approve: bool, reason
         raise OrderError(_("A decision needs a reason."))
     with transaction.atomic():
         order = _lock(case.order, None)
-        role = _acting_role(by, {"service", "finance"})
         case = AfterSalesCase.objects.select_for_update().get(pk=case.pk)
+        role = _acting_role(by, rules.ACTION_ROLES["decide_refund" if case.kind == AfterSalesKind.REFUND else "decide_after_sales"])
         if case.status != AfterSalesStatus.OPEN:
             raise OrderConflict(_("This case was already decided."))
         case.status = AfterSalesStatus.APPROVED if approve else AfterSalesStatus.REJECTED
@@ -552,18 +557,68 @@ def after_sales_decide(*, case: AfterSalesCase, by: Actor, approve: bool, reason
 ADDRESS_FIELDS = ("receiver_name", "receiver_phone", "province", "city", "district", "address")
 
 
-def address_change_request(*, order: Order, by: Actor, **address: str) -> AddressChangeRequest:
+# Stages in which the address may still be corrected on the card: nothing is packed or labelled.
+CORRECTABLE_STATUSES = (OrderStatus.PENDING_REVIEW, OrderStatus.PAID, OrderStatus.PICKING)
+
+
+def _clean_address(address: dict) -> dict[str, str]:
     values = {field: (address.get(field) or "").strip() for field in ADDRESS_FIELDS}
     missing = [field for field in ADDRESS_FIELDS if field != "district" and not values[field]]
     if missing:
         raise OrderError(_("Fill in the receiver, phone, province, city and address."))
+    too_long = [field for field in ADDRESS_FIELDS if len(values[field]) > Order._meta.get_field(field).max_length]
+    if too_long:
+        field = Order._meta.get_field(too_long[0])
+        raise OrderError(_("%(field)s has at most %(limit)d characters.") % {"field": field.verbose_name, "limit": field.max_length})
     if not is_contact_number(values["receiver_phone"]):
         raise OrderError(_("%(phone)s is not a valid phone number.") % {"phone": values["receiver_phone"]})
     # Stored canonical, like every phone on the order, so that search by phone still finds it.
     values["receiver_phone"] = normalize_mobile(values["receiver_phone"]) or values["receiver_phone"]
+    return values
+
+
+def order_correct_address(*, order: Order, by: Actor, expected_version: int | None = None, **address: str) -> Order:
+    """The reviewer fixes the receiver on the card before anything is packed. This is what
+    resolves a fuzzy-address tag; old and new address go on the timeline. During picking the
+    warehouse gets a warning note to acknowledge, so nobody packs with the old label."""
+    values = _clean_address(address)
+    with transaction.atomic():
+        order = _lock(order, expected_version)
+        role = _acting_role(by, rules.ACTION_ROLES["correct_address"])
+        if order.status not in CORRECTABLE_STATUSES:
+            raise OrderError(
+                _("The order is %(status)s; the address can only be corrected before packing.") % {"status": order.get_status_display()}
+            )
+        before = {field: getattr(order, field) for field in ADDRESS_FIELDS}
+        if before == values:
+            raise OrderError(_("The address is unchanged; correct what is wrong before saving."))
+        for field in ADDRESS_FIELDS:
+            setattr(order, field, values[field])
+        _save(order, list(ADDRESS_FIELDS))
+        actor = _as(by, role)
+        events.address_change(order=order, by=actor, change_id=None, action="corrected", before=before, after=values)
+        fuzzy = order.tags.filter(tag=RiskTag.FUZZY_ADDRESS, resolved_at__isnull=True).first()
+        if fuzzy is not None:
+            fuzzy.resolved_at = timezone.now()
+            fuzzy.resolved_by = by.user
+            fuzzy.resolution = _("Address corrected")
+            fuzzy.save(update_fields=["resolved_at", "resolved_by", "resolution"])
+            events.tag_resolved(order=order, by=actor, tag=RiskTag.FUZZY_ADDRESS, resolution=fuzzy.resolution)
+        if order.status == OrderStatus.PICKING:
+            note = Note.objects.create(
+                order=order, author=by.user, author_role=role, kind=NoteKind.WARNING, audience=NoteAudience.WAREHOUSE,
+                body=_("The address was corrected during picking: pack and label for %(address)s.")
+                % {"address": f"{values['receiver_name']} {values['province']}{values['city']}{values['district']}{values['address']}"},
+            )
+            events.note_added(order=order, by=actor, note=note)
+    return order
+
+
+def address_change_request(*, order: Order, by: Actor, **address: str) -> AddressChangeRequest:
+    values = _clean_address(address)
     with transaction.atomic():
         order = _lock(order, None)
-        role = _acting_role(by, {"service", "sales", "reviewer"})
+        role = _acting_role(by, rules.ACTION_ROLES["request_address_change"])
         if order.status not in ACTIVE_STATUSES:
             raise OrderError(_("The order has left the warehouse; the address can no longer change."))
         if order.address_changes.filter(status=AddressChangeStatus.OPEN).exists():
@@ -577,7 +632,7 @@ def address_change_request(*, order: Order, by: Actor, **address: str) -> Addres
 def address_change_resolve(*, change: AddressChangeRequest, by: Actor, apply: bool) -> AddressChangeRequest:
     with transaction.atomic():
         order = _lock(change.order, None)
-        role = _acting_role(by, {"reviewer", "service", "dispatcher", "packer"})
+        role = _acting_role(by, rules.ACTION_ROLES["resolve_address_change"])
         change = AddressChangeRequest.objects.select_for_update().get(pk=change.pk)
         if change.status != AddressChangeStatus.OPEN:
             raise OrderConflict(_("This address change was already handled."))
@@ -708,7 +763,7 @@ def rush_file(*, by: Actor, phone: str, reason: str, deadline: datetime.datetime
     or when sales choose "new order") gets the 🔥 flag, the reason and the expected completion.
 
     BRIEF.md: "3 required fields (customer phone, rush reason, expected completion time)"."""
-    if not by.roles & rules.RUSH_ROLES:
+    if not by.roles & rules.ACTION_ROLES["file_rush"] and rules.SUPERVISOR not in by.roles:
         raise NotAllowed(_("Only sales and supervisors file rush orders."))
     errors: dict[str, str] = {}
     mobile = normalize_mobile(phone)

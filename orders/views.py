@@ -16,8 +16,8 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_POST
 
-from orders import selectors, services
-from orders.access import ALL_ROLES, Actor, display_phone, public_endpoint, role_required, user_roles
+from orders import clock, rules, selectors, services
+from orders.access import Actor, display_phone, public_endpoint, role_required, user_roles
 from orders.models import (
     ACTIVE_STATUSES,
     AddressChangeRequest,
@@ -34,7 +34,6 @@ from orders.models import (
     RiskTag,
     Role,
 )
-from orders import clock
 
 
 # Where each role starts its day: the screen it keeps open (the first match wins for a person
@@ -52,7 +51,7 @@ def home(request: HttpRequest) -> HttpResponse:
 
 
 @require_GET
-@role_required(*ALL_ROLES)
+@role_required(*rules.SCREEN_ROLES["orders"])
 def order_list(request: HttpRequest) -> HttpResponse:
     params = request.GET
     filters = selectors.OrderFilters(
@@ -96,6 +95,15 @@ def _card_context(request: HttpRequest, order_number: str) -> dict:
     for note in notes:
         note.acknowledged_by_me = any(ack.user_id == request.user.pk for ack in note.acknowledgements.all())
     feedback = list(order.feedback_requests.all())
+
+    def may(action: str, allowed: frozenset[str] | None = None) -> bool:
+        allowed = rules.ACTION_ROLES[action] if allowed is None else allowed
+        return bool(roles & allowed) or rules.SUPERVISOR in roles
+
+    open_tags = [tag for tag in order.tags.all() if tag.resolved_at is None]
+    for tag in open_tags:
+        # The fuzzy-address tag is resolved by correcting the address (the form above it).
+        tag.resolvable = tag.tag != RiskTag.FUZZY_ADDRESS and may("", rules.TAG_RESOLVER_ROLES.get(tag.tag, frozenset()))
     return {
         "order": order,
         "phone_display": display_phone(request.user, order.receiver_phone),
@@ -106,7 +114,9 @@ def _card_context(request: HttpRequest, order_number: str) -> dict:
         "feedback_open": [item for item in feedback if item.answered_at is None],
         "feedback_answered": [item for item in feedback if item.answered_at is not None],
         "confirmed_by": _confirmed_by(order),
-        "open_tags": [tag for tag in order.tags.all() if tag.resolved_at is None],
+        "open_tags": open_tags,
+        "can_correct_address": may("correct_address") and order.status in services.CORRECTABLE_STATUSES,
+        "fuzzy_open": any(tag.tag == RiskTag.FUZZY_ADDRESS for tag in open_tags),
         "events": list(order.events.all()),
         "my_roles": roles,
         "carriers": Carrier.choices,
@@ -132,7 +142,7 @@ def _confirmed_by(order: Order) -> list:
 
 
 @require_GET
-@role_required(*ALL_ROLES)
+@role_required(*rules.SCREEN_ROLES["orders"])
 def order_card(request: HttpRequest, order_number: str) -> HttpResponse:
     context = _card_context(request, order_number)
     if request.htmx:
@@ -276,6 +286,13 @@ def _decide_case(request, order, actor, version):
     return _("Decision recorded.")
 
 
+def _correct_address(request, order, actor, version):
+    services.order_correct_address(
+        order=order, by=actor, expected_version=version, **{f: request.POST.get(f, "") for f in services.ADDRESS_FIELDS}
+    )
+    return _("Address corrected.")
+
+
 def _request_address(request, order, actor, version):
     services.address_change_request(order=order, by=actor, **{f: request.POST.get(f, "") for f in services.ADDRESS_FIELDS})
     return _("Address change requested.")
@@ -325,13 +342,14 @@ ACTIONS: dict[str, ActionHandler] = {
     "resolve_tag": _resolve_tag,
     "open_case": _open_case,
     "decide_case": _decide_case,
+    "correct_address": _correct_address,
     "request_address": _request_address,
     "resolve_address": _resolve_address,
 }
 
 
 @require_POST
-@role_required(*ALL_ROLES)
+@role_required(*rules.SCREEN_ROLES["orders"])
 def order_action(request: HttpRequest, order_number: str, action: str) -> HttpResponse:
     handler = ACTIONS.get(action)
     if handler is None:
@@ -358,7 +376,7 @@ def order_action(request: HttpRequest, order_number: str, action: str) -> HttpRe
 
 
 @require_POST
-@role_required(*ALL_ROLES)
+@role_required(*rules.SCREEN_ROLES["orders"])
 def phone_reveal(request: HttpRequest, order_number: str) -> HttpResponse:
     order = get_object_or_404(Order, order_number=order_number)
     phone = services.phone_reveal(order=order, by=Actor.of(request.user))

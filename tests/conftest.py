@@ -18,7 +18,7 @@ from django.contrib.auth.models import Group, User
 from django.db import connection
 from django.utils import timezone
 
-from orders.access import ALL_ROLES
+from orders.rules import ALL_ROLES
 from orders.models import Customer, Order, OrderLine, Product
 from orders import clock
 

@@ -62,7 +62,7 @@ def role_groups(transactional_db):
     """transactional_db flushes the role groups the migration created; put them back."""
     from django.contrib.auth.models import Group
 
-    from orders.access import ALL_ROLES
+    from orders.rules import ALL_ROLES
 
     for role in ALL_ROLES:
         Group.objects.get_or_create(name=role)

@@ -9,7 +9,8 @@ from django.contrib.auth.models import Group
 from django.utils import timezone
 
 from orders import services
-from orders.access import ALL_ROLES, Actor
+from orders.access import Actor
+from orders.rules import ALL_ROLES
 from orders.models import Order
 from tests.conftest import log_in, make_order, make_product
 from tests.frontline_fixtures import fast_passwords, rejected_return, ship  # noqa: F401

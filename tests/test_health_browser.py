@@ -10,7 +10,7 @@ from django.contrib.auth.models import Group
 from django.core.management import call_command
 from django.utils import timezone
 
-from orders.access import ALL_ROLES
+from orders.rules import ALL_ROLES
 from beile.management.commands.seed_demo import demo_password
 from tests.conftest import log_in
 from workflows.health.measures import BUSINESS_TZ, MEASURES

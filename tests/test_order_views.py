@@ -246,6 +246,7 @@ ACTION_CASES = {
     "resolve_tag": ("paid", "finance", _tag, {"tag": "invoice_pending", "resolution": "已开"}, lambda o: o.tags.get().resolved_at),
     "open_case": ("completed", "service", None, {"kind": "refund", "reason": "罐体凹陷", "amount": "59.90"}, lambda o: o.after_sales.get().amount == Decimal("59.90")),
     "decide_case": ("completed", "finance", _case, {"decision": "approve", "reason": "属实"}, lambda o: o.refund_amount == Decimal("10.00")),
+    "correct_address": ("pending_review", "reviewer", None, {"receiver_name": "王丽", "receiver_phone": "13800138000", "province": "浙江省", "city": "杭州市", "district": "滨江区", "address": "江南大道2号"}, lambda o: o.address == "江南大道2号"),
     "request_address": ("paid", "service", None, {"receiver_name": "王丽", "receiver_phone": "13800138000", "province": "浙江省", "city": "杭州市", "address": "江南大道1号"}, lambda o: o.address_changes.exists()),
     "resolve_address": ("paid", "reviewer", _change, {"decision": "apply"}, lambda o: o.address == "江南大道1号"),
 }

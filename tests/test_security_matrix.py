@@ -42,7 +42,8 @@ from integrations.kuaidi100 import client as kuaidi100_client
 from integrations.erp.reconciliation import reconciliation_run
 from orders import services
 from workflows.frontline import selfservice
-from orders.access import ALL_ROLES, MASKED_PHONE_ROLES, Actor
+from orders.access import Actor
+from orders.rules import ALL_ROLES, MASKED_PHONE_ROLES
 from orders.models import (
     AddressChangeRequest, AfterSalesCase, AfterSalesKind, EventKind, FeedbackRequest, NoteAcknowledgement, Order, OrderEvent,
 )

@@ -329,11 +329,11 @@ def test_address_change_applied_updates_the_order(people):
 def test_address_change_rejected_keeps_the_address(people):
     order = make_order(status="picking")
     change = services.address_change_request(order=order, by=by(people, "service"), **NEW_ADDRESS)
-    services.address_change_resolve(change=change, by=by(people, "packer"), apply=False)
+    services.address_change_resolve(change=change, by=by(people, "reviewer"), apply=False)
     order.refresh_from_db()
     assert order.address == "市心北路100号"
     change.refresh_from_db()
-    assert (change.status, change.resolved_by) == ("rejected", people["packer"])
+    assert (change.status, change.resolved_by) == ("rejected", people["reviewer"])
 
 
 def test_address_change_input_and_timing(people):

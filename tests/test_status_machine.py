@@ -204,7 +204,13 @@ def test_fuzzy_address_tag_blocks_approval_until_resolved(people):
     with pytest.raises(services.TransitionBlocked) as refused:
         services.order_transition(order=order, name="approve", by=reviewer)
     assert refused.value.reasons == ["The address is tagged as fuzzy; correct it and resolve the tag before approving."]
-    services.order_tag_resolve(order=order, by=reviewer, tag="fuzzy_address", resolution="电话确认：萧山区市心北路100号")
+    # A note is not a fix: it would approve and ship to the fuzzy address.
+    with pytest.raises(services.OrderError, match="correcting the address"):
+        services.order_tag_resolve(order=order, by=reviewer, tag="fuzzy_address", resolution="电话确认：萧山区市心北路100号")
+    services.order_correct_address(
+        order=order, by=reviewer, receiver_name=order.receiver_name, receiver_phone=order.receiver_phone,
+        province="浙江省", city="杭州市", district="滨江区", address="江南大道8号",
+    )
     services.order_transition(order=order, name="approve", by=reviewer)
     order.refresh_from_db()
     assert order.status == "paid"

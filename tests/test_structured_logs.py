@@ -5,7 +5,8 @@ import json
 import logging
 import sys
 
-from beile.logging import JsonFormatter, MaskMobileNumbers, logging_config, mask_mobile_numbers
+from beile.logging import JsonFormatter, MaskMobileNumbers, logging_config
+from orders.privacy import mask_mobile_numbers
 
 
 def _record(message: str, *args, exc_info=None) -> logging.LogRecord:

@@ -11,11 +11,12 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
+from orders import rules
 from orders.access import Actor, role_required
 from workflows import tickets
 from workflows.models import Ticket
 
-ROLES = ("courier", "supervisor")
+ROLES = rules.SCREEN_ROLES["tickets"]
 
 
 @require_GET

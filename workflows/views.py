@@ -20,6 +20,7 @@ from orders.access import Actor, role_required
 from orders.models import Order, RiskTag, Role
 from orders.phones import normalize_mobile
 from orders.services import OrderError
+from orders import rules
 from orders import services as order_services
 from workflows import selectors, services
 from orders.models import StageRule
@@ -27,8 +28,8 @@ from workflows.models import Alert
 
 # The board is the supervisor's: it carries their actions (acknowledge, assign). Other roles
 # see their own stage's clock on each order card and the "overdue" filter of the order list.
-BOARD_ROLES = ("supervisor",)
-RUSH_ROLES = ("sales", "supervisor")
+BOARD_ROLES = rules.SCREEN_ROLES["board"]
+RUSH_ROLES = rules.SCREEN_ROLES["rush"]
 POLL_SECONDS = 5
 
 

@@ -23,7 +23,8 @@ from workflows.frontline.answers import order_answer
 from workflows.frontline.models import InquiryChannel, PackScan, SelfServiceVia
 from workflows.frontline.services import inquiry_record
 from orders import services
-from orders.access import Actor, mask_phone, public_endpoint, role_required
+from orders.access import Actor, public_endpoint, role_required
+from orders.privacy import mask_phone
 from orders.models import AfterSalesKind, Note, NoteAudience, NoteKind, Order, OrderLine
 
 LOOKUP_ROLES = ("service", "supervisor", "sales")

@@ -12,6 +12,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
+from orders import rules
 from orders.access import role_required
 from orders.models import OrderStatus
 from orders.services import OrderError
@@ -19,8 +20,8 @@ from workflows.health import selectors, services
 from workflows.health.measures import MEASURES_BY_KEY, business_today, describe_detail
 from workflows.health.models import ConsistencyTask
 
-HEALTH_ROLES = ("supervisor", "finance")
-CHECKER_ROLES = ("sales", "dispatcher", "packer", "service")
+HEALTH_ROLES = rules.SCREEN_ROLES["health"]
+CHECKER_ROLES = rules.SCREEN_ROLES["status_check"]
 
 
 @require_GET

@@ -1,0 +1,36 @@
+"""Personal data: which roles see phone numbers, and the one shape a masked number takes —
+on pages, in free text and in log lines alike (138****5678).
+
+Standard library only (plus the role table): gunicorn.conf.py loads beile/logging.py, which uses
+this module, before Django is set up.
+"""
+
+from __future__ import annotations
+
+import re
+
+from orders.rules import MASKED_PHONE_ROLES
+
+# A mainland mobile number (PROTOCOLS.md: ^1[3-9]\d{9}$), also as typed: +86/0086 in front,
+# spaces or dashes inside; never inside a longer run of digits (an order number, a timestamp).
+MOBILE_NUMBER = re.compile(r"(?<!\d)((?:\+?86|0086)[-\s]?)?(1[3-9]\d)[-\s]?\d{4}[-\s]?(\d{4})(?!\d)")
+
+
+def mask_phone(phone: str) -> str:
+    """138****5678: enough for a packer to match a label, not enough to call the customer."""
+    if len(phone) >= 7:
+        return f"{phone[:3]}****{phone[-4:]}"
+    return "****"
+
+
+def mask_mobile_numbers(text: str) -> str:
+    """Every mobile number inside a text (a log line, a note) masked the same way."""
+    return MOBILE_NUMBER.sub(r"\1\2****\3", text)
+
+
+def sees_full_phone(roles: frozenset[str]) -> bool:
+    return bool(roles) and not roles <= MASKED_PHONE_ROLES
+
+
+def display_phone(roles: frozenset[str], phone: str) -> str:
+    return phone if sees_full_phone(roles) else mask_phone(phone)
