@@ -1,4 +1,4 @@
-"""PackScan now belongs to orders (orders 0006 adopts the table frontline_packscan): drop it from
+"""PackScan now belongs to orders (orders 0008 adopts the table frontline_packscan): drop it from
 this app's state only, so the table and its rows stay."""
 
 from django.db import migrations
@@ -8,7 +8,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ("frontline", "0001_frontline_records"),
-        ("orders", "0006_packscan_in_orders"),
+        ("orders", "0008_packscan_in_orders"),
     ]
 
     operations = [

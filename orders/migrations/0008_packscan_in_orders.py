@@ -14,7 +14,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ("orders", "0005_event_kinds_merged"),
+        ("orders", "0007_event_kinds_carrier_tracking"),
         # The table itself was created there; this migration only adopts it.
         ("frontline", "0001_frontline_records"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
