@@ -3,13 +3,12 @@
 
 import pytest
 
-from workflows.frontline import packing
-from orders.models import PackScan, ScanOutcome
 from orders import services
 from orders.access import Actor
-from orders.models import AfterSalesCase, Note
+from orders.models import AfterSalesCase, Note, PackScan, ScanOutcome
 from tests.conftest import PASSWORD, make_order, make_product
 from tests.frontline_fixtures import fast_passwords  # noqa: F401
+from workflows.frontline import packing
 
 pytestmark = pytest.mark.django_db
 
