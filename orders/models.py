@@ -1,7 +1,7 @@
 """The order domain: the master table, its child tables and the append-only event log.
 
-Rules live in services.py (writes) and status.py (the status machine and its guards); the
-models only describe data.
+Rules live in services.py (writes), rules.py (the status machine's guards) and packing.py (pack
+verification); the models only describe data.
 """
 
 from decimal import Decimal
@@ -175,6 +175,9 @@ class Order(FSMModelMixin, models.Model):
     rush_deadline = models.DateTimeField(_("expected completion"), null=True, blank=True)
     # Rush handling time for the measures page is shipped_at - rush_filed_at.
     rush_filed_at = models.DateTimeField(_("rush filed at"), null=True, blank=True)
+    # An outside system (the WMS) reported the parcel packed: a fact we record, but nobody
+    # verified its items by scan here (orders/packing.py), so the measures can count such orders.
+    packed_unverified = models.BooleanField(_("packed without scan verification here"), default=False)
 
     # The stage clock (workflows/sla.py keeps these): when the current stage is due, null while
     # held or in a stage without a limit; the minute sweep scans this column, not every order.
@@ -427,14 +430,6 @@ class NoteAudience(models.TextChoices):
     SERVICE = "service", _("Customer service")
 
 
-# The roles that must see (and, for warnings, acknowledge) a note for each audience.
-AUDIENCE_ROLES: dict[str, set[str]] = {
-    NoteAudience.WAREHOUSE: {Role.DISPATCHER, Role.PACKER},
-    NoteAudience.LOGISTICS: {Role.COURIER},
-    NoteAudience.SERVICE: {Role.SERVICE},
-}
-
-
 class Note(models.Model):
     order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="notes")
     author = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
@@ -476,6 +471,38 @@ class FeedbackRequest(models.Model):
 
     class Meta:
         ordering = ["-asked_at"]
+
+
+class ScanOutcome(models.TextChoices):
+    OPENED = "opened", _("Order opened")
+    MATCH = "match", _("Item verified")
+    WRONG_ITEM = "wrong_item", _("Wrong item refused")
+    OVER_COUNT = "over_count", _("Extra item refused")
+    INTERCEPTED = "intercepted", _("Refused: order intercepted")
+    NOT_PACKABLE = "not_packable", _("Refused: order not in picking")
+    RESTART = "restart", _("Verification restarted")
+    UNKNOWN = "unknown", _("Unknown code")
+
+
+class PackScan(models.Model):
+    """Every scan at the packing bench, kept as an append-only event; the pack verification
+    (orders/packing.py) counts the verified items since the last restart."""
+
+    order = models.ForeignKey(Order, null=True, blank=True, on_delete=models.CASCADE, related_name="pack_scans")
+    code = models.CharField(_("scanned code"), max_length=64)
+    outcome = models.CharField(_("outcome"), max_length=16, choices=ScanOutcome.choices)
+    product = models.ForeignKey(Product, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    scanned_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    scanned_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        # The table was created by the front line app (frontline 0001) and is kept where it is.
+        db_table = "frontline_packscan"
+        ordering = ["-scanned_at", "-id"]
+        verbose_name = _("pack scan")
+        verbose_name_plural = _("pack scans")
+        # The verification counts an order's scans since its last restart on every scan.
+        indexes = [models.Index(fields=["order", "scanned_at"], name="packscan_order_time")]
 
 
 class EventKind(models.TextChoices):

@@ -10,12 +10,13 @@ it, so a role set is never written a second time.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from django.utils.translation import gettext as _
 
 if TYPE_CHECKING:
-    from orders.models import Order
+    from orders.models import AddressChangeRequest, Order
 
 # Kuaidi100's code for SF cold chain (PROTOCOLS.md). BRIEF.md: "an order with a cold-chain item
 # must use the SF cold chain channel or it cannot go to packing".
@@ -99,39 +100,65 @@ def _hold_blocker(order: Order) -> list[str]:
     return []
 
 
+@dataclass(frozen=True)
+class Interception:
+    """What stops the parcel before it leaves: an open refund request, an open address change."""
+
+    refund: bool
+    address_change: AddressChangeRequest | None
+
+    def __bool__(self) -> bool:
+        return self.refund or self.address_change is not None
+
+
+def interception(order: Order) -> Interception:
+    """The one decision "is this order intercepted" (BRIEF.md: an open refund or address change
+    stops the parcel); the card, the service and the PDA's STOP screen all read it."""
+    return Interception(
+        refund=order.after_sales.filter(kind="refund", status="open").exists(),
+        address_change=order.address_changes.filter(status="open").order_by("-requested_at", "-id").first(),
+    )
+
+
 def _interception_blockers(order: Order) -> list[str]:
-    """An open refund or address change stops the parcel before it leaves (interception)."""
+    stopped = interception(order)
     reasons = []
-    if order.after_sales.filter(kind="refund", status="open").exists():
+    if stopped.refund:
         reasons.append(_("An open refund request intercepts this order; decide the refund first."))
-    if order.address_changes.filter(status="open").exists():
+    if stopped.address_change is not None:
         reasons.append(_("An open address change intercepts this order; apply or reject it first."))
     return reasons
 
 
+def _no_items_blocker(order: Order) -> list[str]:
+    """Issue 11: "no items → no approve / pack". A rush order filed for a new phone starts empty
+    (¥0.00); its items arrive with the ERP import."""
+    if not order.lines.exists():
+        return [_("This order has no items yet; add its items first (e.g. through the ERP import).")]
+    return []
+
+
 def approve_blockers(order: Order) -> list[str]:
-    reasons = _hold_blocker(order)
+    reasons = _hold_blocker(order) + _no_items_blocker(order)
     if order.tags.filter(tag="fuzzy_address", resolved_at__isnull=True).exists():
         reasons.append(_("The address is tagged as fuzzy; correct it and resolve the tag before approving."))
     return reasons
 
 
 def start_picking_blockers(order: Order) -> list[str]:
-    return _hold_blocker(order)
+    return _hold_blocker(order) + _no_items_blocker(order)
 
 
 def pack_blockers(order: Order) -> list[str]:
-    reasons = _hold_blocker(order)
-    if order.lines.filter(cold_chain=True).exists() and order.carrier_code != COLD_CHAIN_CARRIER:
+    """The order-state guards of packing, for every pack path (person or system). A person
+    packing in this cockpit must also pass the pack verification: scans and notes,
+    orders/packing.py."""
+    reasons = _hold_blocker(order) + _no_items_blocker(order)
+    # Read through .all(): the card has the lines prefetched already.
+    if any(line.cold_chain for line in order.lines.all()) and order.carrier_code != COLD_CHAIN_CARRIER:
         reasons.append(
             _("This order has cold-chain items: it must use the SF cold chain channel (%(code)s) before packing.")
             % {"code": COLD_CHAIN_CARRIER}
-        )
-    unacknowledged = unacknowledged_warehouse_warnings(order)
-    if unacknowledged:
-        reasons.append(
-            _("%(count)d warehouse warning note(s) not yet acknowledged: %(body)s")
-            % {"count": len(unacknowledged), "body": unacknowledged[0].body[:60]}
         )
     reasons += _interception_blockers(order)
     return reasons
@@ -153,15 +180,6 @@ BLOCKERS = {
     "complete": no_blockers,
     "cancel": no_blockers,
 }
-
-
-def unacknowledged_warehouse_warnings(order: Order) -> list:
-    """Warning notes for the warehouse that no dispatcher or packer has acknowledged yet."""
-    return list(
-        order.notes.filter(kind="warning", audience="warehouse")
-        .exclude(acknowledgements__role__in=["dispatcher", "packer"])
-        .order_by("-created_at")
-    )
 
 
 def can_approve(order: Order) -> bool:

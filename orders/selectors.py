@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
 from django.utils import timezone
 
-from orders import rules
+from orders import packing, rules
+from orders.access import Actor
 from orders.models import (
     FeedbackRequest,
     Note,
@@ -132,15 +133,21 @@ def order_card(*, order_number: str) -> Order:
     return order
 
 
-def transition_options(order: Order, roles: frozenset[str]) -> list[dict]:
+def transition_options(order: Order, roles: frozenset[str], *, user) -> list[dict]:
     """The transitions this order can take from its status that this user's roles may run,
-    each with the reasons it is blocked now (shown next to the disabled button)."""
+    each with the reasons it is blocked now (shown next to the disabled button). Packing also
+    needs the pack verification (orders/packing.py): the same refusals the service gives, and
+    `verify_at_station` when the missing part is the scanning or the notes, which the PDA does."""
     from_here = {t.name for t in order.get_all_status_transitions() if t.source == order.status}
     options = []
     for name in rules.TRANSITION_ORDER:
         if name not in from_here:
             continue
         if not roles & rules.TRANSITION_ROLES[name] and rules.SUPERVISOR not in roles:
+            continue
+        if name == "pack":
+            check = packing.pack_check(order, Actor.of(user))
+            options.append({"name": name, "blockers": check.reasons, "verify_at_station": bool(check.verification)})
             continue
         options.append({"name": name, "blockers": rules.BLOCKERS[name](order)})
     return options

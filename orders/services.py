@@ -26,7 +26,7 @@ from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 from django_fsm import TransitionNotAllowed, can_proceed
 
-from orders import clock, events, rules
+from orders import clock, events, packing, rules
 from orders.access import Actor
 from orders.models import (
     ACTIVE_STATUSES,
@@ -134,7 +134,26 @@ def order_transition(
         raise NotAllowed(_("Unknown action."))
     with transaction.atomic():
         order = _lock(order, expected_version)
+        if name == "pack":
+            return _pack(order, by, source_time=source_time)
         return _apply_transition(order, name, by, source_time=source_time)
+
+
+def _pack(order: Order, by: Actor, *, source_time: datetime.datetime | None) -> Order:
+    """Pack verification (orders/packing.py) on every path: a person, on the card or the PDA, must
+    have scanned every item and read every warehouse note; an outside system (the WMS) reports a
+    parcel it packed itself, which is recorded and marked as not verified here."""
+    if by.is_system:
+        order.packed_unverified = True
+        return _apply_transition(
+            order, "pack", by, source_time=source_time, extra={"scan_verified": False}, also_changed=("packed_unverified",)
+        )
+    _acting_role(by, rules.TRANSITION_ROLES["pack"])  # who may pack is told before what is missing
+    if can_proceed(order.pack, check_conditions=False):  # and a wrong status before any guard
+        refusals = packing.pack_check(order, by).reasons
+        if refusals:
+            raise TransitionBlocked(refusals)
+    return _apply_transition(order, "pack", by, source_time=source_time, extra={"scan_verified": True})
 
 
 def _apply_transition(

@@ -109,7 +109,7 @@ def _card_context(request: HttpRequest, order_number: str) -> dict:
         "phone_display": display_phone(request.user, order.receiver_phone),
         "customer_phone_display": display_phone(request.user, order.customer.phone),
         "phone_masked": display_phone(request.user, order.receiver_phone) != order.receiver_phone,
-        "transitions": selectors.transition_options(order, roles),
+        "transitions": selectors.transition_options(order, roles, user=request.user),
         "notes": notes,
         "feedback_open": [item for item in feedback if item.answered_at is None],
         "feedback_answered": [item for item in feedback if item.answered_at is not None],

@@ -1,7 +1,9 @@
 """In a real browser: a reviewer approves an order (the card updates in place via htmx); later a
-packer sees the warehouse warning on the card, cannot pack until acknowledging it, then packs."""
+packer sees the warehouse warning on the card, cannot pack until acknowledging it and scanning
+every item at the packing station (the card links there), then packs from the card."""
 
 import pytest
+from playwright.sync_api import expect
 
 from orders import services
 from orders.access import Actor
@@ -43,11 +45,27 @@ def test_reviewer_approves_then_packer_acknowledges_the_warning_and_packs(people
     assert "138****5678" in packer.locator("#receiver-phone").inner_text()
     pack_button = packer.locator("#transition-pack button")
     assert pack_button.is_disabled()
-    blocker = packer.locator("#transition-pack .blocker")
-    assert blocker.is_visible() and WARNING in blocker.inner_text()
+    blocker = packer.locator("#transition-pack .blocker", has_text=WARNING)
+    assert blocker.is_visible()
 
     packer.click(f"#ack-{note.pk}")
     packer.wait_for_selector(f"#note-{note.pk}:not(.unacknowledged)")
+    # Read, but nothing scanned yet: the card sends the packer to the bench (orders/packing.py).
+    assert packer.locator("#transition-pack button").is_disabled()
+    assert WARNING not in packer.locator("#transition-pack").inner_text()
+    assert "扫码核验" in packer.locator("#transition-pack .blocker").first.inner_text()
+
+    packer.click("#verify-at-station")
+    packer.wait_for_selector(f"#pda-order:has-text('{order.order_number}')")
+    for line in order.lines.select_related("product"):
+        for scanned in range(1, line.quantity + 1):
+            # A keyboard-wedge scanner types into the focused scan box, then presses Enter.
+            packer.keyboard.type(line.product.barcode)
+            packer.keyboard.press("Enter")
+            expect(packer.locator(f"#item-{line.sku_code} .count")).to_have_text(f"{scanned}/{line.quantity}")
+    packer.wait_for_selector("#pack-button:not([disabled])")
+
+    open_card(packer, live_server, order)
     assert packer.locator("#transition-pack button").is_enabled()
     assert packer.locator("#transition-pack .blocker").count() == 0
 

@@ -10,6 +10,7 @@ import pytest
 from orders import services as order_services
 from orders.access import Actor
 from tests.conftest import make_order
+from tests.packing_fixtures import scan_every_item
 from workflows.health.measures import business_today, measure_cross_role_consistency
 from workflows.health.models import ConsistencySample, ConsistencyTask
 from workflows.health.services import consistency_sample_day
@@ -72,6 +73,8 @@ def test_three_people_answer_independently_and_the_rate_compares_with_the_status
     # After sampling an order moves on; the answers are judged against the status at sampling.
     moved = next(sample for sample in samples if sample.system_state == "paid" or sample.system_state == "picking")
     name = "start_picking" if moved.system_state == "paid" else "pack"
+    if name == "pack":
+        scan_every_item(moved.order, people["supervisor"])
     order_services.order_transition(order=moved.order, name=name, by=Actor.of(people["supervisor"]))
 
     # Each person sees only their own five tasks, and no system status on the page.

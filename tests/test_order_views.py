@@ -15,6 +15,7 @@ from orders.access import Actor
 from orders.models import EventKind, Order, OrderEvent
 from orders.selectors import PAGE_SIZE
 from tests.conftest import PASSWORD, make_order, make_product
+from tests.packing_fixtures import scan_every_item
 
 pytestmark = pytest.mark.django_db
 
@@ -175,7 +176,11 @@ def test_card_shows_five_dimensions_and_the_blocked_pack_button(people):
     pack = re.search(r'<form[^>]*id="transition-pack".*?</form>', body, re.S).group(0)
     assert re.search(r"<button[^>]*disabled", pack)
     assert "it must use the SF cold chain channel (shunfenglengyun) before packing." in pack
-    assert "1 warehouse warning note(s) not yet acknowledged: 赠品口水巾不要漏放" in pack
+    # The pack verification (orders/packing.py), as on the PDA: nothing scanned yet, two notes to read.
+    assert "Every item, gifts included, must be scanned at the packing station (PDA) before packing." in pack
+    assert "0 of 2 scanned." in pack
+    assert "2 note(s) for the warehouse not yet acknowledged by you: 客户要求明日12点前送达" in pack
+    assert f'href="/pda/{order.order_number}/"' in pack
     assert 'id="transition-approve"' not in body  # only what this role may do now
 
 
@@ -213,6 +218,10 @@ def _change(order, people):
     )
 
 
+def _scanned(order, people):
+    scan_every_item(order, people["packer"])
+
+
 def _hold(order, people):
     services.order_hold(order=order, by=Actor.of(people["dispatcher"]), reason="other", until=None)
 
@@ -229,7 +238,7 @@ def _tag(order, people):
 ACTION_CASES = {
     "approve": ("pending_review", "reviewer", None, {}, lambda o: o.status == "paid"),
     "start_picking": ("paid", "dispatcher", None, {}, lambda o: o.status == "picking"),
-    "pack": ("picking", "packer", None, {}, lambda o: o.status == "packed"),
+    "pack": ("picking", "packer", _scanned, {}, lambda o: o.status == "packed"),
     "ship": ("packed", "courier", None, {"carrier_code": "yunda", "tracking_number": "YD88"}, lambda o: o.status == "shipped"),
     "complete": ("shipped", "service", None, {}, lambda o: o.status == "completed"),
     "cancel": ("paid", "service", None, {"reason": "重复下单"}, lambda o: o.status == "cancelled"),

@@ -3,13 +3,12 @@
 
 import pytest
 
-from workflows.frontline import packing
-from workflows.frontline.models import PackScan, ScanOutcome
 from orders import services
 from orders.access import Actor
-from orders.models import AfterSalesCase, Note
+from orders.models import AfterSalesCase, Note, PackScan, ScanOutcome
 from tests.conftest import PASSWORD, make_order, make_product
 from tests.frontline_fixtures import fast_passwords  # noqa: F401
+from workflows.frontline import packing
 
 pytestmark = pytest.mark.django_db
 
@@ -88,7 +87,7 @@ def test_every_note_must_be_acknowledged_by_the_packer(bench):
     people = bench["people"]
     note = services.order_add_note(order=bench["order"], by=Actor.of(people["service"]), body="客户要求明日12点前送达", kind="customer_request", audience="warehouse")
     scan_everything(bench)
-    with pytest.raises(services.TransitionBlocked, match="备注尚未确认"):
+    with pytest.raises(services.TransitionBlocked, match="备注你尚未确认"):
         packing.packing_finish(order=bench["order"], by=bench["packer"])
     services.note_acknowledge(note=note, by=bench["packer"])
     assert packing.packing_finish(order=bench["order"], by=bench["packer"]).status == "packed"

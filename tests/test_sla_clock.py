@@ -14,6 +14,7 @@ from orders.access import Actor
 from orders.models import EventKind, Order
 from orders.selectors import OrderFilters, order_list
 from tests.conftest import make_order
+from tests.packing_fixtures import scan_every_item
 from orders import clock
 from workflows import sla
 from orders.models import StageRule
@@ -75,6 +76,7 @@ def test_a_new_stage_is_a_new_breach(supervisor_mail):
         order = _picking_order(people)
     with _at(datetime.timedelta(hours=5)):
         sla.sla_sweep()
+        scan_every_item(order, people["packer"])
         order = services.order_transition(order=order, name="pack", by=Actor.of(people["packer"]))
     assert order.sla_breached_at is None
     assert order.stage_due_at == START + datetime.timedelta(hours=7)

@@ -1,13 +1,14 @@
-"""What the front line records: customers' "where is my order" inquiries, every scan at the
-packing bench, and every self-service status view. CPD and the self-service share are computed
-from these rows in measures.py (read by the health self-check)."""
+"""What the front line records: customers' "where is my order" inquiries and every self-service
+status view. CPD and the self-service share are computed from these rows in measures.py (read by
+the health self-check). The packing bench's scans are orders.models.PackScan: the pack
+verification in orders/packing.py reads them."""
 
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from orders.models import Customer, Order, Product
+from orders.models import Customer, Order
 
 
 class InquiryChannel(models.TextChoices):
@@ -37,35 +38,6 @@ class Inquiry(models.Model):
             models.Index(fields=["order", "asked_at"], name="inquiry_order_time"),
             models.Index(fields=["asked_at"], name="inquiry_time"),
         ]
-
-
-class ScanOutcome(models.TextChoices):
-    OPENED = "opened", _("Order opened")
-    MATCH = "match", _("Item verified")
-    WRONG_ITEM = "wrong_item", _("Wrong item refused")
-    OVER_COUNT = "over_count", _("Extra item refused")
-    INTERCEPTED = "intercepted", _("Refused: order intercepted")
-    NOT_PACKABLE = "not_packable", _("Refused: order not in picking")
-    RESTART = "restart", _("Verification restarted")
-    UNKNOWN = "unknown", _("Unknown code")
-
-
-class PackScan(models.Model):
-    """Every scan at the packing bench, kept as an append-only event."""
-
-    order = models.ForeignKey(Order, null=True, blank=True, on_delete=models.CASCADE, related_name="pack_scans")
-    code = models.CharField(_("scanned code"), max_length=64)
-    outcome = models.CharField(_("outcome"), max_length=16, choices=ScanOutcome.choices)
-    product = models.ForeignKey(Product, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    scanned_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
-    scanned_at = models.DateTimeField(default=timezone.now)
-
-    class Meta:
-        ordering = ["-scanned_at", "-id"]
-        verbose_name = _("pack scan")
-        verbose_name_plural = _("pack scans")
-        # The station counts an order's scans since its last restart on every scan.
-        indexes = [models.Index(fields=["order", "scanned_at"], name="packscan_order_time")]
 
 
 class SelfServiceVia(models.TextChoices):

@@ -2,51 +2,35 @@
 (gifts included) by barcode, acknowledge every warehouse note, then pack.
 
 Every scan is a PackScan row, refusals included, so "who scanned what when" is on the record.
+The rules (what counts as verified, which notes must be read, whether the order is intercepted)
+live in orders/packing.py and orders/rules.py; this module is the station around them.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from django.db import transaction
-from django.db.models import Count, Prefetch
+from django.db.models import Prefetch
 from django.utils.translation import gettext as _
 
-from workflows.frontline.models import PackScan, ScanOutcome
-from orders import services
+from orders import packing as verification
+from orders import rules, services
 from orders.access import Actor
 from orders.models import (
-    AddressChangeStatus,
-    AfterSalesKind,
-    AfterSalesStatus,
     Note,
     NoteAcknowledgement,
-    NoteAudience,
     Order,
     OrderLine,
     OrderStatus,
+    PackScan,
     Product,
+    ScanOutcome,
     Shipment,
 )
+from orders.packing import PackLine
 
 REFUSED = {ScanOutcome.WRONG_ITEM, ScanOutcome.OVER_COUNT, ScanOutcome.INTERCEPTED, ScanOutcome.UNKNOWN, ScanOutcome.NOT_PACKABLE}
-# The packer must have read what was said to the warehouse and to everyone on the order
-# (BRIEF.md: "the gift note was in the remarks" / "I never saw a remarks field").
-PACKER_AUDIENCES = (NoteAudience.WAREHOUSE, NoteAudience.EVERYONE)
-
-
-@dataclass
-class PackLine:
-    product: Product
-    expected: int
-    scanned: int = 0
-    is_gift: bool = False
-    cold_chain: bool = False
-    names: list[str] = field(default_factory=list)
-
-    @property
-    def done(self) -> bool:
-        return self.scanned >= self.expected
 
 
 @dataclass
@@ -54,7 +38,8 @@ class PackingState:
     order: Order
     lines: list[PackLine]
     notes: list[Note]  # newest first, each with .acknowledged_by_me and .needs_ack
-    interceptions: list[str]
+    interceptions: list[str]  # the STOP screen's wording for rules.interception(order)
+    refusals: list[str]  # orders.packing.pack_check for this person: what the card would say too
     last_scan: PackScan | None = None
 
     @property
@@ -75,19 +60,10 @@ class PackingState:
 
     @property
     def station_blockers(self) -> list[str]:
-        """Why the station will not pack yet (the status guards add hold, cold chain, …)."""
-        reasons = []
+        """Why the station will not pack yet: the same check the service makes."""
         if self.order.status != OrderStatus.PICKING:
-            reasons.append(_("This order is %(status)s; only an order in picking can be packed.") % {"status": self.order.get_status_display()})
-        reasons += self.interceptions
-        for line in self.missing:
-            reasons.append(
-                _("%(sku)s %(name)s: %(scanned)d of %(expected)d scanned.")
-                % {"sku": line.product.sku_code, "name": line.product.name, "scanned": line.scanned, "expected": line.expected}
-            )
-        if self.unacknowledged:
-            reasons.append(_("%(count)d note(s) not yet acknowledged.") % {"count": len(self.unacknowledged)})
-        return reasons
+            return [_("This order is %(status)s; only an order in picking can be packed.") % {"status": self.order.get_status_display()}]
+        return self.refusals
 
 
 def order_for_code(code: str) -> Order | None:
@@ -99,13 +75,14 @@ def order_for_code(code: str) -> Order | None:
     return order
 
 
-def _interceptions(order: Order) -> list[str]:
-    """An open refund or address change stops the parcel at the bench (interception)."""
+def stop_wording(order: Order) -> list[str]:
+    """The STOP screen: rules.interception decides; the bench is told what to do with the goods."""
+    stopped = rules.interception(order)
     reasons = []
-    if order.after_sales.filter(kind=AfterSalesKind.REFUND, status=AfterSalesStatus.OPEN).exists():
+    if stopped.refund:
         reasons.append(_("STOP: the customer asked for a refund. Do not pack; put the goods aside and tell the supervisor."))
-    change = order.address_changes.filter(status=AddressChangeStatus.OPEN).first()
-    if change:
+    change = stopped.address_change
+    if change is not None:
         reasons.append(
             _("STOP: the delivery address is being changed to %(address)s. Do not pack or label until it is applied.")
             % {"address": f"{change.province}{change.city}{change.district}{change.address}"}
@@ -113,25 +90,8 @@ def _interceptions(order: Order) -> list[str]:
     return reasons
 
 
-def _scanned_counts(order: Order) -> dict[int, int]:
-    """Verified items per product since the last restart (ids grow with time, so compare ids)."""
-    restart = PackScan.objects.filter(order=order, outcome=ScanOutcome.RESTART).order_by("-id").values_list("id", flat=True).first()
-    scans = PackScan.objects.filter(order=order, outcome=ScanOutcome.MATCH)
-    if restart is not None:
-        scans = scans.filter(id__gt=restart)
-    return dict(scans.values("product_id").annotate(n=Count("id")).values_list("product_id", "n"))
-
-
 def packing_state(*, order: Order, user, last_scan: PackScan | None = None) -> PackingState:
-    lines: dict[int, PackLine] = {}
-    for line in OrderLine.objects.filter(order=order).select_related("product").order_by("is_gift", "id"):
-        pack_line = lines.setdefault(line.product_id, PackLine(product=line.product, expected=0))
-        pack_line.expected += line.quantity
-        pack_line.is_gift = pack_line.is_gift or line.is_gift
-        pack_line.cold_chain = pack_line.cold_chain or line.cold_chain
-    for product_id, scanned in _scanned_counts(order).items():
-        if product_id in lines:
-            lines[product_id].scanned = scanned
+    lines = verification.pack_lines(order)
     notes = list(
         Note.objects.filter(order=order)
         .select_related("author")
@@ -140,8 +100,11 @@ def packing_state(*, order: Order, user, last_scan: PackScan | None = None) -> P
     )
     for note in notes:
         note.acknowledged_by_me = any(ack.user_id == user.pk for ack in note.acknowledgements.all())
-        note.needs_ack = note.audience in PACKER_AUDIENCES
-    return PackingState(order=order, lines=list(lines.values()), notes=notes, interceptions=_interceptions(order), last_scan=last_scan)
+        note.needs_ack = verification.needs_acknowledgement(note)
+    check = verification.pack_check(order, Actor.of(user), lines=lines)
+    return PackingState(
+        order=order, lines=lines, notes=notes, interceptions=stop_wording(order), refusals=check.reasons, last_scan=last_scan
+    )
 
 
 def pack_scan(*, code: str, by: Actor, current: Order | None) -> tuple[Order | None, PackScan]:
@@ -168,13 +131,7 @@ def pack_scan(*, code: str, by: Actor, current: Order | None) -> tuple[Order | N
 
 
 def _item_scan(order: Order, product: Product, code: str, by: Actor) -> PackScan:
-    if order.status != OrderStatus.PICKING:
-        outcome = ScanOutcome.NOT_PACKABLE
-    elif _interceptions(order):
-        outcome = ScanOutcome.INTERCEPTED
-    else:
-        expected = sum(OrderLine.objects.filter(order=order, product=product).values_list("quantity", flat=True))
-        outcome = ScanOutcome.OVER_COUNT if _scanned_counts(order).get(product.pk, 0) >= expected else ScanOutcome.MATCH
+    outcome = verification.item_scan_outcome(order, product)
     return PackScan.objects.create(order=order, code=code, outcome=outcome, product=product, scanned_by=by.user)
 
 
@@ -184,14 +141,9 @@ def packing_restart(*, order: Order, by: Actor) -> PackScan:
 
 
 def packing_finish(*, order: Order, by: Actor) -> Order:
-    """Pack, only when every item is verified and every note acknowledged at this station; the
-    status machine's own guards (hold, cold chain, interceptions) still apply."""
-    with transaction.atomic():
-        order = Order.objects.select_for_update().get(pk=order.pk)
-        blockers = packing_state(order=order, user=by.user).station_blockers
-        if blockers:
-            raise services.TransitionBlocked(blockers)
-        return services.order_transition(order=order, name="pack", by=by)
+    """Pack: the service checks the status guards and the pack verification (orders/packing.py),
+    the same check the order card's Pack button goes through."""
+    return services.order_transition(order=order, name="pack", by=by)
 
 
 def scan_message(scan: PackScan) -> str:
