@@ -136,7 +136,7 @@ def pack_check(order: Order, by: Actor, *, lines: list[PackLine] | None = None) 
     """The status guards, then, for a person, the verification. The card's disabled Pack button,
     the PDA and the service all read this one check."""
     verification = [] if by.is_system else verification_blockers(order, by.user, lines=lines)
-    return PackCheck(guards=rules.pack_blockers(order), verification=verification)
+    return PackCheck(guards=rules.BLOCKERS["pack"](order), verification=verification)
 
 
 def item_scan_outcome(order: Order, product: Product) -> str:

@@ -10,6 +10,7 @@ it, so a role set is never written a second time.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -138,61 +139,60 @@ def _no_items_blocker(order: Order) -> list[str]:
     return []
 
 
-def approve_blockers(order: Order) -> list[str]:
-    reasons = _hold_blocker(order) + _no_items_blocker(order)
+def _fuzzy_address_blocker(order: Order) -> list[str]:
     if order.tags.filter(tag="fuzzy_address", resolved_at__isnull=True).exists():
-        reasons.append(_("The address is tagged as fuzzy; correct it and resolve the tag before approving."))
-    return reasons
-
-
-def start_picking_blockers(order: Order) -> list[str]:
-    return _hold_blocker(order) + _no_items_blocker(order)
-
-
-def pack_blockers(order: Order) -> list[str]:
-    """The order-state guards of packing, for every pack path (person or system). A person
-    packing in this cockpit must also pass the pack verification: scans and notes,
-    orders/packing.py."""
-    reasons = _hold_blocker(order) + _no_items_blocker(order)
-    # Read through .all(): the card has the lines prefetched already.
-    if any(line.cold_chain for line in order.lines.all()) and order.carrier_code != COLD_CHAIN_CARRIER:
-        reasons.append(
-            _("This order has cold-chain items: it must use the SF cold chain channel (%(code)s) before packing.")
-            % {"code": COLD_CHAIN_CARRIER}
-        )
-    reasons += _interception_blockers(order)
-    return reasons
-
-
-def ship_blockers(order: Order) -> list[str]:
-    return _hold_blocker(order) + _interception_blockers(order)
-
-
-def no_blockers(order: Order) -> list[str]:
+        return [_("The address is tagged as fuzzy; correct it and resolve the tag before approving.")]
     return []
 
 
-BLOCKERS = {
-    "approve": approve_blockers,
-    "start_picking": start_picking_blockers,
-    "pack": pack_blockers,
-    "ship": ship_blockers,
-    "complete": no_blockers,
-    "cancel": no_blockers,
+def _cold_chain_blocker(order: Order) -> list[str]:
+    """BRIEF.md: an order with a cold-chain item must use SF cold chain or it cannot go to packing;
+    the same holds at the dock (order_ship sets the carrier it ships with before this runs)."""
+    # Read through .all(): the card has the lines prefetched already.
+    if any(line.cold_chain for line in order.lines.all()) and order.carrier_code != COLD_CHAIN_CARRIER:
+        return [
+            _("This order has cold-chain items: it must use the SF cold chain channel (%(code)s) before packing.")
+            % {"code": COLD_CHAIN_CARRIER}
+        ]
+    return []
+
+
+# Every guard of the status machine, by name: the transitions it guards and its reasons. The
+# transitions' FSM conditions, the card's disabled buttons and the services all read this one
+# table; tests/test_rule_paths.py generates a case per guard and entry path from it. (Packing by
+# a person has two more checks, scans and notes: orders/packing.py pack_check.)
+GUARDS: dict[str, tuple[tuple[str, ...], Callable[[Order], list[str]]]] = {
+    "hold": (("approve", "start_picking", "pack", "ship"), _hold_blocker),
+    "no_items": (("approve", "start_picking", "pack"), _no_items_blocker),
+    "fuzzy_address": (("approve",), _fuzzy_address_blocker),
+    "cold_chain": (("pack", "ship"), _cold_chain_blocker),
+    "interception": (("pack", "ship"), _interception_blockers),
 }
 
 
+def _blockers_of(transition: str) -> Callable[[Order], list[str]]:
+    guards = [guard for transitions, guard in GUARDS.values() if transition in transitions]
+
+    def blockers(order: Order) -> list[str]:
+        return [reason for guard in guards for reason in guard(order)]
+
+    return blockers
+
+
+BLOCKERS = {name: _blockers_of(name) for name in TRANSITION_ORDER}
+
+
 def can_approve(order: Order) -> bool:
-    return not approve_blockers(order)
+    return not BLOCKERS["approve"](order)
 
 
 def can_start_picking(order: Order) -> bool:
-    return not start_picking_blockers(order)
+    return not BLOCKERS["start_picking"](order)
 
 
 def can_pack(order: Order) -> bool:
-    return not pack_blockers(order)
+    return not BLOCKERS["pack"](order)
 
 
 def can_ship(order: Order) -> bool:
-    return not ship_blockers(order)
+    return not BLOCKERS["ship"](order)

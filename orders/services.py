@@ -246,12 +246,8 @@ def order_ship(
         order = _lock(order, expected_version)
         if Shipment.objects.filter(carrier_code=carrier_code, tracking_number=tracking_number).exclude(order=order).exists():
             raise TransitionBlocked([_("Tracking number %(number)s already belongs to another order.") % {"number": tracking_number}])
-        if carrier_code != rules.COLD_CHAIN_CARRIER and order.lines.filter(cold_chain=True).exists():
-            # The packing guard's rule holds at the dock too: the parcel must not leave with another carrier.
-            raise TransitionBlocked(
-                [_("This order has cold-chain items: it must ship with SF cold chain (%(code)s).") % {"code": rules.COLD_CHAIN_CARRIER}]
-            )
-        # The order shows the carrier the parcel actually left with (saved with the transition).
+        # The order shows the carrier the parcel actually left with (saved with the transition);
+        # set first, so the ship guards (cold chain) judge the carrier it leaves with.
         order.carrier_code = carrier_code
         order = _apply_transition(
             order,
@@ -834,7 +830,7 @@ def _rush_existing(order: Order, by: Actor, role: str, reason: str, deadline: da
 def _rush_new_order(phone: str, by: Actor, role: str, reason: str, deadline: datetime.datetime, now: datetime.datetime) -> Order:
     """A rush for a customer with no open order. The receiver is the customer's last known one;
     without any, placeholders plus an open "fuzzy address" tag, which blocks approval until the
-    reviewer has the real address (status.approve_blockers)."""
+    reviewer has the real address (orders/rules.py, the fuzzy_address guard)."""
     customer, _created = Customer.objects.get_or_create(phone=phone, defaults={"name": _("Customer %(last4)s") % {"last4": phone[-4:]}})
     last = Order.objects.filter(Q(customer=customer) | Q(receiver_phone=phone)).order_by("-placed_at").first()
     placeholder = _("to be confirmed")

@@ -157,7 +157,7 @@ def test_rush_order_for_a_new_phone_cannot_be_approved_without_items(client, peo
     assert "订单还没有商品明细，请先补全商品（如经 ERP 导入）。" in error
     order.refresh_from_db()
     assert order.status == "pending_review"
-    assert "订单还没有商品明细，请先补全商品（如经 ERP 导入）。" in rules.approve_blockers(order)
+    assert "订单还没有商品明细，请先补全商品（如经 ERP 导入）。" in rules.BLOCKERS["approve"](order)
 
 
 @pytest.mark.parametrize(("name", "source", "role"), [("approve", "pending_review", "reviewer"), ("start_picking", "paid", "dispatcher"), ("pack", "picking", "packer")])
