@@ -97,6 +97,8 @@ def status_changed(
     tracking_number: str = "",
     scan_verified: bool | None = None,
     source_time: datetime.datetime | None = None,
+    occurred_at: datetime.datetime | None = None,
+    save: bool = True,
 ) -> OrderEvent:
     payload: dict = {"transition": transition, "from": source, "to": target, "as_supervisor": as_supervisor}
     if reason:
@@ -108,7 +110,7 @@ def status_changed(
         payload["tracking_number"] = tracking_number
     if scan_verified is not None:
         payload["scan_verified"] = scan_verified
-    return _event(order, EventKind.STATUS, by, payload, source_time=source_time)
+    return _event(order, EventKind.STATUS, by, payload, source_time=source_time, occurred_at=occurred_at, save=save)
 
 
 def held(*, order: Order, by: Actor, reason: str, note: str, until: datetime.datetime | None) -> OrderEvent:

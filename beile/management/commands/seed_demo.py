@@ -23,7 +23,6 @@ from orders.models import (
     AddressChangeRequest,
     AfterSalesCase,
     Customer,
-    EventKind,
     MembershipLevel,
     Note,
     Order,
@@ -39,6 +38,8 @@ from workflows.health.models import ConsistencySample, ConsistencyTask
 from workflows.health.services import measures_store_day
 from workflows.models import CustomerMessage, MessageStatus, Ticket
 from orders import clock
+from orders import events as order_events
+from orders.access import Actor
 
 DEMO_USERS = [
     # username (= role), full name
@@ -261,8 +262,8 @@ class Command(BaseCommand):
                     OrderLine(order=order, product=product, sku_code=product.sku_code, product_name=product.name, quantity=quantity,
                               unit_price=Decimal("0.00") if gift else product.unit_price, is_gift=gift, cold_chain=product.cold_chain)
                 )
-            events.append(OrderEvent(order=order, kind=EventKind.CREATED, occurred_at=order.created_at, source_time=order.placed_at,
-                                     actor_name="ERP", payload={"source": order.source}))
+            events.append(order_events.created(order=order, by=Actor.system("ERP"), source=order.source, source_time=order.placed_at,
+                                               occurred_at=order.created_at, save=False))
             self._history(order, status, users, events)
             if fuzzy:
                 tags.append(OrderTag(order=order, tag="fuzzy_address", opened_at=order.placed_at + datetime.timedelta(minutes=2)))
@@ -447,15 +448,17 @@ class Command(BaseCommand):
     def _history(self, order: Order, status: str, users: dict[str, User], events: list) -> None:
         previous = "pending_review"
         if status == "cancelled":
-            events.append(OrderEvent(order=order, kind=EventKind.STATUS, occurred_at=order.cancelled_at, actor_user=users["service"],
-                                     actor_name=users["service"].first_name, actor_role="service",
-                                     payload={"transition": "cancel", "from": previous, "to": "cancelled", "reason": order.cancel_reason}))
+            events.append(order_events.status_changed(
+                order=order, by=Actor.of(users["service"], "service"), transition="cancel", source=previous, target="cancelled",
+                as_supervisor=False, reason=order.cancel_reason, occurred_at=order.cancelled_at, save=False,
+            ))
             return
         for stage in FLOW[1 : FLOW.index(status) + 1]:
             actor = users[STAGE_ACTORS[stage]]
-            events.append(OrderEvent(order=order, kind=EventKind.STATUS, occurred_at=getattr(order, f"{stage}_at"), actor_user=actor,
-                                     actor_name=actor.first_name, actor_role=STAGE_ACTORS[stage],
-                                     payload={"transition": TRANSITION_OF[stage], "from": previous, "to": stage}))
+            events.append(order_events.status_changed(
+                order=order, by=Actor.of(actor, STAGE_ACTORS[stage]), transition=TRANSITION_OF[stage], source=previous, target=stage,
+                as_supervisor=False, occurred_at=getattr(order, f"{stage}_at"), save=False,
+            ))
             previous = stage
 
     def _shipment(self, rng: random.Random, order: Order, status: str) -> tuple[Shipment, list[dict]]:
