@@ -16,7 +16,7 @@ from orders.access import Actor
 from orders.models import EventKind, Order, OrderEvent
 from orders.selectors import OrderFilters, order_list
 from tests.conftest import make_product
-from tests.erp_fixtures import HEADER, line, write_csv, fast_passwords  # noqa: F401 (autouse)
+from tests.erp_fixtures import HEADER, fast_passwords, line, write_csv  # noqa: F401 (autouse)
 from workflows import sla
 from workflows.selectors import BoardFilters, board
 

@@ -339,3 +339,24 @@ def test_cross_role_consistency_with_only_unanswered_tasks_is_no_data_but_shows_
 def test_targets_decide_red_or_green(key, value, healthy):
     measure = next(m for m in MEASURES if m.key == key)
     assert measure.healthy(value) is healthy
+
+
+def test_a_business_day_is_counted_the_same_by_the_erp_export_and_the_measures():
+    """One calendar (orders/clock.py): the day's export, the reconciliation and every measure
+    count Beijing's midnight to midnight, whatever time zone a request has activated."""
+    from django.utils import timezone
+
+    from integrations.erp import exporter
+    from orders import clock
+    from workflows.health import measures
+
+    assert exporter.business_day_bounds is clock.business_day_bounds and measures.business_day_bounds is clock.business_day_bounds
+    start, end = clock.business_day_bounds(DAY)
+    assert (start, end) == (datetime.datetime(2026, 1, 19, tzinfo=SHANGHAI), datetime.datetime(2026, 1, 20, tzinfo=SHANGHAI))
+    with time_machine.travel(datetime.datetime(2026, 1, 19, 0, 30, tzinfo=SHANGHAI), tick=False):
+        early = make_order(status="paid")  # 16:30 UTC the evening before
+        with timezone.override("UTC"):
+            assert clock.business_day_bounds(DAY) == (start, end)
+            assert clock.business_today() == DAY
+            assert [order.pk for order in exporter.day_orders(DAY)] == [early.pk]
+            assert not exporter.day_orders(DAY - datetime.timedelta(days=1)).exists()

@@ -7,8 +7,6 @@ tickets), so two detections racing each other end with one open ticket.
 
 from __future__ import annotations
 
-import datetime
-
 from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
@@ -122,8 +120,3 @@ def open_tickets() -> QuerySet[Ticket]:
 def recently_closed_tickets(*, limit: int = 20) -> QuerySet[Ticket]:
     return Ticket.objects.filter(closed_at__isnull=False).select_related("order", "shipment", "owner", "closed_by").order_by("-closed_at")[:limit]
 
-
-def ticket_closure_durations(*, since: datetime.datetime, until: datetime.datetime) -> list[datetime.timedelta]:
-    """Open → closed times of the tickets closed in [since, until): the exception closure measure."""
-    rows = Ticket.objects.filter(closed_at__gte=since, closed_at__lt=until).values_list("opened_at", "closed_at")
-    return [closed - opened for opened, closed in rows]

@@ -24,6 +24,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from integrations.erp.models import ReconciliationRun
+from orders.clock import business_day_bounds, business_today  # the calendar's home; re-exported for workflows/health
 from workflows.frontline.measures import perceived_delays, status_queries
 from workflows.frontline.models import Inquiry
 from orders.models import AfterSalesCase, AfterSalesKind, AfterSalesStatus, Order, OrderEvent, OrderStatus, OrderTag
@@ -71,15 +72,6 @@ class BehindRow:
     off_target: bool
     # False for an order number only the ERP knows: there is no card to open here.
     linked: bool = True
-
-
-def business_day_bounds(day: datetime.date) -> tuple[datetime.datetime, datetime.datetime]:
-    start = datetime.datetime.combine(day, datetime.time.min, tzinfo=BUSINESS_TZ)
-    return start, start + datetime.timedelta(days=1)
-
-
-def business_today() -> datetime.date:
-    return timezone.localtime(timezone.now(), BUSINESS_TZ).date()
 
 
 def _minutes(delta: datetime.timedelta) -> float:

@@ -33,13 +33,13 @@ from orders.models import (
     Shipment,
     TrackingEvent,
 )
-from workflows.health.measures import business_day_bounds, business_today
 from workflows.health.models import ConsistencySample, ConsistencyTask
 from workflows.health.services import measures_store_day
 from workflows.models import CustomerMessage, MessageStatus, Ticket
 from orders import clock
 from orders import events as order_events
 from orders.access import Actor
+from orders.clock import business_day_bounds, business_today
 
 DEMO_USERS = [
     # username (= role), full name
