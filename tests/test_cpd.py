@@ -8,14 +8,14 @@ import pytest
 import time_machine
 from django.utils import timezone
 
+from integrations.wechat.services import customer_message_send
+from orders.access import Actor
+from tests.conftest import make_order
+from tests.frontline_fixtures import fast_passwords, ship  # noqa: F401
+from tests.logistics_fixtures import bind_customer, fake_wechat  # noqa: F401
 from workflows.frontline.measures import perceived_delays, status_queries
 from workflows.frontline.models import Inquiry, SelfServiceQuery
 from workflows.frontline.services import inquiry_record
-from orders.access import Actor
-from tests.conftest import make_order
-from integrations.wechat.services import customer_message_send
-from tests.frontline_fixtures import fast_passwords, ship  # noqa: F401
-from tests.logistics_fixtures import bind_customer, fake_wechat  # noqa: F401
 from workflows.models import CustomerMessage
 
 pytestmark = pytest.mark.django_db

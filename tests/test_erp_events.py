@@ -12,8 +12,8 @@ from integrations.erp.inbound import sign
 from integrations.erp.models import InboundEvent
 from orders import events
 from orders.models import EventKind, OrderEvent
-from tests.erp_fixtures import fast_passwords  # noqa: F401 (autouse)
 from tests.conftest import PASSWORD, make_order
+from tests.erp_fixtures import fast_passwords  # noqa: F401 (autouse)
 
 pytestmark = pytest.mark.django_db
 SECRET = "wms-test-secret"

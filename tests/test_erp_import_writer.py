@@ -15,7 +15,7 @@ from django.utils import timezone
 from integrations.erp.importer import import_orders, insert_rows
 from orders.models import Customer, EventKind, Order, OrderEvent, OrderLine
 from tests.conftest import make_product
-from tests.erp_fixtures import line, write_csv, fast_passwords  # noqa: F401 (autouse)
+from tests.erp_fixtures import fast_passwords, line, write_csv  # noqa: F401 (autouse)
 
 pytestmark = pytest.mark.django_db
 

@@ -10,9 +10,9 @@ import time_machine
 from django.utils import translation
 
 from integrations.erp.models import ReconciliationRun
-from workflows.frontline.models import Inquiry, SelfServiceQuery
 from orders.models import AfterSalesCase, Order, OrderEvent, OrderTag
 from tests.conftest import make_order
+from workflows.frontline.models import Inquiry, SelfServiceQuery
 from workflows.health.measures import (
     MEASURES,
     MEASURES_BY_KEY,

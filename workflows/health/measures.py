@@ -25,10 +25,10 @@ from django.utils.translation import gettext_lazy
 
 from integrations.erp.models import ReconciliationRun
 from orders.clock import business_day_bounds, business_today  # the calendar's home; re-exported for workflows/health
-from workflows.frontline.measures import perceived_delays, status_queries
-from workflows.frontline.models import Inquiry
 from orders.models import AfterSalesCase, AfterSalesKind, AfterSalesStatus, Order, OrderEvent, OrderStatus, OrderTag
 from orders.selectors import overdue_filter
+from workflows.frontline.measures import perceived_delays, status_queries
+from workflows.frontline.models import Inquiry
 from workflows.health.models import ConsistencyTask
 from workflows.models import Ticket
 
