@@ -112,7 +112,8 @@ def _creator_payloads(order: Order) -> dict[str, dict]:
 
 def test_the_import_writes_its_events_through_the_creators_and_they_read_as_text(tmp_path, products):
     rows = [line("V1", "NUK-AFZ-02"), line("V1", "GIFT-KSJ-01", price="0", gift="是")]
-    import_orders(path=write_csv(tmp_path / "v1.csv", rows), run_id=5)
+    others = [line("V2", "NUK-AFZ-02", paid="2024-05-02 08:00:00"), line("V3", "NUK-AFZ-02", status="待审核", paid="")]
+    import_orders(path=write_csv(tmp_path / "v1.csv", rows + others), run_id=5)
     rows[0]["地址"] = rows[1]["地址"] = "市心北路200号"
     rows[1]["数量"] = 2
     assert import_orders(path=write_csv(tmp_path / "v2.csv", rows), run_id=6).updated == 1
@@ -123,6 +124,15 @@ def test_the_import_writes_its_events_through_the_creators_and_they_read_as_text
     assert {kind: event.payload for kind, event in written.items()} == _creator_payloads(order)
     for event in written.values():
         assert (event.actor_name, event.actor_role, event.actor_user_id) == ("ERP", "", None)
+    # Every created event is what the creator makes for its own order, facts and source time.
+    erp = Actor.system("ERP")
+    for order in Order.objects.filter(order_number__in=["V1", "V2", "V3"]):
+        event = order.events.get(kind=EventKind.CREATED)
+        source_time = order.paid_at or order.placed_at
+        expected = events.created(order=order, by=erp, source="erp", import_run=5, erp_status=event.payload["erp_status"],
+                                  source_time=source_time, occurred_at=event.occurred_at, save=False)
+        fields = ("order_id", "kind", "occurred_at", "source_time", "actor_user_id", "actor_name", "actor_role", "payload")
+        assert [getattr(event, field) for field in fields] == [getattr(expected, field) for field in fields]
     texts = {}
     for language in ("zh-hans", "en"):
         with translation.override(language):

@@ -694,6 +694,12 @@ LINE_COLUMNS = ("order_id", "product_id", "sku_code", "product_name", "quantity"
 # Every column an event creator fills (orders/events.py): an unsaved event becomes one COPY row.
 EVENT_COLUMNS = ("order_id", "kind", "occurred_at", "source_time", "actor_user_id", "actor_name", "actor_role", "payload")
 _event_row = attrgetter(*EVENT_COLUMNS)
+_SOURCE_TIME = EVENT_COLUMNS.index("source_time")
+
+
+def _stamped(row: tuple, order_id: int, source_time: datetime.datetime | None) -> tuple:
+    """An event row of the same facts, for another order and source time."""
+    return (order_id, *row[1:_SOURCE_TIME], source_time, *row[_SOURCE_TIME + 1 :])
 ORDER_COLUMNS = (
     "order_number", "source", "customer_id", "status", *ADDRESS_KEYS, *AMOUNT_KEYS, "carrier_code", "buyer_message",
     "requires_cold_chain", "placed_at", "created_at", "updated_at", "stage_entered_at", "stage_due_at", "source_updated_at",
@@ -744,18 +750,25 @@ def _create_orders(drafts: list[OrderDraft], products: dict[str, Product], now, 
         ))
     order_ids = insert_rows(Order, ORDER_COLUMNS, rows)
     lines, shipments, event_rows = [], [], []
+    created_rows: dict[tuple[str, str], tuple] = {}
     for order_id, draft, status in zip(order_ids, drafts, statuses, strict=True):
         values = draft.values
         lines += _line_rows(order_id, draft, products)
         if status in (OrderStatus.SHIPPED, OrderStatus.COMPLETED) and values["tracking_number"] and values["carrier_code"]:
             shipments.append(Shipment(order_id=order_id, carrier_code=values["carrier_code"], tracking_number=values["tracking_number"], created_at=now))
-        # A deferred model of the fields known here (10 µs, no query), enough for the creator.
-        order = Order.from_db(None, CREATED_ORDER_FIELDS, (order_id, draft.number, status, OrderSource.ERP))
-        event = events.created(
-            order=order, by=ERP, source=OrderSource.ERP, import_run=run_id, erp_status=values["erp_status"],
-            source_time=values["source_time"], occurred_at=now, save=False,
-        )
-        event_rows.append(_event_row(event))
+        # events.created makes the event (payload included) for the first order with these facts;
+        # the orders sharing them get its row with their own id and source time. Building a model
+        # and an event per order cost 16 µs each, a sixth of the import's Python time.
+        facts = (status, values["erp_status"])
+        row = created_rows.get(facts)
+        if row is None:
+            order = Order.from_db(None, CREATED_ORDER_FIELDS, (order_id, draft.number, status, OrderSource.ERP))
+            event = events.created(
+                order=order, by=ERP, source=OrderSource.ERP, import_run=run_id, erp_status=values["erp_status"],
+                source_time=values["source_time"], occurred_at=now, save=False,
+            )
+            row = created_rows[facts] = _event_row(event)
+        event_rows.append(_stamped(row, order_id, values["source_time"]))
     insert_rows(OrderLine, LINE_COLUMNS, lines)
     # A tracking number already known here (e.g. entered by the courier) is kept, not duplicated.
     Shipment.objects.bulk_create(shipments, ignore_conflicts=True)
