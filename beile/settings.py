@@ -173,6 +173,8 @@ CELERY_BEAT_SCHEDULE: dict = {
     "health-sample-status-checks": {"task": "workflows.health.tasks.sample_status_checks", "schedule": crontab(hour=10, minute=0)},
     # Yesterday's ERP export, produced and kept shortly after midnight (idempotent per date).
     "erp-daily-export": {"task": "integrations.erp.tasks.produce_daily_export", "schedule": crontab(hour=0, minute=20)},
+    # ERP import runs whose worker died (no heartbeat within the lease) are marked failed.
+    "erp-reap-import-runs": {"task": "integrations.erp.tasks.reap_import_runs", "schedule": 60.0},
     "kuaidi100-relay-subscriptions": {"task": "integrations.kuaidi100.tasks.relay_subscriptions", "schedule": 30.0},
     "kuaidi100-poll-silent-shipments": {"task": "integrations.kuaidi100.tasks.poll_silent_shipments", "schedule": 300.0},
     "kuaidi100-scan-stalled-shipments": {"task": "integrations.kuaidi100.tasks.scan_stalled_shipments", "schedule": 60.0},

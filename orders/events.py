@@ -71,15 +71,20 @@ def created(
     source: str,
     import_run: int | None = None,
     erp_status: str = "",
+    amount_check: dict | None = None,
     source_time: datetime.datetime | None = None,
     occurred_at: datetime.datetime | None = None,
     save: bool = True,
 ) -> OrderEvent:
+    """`amount_check`: the ERP import's Σ(数量 × 单价) + 运费 − 优惠 that differs from 应付金额
+    ({"lines", "shipping_fee", "discount", "expected", "total_amount"}, amounts as strings)."""
     payload: dict = {"source": source}
     if import_run is not None:
         payload["import_run"] = import_run
     if erp_status:
         payload["erp_status"] = erp_status
+    if amount_check:
+        payload["amount_check"] = amount_check
     return _event(order, EventKind.CREATED, by, payload, source_time=source_time, occurred_at=occurred_at, save=save)
 
 
@@ -198,10 +203,13 @@ def import_updated(
     after: dict,
     import_run: int | None,
     source_time: datetime.datetime | None,
+    amount_check: dict | None = None,
     occurred_at: datetime.datetime | None = None,
     save: bool = True,
 ) -> OrderEvent:
     payload = {"fields": fields, "before": before, "after": after, "import_run": import_run}
+    if amount_check:  # as for `created`
+        payload["amount_check"] = amount_check
     return _event(order, EventKind.IMPORT_UPDATE, by, payload, source_time=source_time, occurred_at=occurred_at, save=save)
 
 
@@ -303,6 +311,19 @@ def _sla_breach(payload: dict) -> str:
     }
 
 
+def _amount_check(payload: dict) -> str:
+    check = payload.get("amount_check")
+    if not check:
+        return ""
+    return _(" — amount payable %(total)s does not match the lines %(lines)s + shipping %(fee)s − discount %(discount)s = %(expected)s") % {
+        "total": check.get("total_amount", ""),
+        "lines": check.get("lines", ""),
+        "fee": check.get("shipping_fee", ""),
+        "discount": check.get("discount", ""),
+        "expected": check.get("expected", ""),
+    }
+
+
 def describe(event: OrderEvent) -> str:
     """What happened, in one line of the reader's language (the card's and the lookup's timeline)."""
     payload = event.payload or {}
@@ -310,7 +331,7 @@ def describe(event: OrderEvent) -> str:
     if kind == EventKind.STATUS:
         return _status(payload)
     if kind == EventKind.CREATED:
-        return _("Order created (%(source)s)") % {"source": event.actor_name}
+        return _("Order created (%(source)s)") % {"source": event.actor_name} + _amount_check(payload)
     if kind == EventKind.HOLD:
         return _("Put on hold: %(reason)s %(note)s") % {"reason": _label(HoldReason, payload.get("reason", "")), "note": payload.get("note", "")}
     if kind == EventKind.RELEASE:
@@ -348,7 +369,7 @@ def describe(event: OrderEvent) -> str:
             text += f" — {payload['context']}"
         return text
     if kind == EventKind.IMPORT_UPDATE:
-        return _("Updated from %(source)s: %(fields)s") % {"source": event.actor_name, "fields": ", ".join(payload.get("fields", []))}
+        return _("Updated from %(source)s: %(fields)s") % {"source": event.actor_name, "fields": ", ".join(payload.get("fields", []))} + _amount_check(payload)
     if kind == EventKind.SYNC_REFUSED:
         return _("%(source)s asked for %(action)s; refused: %(reason)s") % {
             "source": event.actor_name,

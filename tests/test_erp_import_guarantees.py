@@ -74,7 +74,8 @@ def test_an_imported_open_order_runs_a_stage_clock_the_sweep_the_board_and_the_f
     ],
 )
 def test_the_payment_date_never_skips_review(tmp_path, products, erp_status, paid_cell, shipped_cell, expected):
-    row = line("S1", "NUK-AFZ-02", status=erp_status, paid=paid_cell) | {"发货日期": shipped_cell}
+    # A shipped order needs its waybill (tests/test_hostile_files.py); the others ignore it.
+    row = line("S1", "NUK-AFZ-02", status=erp_status, paid=paid_cell) | {"发货日期": shipped_cell, "快递单号": "ZT1234567890"}
     path = write_csv(tmp_path / "export.csv", [row], header=[*HEADER, "发货日期"])
     summary = import_orders(path=path)
     assert (summary.created, summary.errors) == (1, [])

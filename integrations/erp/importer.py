@@ -19,11 +19,20 @@ Decisions (also stated on the upload page and in the README):
 - Timeline events come from the creators in orders/events.py (the only code that shapes an
   OrderEvent payload), built unsaved and written in bulk.
 - Re-importing the same file changes nothing: an order is written only when a value differs.
+- Nothing is lost silently (issue 12): a value longer than its field is refused with the limit,
+  not cut; a row repeating another row of its order exactly is reported and counted once, not
+  doubled into the items; Σ(数量 × 单价) + 运费 − 优惠 is compared with 应付金额 and a difference
+  is reported and written on the order's created/updated event (imported, not refused: the ERP
+  may know a discount the file does not show); a new 已发货/已完成 order needs its waybill, in the
+  format the ship service accepts (orders/services.py TRACKING_NUMBER: ASCII letters and digits).
+- A run keeps the first MAX_STORED_ERRORS problems by row and counts the rest, so a file of
+  200,000 bad rows neither fills the database nor the worker's memory.
 """
 
 from __future__ import annotations
 
 import datetime
+import heapq
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -52,10 +61,13 @@ from orders.models import (
     Shipment,
 )
 from orders.phones import MOBILE, normalize_mobile
+from orders.services import TRACKING_NUMBER
 
 ERP = Actor.system("ERP")
 CHUNK = 2000  # orders per transaction: bounds lock time and the size of each bulk statement
 SHOWN_CHANGES = 200  # how many changed orders a preview lists
+MAX_STORED_ERRORS = 1000  # problems kept per run (the first by row); the rest are counted
+HEARTBEAT_ROWS = 5000  # rows read between two heartbeats of a run (a slow .xlsx reads ~2,500 rows/s)
 
 # Canonical key → the column names ERP exports use for it (the first is the one we print).
 COLUMNS: dict[str, tuple[str, ...]] = {
@@ -82,6 +94,8 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "quantity": ("数量",),
     "unit_price": ("商品单价",),
     "is_gift": ("是否赠品",),
+    # Read for the amount check only (Σ 数量 × 单价 + 运费 − 优惠 = 应付金额); the order keeps no discount.
+    "discount": ("优惠金额", "订单优惠", "折扣金额"),
 }
 REQUIRED = (
     "order_number", "sku_code", "quantity", "unit_price", "receiver_name", "phone",
@@ -110,7 +124,12 @@ PLAIN_AMOUNT = re.compile(r"\d{1,10}(\.\d{1,2})?")  # the usual cell: no separat
 CENT = Decimal("0.01")
 ZERO = Decimal("0.00")
 MAX_AMOUNT = Decimal("1e10")
-MAX_LENGTHS = {key: Order._meta.get_field(key).max_length for key in ("receiver_name", "province", "city", "address")}
+# Every text the import stores, with its field's length: a longer value is refused, never cut.
+MAX_LENGTHS = {
+    key: Order._meta.get_field(key).max_length for key in ("receiver_name", "province", "city", "district", "address", "buyer_message")
+}
+PRODUCT_NAME_LENGTH = OrderLine._meta.get_field("product_name").max_length
+SKU_LENGTH = OrderLine._meta.get_field("sku_code").max_length
 # Excel keeps 15 significant digits: a longer number in a numeric cell may already be rounded.
 EXACT_DIGITS = 15
 
@@ -126,6 +145,31 @@ class RowError:
         return {"row": self.row, "column": self.column, "reason": self.reason, "order_number": self.order_number}
 
 
+class ErrorLog:
+    """Every problem counted; only the first `limit` by row kept (a bounded heap), so a file of
+    200,000 bad rows costs a counter, not a million messages in memory and in the run's row."""
+
+    def __init__(self, limit: int = MAX_STORED_ERRORS) -> None:
+        self.limit = limit
+        self.count = 0
+        self._heap: list[tuple[int, int, RowError]] = []  # (-row, -sequence): the root is the last row kept
+
+    def add(self, error: RowError) -> None:
+        self.count += 1
+        item = (-error.row, -self.count, error)
+        if len(self._heap) < self.limit:
+            heapq.heappush(self._heap, item)
+        elif item > self._heap[0]:
+            heapq.heapreplace(self._heap, item)
+
+    def kept(self) -> list[RowError]:
+        return [error for _row, _sequence, error in sorted(self._heap, reverse=True)]
+
+    @property
+    def omitted(self) -> int:
+        return self.count - len(self._heap)
+
+
 class LineDraft(NamedTuple):
     row: int
     sku_code: str
@@ -135,20 +179,22 @@ class LineDraft(NamedTuple):
     is_gift: bool
 
 
-@dataclass
+@dataclass(slots=True)  # one per order of the file: slots keep 80,000 of them small
 class OrderDraft:
     number: str
     first_row: int
+    log: ErrorLog
     cells: tuple = ()  # the order-level cells of the first row, as read (rows repeating them add nothing)
     # Only when a later row's order-level cells differ: key → (row, stripped cell) of the first filled one.
     raw: dict[str, tuple[int, object]] = field(default_factory=dict)
     lines: list[LineDraft] = field(default_factory=list)
-    errors: list[RowError] = field(default_factory=list)
+    failed: bool = False  # a problem was found: the order is refused whole
     rows: int = 0
     values: dict = field(default_factory=dict)  # parsed order-level values
 
     def error(self, row: int, column: str, reason: str) -> None:
-        self.errors.append(RowError(row, column, reason, self.number))
+        self.failed = True
+        self.log.add(RowError(row, column, reason, self.number))
 
 
 @dataclass
@@ -160,8 +206,26 @@ class ImportSummary:
     unchanged: int = 0
     rejected: int = 0
     rejected_rows: int = 0
-    errors: list[RowError] = field(default_factory=list)
+    error_log: ErrorLog = field(default_factory=ErrorLog)
+    # Imported, but someone should look: exact duplicate rows, amounts that do not add up.
+    warning_log: ErrorLog = field(default_factory=ErrorLog)
     changes: list[dict] = field(default_factory=list)
+
+    @property
+    def errors(self) -> list[RowError]:
+        return self.error_log.kept()
+
+    @property
+    def errors_omitted(self) -> int:
+        return self.error_log.omitted
+
+    @property
+    def warnings(self) -> list[RowError]:
+        return self.warning_log.kept()
+
+    @property
+    def warnings_omitted(self) -> int:
+        return self.warning_log.omitted
 
     @property
     def nothing_changed(self) -> bool:
@@ -181,24 +245,33 @@ class ImportSummary:
 Progress = Callable[[int, int], None]
 
 
-def import_orders(*, path: Path | str, dry_run: bool = False, progress: Progress | None = None, run_id: int | None = None) -> ImportSummary:
-    """Import one ERP export. Raises UnreadableFile when the file as a whole cannot be used."""
+def import_orders(
+    *,
+    path: Path | str,
+    dry_run: bool = False,
+    progress: Progress | None = None,
+    run_id: int | None = None,
+    heartbeat: Callable[[], None] | None = None,
+) -> ImportSummary:
+    """Import one ERP export. Raises UnreadableFile when the file as a whole cannot be used (also
+    when a limit is crossed while reading: nothing is written before the whole file is read).
+    `heartbeat` is called every HEARTBEAT_ROWS rows while reading, `progress` as chunks commit."""
     table = read_table(path, COLUMNS, REQUIRED)
-    summary = ImportSummary(dry_run=dry_run, total_rows=len(table.rows))
+    summary = ImportSummary(dry_run=dry_run)
     order_keys = [key for key in ORDER_KEYS if key in table.header]
-    drafts, loose_errors = _group_rows(table, order_keys)
+    drafts, loose_orders, loose_rows = _group_rows(table, order_keys, summary, heartbeat)
     products = _products({line.sku_code for draft in drafts for line in draft.lines})
     for draft in drafts:
-        _validate(draft, table, order_keys, products)
-    summary.errors.extend(loose_errors)
-    summary.rejected += len({error.order_number or f"row{error.row}" for error in loose_errors})
-    summary.rejected_rows += len({error.row for error in loose_errors})
+        _validate(draft, table, order_keys, products, summary.warning_log)
+    summary.rejected += loose_orders
+    summary.rejected_rows += loose_rows
     good = []
     for draft in drafts:
-        if draft.errors:
+        if draft.failed:
             _reject(summary, draft)
         else:
             good.append(draft)
+    del drafts
     done_rows = summary.rejected_rows
     if progress:
         progress(done_rows, summary.total_rows)
@@ -208,14 +281,12 @@ def import_orders(*, path: Path | str, dry_run: bool = False, progress: Progress
         done_rows += sum(draft.rows for draft in chunk)
         if progress:
             progress(done_rows, summary.total_rows)
-    summary.errors.sort(key=lambda error: error.row)
     return summary
 
 
 def _reject(summary: ImportSummary, draft: OrderDraft) -> None:
     summary.rejected += 1
     summary.rejected_rows += draft.rows
-    summary.errors.extend(draft.errors)
 
 
 # --- Reading and validating --------------------------------------------------------------------
@@ -262,11 +333,17 @@ def order_number_problem(value) -> tuple[str, str]:
     return text, ""
 
 
-def _group_rows(table: Table, order_keys: list[str]) -> tuple[list[OrderDraft], list[RowError]]:
+def _group_rows(
+    table: Table, order_keys: list[str], summary: ImportSummary, heartbeat: Callable[[], None] | None
+) -> tuple[list[OrderDraft], int, int]:
     """Lines grouped by order number (rows of one order need not be adjacent). Order-level cells
     are kept from the first row that fills them and parsed once per order; a later row that fills
     them differently is an error, since one order cannot have two addresses or totals. Most rows
-    repeat their order's cells exactly, so those are compared as one tuple, not cell by cell."""
+    repeat their order's cells exactly, so those are compared as one tuple, not cell by cell.
+
+    The rows stream from the file and are dropped once grouped: memory holds the orders, not the
+    file. Returns (drafts, orders refused for their number, rows refused for their number) and
+    sets summary.total_rows."""
     index, labels = table.header, table.labels
     order_column = labels["order_number"]
     order_index = index["order_number"]
@@ -275,8 +352,17 @@ def _group_rows(table: Table, order_keys: list[str]) -> tuple[list[OrderDraft], 
     sku_at, quantity_at, price_at = index["sku_code"], index["quantity"], index["unit_price"]
     gift_at, name_at = index.get("is_gift"), index.get("product_name")
     drafts: dict[str, OrderDraft] = {}
-    loose: list[RowError] = []
-    for number, row in table.rows:
+    log, warnings = summary.error_log, summary.warning_log
+    loose_orders: set[str] = set()
+    loose_rows = 0
+    # Repeated short texts (SKUs, provinces, dates, statuses) kept once, not once per row.
+    shared: dict[str, str] = {}
+    share = shared.setdefault
+    read = 0
+    for number, row in table.stream():
+        read += 1
+        if heartbeat is not None and read % HEARTBEAT_ROWS == 0:
+            heartbeat()
         if len(row) < width:  # a short CSV row: the missing cells are empty
             row = row + [None] * (width - len(row))
         cells = order_cells(row)
@@ -285,19 +371,23 @@ def _group_rows(table: Table, order_keys: list[str]) -> tuple[list[OrderDraft], 
         if draft is None:
             text, problem = order_number_problem(cell)
             if problem:
-                loose.append(RowError(number, order_column, problem, text))
+                log.add(RowError(number, order_column, problem, text))
+                loose_orders.add(text or f"row{number}")
+                loose_rows += 1
                 continue
             draft = drafts.get(text)
             if draft is None:
-                draft = drafts[text] = OrderDraft(number=text, first_row=number, cells=cells)
-        if cells is not draft.cells and cells != draft.cells:
+                cells = tuple(share(value, value) if value.__class__ is str and len(value) < 40 else value for value in cells)
+                draft = drafts[text] = OrderDraft(number=text, first_row=number, log=log, cells=cells)
+        same_order_cells = cells is draft.cells or cells == draft.cells
+        if not same_order_cells:
             if not draft.raw:
                 _merge_order_cells(draft, draft.first_row, draft.cells, order_keys, labels)
             _merge_order_cells(draft, number, cells, order_keys, labels)
         draft.rows += 1
 
         sku = row[sku_at]
-        sku = sku.strip() if sku.__class__ is str else _text(sku)
+        sku = share(sku.strip(), sku.strip()) if sku.__class__ is str else _text(sku)
         quantity_raw = row[quantity_at]
         quantity = int(quantity_raw) if quantity_raw.__class__ is str and quantity_raw.isdecimal() else _quantity(quantity_raw)
         if quantity is not None and not 1 <= quantity <= 100_000:
@@ -316,9 +406,43 @@ def _group_rows(table: Table, order_keys: list[str]) -> tuple[list[OrderDraft], 
             if gift is None:
                 draft.error(number, labels.get("is_gift", "是否赠品"), _("Write 是 or 否 for a gift, not %(value)s.") % {"value": gift_raw})
             continue
-        name = _text(row[name_at])[:120] if name_at is not None else ""
+        name = _text(row[name_at]) if name_at is not None else ""
+        if len(sku) > SKU_LENGTH:
+            draft.error(number, labels["sku_code"], _too_long(sku, SKU_LENGTH))
+            continue
+        if len(name) > PRODUCT_NAME_LENGTH:
+            draft.error(number, labels["product_name"], _too_long(name, PRODUCT_NAME_LENGTH))
+            continue
+        if same_order_cells:
+            # A row repeating an earlier row of its order in every column the import reads is the
+            # same line twice (a copy-paste, an export run twice): counted once and reported.
+            # Two lines of one SKU are written as quantity 2; if they really were two, the amount
+            # check below reports the order's 应付金额 against the lines counted.
+            repeated = next(
+                (
+                    earlier for earlier in draft.lines
+                    if earlier.sku_code == sku and earlier.quantity == quantity and earlier.unit_price == price
+                    and earlier.is_gift == gift and earlier.product_name == name
+                ),
+                None,
+            )
+            if repeated is not None:
+                warnings.add(RowError(
+                    number, "",
+                    _("Row %(row)d repeats row %(first)d of order %(number)s exactly; it is counted once. If the customer bought it twice, write quantity %(quantity)d in one row.")
+                    % {"row": number, "first": repeated.row, "number": draft.number, "quantity": quantity * 2},
+                    draft.number,
+                ))
+                continue
         draft.lines.append(LineDraft(number, sku, name, quantity, price, gift))
-    return list(drafts.values()), loose
+    summary.total_rows = read
+    return list(drafts.values()), len(loose_orders), loose_rows
+
+
+def _too_long(value: str, limit: int) -> str:
+    return _("%(value)s… is %(length)d characters long; at most %(limit)d fit. Shorten it in the ERP and export again (the import does not cut text).") % {
+        "value": value[:20], "length": len(value), "limit": limit,
+    }
 
 
 def _merge_order_cells(draft: OrderDraft, number: int, cells: tuple, keys: list[str], labels: dict[str, str]) -> None:
@@ -436,8 +560,9 @@ def _products(skus: set[str]) -> dict[str, Product]:
     return found
 
 
-def _validate(draft: OrderDraft, table: Table, order_keys: list[str], products: dict[str, Product]) -> None:
-    """Parse the order-level cells once and check every line's SKU."""
+def _validate(draft: OrderDraft, table: Table, order_keys: list[str], products: dict[str, Product], warnings: ErrorLog) -> None:
+    """Parse the order-level cells once, check every line's SKU, the waybill of a shipped order
+    and the amounts against each other."""
     labels, header = table.labels, table.header
     values = draft.values
     first_row = draft.first_row
@@ -453,10 +578,14 @@ def _validate(draft: OrderDraft, table: Table, order_keys: list[str], products: 
         value = text(key, "")
         if not value:
             draft.error(row_of(key, first_row), labels[key], _("This column is empty for this order."))
-        values[key] = value[: MAX_LENGTHS[key]]
+        values[key] = value
     # A column the file does not have is None: the import leaves that field alone.
-    values["district"] = text("district", "")[:32] if "district" in header else None
-    values["buyer_message"] = text("buyer_message", "")[:500] if "buyer_message" in header else None
+    values["district"] = text("district", "") if "district" in header else None
+    values["buyer_message"] = text("buyer_message", "") if "buyer_message" in header else None
+    for key, limit in MAX_LENGTHS.items():
+        value = values[key]
+        if value is not None and len(value) > limit:
+            draft.error(row_of(key, first_row), labels[key], _too_long(value, limit))
     phone_text = text("phone", "")
     phone = phone_text if phone_text.isascii() and MOBILE.match(phone_text) else normalize_mobile(phone_text)
     if phone is None:
@@ -493,8 +622,20 @@ def _validate(draft: OrderDraft, table: Table, order_keys: list[str], products: 
         if code is None:
             draft.error(row_of("carrier", first_row), labels["carrier"], _("Unknown carrier %(value)s.") % {"value": carrier_text})
         values["carrier_code"] = code or ""
-    values["tracking_number"] = text("tracking_number", "").upper()[:32]
+    values["tracking_number"] = tracking = text("tracking_number", "").upper()
     values["erp_status"] = text("erp_status", "")
+    if tracking and not (tracking.isascii() and TRACKING_NUMBER.fullmatch(tracking)):
+        draft.error(
+            row_of("tracking_number", first_row), labels["tracking_number"],
+            _("The waybill number %(value)s is not a carrier's format: ASCII letters and digits only (no full-width characters), at most 32.")
+            % {"value": tracking[:40]},
+        )
+    elif _initial_status(values) in (OrderStatus.SHIPPED, OrderStatus.COMPLETED) and not (tracking and values["carrier_code"]):
+        # A shipped order without its waybill would be a shipment nobody can track or verify.
+        draft.error(
+            first_row, labels.get("tracking_number", "快递单号"),
+            _("A shipped or completed order needs its carrier (快递公司) and waybill number (快递单号).")
+        )
     for line in draft.lines:
         if line.sku_code not in products:
             draft.error(
@@ -503,6 +644,36 @@ def _validate(draft: OrderDraft, table: Table, order_keys: list[str], products: 
                 _("Unknown SKU %(sku)s: add the product (with its barcode) to the product master first; the import does not create products.")
                 % {"sku": line.sku_code},
             )
+    discount = None
+    if "discount" in cell and cell["discount"] not in (None, ""):
+        discount = parse_amount(cell["discount"])
+        if discount is None:
+            draft.error(row_of("discount", first_row), labels["discount"], _amount_reason(cell["discount"]))
+    values["amount_check"] = None
+    if not draft.failed and values["total_amount"] is not None:
+        _check_amounts(draft, discount or ZERO, warnings, labels["total_amount"])
+
+
+def _check_amounts(draft: OrderDraft, discount: Decimal, warnings: ErrorLog, column: str) -> None:
+    """Σ(数量 × 单价) + 运费 − 优惠 against 应付金额. A difference is not refused (the ERP may apply
+    a discount the file does not show) but never silently accepted: it is reported and written
+    on the order's event, for finance to look at."""
+    values = draft.values
+    lines_total = sum((line.quantity * line.unit_price for line in draft.lines), ZERO)
+    fee = values["shipping_fee"] or ZERO
+    expected = lines_total + fee - discount
+    total = values["total_amount"]
+    if expected == total:
+        return
+    values["amount_check"] = {
+        "lines": str(lines_total), "shipping_fee": str(fee), "discount": str(discount), "expected": str(expected), "total_amount": str(total),
+    }
+    warnings.add(RowError(
+        draft.first_row, column,
+        _("应付金额 %(total)s differs from the lines %(lines)s + shipping %(fee)s − discount %(discount)s = %(expected)s (difference %(difference)s). Imported and marked on the order; check it.")
+        % {"total": total, "lines": lines_total, "fee": fee, "discount": discount, "expected": expected, "difference": total - expected},
+        draft.number,
+    ))
 
 
 def _carrier_code(text: str) -> str | None:
@@ -759,13 +930,14 @@ def _create_orders(drafts: list[OrderDraft], products: dict[str, Product], now, 
         # events.created makes the event (payload included) for the first order with these facts;
         # the orders sharing them get its row with their own id and source time. Building a model
         # and an event per order cost 16 µs each, a sixth of the import's Python time.
-        facts = (status, values["erp_status"])
+        amount_check = values["amount_check"]
+        facts = (status, values["erp_status"], tuple(amount_check.values()) if amount_check else None)
         row = created_rows.get(facts)
         if row is None:
             order = Order.from_db(None, CREATED_ORDER_FIELDS, (order_id, draft.number, status, OrderSource.ERP))
             event = events.created(
                 order=order, by=ERP, source=OrderSource.ERP, import_run=run_id, erp_status=values["erp_status"],
-                source_time=values["source_time"], occurred_at=now, save=False,
+                amount_check=amount_check, source_time=values["source_time"], occurred_at=now, save=False,
             )
             row = created_rows[facts] = _event_row(event)
         event_rows.append(_stamped(row, order_id, values["source_time"]))
@@ -799,7 +971,7 @@ def _update_orders(changed: list[tuple[int, OrderDraft, list[str], bool]], produ
             update_fields.add("requires_cold_chain")
         event = events.import_updated(
             order=order, by=ERP, fields=fields + (["lines"] if lines_differ else []), before=before,
-            after={key: str(draft.values[key]) for key in fields}, import_run=run_id,
+            after={key: str(draft.values[key]) for key in fields}, import_run=run_id, amount_check=draft.values["amount_check"],
             source_time=draft.values["source_time"], occurred_at=now, save=False,
         )
         event_rows.append(_event_row(event))

@@ -1,6 +1,7 @@
 """The bridge to the old ERP/WMS: import runs, inbound status events, daily exports and
 reconciliation runs. Each row is kept so finance can see what happened and when."""
 
+import datetime
 from decimal import Decimal
 
 from django.conf import settings
@@ -18,7 +19,14 @@ class ImportState(models.TextChoices):
 
 class ImportRun(models.Model):
     """One upload of an ERP order export. The Celery task writes its progress here and the
-    browser polls it, so progress survives a page reload and works with any broker."""
+    browser polls it, so progress survives a page reload and works with any broker.
+
+    A running import renews `heartbeat_at` as it reads and as each chunk commits; a run whose
+    heartbeat is older than HEARTBEAT_LEASE lost its worker (killed, out of memory, restarted)
+    and the beat's reaper marks it failed (services.import_runs_reap), so no run stays
+    "处理中" forever. A failed run can be retried: a new run of the same stored file."""
+
+    HEARTBEAT_LEASE = datetime.timedelta(minutes=5)
 
     file = models.FileField(upload_to="erp/imports/%Y/%m/")
     original_name = models.CharField(max_length=200)
@@ -26,6 +34,8 @@ class ImportRun(models.Model):
     dry_run = models.BooleanField(_("preview only"), default=False)
     # The preview this import was confirmed from ("Import now" on a preview's result page).
     preview_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="imports")
+    # The failed run this one retries (the retry button on a failed run's page).
+    retry_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="retries")
     state = models.CharField(max_length=16, choices=ImportState.choices, default=ImportState.QUEUED)
     total_rows = models.PositiveIntegerField(default=0)
     processed_rows = models.PositiveIntegerField(default=0)
@@ -35,16 +45,26 @@ class ImportRun(models.Model):
     rejected_count = models.PositiveIntegerField(default=0)
     rejected_rows = models.PositiveIntegerField(default=0)
     file_error = models.CharField(max_length=500, blank=True)
-    # [{"row": 5, "column": "手机", "reason": "…", "order_number": "…"}, …]
+    # [{"row": 5, "column": "手机", "reason": "…", "order_number": "…"}, …]: the first
+    # importer.MAX_STORED_ERRORS by row; `errors_omitted` counts the rest.
     errors = models.JSONField(default=list, blank=True)
+    errors_omitted = models.PositiveIntegerField(default=0)
+    # Imported, but to look at (same shape): exact duplicate rows, amounts that do not add up.
+    warnings = models.JSONField(default=list, blank=True)
+    warnings_omitted = models.PositiveIntegerField(default=0)
     # The first orders that would change / changed: [{"order_number", "action", "fields"}].
     changes = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
+        # The reaper's scan: the few running runs, by heartbeat.
+        indexes = [
+            models.Index(fields=["heartbeat_at"], name="import_run_running", condition=models.Q(state="running")),
+        ]
 
     @property
     def percent(self) -> int:

@@ -78,7 +78,7 @@ def erp_side(path: Path | str, business_date: datetime.date) -> tuple[Side, bool
     refund_at, placed_at = index.get("refund_amount"), index.get("placed_at")
     width = max(index.values()) + 1
     on_the_day: dict[object, bool] = {}  # per distinct 下单时间 cell: a day's export repeats them a lot
-    for _row_number, row in table.rows:
+    for _row_number, row in table.stream():
         if len(row) < width:
             row = row + [None] * (width - len(row))
         if placed_at is not None:

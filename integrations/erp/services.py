@@ -1,6 +1,9 @@
-"""Writes for the ERP pages: start an import run, confirm a preview, execute a run (the task)."""
+"""Writes for the ERP pages: start an import run, confirm a preview, execute a run (the task),
+reap runs whose worker died, retry a failed run."""
 
 from __future__ import annotations
+
+import logging
 
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
@@ -12,6 +15,8 @@ from integrations.erp.models import ImportRun, ImportState
 from integrations.erp.spreadsheet import UnreadableFile
 
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024
+
+logger = logging.getLogger(__name__)
 
 
 class UploadRefused(Exception):
@@ -46,20 +51,36 @@ def import_run_confirm(*, preview: ImportRun, user) -> ImportRun:
 
 
 def import_run_execute(*, run: ImportRun) -> ImportRun:
-    """Run the import and keep its outcome on the row; progress is written as chunks commit."""
+    """Run the import and keep its outcome on the row; progress is written as chunks commit.
+    Whatever happens, the run ends done or failed with a message (a worker that dies outright is
+    left to import_runs_reap)."""
+    now = timezone.now()
     claimed = ImportRun.objects.filter(pk=run.pk, state=ImportState.QUEUED).update(
-        state=ImportState.RUNNING, started_at=timezone.now()
+        state=ImportState.RUNNING, started_at=now, heartbeat_at=now
     )
     if not claimed:  # another worker has it, or it is finished: a redelivered task does nothing
         return run
+    running = ImportRun.objects.filter(pk=run.pk, state=ImportState.RUNNING)
+
+    def heartbeat() -> None:
+        running.update(heartbeat_at=timezone.now())
 
     def progress(done: int, total: int) -> None:
-        ImportRun.objects.filter(pk=run.pk).update(processed_rows=done, total_rows=total)
+        running.update(processed_rows=done, total_rows=total, heartbeat_at=timezone.now())
 
     try:
-        summary = import_orders(path=run.file.path, dry_run=run.dry_run, progress=progress, run_id=run.pk)
+        summary = import_orders(path=run.file.path, dry_run=run.dry_run, progress=progress, run_id=run.pk, heartbeat=heartbeat)
     except UnreadableFile as exc:
-        ImportRun.objects.filter(pk=run.pk).update(state=ImportState.FAILED, file_error=str(exc)[:500], finished_at=timezone.now())
+        _fail(run, str(exc))
+        run.refresh_from_db()
+        return run
+    except Exception as exc:  # noqa: BLE001 — the run must not stay "running"; the log keeps the traceback
+        logger.exception("ERP import run %s stopped", run.pk)
+        _fail(
+            run,
+            _("The import stopped on an unexpected error (%(error)s). Orders of the chunks already written stay; retry the run, and tell the administrator if it happens again.")
+            % {"error": exc.__class__.__name__},
+        )
         run.refresh_from_db()
         return run
     ImportRun.objects.filter(pk=run.pk).update(
@@ -72,8 +93,50 @@ def import_run_execute(*, run: ImportRun) -> ImportRun:
         rejected_count=summary.rejected,
         rejected_rows=summary.rejected_rows,
         errors=[error.as_dict() for error in summary.errors],
+        errors_omitted=summary.errors_omitted,
+        warnings=[warning.as_dict() for warning in summary.warnings],
+        warnings_omitted=summary.warnings_omitted,
         changes=summary.changes,
         finished_at=timezone.now(),
     )
     run.refresh_from_db()
     return run
+
+
+def _fail(run: ImportRun, message: str) -> None:
+    try:
+        ImportRun.objects.filter(pk=run.pk).update(state=ImportState.FAILED, file_error=message[:500], finished_at=timezone.now())
+    except Exception:  # noqa: BLE001 — the database itself is gone: the reaper marks the run once it is back
+        logger.exception("ERP import run %s: could not record the failure", run.pk)
+
+
+def import_runs_reap() -> int:
+    """Mark failed every running import whose heartbeat is older than the lease: its worker was
+    killed (SIGKILL, out of memory) or restarted mid-run. Returns how many. The beat runs this
+    every minute (beile/settings.py)."""
+    stale = timezone.now() - ImportRun.HEARTBEAT_LEASE
+    return ImportRun.objects.filter(state=ImportState.RUNNING, heartbeat_at__lt=stale).update(
+        state=ImportState.FAILED,
+        file_error=_(
+            "The import stopped: the worker running it ended (it was killed or restarted) and sent no sign of life for %(minutes)d minutes. "
+            "Orders of the chunks already written stay; retry the run to import the rest."
+        )
+        % {"minutes": ImportRun.HEARTBEAT_LEASE.seconds // 60},
+        finished_at=timezone.now(),
+    )
+
+
+def import_run_retry(*, run: ImportRun, user) -> ImportRun:
+    """A new run of a failed run's stored file, same mode. Re-importing is safe: orders already
+    written by the failed run are found unchanged."""
+    if run.state != ImportState.FAILED:
+        raise UploadRefused(_("Only a failed import can be retried."))
+    from integrations.erp import tasks
+
+    with transaction.atomic():
+        retry = ImportRun.objects.create(
+            file=run.file.name, original_name=run.original_name, uploaded_by=user, dry_run=run.dry_run,
+            preview_of=run.preview_of, retry_of=run,
+        )
+        tasks.run_import.delay_on_commit(retry.pk)
+    return retry

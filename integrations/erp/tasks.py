@@ -14,6 +14,12 @@ def run_import(run_id: int) -> None:
     services.import_run_execute(run=run)
 
 
+@shared_task
+def reap_import_runs() -> int:
+    """Beat runs this every minute: imports whose worker died are marked failed (retryable)."""
+    return services.import_runs_reap()
+
+
 @shared_task(acks_late=True)
 def produce_daily_export(business_date: str = "") -> int:
     """Beat runs this after midnight for the day that just ended."""

@@ -7,6 +7,7 @@ urlpatterns = [
     path("erp/imports/", views.import_upload, name="erp_import_upload"),
     path("erp/imports/<int:run_id>/", views.import_detail, name="erp_import_detail"),
     path("erp/imports/<int:run_id>/confirm/", views.import_confirm, name="erp_import_confirm"),
+    path("erp/imports/<int:run_id>/retry/", views.import_retry, name="erp_import_retry"),
     path("erp/imports/<int:run_id>/errors.csv", views.import_errors, name="erp_import_errors"),
     path("erp/exports/", views.export_produce, name="erp_export_produce"),
     path("erp/exports/<str:business_date>.xlsx", views.export_download, name="erp_export_download"),

@@ -81,6 +81,18 @@ def import_confirm(request: HttpRequest, run_id: int) -> HttpResponse:
     return redirect("erp_import_detail", run_id=run.pk)
 
 
+@require_POST
+@role_required(*FINANCE_ROLES)
+def import_retry(request: HttpRequest, run_id: int) -> HttpResponse:
+    failed = get_object_or_404(ImportRun, pk=run_id)
+    try:
+        run = services.import_run_retry(run=failed, user=request.user)
+    except services.UploadRefused as exc:
+        messages.error(request, str(exc))
+        return redirect("erp_import_detail", run_id=failed.pk)
+    return redirect("erp_import_detail", run_id=run.pk)
+
+
 @require_GET
 @role_required(*FINANCE_ROLES)
 def import_errors(request: HttpRequest, run_id: int) -> HttpResponse:
@@ -94,7 +106,7 @@ def import_errors(request: HttpRequest, run_id: int) -> HttpResponse:
     writer.writerow([_("Row"), _("Column"), _("Order number"), _("Reason")])
     if run.file_error:
         writer.writerow(["", "", "", run.file_error])
-    for error in run.errors:
+    for error in [*run.errors, *run.warnings]:
         writer.writerow([error["row"], error["column"], error["order_number"], error["reason"]])
     return response
 

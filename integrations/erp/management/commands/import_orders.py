@@ -1,7 +1,7 @@
 """python manage.py import_orders FILE [--dry-run]
 
-Exit 0: every row imported (or already up to date); 1: some rows were rejected; 2: the file
-cannot be read."""
+Exit 0: every row imported (or already up to date; warnings, marked "!", do not change it); 1: some
+rows were rejected; 2: the file cannot be read (damaged, encrypted, over a limit: see the README)."""
 
 import sys
 
@@ -34,5 +34,11 @@ class Command(BaseCommand):
                 self.stdout.write(f"  ~ {change['order_number']}: {', '.join(change['fields'])}")
         for error in summary.errors:
             self.stdout.write(f"  row {error.row} [{error.column}] {error.order_number}: {error.reason}")
+        if summary.errors_omitted:
+            self.stdout.write(f"  … {summary.errors_omitted} more problems counted, not listed")
+        for warning in summary.warnings:
+            self.stdout.write(f"  ! row {warning.row} [{warning.column}] {warning.order_number}: {warning.reason}")
+        if summary.warnings_omitted:
+            self.stdout.write(f"  … {summary.warnings_omitted} more warnings counted, not listed")
         if summary.rejected:
             sys.exit(1)
