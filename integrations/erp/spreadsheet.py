@@ -312,11 +312,15 @@ def _xml_problem(exc: Exception, row: int | None = None) -> UnreadableFile:
         from defusedxml import DefusedXmlException
     except ImportError:  # pragma: no cover — a dependency (pyproject.toml)
         DefusedXmlException = ()  # noqa: N806
-    if isinstance(exc, DefusedXmlException):
+    # openpyxl wraps what failed in a ValueError ("could not read worksheets"): judge the cause.
+    causes = [exc]
+    while causes[-1].__cause__ is not None and len(causes) < 5:
+        causes.append(causes[-1].__cause__)
+    if any(isinstance(cause, DefusedXmlException) for cause in causes):
         return UnreadableFile(
             _("The workbook contains XML entity or DTD declarations, which Excel never writes (they can expand to gigabytes). Refused; export the file again from the ERP.")
         )
-    if isinstance(exc, ParseError | zlib.error | EOFError | zipfile.BadZipFile):
+    if any(isinstance(cause, ParseError | zlib.error | EOFError | zipfile.BadZipFile) for cause in causes):
         return _damaged(_("row %(row)d") % {"row": row} if row else "")
     if isinstance(exc, MemoryError):
         return UnreadableFile(_("The workbook is too large to read; split the export into smaller files."))
