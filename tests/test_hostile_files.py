@@ -274,7 +274,7 @@ def cfb_with(stream_names: list[str]) -> bytes:
         ("text named .xlsx", lambda p: p.write_text("this is not a workbook\n") and p, "没有找到表头"),
         ("empty file", lambda p: p.write_bytes(b"") or p, "文件是空的"),
         ("password-protected workbook", lambda p: p.write_bytes(cfb_with(["EncryptionInfo", "EncryptedPackage"])) and p, "密码"),
-        ("CSV in an unknown encoding", lambda p: p.write_bytes("订单号,商品编码\n".encode("utf-8") + b"\xff\xfe\xfa,x\n") and p, "UTF-8"),
+        ("CSV in an unknown encoding", lambda p: p.write_bytes("订单号,商品编码\n".encode() + b"\xff\xfe\xfa,x\n") and p, "UTF-8"),
         ("CSV in UTF-16", lambda p: p.write_bytes(",".join(HEADER).encode("utf-16")) and p, "不是表格文件"),
         ("CSV with NUL bytes further down", lambda p: p.write_bytes(write_csv(p, [data_values(f"E{n}") for n in range(200)]).read_bytes() + b"E9,\x00\x00\n") and p, "NUL"),
         ("CSV with one 10 MB line", lambda p: p.write_bytes(",".join(HEADER).encode() + b"\n" + b"x" * (10 * 1024 * 1024) + b"\n") and p, "100,000"),

@@ -356,7 +356,7 @@ def test_the_id_routes_are_the_known_ones():
     """A new URL with an object id joins test_unknown_object_id_is_a_plain_404 by itself; this
     keeps the scoped cases below in step (a new scoped id needs its own test there)."""
     assert {route.name for route in ID_ROUTES} == {
-        "health:check_answer", "erp_import_detail", "erp_import_confirm", "erp_import_errors",
+        "health:check_answer", "erp_import_detail", "erp_import_confirm", "erp_import_retry", "erp_import_errors",
         "erp_reconciliation_detail", "ticket_detail", "ticket_action", "alert_acknowledge",
     }
 
