@@ -524,6 +524,8 @@ if __name__ == "__main__":  # write the largest hostile files for docs/benchmark
                dimension="A1:XFD1048576")
     write_xlsx(target / "far3000.xlsx", [row_xml(1, HEADER), row_xml(2, data_values("E1")),
                                          b'<row r="3000"><c r="XFD3000" t="inlineStr"><is><t>x</t></is></c></row>'], dimension="A1:XFD3000")
+    write_xlsx(target / "xfd1048576.xlsx", [row_xml(1, HEADER), row_xml(2, data_values("E1")),
+                                            b'<row r="1048576"><c r="XFD1048576" t="inlineStr"><is><t>x</t></is></c></row>'], dimension="A1:XFD1048576")
     huge = "A" * (64 * 1024 * 1024)
     write_xlsx(target / "bomb.xlsx", [row_xml(1, HEADER), row_xml(2, data_values("E1", 地址=huge))])
     for path in sorted(target.iterdir()):
