@@ -502,6 +502,56 @@ def test_a_run_whose_worker_died_is_failed_by_the_reaper_and_can_be_retried(tmp_
     assert retry.state == ImportState.DONE and retry.created_count == 1
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_killed_mid_import_leaves_a_run_the_reaper_fails(tmp_path, settings):
+    """A real worker process, SIGKILLed while it reads: its run stays "running" (nothing in it
+    can react), and the reaper marks it failed once the heartbeat is older than the lease."""
+    import signal
+
+    import time_machine
+    from django.db import connection
+    from django.utils import timezone
+
+    from integrations.erp import services
+    from integrations.erp.models import ImportRun, ImportState
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the worker process needs the same database: PostgreSQL")
+    stored = Path(settings.MEDIA_ROOT) / "erp" / "imports" / "test-killed.xlsx"
+    stored.parent.mkdir(parents=True, exist_ok=True)
+    write_xlsx(stored, [row_xml(1, HEADER)] + [row_xml(n, data_values(f"K{n}")) for n in range(2, 40_002)])
+    run = ImportRun.objects.create(file="erp/imports/test-killed.xlsx", original_name="big.xlsx", dry_run=True)
+    db = connection.settings_dict
+    url = f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+    worker = subprocess.Popen(
+        [sys.executable, str(ROOT / "manage.py"), "shell", "-c",
+         f"from integrations.erp import services; from integrations.erp.models import ImportRun; "
+         f"services.import_run_execute(run=ImportRun.objects.get(pk={run.pk}))"],
+        cwd=ROOT, env=os.environ | {"DATABASE_URL": url}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # wait for a heartbeat after the claim: it is reading
+            run.refresh_from_db()
+            if run.state == ImportState.RUNNING and run.heartbeat_at and run.heartbeat_at > run.started_at:
+                break
+            time.sleep(0.1)
+        assert run.state == ImportState.RUNNING and run.heartbeat_at > run.started_at, "the worker never got going"
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(timeout=10)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+        stored.unlink()
+    run.refresh_from_db()
+    assert run.state == ImportState.RUNNING  # nobody left to say otherwise
+    assert services.import_runs_reap() == 0  # within the lease: maybe only slow
+    with time_machine.travel(timezone.now() + ImportRun.HEARTBEAT_LEASE + datetime.timedelta(seconds=5)):
+        assert services.import_runs_reap() == 1
+    run.refresh_from_db()
+    assert run.state == ImportState.FAILED and "重试" in run.file_error and run.finished_at
+
+
 @pytest.mark.django_db
 def test_any_exception_fails_the_run_with_a_message(tmp_path, product, people, settings):
     from integrations.erp import services
