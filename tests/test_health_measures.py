@@ -125,6 +125,7 @@ def test_exception_closure_today_counts_open_ages_until_now():
 
 def test_wrong_shipment_rate_is_shipped_orders_with_an_unrejected_wrong_or_missing_claim():
     shipped_that_day = [make_order(status="shipped", shipped_at=at(19, hour)) for hour in (0, 9, 11, 14, 23)]
+    Order.objects.filter(pk=shipped_that_day[4].pk).update(packed_unverified=True)  # the WMS packed it, no scans here
     earlier = make_order(status="completed", shipped_at=at(17, 10))
     make_order(status="shipped", shipped_at=at(20, 0))  # the next day: not in the base
     case = AfterSalesCase.objects.create
@@ -140,7 +141,7 @@ def test_wrong_shipment_rate_is_shipped_orders_with_an_unrejected_wrong_or_missi
 
     assert result.value == 40.0  # orders 0 and 3 ÷ 5 shipped
     assert result.sample_size == 5
-    assert result.detail == {"wrong_orders": 2, "shipped": 5}
+    assert result.detail == {"wrong_orders": 2, "shipped": 5, "packed_unverified": 1}
     behind = behind_wrong_shipment_rate(day=DAY)
     assert [row.order_number for row in behind] == [shipped_that_day[3].order_number] + [shipped_that_day[0].order_number] * 2
     assert all(row.off_target for row in behind)
@@ -151,7 +152,7 @@ def test_wrong_shipment_rate_without_shipments_is_no_data_even_with_cases():
     AfterSalesCase.objects.create(order=order, kind="wrong_item", reason="发错规格", opened_at=at(19, 10))
     result = measure_wrong_shipment_rate(day=DAY)
     assert result.value is None
-    assert result.detail == {"wrong_orders": 0, "shipped": 0}
+    assert result.detail == {"wrong_orders": 0, "shipped": 0, "packed_unverified": 0}
 
 
 def inquiry(order, asked_at, people):

@@ -184,10 +184,14 @@ def _wrong_shipment_cases(day: datetime.date):
 
 def measure_wrong_shipment_rate(*, day: datetime.date) -> MeasureValue:
     start, end = business_day_bounds(day)
-    shipped = Order.objects.filter(shipped_at__gte=start, shipped_at__lt=end).count()
+    shipped_that_day = Order.objects.filter(shipped_at__gte=start, shipped_at__lt=end)
+    shipped = shipped_that_day.count()
     # Per order: two claims about the same parcel are one wrong shipment.
     wrong = _wrong_shipment_cases(day).values("order_id").distinct().count()
-    detail = {"wrong_orders": wrong, "shipped": shipped}
+    # Parcels the WMS reported packed without item-by-item scans here (orders/packing.py): the
+    # share of shipments this measure cannot vouch for.
+    unverified = shipped_that_day.filter(packed_unverified=True).count()
+    detail = {"wrong_orders": wrong, "shipped": shipped, "packed_unverified": unverified}
     if not shipped:
         return MeasureValue(None, 0, detail)
     return MeasureValue(round(100 * wrong / shipped, 2), shipped, detail)
@@ -557,6 +561,7 @@ DETAIL_LABELS = {
     "oldest_open_minutes": gettext_lazy("oldest open"),
     "p90": gettext_lazy("p90"),
     "wrong_orders": gettext_lazy("orders with a wrong or missing item"),
+    "packed_unverified": gettext_lazy("packed without scan verification here"),
     "self_served": gettext_lazy("self-service"),
     "assisted": gettext_lazy("asked customer service"),
     "longest_minutes": gettext_lazy("longest"),
