@@ -38,7 +38,8 @@ from tests.test_kuaidi100_worker import start_worker
 from workflows.health.measures import business_today
 from workflows.health.models import ConsistencySample, DailyMeasure
 from workflows.health.tasks import sample_status_checks, store_yesterdays_measures
-from workflows.models import CustomerMessage, MessageStatus
+from integrations.wechat.models import CustomerMessage, MessageStatus
+from workflows import notifications
 
 pytestmark = [pytest.mark.faults, pytest.mark.celery_worker, pytest.mark.usefixtures("transactional_db", "role_groups")]
 
@@ -101,7 +102,7 @@ def test_killed_worker_loses_no_push_and_sends_none_twice(fake_kuaidi100, fake_w
     orders = [make_order(status="shipped", phone=f"137{index:08d}") for index in range(count)]
     for order in orders:
         bind_customer(order)
-        pushes.customer_push_order_status(order=order, event_key="delayed")  # queued (on_commit runs at once here)
+        notifications.customer_push_order_status(order=order, event_key="delayed")  # queued (on_commit runs at once here)
     assert CustomerMessage.objects.filter(status=MessageStatus.PENDING).count() == count
 
     env = {**worker_env(wechat=fake_wechat, kuaidi100=fake_kuaidi100), "PUBLIC_BASE_URL": live_server.url}

@@ -35,7 +35,8 @@ from orders.models import (
 )
 from workflows.health.models import ConsistencySample, ConsistencyTask
 from workflows.health.services import measures_store_day
-from workflows.models import CustomerMessage, MessageStatus, Ticket
+from integrations.wechat.models import CustomerMessage, MessageStatus
+from workflows.models import Ticket
 from orders import clock
 from orders import events as order_events
 from orders.access import Actor
