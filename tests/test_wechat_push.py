@@ -41,6 +41,8 @@ def test_a_push_is_a_row_first_then_sent_with_the_template_values(fake_wechat):
     assert received["client_msg_id"] == services.client_msg_id(message)
     assert received["data"]["character_string1"] == message.order.order_number
     assert all(len(value) <= 20 for key, value in received["data"].items() if key.startswith("thing"))
+    # The link to the customer's self-service page was fixed when the push was queued.
+    assert "/track/" in message.link and received["url"] == message.link
 
 
 def test_the_same_event_makes_one_message(fake_wechat):

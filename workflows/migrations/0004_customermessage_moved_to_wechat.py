@@ -7,7 +7,7 @@ class Migration(migrations.Migration):
     dependencies = [
         ("workflows", "0003_stagerule_moved_to_orders"),
         ("wechat", "0001_customermessage_from_workflows"),
-        ("frontline", "0002_inquiry_answer_message_in_wechat"),
+        ("frontline", "0003_inquiry_answer_message_in_wechat"),
     ]
 
     operations = [

@@ -7,7 +7,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("frontline", "0001_frontline_records"),
+        ("frontline", "0002_packscan_to_orders"),
         ("wechat", "0001_customermessage_from_workflows"),
     ]
 
