@@ -25,6 +25,7 @@ from orders.access import Actor, role_required
 from workflows.alerts import alert_raise, alerts_email_send
 from workflows.models import Alert, AlertKind
 
+
 def erp_sync_check(*, business_date: datetime.date, erp_path: Path | str, erp_file_name: str, by: str) -> ReconciliationRun:
     """Compare, keep the run, and alert finance and supervisors once per date when over
     tolerance. Raises UnreadableFile when the ERP's file cannot be read."""

@@ -10,8 +10,8 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from integrations.erp.reconciliation import TOLERANCE_PCT
-from workflows.erp_bridge import erp_sync_check
 from integrations.erp.spreadsheet import UnreadableFile
+from workflows.erp_bridge import erp_sync_check
 
 
 class Command(BaseCommand):
