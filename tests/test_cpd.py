@@ -8,6 +8,7 @@ import pytest
 import time_machine
 from django.utils import timezone
 
+from integrations.wechat.models import CustomerMessage
 from integrations.wechat.services import customer_message_send
 from orders.access import Actor
 from tests.conftest import make_order
@@ -16,7 +17,6 @@ from tests.logistics_fixtures import bind_customer, fake_wechat  # noqa: F401
 from workflows.frontline.measures import perceived_delays, status_queries
 from workflows.frontline.models import Inquiry, SelfServiceQuery
 from workflows.frontline.services import inquiry_record
-from workflows.models import CustomerMessage
 
 pytestmark = pytest.mark.django_db
 T0 = datetime.datetime(2026, 1, 22, 10, 0, tzinfo=datetime.UTC)

@@ -32,7 +32,8 @@ from workflows.health.measures import (
     measure_wrong_shipment_rate,
 )
 from workflows.health.models import ConsistencySample, ConsistencyTask
-from workflows.models import CustomerMessage, Ticket
+from integrations.wechat.models import CustomerMessage
+from workflows.models import Ticket
 
 pytestmark = pytest.mark.django_db
 

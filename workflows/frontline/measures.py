@@ -8,7 +8,7 @@ import statistics
 from dataclasses import dataclass
 
 from workflows.frontline.models import Inquiry, SelfServiceQuery
-from workflows.models import CustomerMessage, MessageStatus
+from integrations.wechat.models import CustomerMessage, MessageStatus
 
 
 @dataclass(frozen=True)
