@@ -121,7 +121,7 @@ def test_abort_opens_one_ticket_and_tells_the_customer(tracked, fake_kuaidi100):
     assert "3天查询无记录" in tickets.get().summary
     assert TrackingSubscription.objects.get(shipment=shipment).state == SubscriptionState.ABORTED
     assert CustomerMessage.objects.filter(order_id=shipment.order_id, event_key=f"tracking:{shipment.pk}:abort").count() == 1
-    # Resubscribing is allowed after abort (PROTOCOLS.md): the fake accepts it again.
+    # Resubscribing is allowed after abort (docs/protocols.md): the fake accepts it again.
     TrackingSubscription.objects.filter(shipment=shipment).update(state=SubscriptionState.PENDING, next_attempt_at=shipment.created_at)
     assert services.shipment_subscribe(subscription_id=shipment.subscription.pk) == "subscribed"
 

@@ -1,6 +1,6 @@
 """The ERP sync check as finance meets it: run the comparison (integrations/erp/reconciliation.py
 computes the differences), and when they are over the 0.5% tolerance alert finance and the
-supervisors once per business date (BRIEF.md: "a difference over 0.5% sends an email alert").
+supervisors once per business date (docs/brief.md: "a difference over 0.5% sends an email alert").
 Also the ERP home page, which lists those alerts next to the imports, exports and runs."""
 
 from __future__ import annotations

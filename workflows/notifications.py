@@ -39,7 +39,7 @@ class TrackingMeaning:
 _CALL_YOU = gettext_noop("We will call you")
 _ON_IT = gettext_noop("Sorting it out now")
 
-# One row per Kuaidi100 `state` (PROTOCOLS.md).
+# One row per Kuaidi100 `state` (docs/protocols.md).
 TRACKING_MEANINGS: dict[str, TrackingMeaning] = {
     TrackingState.IN_TRANSIT: TrackingMeaning(False, "", False, gettext_noop("On its way"), "", ""),
     TrackingState.PICKED_UP: TrackingMeaning(True, "", False, gettext_noop("Picked up"), "", ""),
@@ -72,7 +72,7 @@ TRACKING_MEANINGS: dict[str, TrackingMeaning] = {
     ),
 }
 
-# What silence means: no new tracking event for this long is an exception (BRIEF.md: "tracking
+# What silence means: no new tracking event for this long is an exception (docs/brief.md: "tracking
 # stalled over 24 hours"; the demo shortens it through KUAIDI100_STALL_HOURS).
 STALLED = TrackingMeaning(
     True, TicketKind.STALLED, False, "", gettext_noop("Parcel delayed"),

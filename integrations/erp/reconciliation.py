@@ -1,4 +1,4 @@
-"""The ERP sync check (BRIEF.md: "compares the day's order count, total amount and refund count
+"""The ERP sync check (docs/brief.md: "compares the day's order count, total amount and refund count
 with the ERP; a difference over 0.5% sends an email alert").
 
 Both sides count the orders placed during the business day (Asia/Shanghai), whatever their
@@ -25,7 +25,7 @@ from integrations.erp.models import ReconciliationRun
 from integrations.erp.spreadsheet import UnreadableFile, read_table
 from orders.models import Order
 
-TOLERANCE_PCT = Decimal("0.5")  # BRIEF.md: "a difference over 0.5% sends an email alert"
+TOLERANCE_PCT = Decimal("0.5")  # docs/brief.md: "a difference over 0.5% sends an email alert"
 LISTED = 500  # order numbers kept per list on a run; enough to work through, bounded in size
 
 EXPORT_COLUMNS = {key: COLUMNS[key] for key in ("order_number", "total_amount", "refund_amount", "placed_at")}

@@ -1,4 +1,4 @@
-"""The Kuaidi100 push callback's protocol (PROTOCOLS.md): verify `sign = MD5(param + salt)`, read
+"""The Kuaidi100 push callback's protocol (docs/protocols.md): verify `sign = MD5(param + salt)`, read
 the push, find our shipment, and answer exactly `{"result":true,"returnCode":"200","message":"成功"}`;
 any other answer makes Kuaidi100 push again later, which is what we want when we could not take
 the push. The view that records the push and reacts to it is workflows/tracking.py's."""

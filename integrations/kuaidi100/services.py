@@ -28,7 +28,7 @@ logger = logging.getLogger(__name__)
 SYSTEM = Actor.system("kuaidi100")
 
 MAX_SUBSCRIBE_ATTEMPTS = 8
-# PROTOCOLS.md: do not query one number more than about once per 30 minutes.
+# docs/protocols.md: do not query one number more than about once per 30 minutes.
 POLL_MIN_INTERVAL = datetime.timedelta(minutes=30)
 # Pushes normally come every few hours; after this silence the fallback poll asks.
 POLL_AFTER_SILENCE = datetime.timedelta(hours=2)
@@ -56,7 +56,7 @@ def shipment_track(*, shipment: Shipment) -> TrackingSubscription:
 
 
 def callback_url(shipment: Shipment) -> str:
-    # Business parameters may ride in the callback URL's query (PROTOCOLS.md).
+    # Business parameters may ride in the callback URL's query (docs/protocols.md).
     return f"{settings.PUBLIC_BASE_URL.rstrip('/')}{reverse('kuaidi100_callback')}?shipment={shipment.pk}"
 
 

@@ -31,7 +31,7 @@ from orders.models import Order
 logger = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 8
-# The template's fields, with the kinds WeChat checks (PROTOCOLS.md value limits).
+# The template's fields, with the kinds WeChat checks (docs/protocols.md value limits).
 FIELD_ORDER = "character_string1"  # ≤ 32 characters, no Chinese
 FIELD_STATUS = "thing2"  # ≤ 20 characters
 FIELD_LOCATION = "thing3"

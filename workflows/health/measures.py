@@ -1,4 +1,4 @@
-"""The business's measures (BRIEF.md, "The measures"), each computed from what happened on one
+"""The business's measures (docs/brief.md, "The measures"), each computed from what happened on one
 business day in Asia/Shanghai.
 
 Each measure is a plain function `measure_<key>(*, day) -> MeasureValue`; `value` is None when
@@ -36,22 +36,22 @@ BUSINESS_TZ = ZoneInfo(settings.TIME_ZONE)
 # How many rows the "orders behind the number" page lists, worst first.
 BEHIND_LIMIT = 200
 
-# Targets from BRIEF.md's table, shared by the registry and the "orders behind" pages.
+# Targets from docs/brief.md's table, shared by the registry and the "orders behind" pages.
 DELAY_TARGET_MINUTES = 15
 CLOSURE_TARGET_MINUTES = 120
 CONSISTENCY_TARGET_PERCENT = 99.5
 SELF_SERVICE_TARGET_PERCENT = 75
-# BRIEF.md gives no wrong-shipment target, only the seed's result (6.8% → 0.9%); that result is the bar.
+# docs/brief.md gives no wrong-shipment target, only the seed's result (6.8% → 0.9%); that result is the bar.
 WRONG_SHIPMENT_TARGET_PERCENT = 0.9
 # Customers report a wrong item or a missing gift within the 7-day return period.
 WRONG_SHIPMENT_CLAIM_DAYS = 7
-# BRIEF.md gives CPD no target; its goal for this system is "a proactive push within a minute of an inquiry".
+# docs/brief.md gives CPD no target; its goal for this system is "a proactive push within a minute of an inquiry".
 PERCEIVED_DELAY_TARGET_MINUTES = 1
-# BRIEF.md gives no rush target, only the seed's result (8.2 h → 1.4 h); that result is the bar.
+# docs/brief.md gives no rush target, only the seed's result (8.2 h → 1.4 h); that result is the bar.
 RUSH_TARGET_MINUTES = 84
 # Every order over its stage limit is a red flag on the board: the healthy number is none.
 OVER_LIMIT_TARGET = 0
-# BRIEF.md: "a difference over 0.5% sends an email alert", i.e. at least 99.5% consistent.
+# docs/brief.md: "a difference over 0.5% sends an email alert", i.e. at least 99.5% consistent.
 ERP_CONSISTENCY_TARGET_PERCENT = 99.5
 
 
@@ -505,7 +505,7 @@ MEASURES: list[Measure] = [
         method=gettext_lazy(
             "Median, over the waits that began that day, from a customer's first “where is my order” to the first "
             "push with location, ETA or an exception explanation that WeChat accepted; p90 alongside, waits still "
-            "unanswered are counted (target: BRIEF.md's goal of a push within a minute of an inquiry)."
+            "unanswered are counted (target: the brief's goal of a push within a minute of an inquiry)."
         ),
         compute=measure_perceived_delay,
         behind=behind_perceived_delay,
