@@ -25,7 +25,9 @@ def inquiry_record(*, order: Order, by: Actor, channel: str, question: str = "")
         raise NotAllowed(_("Only customer service, sales or a supervisor record inquiries."))
     question = (question or "").strip()[:300] or _("Where is my order?")
     with transaction.atomic():
-        inquiry = Inquiry.objects.create(order=order, customer_id=order.customer_id, channel=channel, question=question, recorded_by=by.user)
+        inquiry = Inquiry.objects.create(
+            order=order, customer_id=order.customer_id, channel=channel, question=question, recorded_by=by.user
+        )
         message = inquiry_answer_push(order=order, inquiry=inquiry)
         if message is not None:
             inquiry.answer_message = message
