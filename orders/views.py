@@ -35,7 +35,6 @@ from orders.models import (
     Role,
 )
 
-
 # Where each role starts its day: the screen it keeps open (the first match wins for a person
 # with several roles; everyone else starts at the order list).
 LANDING_PAGES = [("supervisor", "board"), ("packer", "pda"), ("service", "lookup"), ("finance", "erp_home")]

@@ -4,13 +4,13 @@ Celery worker process, and headless Chromium through Playwright."""
 from __future__ import annotations
 
 import itertools
-from importlib import import_module
 import os
 import shutil
 import subprocess
 import sys
 import time
 from decimal import Decimal
+from importlib import import_module
 from pathlib import Path
 
 import pytest
@@ -18,9 +18,8 @@ from django.contrib.auth.models import Group, User
 from django.db import connection
 from django.utils import timezone
 
-from orders.rules import ALL_ROLES
-from orders.models import Customer, Order, OrderLine, Product
 from orders import clock
+from orders.models import Customer, Order, OrderLine, Product
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")

@@ -7,7 +7,6 @@ import datetime
 import itertools
 
 import pytest
-
 from django.utils import timezone
 
 from orders.models import AfterSalesCase, Customer, Note, Order, Shipment, TrackingEvent

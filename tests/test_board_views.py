@@ -7,11 +7,10 @@ import pytest
 import time_machine
 from django.utils import timezone
 
-from orders.models import EventKind, Order, OrderTag
-from tests.conftest import PASSWORD, make_order
 from orders import clock
+from orders.models import EventKind, Order, OrderTag, StageRule
+from tests.conftest import PASSWORD, make_order
 from workflows import sla
-from orders.models import StageRule
 from workflows.models import Alert, Ticket
 
 pytestmark = pytest.mark.django_db

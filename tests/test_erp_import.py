@@ -14,7 +14,7 @@ from integrations.erp.importer import import_orders
 from integrations.erp.spreadsheet import UnreadableFile
 from orders.models import EventKind, Order, OrderEvent, OrderLine
 from tests.conftest import make_order, make_product
-from tests.erp_fixtures import line, write_csv, write_xlsx, fast_passwords  # noqa: F401 (autouse)
+from tests.erp_fixtures import fast_passwords, line, write_csv, write_xlsx  # noqa: F401 (autouse)
 
 pytestmark = pytest.mark.django_db
 

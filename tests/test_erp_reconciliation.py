@@ -18,7 +18,7 @@ from integrations.erp.importer import import_orders
 from integrations.erp.models import DailyExport, ReconciliationRun
 from orders.models import Order
 from tests.conftest import PASSWORD, make_order, make_product
-from tests.erp_fixtures import line, write_csv, fast_passwords  # noqa: F401 (autouse)
+from tests.erp_fixtures import fast_passwords, line, write_csv  # noqa: F401 (autouse)
 from workflows.erp_bridge import erp_sync_check
 from workflows.models import Alert
 

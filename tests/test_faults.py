@@ -31,15 +31,15 @@ from integrations.erp.models import DailyExport
 from integrations.erp.tasks import produce_daily_export
 from integrations.kuaidi100 import services as tracking
 from integrations.wechat import services as pushes
+from integrations.wechat.models import CustomerMessage, MessageStatus
 from orders.models import Note, Order, OrderEvent
 from tests.conftest import ROOT, database_url_for_subprocess, make_order, require_postgres, require_redis, wait_for
 from tests.logistics_fixtures import SALT, bind_customer, fake_kuaidi100, fake_wechat, role_groups  # noqa: F401 - fixtures
 from tests.test_kuaidi100_worker import start_worker
+from workflows import notifications, reactions
 from workflows.health.measures import business_today
 from workflows.health.models import ConsistencySample, DailyMeasure
 from workflows.health.tasks import sample_status_checks, store_yesterdays_measures
-from integrations.wechat.models import CustomerMessage, MessageStatus
-from workflows import notifications, reactions
 
 pytestmark = [pytest.mark.faults, pytest.mark.celery_worker, pytest.mark.usefixtures("transactional_db", "role_groups")]
 
@@ -257,7 +257,7 @@ def test_nightly_jobs_from_two_beats_happen_once_per_business_date():
     for _round in range(3):
         start = threading.Barrier(2 * len(jobs))
 
-        def fire(job):
+        def fire(job, start=start):
             try:
                 start.wait(timeout=10)
                 job()

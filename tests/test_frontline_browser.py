@@ -4,14 +4,14 @@ packer at the bench with a keyboard-wedge scanner on a 400 px PDA."""
 import datetime
 
 import pytest
-from playwright.sync_api import expect
 from django.contrib.auth.models import Group
 from django.utils import timezone
+from playwright.sync_api import expect
 
 from orders import services
 from orders.access import Actor
-from orders.rules import ALL_ROLES
 from orders.models import Order
+from orders.rules import ALL_ROLES
 from tests.conftest import log_in, make_order, make_product
 from tests.frontline_fixtures import fast_passwords, rejected_return, ship  # noqa: F401
 

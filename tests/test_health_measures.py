@@ -10,6 +10,7 @@ import time_machine
 from django.utils import translation
 
 from integrations.erp.models import ReconciliationRun
+from integrations.wechat.models import CustomerMessage
 from orders.models import AfterSalesCase, Order, OrderEvent, OrderTag
 from tests.conftest import make_order
 from workflows.frontline.models import Inquiry, SelfServiceQuery
@@ -32,7 +33,6 @@ from workflows.health.measures import (
     measure_wrong_shipment_rate,
 )
 from workflows.health.models import ConsistencySample, ConsistencyTask
-from integrations.wechat.models import CustomerMessage
 from workflows.models import Ticket
 
 pytestmark = pytest.mark.django_db

@@ -8,9 +8,9 @@ import requests
 
 from integrations.kuaidi100 import services
 from integrations.kuaidi100.models import SubscriptionState, TrackingSubscription
+from integrations.wechat.models import CustomerMessage
 from orders.models import Order, OrderEvent, Shipment
 from tests.logistics_fixtures import SALT, fake_kuaidi100, fake_wechat, role_groups, shipped_order  # noqa: F401 - fixtures
-from integrations.wechat.models import CustomerMessage
 from workflows import tracking
 from workflows.models import Ticket
 

@@ -17,9 +17,9 @@ from beile.celery import app
 from integrations.kuaidi100 import services as tracking
 from integrations.kuaidi100.models import SubscriptionState, TrackingSubscription
 from integrations.wechat import services as pushes
+from integrations.wechat.models import CustomerMessage, MessageStatus
 from tests.conftest import ROOT, database_url_for_subprocess, require_postgres, require_redis, wait_for
 from tests.logistics_fixtures import SALT, fake_kuaidi100, fake_wechat, role_groups, shipped_order  # noqa: F401 - fixtures
-from integrations.wechat.models import CustomerMessage, MessageStatus
 
 pytestmark = [pytest.mark.celery_worker, pytest.mark.usefixtures("transactional_db", "role_groups")]
 ORDERS = 200

@@ -9,15 +9,15 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone, translation
 
-from workflows.frontline.lookup import lookup
-from workflows.frontline.models import Inquiry
-from workflows.frontline.templatetags.frontline import relative_day
+from integrations.wechat.models import CustomerMessage
 from orders import services
 from orders.access import Actor
 from orders.models import AddressChangeRequest, Note, Order
 from tests.conftest import PASSWORD, make_order
 from tests.frontline_fixtures import customer_with_orders, fast_passwords, rejected_return, ship  # noqa: F401
-from integrations.wechat.models import CustomerMessage
+from workflows.frontline.lookup import lookup
+from workflows.frontline.models import Inquiry
+from workflows.frontline.templatetags.frontline import relative_day
 
 pytestmark = pytest.mark.django_db
 

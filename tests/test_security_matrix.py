@@ -38,12 +38,11 @@ from django.utils import timezone
 from beile.middleware import CONTENT_SECURITY_POLICY
 from integrations.erp import exporter, inbound
 from integrations.erp.models import ImportRun, ImportState, InboundEvent
-from integrations.kuaidi100 import client as kuaidi100_client
 from integrations.erp.reconciliation import reconciliation_run
+from integrations.kuaidi100 import client as kuaidi100_client
+from integrations.wechat.models import CustomerMessage
 from orders import services
-from workflows.frontline import selfservice
 from orders.access import Actor
-from orders.rules import ALL_ROLES, MASKED_PHONE_ROLES
 from orders.models import (
     AddressChangeRequest,
     AfterSalesCase,
@@ -54,11 +53,12 @@ from orders.models import (
     Order,
     OrderEvent,
 )
+from orders.rules import ALL_ROLES, MASKED_PHONE_ROLES
 from tests.conftest import PASSWORD, make_order
 from tests.erp_fixtures import line as erp_line
 from tests.erp_fixtures import write_csv
+from workflows.frontline import selfservice
 from workflows.health.models import ConsistencySample, ConsistencyTask
-from integrations.wechat.models import CustomerMessage
 from workflows.models import Alert, Ticket, TicketKind
 from workflows.tickets import ticket_open_for_shipment
 

@@ -9,17 +9,15 @@ from django.core import mail
 from django.core.management import call_command
 from django.utils import timezone
 
-from orders import services
+from orders import clock, services
 from orders.access import Actor
-from orders.models import EventKind, Order
+from orders.models import EventKind, Order, StageRule
 from orders.selectors import OrderFilters, order_list
+from orders.services import rush_file
 from tests.conftest import make_order
 from tests.packing_fixtures import scan_every_item
-from orders import clock
 from workflows import sla
-from orders.models import StageRule
 from workflows.models import Alert
-from orders.services import rush_file
 
 pytestmark = pytest.mark.django_db
 START = datetime.datetime(2026, 11, 24, 9, 0, tzinfo=datetime.timezone(datetime.timedelta(hours=8)))

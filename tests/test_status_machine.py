@@ -116,7 +116,7 @@ def test_full_journey_stamps_every_stage_and_logs_each_actor(people):
 def test_status_cannot_be_assigned_directly():
     order = make_order(status="pending_review")
     with pytest.raises(AttributeError):
-        setattr(order, "status", "shipped")  # the FSM field is protected: only transitions change it
+        order.status = "shipped"  # the FSM field is protected: only transitions change it
 
 
 def test_a_transition_from_the_wrong_status_is_refused(people):

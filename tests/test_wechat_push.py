@@ -11,9 +11,9 @@ from django.utils import timezone
 
 from integrations.wechat import client, services
 from integrations.wechat.fake_server import FakeWeChat
+from integrations.wechat.models import CustomerMessage, MessageStatus
 from tests.conftest import make_order
 from tests.logistics_fixtures import bind_customer, fake_wechat  # noqa: F401 - fixture
-from integrations.wechat.models import CustomerMessage, MessageStatus
 from workflows import notifications
 
 pytestmark = pytest.mark.django_db

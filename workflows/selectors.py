@@ -12,8 +12,7 @@ from django.core.cache import cache
 from django.db.models import Count, Exists, F, OuterRef, Q
 from django.utils import timezone
 
-from orders.models import ACTIVE_STATUSES, Order, OrderStatus, OrderTag, RiskTag
-from orders.models import StageRule
+from orders.models import ACTIVE_STATUSES, Order, OrderStatus, OrderTag, RiskTag, StageRule
 from workflows.models import Alert, AlertKind, Ticket
 
 logger = logging.getLogger(__name__)
@@ -117,7 +116,7 @@ def _stage_count_rows(now: datetime.datetime) -> dict[str, dict]:
     }
     try:
         cache.set(STAGE_COUNTS_KEY, (now, rows), timeout=STAGE_COUNTS_MAX_AGE.total_seconds())
-    except Exception:  # as above: counted directly, nothing to keep
+    except Exception:  # noqa: S110 - as above: counted directly, nothing to keep
         pass
     return rows
 

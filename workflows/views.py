@@ -16,14 +16,13 @@ from django.utils.dateparse import parse_datetime, parse_time
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from orders.access import Actor, role_required
-from orders.models import Order, RiskTag, Role
-from orders.phones import normalize_mobile
-from orders.services import OrderError
 from orders import rules
 from orders import services as order_services
+from orders.access import Actor, role_required
+from orders.models import Order, RiskTag, Role, StageRule
+from orders.phones import normalize_mobile
+from orders.services import OrderError
 from workflows import selectors, services
-from orders.models import StageRule
 from workflows.models import Alert
 
 # The board is the supervisor's: it carries their actions (acknowledge, assign). Other roles

@@ -11,9 +11,7 @@ from django.db.models import Prefetch, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from workflows.frontline.answers import order_answer
-from workflows.frontline.templatetags.frontline import relative_day
-from workflows.frontline.models import Inquiry, InquiryChannel
+from integrations.wechat.models import CustomerMessage, MessageStatus
 from orders.models import (
     AddressChangeRequest,
     AddressChangeStatus,
@@ -38,7 +36,9 @@ from orders.models import (
 )
 from orders.phones import normalize_mobile
 from orders.templatetags.cockpit import event_summary
-from integrations.wechat.models import CustomerMessage, MessageStatus
+from workflows.frontline.answers import order_answer
+from workflows.frontline.models import Inquiry, InquiryChannel
+from workflows.frontline.templatetags.frontline import relative_day
 
 # A customer with more orders sees the newest ones; the page says so.
 MAX_ORDERS = 100

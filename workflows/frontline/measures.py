@@ -7,8 +7,8 @@ import datetime
 import statistics
 from dataclasses import dataclass
 
-from workflows.frontline.models import Inquiry, SelfServiceQuery
 from integrations.wechat.models import CustomerMessage, MessageStatus
+from workflows.frontline.models import Inquiry, SelfServiceQuery
 
 
 @dataclass(frozen=True)

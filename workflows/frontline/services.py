@@ -5,12 +5,12 @@ from __future__ import annotations
 from django.db import transaction
 from django.utils.translation import gettext as _
 
-from workflows.frontline.answers import order_answer
-from workflows.frontline.models import Inquiry, InquiryChannel
+from integrations.wechat.models import CustomerMessage
 from orders.access import Actor
 from orders.models import Order
 from orders.services import NotAllowed, OrderError
-from integrations.wechat.models import CustomerMessage
+from workflows.frontline.answers import order_answer
+from workflows.frontline.models import Inquiry, InquiryChannel
 from workflows.notifications import customer_push_order_status
 
 INQUIRY_ROLES = {"service", "sales", "supervisor"}

@@ -17,16 +17,15 @@ from django.utils.http import RFC3986_SUBDELIMS
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from orders import rules, services
+from orders.access import Actor, public_endpoint, role_required
+from orders.models import AfterSalesKind, Note, NoteAudience, NoteKind, Order, OrderLine, PackScan
+from orders.privacy import mask_phone
 from workflows.frontline import lookup as lookup_selectors
 from workflows.frontline import packing, selfservice
 from workflows.frontline.answers import order_answer
 from workflows.frontline.models import InquiryChannel, SelfServiceVia
 from workflows.frontline.services import inquiry_record
-from orders import services
-from orders import rules
-from orders.access import Actor, public_endpoint, role_required
-from orders.models import AfterSalesKind, Note, NoteAudience, NoteKind, Order, OrderLine, PackScan
-from orders.privacy import mask_phone
 
 LOOKUP_ROLES = rules.SCREEN_ROLES["lookup"]
 PDA_ROLES = rules.SCREEN_ROLES["pda"]

@@ -63,11 +63,11 @@ from orders.models import (
     OrderLine,
     Product,
     Shipment,
+    StageRule,
     TrackingEvent,
 )
 from orders.phones import normalize_mobile
 from workflows import sla
-from orders.models import StageRule
 
 ROOT = Path(settings.BASE_DIR)
 PARTS = ("pages", "import", "sweep", "load")

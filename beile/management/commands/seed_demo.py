@@ -17,7 +17,11 @@ from django.db import transaction
 from django.utils import timezone
 
 from integrations.wechat.fake_server import sandbox_openid
-from workflows.frontline.models import Inquiry, SelfServiceQuery
+from integrations.wechat.models import CustomerMessage, MessageStatus
+from orders import clock
+from orders import events as order_events
+from orders.access import Actor
+from orders.clock import business_day_bounds, business_today
 from orders.models import (
     AddressChangeRequest,
     AfterSalesCase,
@@ -32,15 +36,11 @@ from orders.models import (
     Shipment,
     TrackingEvent,
 )
+from workflows.erp_bridge import erp_sync_check
+from workflows.frontline.models import Inquiry, SelfServiceQuery
 from workflows.health.models import ConsistencySample, ConsistencyTask
 from workflows.health.services import measures_store_day
-from integrations.wechat.models import CustomerMessage, MessageStatus
-from workflows.erp_bridge import erp_sync_check
 from workflows.models import Ticket
-from orders import clock
-from orders import events as order_events
-from orders.access import Actor
-from orders.clock import business_day_bounds, business_today
 
 DEMO_USERS = [
     # username (= role), full name
@@ -227,7 +227,7 @@ class Command(BaseCommand):
         customers = list(Customer.objects.all())
         sellable = [p for p in products if not p.sku_code.startswith("GIFT")]
         gifts = [p for p in products if p.sku_code.startswith("GIFT")]
-        statuses, weights = zip(*STATUS_MIX)
+        statuses, weights = zip(*STATUS_MIX, strict=True)
 
         plans = []
         for index in range(count):
