@@ -23,7 +23,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
-from django.db import connection
+from django.db import connection, transaction
 
 ARCHIVE_FORMAT = 1
 PG_DUMP = os.environ.get("PG_DUMP", "pg_dump")
@@ -47,14 +47,20 @@ def postgres_environment(database: dict) -> tuple[list[str], dict[str, str]]:
     return arguments, environment
 
 
-def table_counts() -> dict[str, int]:
-    existing = set(connection.introspection.table_names())
+def table_counts(cursor=None) -> dict[str, int]:
+    """Rows of the COUNTED_TABLES seen through `cursor` (default: the configured database)."""
+    if cursor is None:
+        with connection.cursor() as own:
+            return table_counts(own)
+    if isinstance(cursor, sqlite3.Cursor):
+        existing = {row[0] for row in cursor.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    else:
+        existing = set(connection.introspection.table_names(cursor))
     counts = {}
-    with connection.cursor() as cursor:
-        for label, table in COUNTED_TABLES.items():
-            if table in existing:
-                cursor.execute(f"SELECT COUNT(*) FROM {connection.ops.quote_name(table)}")  # noqa: S608 - our own table names
-                counts[label] = cursor.fetchone()[0]
+    for label, table in COUNTED_TABLES.items():
+        if table in existing:
+            cursor.execute(f'SELECT COUNT(*) FROM "{table}"')  # noqa: S608 - our own table names
+            counts[label] = cursor.fetchone()[0]
     return counts
 
 
@@ -76,12 +82,13 @@ class Command(BaseCommand):
         with tempfile.TemporaryDirectory(prefix="beile-backup-") as work:
             work_dir = Path(work)
             if connection.vendor == "postgresql":
-                database_member, tool_version = "database.dump", self._dump_postgres(work_dir / "database.dump")
+                database_member = "database.dump"
+                tool_version, counts = self._dump_postgres(work_dir / database_member)
             elif connection.vendor == "sqlite":
-                database_member, tool_version = "database.sqlite3", self._copy_sqlite(work_dir / "database.sqlite3")
+                database_member = "database.sqlite3"
+                tool_version, counts = self._copy_sqlite(work_dir / database_member)
             else:
                 raise CommandError(f"No backup method for the {connection.vendor} database.")
-            counts = table_counts()  # after the copy: at least what it holds
             # Media after the database (see the module docstring); the backups folder may live
             # under var/, never under MEDIA_ROOT, but skip it anyway rather than archive archives.
             media_files = sorted(
@@ -114,27 +121,35 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS(f"Backup written: {archive}"))
         self.stdout.write(f"  {connection.vendor} database ({summary}), {len(media_files)} media files")
 
-    def _dump_postgres(self, target: Path) -> str:
+    def _dump_postgres(self, target: Path) -> tuple[str, dict[str, int]]:
         if not shutil.which(PG_DUMP):
             raise CommandError(f"{PG_DUMP} is not installed (PostgreSQL client tools, the server's major version or newer).")
         arguments, environment = postgres_environment(connection.settings_dict)
-        # -Fc: the custom format pg_restore reads; pg_dump takes one snapshot for the whole run.
-        finished = subprocess.run(
-            [PG_DUMP, "--format=custom", "--file", str(target), *arguments],
-            env=environment, capture_output=True, text=True,
-        )
+        # pg_dump reads one snapshot for the whole run. It is exported from this transaction, so
+        # the manifest's counts are of exactly the rows the dump holds, while others keep writing.
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            cursor.execute("SELECT pg_export_snapshot()")
+            snapshot = cursor.fetchone()[0]
+            counts = table_counts(cursor)
+            # -Fc: the compressed custom format that pg_restore reads.
+            finished = subprocess.run(
+                [PG_DUMP, "--format=custom", "--snapshot", snapshot, "--file", str(target), *arguments],
+                env=environment, capture_output=True, text=True,
+            )
         if finished.returncode != 0:
             raise CommandError(f"pg_dump failed (exit {finished.returncode}): {finished.stderr.strip()}")
-        return subprocess.run([PG_DUMP, "--version"], capture_output=True, text=True).stdout.strip()
+        return subprocess.run([PG_DUMP, "--version"], capture_output=True, text=True).stdout.strip(), counts
 
-    def _copy_sqlite(self, target: Path) -> str:
+    def _copy_sqlite(self, target: Path) -> tuple[str, dict[str, int]]:
         source = sqlite3.connect(str(connection.settings_dict["NAME"]), timeout=30)
         copy = sqlite3.connect(str(target))
         try:
             # The online backup API copies a consistent state even while web and worker write.
             with copy:
                 source.backup(copy)
+            counts = table_counts(copy.cursor())  # of the copy itself
         finally:
             copy.close()
             source.close()
-        return f"sqlite {sqlite3.sqlite_version}"
+        return f"sqlite {sqlite3.sqlite_version}", counts

@@ -69,9 +69,10 @@ class Command(BaseCommand):
         summary = ", ".join(f"{restored.get(label, 0)} {label}" for label in manifest["counts"])
         self.stdout.write(self.style.SUCCESS(f"Restored {path.name} (written {manifest['created_at']})"))
         self.stdout.write(f"  {connection.vendor} database ({summary}), {media} media files into {settings.MEDIA_ROOT}")
-        short = {label: (count, restored.get(label, 0)) for label, count in manifest["counts"].items()}
-        if any(found < saved for saved, found in short.values()):
-            raise CommandError(f"The restored database holds fewer rows than the archive recorded: {short}")
+        differing = {label: (saved, restored.get(label, 0)) for label, saved in manifest["counts"].items()
+                     if restored.get(label, 0) != saved}
+        if differing:
+            raise CommandError(f"The restored database differs from the archive's manifest (saved, found): {differing}")
 
     def _manifest(self, tar: tarfile.TarFile, path: Path) -> dict:
         try:
