@@ -52,7 +52,11 @@ def sqlite_rows(path: Path, table: str) -> list[tuple]:
 
 @pytest.mark.postgres
 def test_a_postgres_backup_restores_into_a_fresh_database_with_every_row_and_file(
-    transactional_db, fake_kuaidi100, fake_wechat, settings, tmp_path  # noqa: F811
+    transactional_db,
+    fake_kuaidi100,
+    fake_wechat,
+    settings,
+    tmp_path,  # noqa: F811
 ):
     require_postgres()
     settings.MEDIA_ROOT = tmp_path / "media"
@@ -83,8 +87,12 @@ def test_a_postgres_backup_restores_into_a_fresh_database_with_every_row_and_fil
         conninfo["password"] = source["PASSWORD"]
     auth = source["USER"] + (f":{source['PASSWORD']}" if source["PASSWORD"] else "")
     new_machine = tmp_path / "new-machine"
-    env = {**os.environ, "DEBUG": "1", "BEILE_VAR_DIR": str(new_machine),
-           "DATABASE_URL": f"postgres://{auth}@{conninfo['host']}:{conninfo['port']}/{fresh}"}
+    env = {
+        **os.environ,
+        "DEBUG": "1",
+        "BEILE_VAR_DIR": str(new_machine),
+        "DATABASE_URL": f"postgres://{auth}@{conninfo['host']}:{conninfo['port']}/{fresh}",
+    }
     try:
         restored = manage("restore", str(archive), env=env)
         assert restored.returncode == 0, restored.stderr[-3000:]

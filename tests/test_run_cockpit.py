@@ -32,7 +32,11 @@ def test_run_cockpit_starts_on_the_embedded_defaults(tmp_path):
     env.update({"DEBUG": "1", "BEILE_VAR_DIR": str(tmp_path / "var")})
     finished = subprocess.run(
         [sys.executable, "manage.py", "run_cockpit", "--exit-when-ready", "--port", str(port), "--orders", "50"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=240,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
     )
     output = finished.stdout + finished.stderr
     assert finished.returncode == 0, output[-3000:]
@@ -49,14 +53,20 @@ def test_stopping_run_cockpit_stops_its_children(tmp_path):
     env.update({"DEBUG": "1", "BEILE_VAR_DIR": str(tmp_path / "var"), "PYTHONUNBUFFERED": "1"})
     cockpit = subprocess.Popen(
         [sys.executable, "manage.py", "run_cockpit", "--port", str(port), "--orders", "50"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         assert cockpit.stdout is not None
         deadline = time.monotonic() + 180
         while "is running at" not in cockpit.stdout.readline():
             assert time.monotonic() < deadline and cockpit.poll() is None, "run_cockpit did not come up"
-        children = [int(pid) for pid in subprocess.run(["pgrep", "-P", str(cockpit.pid)], capture_output=True, text=True).stdout.split()]
+        children = [
+            int(pid) for pid in subprocess.run(["pgrep", "-P", str(cockpit.pid)], capture_output=True, text=True).stdout.split()
+        ]
         assert len(children) == 5  # web, worker, beat and the two fake outside systems
         cockpit.send_signal(signal.SIGTERM)
         cockpit.wait(timeout=40)
@@ -79,7 +89,11 @@ def test_a_killed_worker_is_restarted_while_web_keeps_answering(tmp_path):
     env.update({"DEBUG": "1", "BEILE_VAR_DIR": str(tmp_path / "var"), "PYTHONUNBUFFERED": "1"})
     cockpit = subprocess.Popen(
         [sys.executable, "manage.py", "run_cockpit", "--port", str(port), "--orders", "50"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     lines: queue.Queue[str] = queue.Queue()
     threading.Thread(target=lambda: [lines.put(line) for line in cockpit.stdout], daemon=True).start()  # type: ignore[union-attr]
@@ -145,8 +159,15 @@ def test_a_child_that_keeps_crashing_is_restarted_with_backoff_then_given_up(tmp
     crashing stops the cockpit (there is nothing to use without it)."""
     said: list[str] = []
     supervisor = Supervisor(
-        {"fake-wechat": [sys.executable, "-c", "raise SystemExit(3)"], "beat": [sys.executable, "-c", "import time; time.sleep(60)"]},
-        say=said.append, first_delay=0.1, max_delay=0.4, give_up_after=4, window=60,
+        {
+            "fake-wechat": [sys.executable, "-c", "raise SystemExit(3)"],
+            "beat": [sys.executable, "-c", "import time; time.sleep(60)"],
+        },
+        say=said.append,
+        first_delay=0.1,
+        max_delay=0.4,
+        give_up_after=4,
+        window=60,
     )
     supervisor.start_all()
     steady = supervisor.processes["beat"].pid
@@ -155,7 +176,9 @@ def test_a_child_that_keeps_crashing_is_restarted_with_backoff_then_given_up(tmp
         while "fake-wechat" not in supervisor.given_up and time.monotonic() < deadline:
             supervisor.check()
             time.sleep(0.02)
-        assert said[0:6:2] == [f"fake-wechat exited unexpectedly (exit 3); restarting it in {delay} s." for delay in ("0.1", "0.2", "0.4")]
+        assert said[0:6:2] == [
+            f"fake-wechat exited unexpectedly (exit 3); restarting it in {delay} s." for delay in ("0.1", "0.2", "0.4")
+        ]
         assert all(line.startswith("fake-wechat restarted (pid ") for line in said[1:6:2])
         assert said[6:] == [
             "fake-wechat exited 4 times within 60 s (last: exit 3); giving up on it. "
@@ -167,8 +190,9 @@ def test_a_child_that_keeps_crashing_is_restarted_with_backoff_then_given_up(tmp
     finally:
         supervisor.stop_all()
 
-    web = Supervisor({"web": [sys.executable, "-c", "raise SystemExit(1)"]}, say=said.append, first_delay=0.05,
-                     give_up_after=2, window=60)
+    web = Supervisor(
+        {"web": [sys.executable, "-c", "raise SystemExit(1)"]}, say=said.append, first_delay=0.05, give_up_after=2, window=60
+    )
     web.start_all()
     deadline = time.monotonic() + 10
     with pytest.raises(CommandError, match="web exited 2 times within 60 s .*stopping the cockpit"):

@@ -91,9 +91,13 @@ class Command(BaseCommand):
                 raise CommandError(f"No backup method for the {connection.vendor} database.")
             # Media after the database (see the module docstring); the backups folder may live
             # under var/, never under MEDIA_ROOT, but skip it anyway rather than archive archives.
-            media_files = sorted(
-                path for path in media_root.rglob("*") if path.is_file() and folder.resolve() not in path.resolve().parents
-            ) if media_root.exists() else []
+            media_files = (
+                sorted(
+                    path for path in media_root.rglob("*") if path.is_file() and folder.resolve() not in path.resolve().parents
+                )
+                if media_root.exists()
+                else []
+            )
             manifest = {
                 "format": ARCHIVE_FORMAT,
                 "created_at": datetime.datetime.now(datetime.UTC).isoformat(),
@@ -135,7 +139,9 @@ class Command(BaseCommand):
             # -Fc: the compressed custom format that pg_restore reads.
             finished = subprocess.run(
                 [PG_DUMP, "--format=custom", "--snapshot", snapshot, "--file", str(target), *arguments],
-                env=environment, capture_output=True, text=True,
+                env=environment,
+                capture_output=True,
+                text=True,
             )
         if finished.returncode != 0:
             raise CommandError(f"pg_dump failed (exit {finished.returncode}): {finished.stderr.strip()}")

@@ -32,9 +32,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("archive", help="the beile-backup-….tar file")
-        parser.add_argument(
-            "--force", action="store_true", help="replace a database that already holds orders (they are lost)"
-        )
+        parser.add_argument("--force", action="store_true", help="replace a database that already holds orders (they are lost)")
 
     def handle(self, *args, archive: str, force: bool, **options):
         path = Path(archive)
@@ -69,8 +67,11 @@ class Command(BaseCommand):
         summary = ", ".join(f"{restored.get(label, 0)} {label}" for label in manifest["counts"])
         self.stdout.write(self.style.SUCCESS(f"Restored {path.name} (written {manifest['created_at']})"))
         self.stdout.write(f"  {connection.vendor} database ({summary}), {media} media files into {settings.MEDIA_ROOT}")
-        differing = {label: (saved, restored.get(label, 0)) for label, saved in manifest["counts"].items()
-                     if restored.get(label, 0) != saved}
+        differing = {
+            label: (saved, restored.get(label, 0))
+            for label, saved in manifest["counts"].items()
+            if restored.get(label, 0) != saved
+        }
         if differing:
             raise CommandError(f"The restored database differs from the archive's manifest (saved, found): {differing}")
 
@@ -95,9 +96,20 @@ class Command(BaseCommand):
         # dump's tables in their place. One transaction: a failure leaves the database as it was.
         # No owners or grants: the new machine's database user owns what it restores.
         finished = subprocess.run(
-            [PG_RESTORE, "--clean", "--if-exists", "--no-owner", "--no-privileges", "--single-transaction",
-             "--exit-on-error", *arguments, str(dump)],
-            env=environment, capture_output=True, text=True,
+            [
+                PG_RESTORE,
+                "--clean",
+                "--if-exists",
+                "--no-owner",
+                "--no-privileges",
+                "--single-transaction",
+                "--exit-on-error",
+                *arguments,
+                str(dump),
+            ],
+            env=environment,
+            capture_output=True,
+            text=True,
         )
         if finished.returncode != 0:
             raise CommandError(f"pg_restore failed (exit {finished.returncode}); nothing was changed: {finished.stderr.strip()}")
