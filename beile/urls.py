@@ -1,11 +1,20 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.templatetags.static import static
 from django.urls import include, path
 from django.utils.translation import gettext_lazy as _
 
 from beile.health import healthz
 from orders import views as order_views
 from orders.access import public_endpoint
+
+
+@public_endpoint("the browser's icon request, for pages that do not link the icon (the admin, JSON answers)")
+def favicon(request: HttpRequest) -> HttpResponse:
+    return redirect(static("favicon.svg"))
+
 
 admin.site.site_header = _("Beile Order Cockpit")
 admin.site.site_title = _("Beile Order Cockpit")
@@ -20,6 +29,7 @@ urlpatterns = [
     path("logout/", public_endpoint("logging out needs no role")(auth_views.LogoutView.as_view()), name="logout"),
     # No trailing slash: SECURE_REDIRECT_EXEMPT lets probes use plain HTTP on exactly this path.
     path("healthz", healthz, name="healthz"),
+    path("favicon.ico", favicon, name="favicon"),
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
     path("health/", include("workflows.health.urls")),

@@ -16,6 +16,7 @@ from django.utils.translation import gettext as _
 
 from orders import packing as verification
 from orders import rules, services
+from orders.phones import normalize_order_number
 from orders.access import Actor
 from orders.models import (
     Note,
@@ -68,7 +69,7 @@ class PackingState:
 
 def order_for_code(code: str) -> Order | None:
     """An order by its number, else by a waybill (tracking number) on it."""
-    order = Order.objects.filter(order_number=code).first()
+    order = Order.objects.filter(order_number=normalize_order_number(code)).first()
     if order is None:
         shipment = Shipment.objects.select_related("order").filter(tracking_number=code.upper()).first()
         order = shipment.order if shipment else None
