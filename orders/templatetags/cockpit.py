@@ -57,7 +57,9 @@ def private(text, user) -> str:
     if text is None or text == "":
         return text
     text = str(text)
-    return text if sees_full_phone(user_roles(user)) else mask_mobile_numbers(text)
+    # No user in the context (a page rendered without a request) sees the masked form.
+    roles = user_roles(user) if hasattr(user, "is_authenticated") else frozenset()
+    return text if sees_full_phone(roles) else mask_mobile_numbers(text)
 
 
 @register.filter
