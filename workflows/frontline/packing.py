@@ -16,7 +16,6 @@ from django.utils.translation import gettext as _
 
 from orders import packing as verification
 from orders import rules, services
-from orders.phones import normalize_order_number
 from orders.access import Actor
 from orders.models import (
     Note,
@@ -30,6 +29,7 @@ from orders.models import (
     Shipment,
 )
 from orders.packing import PackLine
+from orders.phones import normalize_order_number
 
 REFUSED = {ScanOutcome.WRONG_ITEM, ScanOutcome.OVER_COUNT, ScanOutcome.INTERCEPTED, ScanOutcome.UNKNOWN, ScanOutcome.NOT_PACKABLE}
 

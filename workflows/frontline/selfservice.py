@@ -16,9 +16,9 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from redis.exceptions import RedisError
 
-from workflows.frontline.models import SelfServiceFailure, SelfServiceQuery
 from orders.models import Order
 from orders.phones import ORDER_NUMBER_MAX_LENGTH
+from workflows.frontline.models import SelfServiceFailure, SelfServiceQuery
 
 logger = logging.getLogger(__name__)
 
@@ -48,8 +48,8 @@ def order_number_from_token(token: str) -> str:
 
 
 def code_problem(*, order_number: str, last4: str | None) -> str:
-    """"" when the typed values can name an order, else why not (too long, not four digits).
-    The values are already normalised (orders/phones.py)."""
+    """Why the typed values cannot name an order (too long, not four digits), or "" when they
+    can. The values are already normalised (orders/phones.py)."""
     if not order_number or len(order_number) > ORDER_NUMBER_MAX_LENGTH or last4 is None:
         return _("Enter your order number (at most %(max)d characters) and the last 4 digits of your phone (4 digits).") % {
             "max": ORDER_NUMBER_MAX_LENGTH
