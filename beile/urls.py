@@ -9,6 +9,7 @@ from django.utils.translation import gettext_lazy as _
 from beile.health import healthz
 from orders import views as order_views
 from orders.access import public_endpoint
+from workflows import erp_bridge, tracking
 
 
 @public_endpoint("the browser's icon request, for pages that do not link the icon (the admin, JSON answers)")
@@ -36,8 +37,12 @@ urlpatterns = [
     path("", include("workflows.frontline.urls")),
     path("", include("orders.urls")),
     path("", include("integrations.erp.urls")),
+    # The ERP pages that raise alerts (workflows/erp_bridge.py), beside the ERP integration's own.
+    path("erp/", erp_bridge.erp_home, name="erp_home"),
+    path("erp/reconciliations/", erp_bridge.reconciliation_run, name="erp_reconciliation_run"),
     path("tickets/", include("workflows.ticket_urls")),
-    path("integrations/kuaidi100/", include("integrations.kuaidi100.urls")),
+    # Kuaidi100's push is read by integrations/kuaidi100/callback.py and reacted to by workflows/tracking.py.
+    path("integrations/kuaidi100/callback/", tracking.kuaidi100_callback, name="kuaidi100_callback"),
     path("integrations/wechat/", include("integrations.wechat.urls")),
     path("", include("workflows.urls")),
 ]

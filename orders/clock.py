@@ -5,9 +5,10 @@ The clock: due = stage entry + limit + time spent on hold in this stage, counted
 working hours when it has them. A hold clears the due time (the clock stops); the release adds
 the held time and sets it again. A rush order's expected completion overrides when sooner.
 
-Every path that creates an order or changes its stage (services, the ERP import, the rush link)
-calls `clock_on_stage_entered` on the order before saving it, so no open order is without a
-clock. The services call the `clock_on_*` functions inside their own transaction, on the locked
+Every path that creates an order or changes its stage (services, the rush link) calls
+`clock_on_stage_entered` on the order before saving it, and the ERP import, which writes
+thousands of orders without building models, calls `due_at` with the rules loaded once
+(`stage_rules`), so no open order is without a clock and the arithmetic is written once. The services call the `clock_on_*` functions inside their own transaction, on the locked
 order, and save the fields they return with the rest of the change.
 """
 
@@ -24,6 +25,29 @@ from orders.models import ACTIVE_STATUSES, Order, StageRule
 def stage_rule(stage: str) -> StageRule | None:
     """The rule for a stage; a stage without a rule (shipped, completed…) has no limit."""
     return StageRule.objects.filter(stage=stage).first()
+
+
+def stage_rules(stages: list[str] | None = None) -> dict[str, StageRule]:
+    """Every rule (of these stages) by stage, in one query: for the writers that start or refresh
+    thousands of clocks at once (the ERP import, refresh_due_times)."""
+    rules = StageRule.objects.all() if stages is None else StageRule.objects.filter(stage__in=stages)
+    return {rule.stage: rule for rule in rules}
+
+
+# --- The calendar ------------------------------------------------------------------------------
+
+
+def business_day_bounds(day: datetime.date) -> tuple[datetime.datetime, datetime.datetime]:
+    """[start, end) of a business day: midnight to midnight in the business time zone
+    (settings.TIME_ZONE, Asia/Shanghai), whatever zone the request activated. The daily ERP
+    export, its reconciliation and every health measure count "a day" with these bounds."""
+    start = datetime.datetime.combine(day, datetime.time.min, tzinfo=timezone.get_default_timezone())
+    return start, start + datetime.timedelta(days=1)
+
+
+def business_today() -> datetime.date:
+    """Today in the business time zone."""
+    return timezone.localtime(timezone.now(), timezone.get_default_timezone()).date()
 
 
 # --- The working-hours calendar ----------------------------------------------------------------
@@ -74,16 +98,38 @@ def add_working_time(rule: StageRule, start: datetime.datetime, amount: datetime
 # --- Keeping Order.stage_due_at right ----------------------------------------------------------
 
 
-def _due(order: Order, rule: StageRule | None) -> datetime.datetime | None:
-    if order.status not in ACTIVE_STATUSES:
+def due_at(
+    *,
+    status: str,
+    stage_entered_at: datetime.datetime,
+    rule: StageRule | None,
+    paused_seconds: int = 0,
+    is_rush: bool = False,
+    rush_deadline: datetime.datetime | None = None,
+) -> datetime.datetime | None:
+    """When a stage entered at `stage_entered_at` is due under `rule` (the rule of `status`), or
+    None for a finished stage. The one place the clock's arithmetic is written: the functions
+    below call it for one order, the ERP import for thousands with rules from stage_rules()."""
+    if status not in ACTIVE_STATUSES:
         return None
     due = None
     if rule is not None:
-        due = add_working_time(rule, order.stage_entered_at, rule.time_limit + datetime.timedelta(seconds=order.stage_paused_seconds))
+        due = add_working_time(rule, stage_entered_at, rule.time_limit + datetime.timedelta(seconds=paused_seconds))
     # "Rush orders carry their own deadline that overrides the stage limit when it is sooner."
-    if order.is_rush and order.rush_deadline and (due is None or order.rush_deadline < due):
-        due = order.rush_deadline
+    if is_rush and rush_deadline and (due is None or rush_deadline < due):
+        due = rush_deadline
     return due
+
+
+def _due(order: Order, rule: StageRule | None) -> datetime.datetime | None:
+    return due_at(
+        status=order.status,
+        stage_entered_at=order.stage_entered_at,
+        rule=rule,
+        paused_seconds=order.stage_paused_seconds,
+        is_rush=order.is_rush,
+        rush_deadline=order.rush_deadline,
+    )
 
 
 def clock_on_stage_entered(order: Order) -> list[str]:
@@ -95,7 +141,7 @@ def clock_on_stage_entered(order: Order) -> list[str]:
 
 
 def clock_on_hold(order: Order) -> list[str]:
-    """BRIEF.md: a hold "pauses the clock" — no due time, so the sweep cannot pick it."""
+    """docs/brief.md: a hold "pauses the clock" — no due time, so the sweep cannot pick it."""
     order.stage_due_at = None
     return ["stage_due_at"]
 
@@ -119,7 +165,7 @@ def refresh_due_times(*, stage: str | None = None) -> int:
     """Recompute the due time of every open order (in one stage): after a supervisor edits a
     rule, and for demo data written in bulk."""
     stages = [stage] if stage else list(ACTIVE_STATUSES)
-    rules = {rule.stage: rule for rule in StageRule.objects.filter(stage__in=stages)}
+    rules = stage_rules(stages)
     changed = []
     orders = Order.objects.filter(status__in=stages).only(
         "pk", "status", "stage_entered_at", "stage_paused_seconds", "is_held", "is_rush", "rush_deadline", "stage_due_at"

@@ -17,7 +17,7 @@ from orders import rules
 
 
 class Role(models.TextChoices):
-    """The eight roles of BRIEF.md; each is a django.contrib.auth Group of the same name."""
+    """The eight roles of docs/brief.md; each is a django.contrib.auth Group of the same name."""
 
     SALES = "sales", _("Sales consultant")
     REVIEWER = "reviewer", _("Reviewer")
@@ -94,7 +94,7 @@ class OrderSource(models.TextChoices):
 
 
 class Carrier(models.TextChoices):
-    """Carriers by their Kuaidi100 codes (PROTOCOLS.md), the codes the whole cockpit uses."""
+    """Carriers by their Kuaidi100 codes (docs/protocols.md), the codes the whole cockpit uses."""
 
     SHUNFENG = "shunfeng", _("SF Express")
     SHUNFENG_COLD = "shunfenglengyun", _("SF cold chain")
@@ -219,7 +219,7 @@ class Order(FSMModelMixin, models.Model):
     def __str__(self) -> str:
         return self.order_number
 
-    # --- The status machine (BRIEF.md: six nodes plus cancelled before shipping) ---------------
+    # --- The status machine (docs/brief.md: six nodes plus cancelled before shipping) ---------------
     @transition(field=status, source=OrderStatus.PENDING_REVIEW, target=OrderStatus.PAID, conditions=[rules.can_approve])
     def approve(self) -> None:
         pass
@@ -265,7 +265,7 @@ class OrderLine(models.Model):
 
 
 class TrackingState(models.TextChoices):
-    """Kuaidi100's `state` values (PROTOCOLS.md)."""
+    """Kuaidi100's `state` values (docs/protocols.md)."""
 
     IN_TRANSIT = "0", _("In transit")
     PICKED_UP = "1", _("Picked up")
@@ -552,7 +552,7 @@ class OrderEvent(models.Model):
 
 
 class StageRule(models.Model):
-    """BRIEF.md: "each node is bound to an operator role and a time limit". One row per active
+    """docs/brief.md: "each node is bound to an operator role and a time limit". One row per active
     stage; supervisors edit them on the board's rules page. With working hours set, the clock
     only runs between them (every day, Asia/Shanghai), like a working-hours calendar."""
 

@@ -1,4 +1,4 @@
-"""Every write to an order goes through here, following one recipe (CONVENTIONS.md):
+"""Every write to an order goes through here, following one recipe (docs/architecture.md):
 
 transaction.atomic() → select_for_update() on the order row → version, permission and guard
 checks → change → save(update_fields=…) → an OrderEvent naming the actor → side effects after
@@ -496,7 +496,7 @@ def order_tag_add(*, order: Order, by: Actor, tag: str) -> OrderTag:
 
 def order_tag_resolve(*, order: Order, by: Actor, tag: str, resolution: str) -> OrderTag:
     if tag == RiskTag.FUZZY_ADDRESS:
-        # A note saying "checked" would approve and ship to the fuzzy address (BRIEF.md: the
+        # A note saying "checked" would approve and ship to the fuzzy address (docs/brief.md: the
         # reviewer "fixes fuzzy addresses"): only a corrected address resolves it.
         raise OrderError(_("A fuzzy address is resolved by correcting the address on the card, not by a note."))
     resolution = (resolution or "").strip()
@@ -777,7 +777,7 @@ def rush_file(*, by: Actor, phone: str, reason: str, deadline: datetime.datetime
     """Sales files a rush: the chosen open order of this phone (or a new order when it has none,
     or when sales choose "new order") gets the 🔥 flag, the reason and the expected completion.
 
-    BRIEF.md: "3 required fields (customer phone, rush reason, expected completion time)"."""
+    docs/brief.md: "3 required fields (customer phone, rush reason, expected completion time)"."""
     if not by.roles & rules.ACTION_ROLES["file_rush"] and rules.SUPERVISOR not in by.roles:
         raise NotAllowed(_("Only sales and supervisors file rush orders."))
     errors: dict[str, str] = {}

@@ -22,7 +22,7 @@ SALT = "test-salt-9f2"
 def fake_kuaidi100(settings):
     fake = FakeKuaidi100(customer="TESTCUSTOMER", key="test-key").start()
     settings.KUAIDI100 = {"SANDBOX": True, "BASE_URL": fake.url, "CUSTOMER": "TESTCUSTOMER", "KEY": "test-key",
-                          "CALLBACK_SALT": SALT, "STALL_HOURS": 24}
+                          "CALLBACK_SALT": SALT}
     yield fake
     fake.stop()
 

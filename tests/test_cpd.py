@@ -8,15 +8,15 @@ import pytest
 import time_machine
 from django.utils import timezone
 
-from workflows.frontline.measures import inquiry_perceived_delay, perceived_delays, status_queries
-from workflows.frontline.models import Inquiry, SelfServiceQuery
-from workflows.frontline.services import inquiry_record
+from integrations.wechat.models import CustomerMessage
+from integrations.wechat.services import customer_message_send
 from orders.access import Actor
 from tests.conftest import make_order
-from integrations.wechat.services import customer_message_send
 from tests.frontline_fixtures import fast_passwords, ship  # noqa: F401
 from tests.logistics_fixtures import bind_customer, fake_wechat  # noqa: F401
-from workflows.models import CustomerMessage
+from workflows.frontline.measures import perceived_delays, status_queries
+from workflows.frontline.models import Inquiry, SelfServiceQuery
+from workflows.frontline.services import inquiry_record
 
 pytestmark = pytest.mark.django_db
 T0 = datetime.datetime(2026, 1, 22, 10, 0, tzinfo=datetime.UTC)
@@ -38,28 +38,42 @@ def push(order, at, *, carries_location=True, key=None):
 
 def test_cpd_runs_from_the_first_open_inquiry_to_the_first_push_with_location(people):
     order = make_order(status="shipped")
-    first = ask(order, minutes(0), people)
-    again = ask(order, minutes(30), people)
+    ask(order, minutes(0), people)
+    ask(order, minutes(30), people)
     push(order, minutes(40), carries_location=False)  # "shipped" without location does not count
     push(order, minutes(142))
-    assert inquiry_perceived_delay(first) == datetime.timedelta(minutes=142)
-    # The second call belongs to the same wait: the customer has been waiting since the first.
-    assert inquiry_perceived_delay(again) == datetime.timedelta(minutes=142)
     report = perceived_delays(start=minutes(-10), end=minutes(200))
+    # The second call belongs to the same wait: the customer has been waiting since the first.
+    assert [(episode.asked_at, episode.delay) for episode in report.episodes] == [(minutes(0), datetime.timedelta(minutes=142))]
     assert report.delays == [datetime.timedelta(minutes=142)] and report.unanswered == 0
+    # Counted from the window holding the first question only, not again from the second.
+    assert perceived_delays(start=minutes(20), end=minutes(200)).episodes == []
+
+
+def test_a_wait_that_began_before_the_window_is_not_counted_again_inside_it(people):
+    """A customer who asked at 23:50 and again at 00:10, answered at 00:30, waited 40 minutes once:
+    yesterday's measure counts it; today's has no new wait (not a second one of 20 minutes)."""
+    order = make_order(status="shipped")
+    ask(order, minutes(-20), people)
+    ask(order, minutes(0), people)
+    push(order, minutes(20))
+    assert perceived_delays(start=minutes(-60), end=minutes(-10)).delays == [datetime.timedelta(minutes=40)]
+    today = perceived_delays(start=minutes(-10), end=minutes(200))
+    assert (today.episodes, today.unanswered) == ([], 0)
 
 
 def test_a_new_question_after_an_answer_starts_a_new_wait(people):
     order = make_order(status="shipped")
     ask(order, minutes(0), people)
     push(order, minutes(10))
-    later = ask(order, minutes(60), people)
-    assert inquiry_perceived_delay(later) is None
+    ask(order, minutes(60), people)
+    report = perceived_delays(start=minutes(-10), end=minutes(200))
+    assert (report.delays, report.unanswered) == ([datetime.timedelta(minutes=10)], 1)
     push(order, minutes(63))
-    assert inquiry_perceived_delay(later) == datetime.timedelta(minutes=3)
     report = perceived_delays(start=minutes(-10), end=minutes(200))
     assert sorted(report.delays) == [datetime.timedelta(minutes=3), datetime.timedelta(minutes=10)]
     assert report.median == datetime.timedelta(minutes=6, seconds=30)
+    assert perceived_delays(start=minutes(30), end=minutes(200)).delays == [datetime.timedelta(minutes=3)]
 
 
 def test_unanswered_waits_are_counted_not_hidden(people):
@@ -71,9 +85,10 @@ def test_unanswered_waits_are_counted_not_hidden(people):
 
 def test_queued_but_unsent_answer_does_not_stop_the_clock(people):
     order = make_order(status="shipped")
-    inquiry = ask(order, minutes(0), people)
+    ask(order, minutes(0), people)
     CustomerMessage.objects.create(order=order, recipient="o", event_key="x", idempotency_key="queued", carries_location=True, created_at=minutes(1))
-    assert inquiry_perceived_delay(inquiry) is None
+    report = perceived_delays(start=minutes(-10), end=minutes(200))
+    assert (report.delays, report.unanswered) == ([], 1)
 
 
 def test_recorded_inquiry_with_tracking_is_answered_within_seconds(people, fake_wechat, django_capture_on_commit_callbacks):
@@ -84,10 +99,12 @@ def test_recorded_inquiry_with_tracking_is_answered_within_seconds(people, fake_
     ship(order, eta=timezone.now() + datetime.timedelta(hours=20))
     with django_capture_on_commit_callbacks() as callbacks:
         inquiry = inquiry_record(order=order, by=Actor.of(people["service"]), channel="wechat")
-    assert inquiry_perceived_delay(inquiry) is None  # queued, not yet with the customer
+    window = {"start": inquiry.asked_at, "end": inquiry.asked_at + datetime.timedelta(minutes=1)}
+    assert perceived_delays(**window).unanswered == 1  # queued, not yet with the customer
     assert callbacks, "the answer is sent after commit"
     assert customer_message_send(message_id=inquiry.answer_message_id) == "sent"
-    assert inquiry_perceived_delay(inquiry) < datetime.timedelta(seconds=5)
+    [delay] = perceived_delays(**window).delays
+    assert delay < datetime.timedelta(seconds=5)
     assert [m["data"]["thing3"] for m in fake_wechat.messages_for(openid)] == ["广东,深圳市"]
     assert fake_wechat.messages_for(openid)[0]["url"].startswith("http"), "the push links to the self-service page"
 

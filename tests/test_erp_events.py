@@ -6,12 +6,14 @@ import json
 import time
 
 import pytest
+from django.utils import translation
 
 from integrations.erp.inbound import sign
 from integrations.erp.models import InboundEvent
+from orders import events
 from orders.models import EventKind, OrderEvent
-from tests.erp_fixtures import fast_passwords  # noqa: F401 (autouse)
 from tests.conftest import PASSWORD, make_order
+from tests.erp_fixtures import fast_passwords  # noqa: F401 (autouse)
 
 pytestmark = pytest.mark.django_db
 SECRET = "wms-test-secret"
@@ -82,6 +84,11 @@ def test_refused_transition_is_409_and_shown_on_the_card(client, people):
     assert order.status == "pending_review"
     refused = OrderEvent.objects.get(order=order, kind=EventKind.SYNC_REFUSED)
     assert refused.actor_name == "WMS"
+    # Written by events.sync_refused: facts only, no sentence fixed in the writer's language;
+    # the describer words it for each reader.
+    assert refused.payload == {"action": "pack", "event_id": "wms-9", "reason": reason}
+    with translation.override("en"):
+        assert events.describe(refused).startswith("WMS asked for pack; refused: ")
     client.login(username="service", password=PASSWORD)
     card = client.get(f"/orders/{order.order_number}/").content.decode()
     assert "WMS 请求 pack，已拒绝" in card

@@ -15,7 +15,7 @@ from django.utils import timezone
 from integrations.erp.importer import import_orders, insert_rows
 from orders.models import Customer, EventKind, Order, OrderEvent, OrderLine
 from tests.conftest import make_product
-from tests.erp_fixtures import line, write_csv, fast_passwords  # noqa: F401 (autouse)
+from tests.erp_fixtures import fast_passwords, line, write_csv  # noqa: F401 (autouse)
 
 pytestmark = pytest.mark.django_db
 
@@ -80,6 +80,8 @@ def test_import_writes_every_field_through_the_vendor_path(tmp_path):
     assert (first.placed_at, first.pending_review_at, first.paid_at, first.source_updated_at) == (placed, placed, paid, paid)
     assert first.shipped_at is None and first.cancelled_at is None and first.updated_at is not None
     assert (first.is_held, first.is_rush, first.hold_reason, first.stage_paused_seconds, first.claimed_by_id) == (False, False, "", 0, None)
+    # The stage clock runs from the arrival here: paid's rule is 60 minutes (migration defaults).
+    assert first.stage_due_at == first.stage_entered_at + datetime.timedelta(minutes=60) and first.sla_breached_at is None
     assert first.customer.phone == "13800138000" and first.customer.name == "王丽"
     assert sorted(first.lines.values_list("sku_code", "product_name", "quantity", "unit_price", "is_gift", "cold_chain")) == [
         ("GIFT-KSJ-01", products["GIFT-KSJ-01"].name, 1, Decimal("0.00"), True, False),
@@ -87,14 +89,17 @@ def test_import_writes_every_field_through_the_vendor_path(tmp_path):
     ]
     event = OrderEvent.objects.get(order=first)
     assert (event.kind, event.actor_name, event.actor_user_id, event.source_time) == (EventKind.CREATED, "ERP", None, paid)
-    assert event.payload == {"import_run": 7, "erp_status": "已付款"}
+    assert event.payload == {"source": "erp", "import_run": 7, "erp_status": "已付款"}  # events.created's shape
 
     shipped = Order.objects.get(order_number="W2")
     assert shipped.status == "shipped" and shipped.customer.name == "李娜"
     assert Customer.objects.filter(phone="13900139000").count() == 1
     assert shipped.shipments.get().tracking_number == "ZT123456"
+    # No 发货日期 in the file: shipped on arrival here, never a shipped order without shipped_at.
+    assert shipped.shipped_at is not None and shipped.stage_due_at is None
     cancelled = Order.objects.get(order_number="W3")
     assert cancelled.status == "cancelled" and cancelled.cancelled_at is not None and cancelled.refund_amount == Decimal("59.90")
+    assert cancelled.stage_due_at is None
     assert not Order.objects.filter(order_number="W4").exists()
 
     # Again: nothing changes. Then one changed line updates the order with an ERP event.

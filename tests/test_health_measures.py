@@ -10,9 +10,9 @@ import time_machine
 from django.utils import translation
 
 from integrations.erp.models import ReconciliationRun
-from workflows.frontline.models import Inquiry, SelfServiceQuery
 from orders.models import AfterSalesCase, Order, OrderEvent, OrderTag
 from tests.conftest import make_order
+from workflows.frontline.models import Inquiry, SelfServiceQuery
 from workflows.health.measures import (
     MEASURES,
     MEASURES_BY_KEY,
@@ -32,7 +32,8 @@ from workflows.health.measures import (
     measure_wrong_shipment_rate,
 )
 from workflows.health.models import ConsistencySample, ConsistencyTask
-from workflows.models import CustomerMessage, Ticket
+from integrations.wechat.models import CustomerMessage
+from workflows.models import Ticket
 
 pytestmark = pytest.mark.django_db
 
@@ -125,6 +126,7 @@ def test_exception_closure_today_counts_open_ages_until_now():
 
 def test_wrong_shipment_rate_is_shipped_orders_with_an_unrejected_wrong_or_missing_claim():
     shipped_that_day = [make_order(status="shipped", shipped_at=at(19, hour)) for hour in (0, 9, 11, 14, 23)]
+    Order.objects.filter(pk=shipped_that_day[4].pk).update(packed_unverified=True)  # the WMS packed it, no scans here
     earlier = make_order(status="completed", shipped_at=at(17, 10))
     make_order(status="shipped", shipped_at=at(20, 0))  # the next day: not in the base
     case = AfterSalesCase.objects.create
@@ -140,7 +142,7 @@ def test_wrong_shipment_rate_is_shipped_orders_with_an_unrejected_wrong_or_missi
 
     assert result.value == 40.0  # orders 0 and 3 ÷ 5 shipped
     assert result.sample_size == 5
-    assert result.detail == {"wrong_orders": 2, "shipped": 5}
+    assert result.detail == {"wrong_orders": 2, "shipped": 5, "packed_unverified": 1}
     behind = behind_wrong_shipment_rate(day=DAY)
     assert [row.order_number for row in behind] == [shipped_that_day[3].order_number] + [shipped_that_day[0].order_number] * 2
     assert all(row.off_target for row in behind)
@@ -151,7 +153,7 @@ def test_wrong_shipment_rate_without_shipments_is_no_data_even_with_cases():
     AfterSalesCase.objects.create(order=order, kind="wrong_item", reason="发错规格", opened_at=at(19, 10))
     result = measure_wrong_shipment_rate(day=DAY)
     assert result.value is None
-    assert result.detail == {"wrong_orders": 0, "shipped": 0}
+    assert result.detail == {"wrong_orders": 0, "shipped": 0, "packed_unverified": 0}
 
 
 def inquiry(order, asked_at, people):
@@ -339,3 +341,24 @@ def test_cross_role_consistency_with_only_unanswered_tasks_is_no_data_but_shows_
 def test_targets_decide_red_or_green(key, value, healthy):
     measure = next(m for m in MEASURES if m.key == key)
     assert measure.healthy(value) is healthy
+
+
+def test_a_business_day_is_counted_the_same_by_the_erp_export_and_the_measures():
+    """One calendar (orders/clock.py): the day's export, the reconciliation and every measure
+    count Beijing's midnight to midnight, whatever time zone a request has activated."""
+    from django.utils import timezone
+
+    from integrations.erp import exporter
+    from orders import clock
+    from workflows.health import measures
+
+    assert exporter.business_day_bounds is clock.business_day_bounds and measures.business_day_bounds is clock.business_day_bounds
+    start, end = clock.business_day_bounds(DAY)
+    assert (start, end) == (datetime.datetime(2026, 1, 19, tzinfo=SHANGHAI), datetime.datetime(2026, 1, 20, tzinfo=SHANGHAI))
+    with time_machine.travel(datetime.datetime(2026, 1, 19, 0, 30, tzinfo=SHANGHAI), tick=False):
+        early = make_order(status="paid")  # 16:30 UTC the evening before
+        with timezone.override("UTC"):
+            assert clock.business_day_bounds(DAY) == (start, end)
+            assert clock.business_today() == DAY
+            assert [order.pk for order in exporter.day_orders(DAY)] == [early.pk]
+            assert not exporter.day_orders(DAY - datetime.timedelta(days=1)).exists()

@@ -19,7 +19,7 @@ from integrations.kuaidi100.models import SubscriptionState, TrackingSubscriptio
 from integrations.wechat import services as pushes
 from tests.conftest import ROOT, database_url_for_subprocess, require_postgres, require_redis, wait_for
 from tests.logistics_fixtures import SALT, fake_kuaidi100, fake_wechat, role_groups, shipped_order  # noqa: F401 - fixtures
-from workflows.models import CustomerMessage, MessageStatus
+from integrations.wechat.models import CustomerMessage, MessageStatus
 
 pytestmark = [pytest.mark.celery_worker, pytest.mark.usefixtures("transactional_db", "role_groups")]
 ORDERS = 200

@@ -17,7 +17,7 @@ from orders.access import Actor
 from orders.models import AddressChangeRequest, Note, Order
 from tests.conftest import PASSWORD, make_order
 from tests.frontline_fixtures import customer_with_orders, fast_passwords, rejected_return, ship  # noqa: F401
-from workflows.models import CustomerMessage
+from integrations.wechat.models import CustomerMessage
 
 pytestmark = pytest.mark.django_db
 

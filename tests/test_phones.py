@@ -1,4 +1,4 @@
-"""normalize_mobile over the formats customers and agents actually type (PROTOCOLS.md)."""
+"""normalize_mobile over the formats customers and agents actually type (docs/protocols.md)."""
 
 import pytest
 

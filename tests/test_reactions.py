@@ -13,7 +13,7 @@ from orders.services import order_ship, order_transition
 from tests.conftest import make_order
 from tests.logistics_fixtures import bind_customer
 from workflows import reactions
-from workflows.models import CustomerMessage
+from integrations.wechat.models import CustomerMessage
 
 pytestmark = pytest.mark.django_db
 

@@ -51,7 +51,8 @@ from tests.conftest import PASSWORD, make_order
 from tests.erp_fixtures import line as erp_line
 from tests.erp_fixtures import write_csv
 from workflows.health.models import ConsistencySample, ConsistencyTask
-from workflows.models import Alert, CustomerMessage, Ticket, TicketKind
+from integrations.wechat.models import CustomerMessage
+from workflows.models import Alert, Ticket, TicketKind
 from workflows.tickets import ticket_open_for_shipment
 
 IDENTITIES = (*ALL_ROLES, "outsider", "anonymous")

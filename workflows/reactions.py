@@ -16,9 +16,9 @@ from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from integrations.kuaidi100.services import shipment_track
-from integrations.wechat.services import customer_push_order_status
+from integrations.wechat.models import CustomerMessage
 from orders.models import EventKind, Order, OrderEvent, OrderStatus, Shipment
-from workflows.models import CustomerMessage
+from workflows.notifications import customer_push_order_status
 
 # Older misses are left alone: a shipped push a day late would confuse more than it helps.
 RELAY_WINDOW = datetime.timedelta(hours=24)

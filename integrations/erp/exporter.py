@@ -17,6 +17,7 @@ from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
 
 from integrations.erp.models import DailyExport
+from orders.clock import business_day_bounds, business_today
 from orders.models import Carrier, Order, OrderLine, Shipment
 
 EXPORT_COLUMNS = [
@@ -38,14 +39,9 @@ CARRIER_CHINESE = {
 EXPORT_DIR = "erp/exports"
 
 
-def business_day_bounds(business_date: datetime.date) -> tuple[datetime.datetime, datetime.datetime]:
-    """[start, end) of the business day in Asia/Shanghai, as aware datetimes."""
-    start = timezone.make_aware(datetime.datetime.combine(business_date, datetime.time()))
-    return start, start + datetime.timedelta(days=1)
-
-
 def today() -> datetime.date:
-    return timezone.localdate()
+    """The business day now (orders/clock.py keeps the calendar); the day a file may still change."""
+    return business_today()
 
 
 def day_orders(business_date: datetime.date):

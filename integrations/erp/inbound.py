@@ -25,9 +25,9 @@ from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
 
 from integrations.erp.models import InboundEvent
-from orders import services
+from orders import events, services
 from orders.access import Actor
-from orders.models import EventKind, Order, OrderEvent
+from orders.models import Order
 
 MAX_AGE = datetime.timedelta(minutes=5)
 ACTIONS = ("approve", "start_picking", "pack", "ship", "complete", "cancel")
@@ -124,13 +124,8 @@ def _apply(source: str, data: dict) -> tuple[int, dict]:
     except services.OrderError as refusal:
         reason = str(refusal)
         # The refusal is part of the order's story: whoever opens the card sees that the WMS
-        # said "packed" and why the cockpit did not follow.
-        OrderEvent.objects.create(
-            order=order, kind=EventKind.SYNC_REFUSED, actor_name=source, source_time=occurred,
-            payload={
-                "action": action, "event_id": data["event_id"], "reason": reason,
-                "message": _("%(source)s asked for %(action)s; refused: %(reason)s") % {"source": source, "action": action, "reason": reason},
-            },
-        )
+        # said "packed" and why the cockpit did not follow (orders/events.py describes it in the
+        # reader's language; the payload keeps the facts).
+        events.sync_refused(order=order, by=actor, action=action, event_id=data["event_id"], reason=reason, source_time=occurred)
         return 409, {"ok": False, "error": reason, "status": order.status}
     return 200, {"ok": True, "status": order.status}

@@ -1,4 +1,4 @@
-"""Reading ERP exports (Jushuitan-style, PROTOCOLS.md): CSV in UTF-8 / UTF-8 with BOM / GB18030,
+"""Reading ERP exports (Jushuitan-style, docs/protocols.md): CSV in UTF-8 / UTF-8 with BOM / GB18030,
 or .xlsx; the header row is found by its column names, because real exports may put a title row
 (名称：聚水潭成本) above it. Everything about the file format stays in this module."""
 

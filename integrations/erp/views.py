@@ -1,10 +1,11 @@
-"""Finance's ERP pages (import, daily export, sync check) and the signed status-event endpoint."""
+"""Finance's ERP pages (import, daily export, a sync check's result) and the signed status-event
+endpoint. The ERP home page and running the sync check raise alerts, so they are
+workflows/erp_bridge.py's."""
 
 from __future__ import annotations
 
 import csv
 import datetime
-import tempfile
 from pathlib import Path
 
 from django.contrib import messages
@@ -16,32 +17,16 @@ from django.views.decorators.http import require_GET, require_POST
 
 from integrations.erp import exporter, inbound, reconciliation, services
 from integrations.erp.models import DailyExport, ImportRun, ReconciliationRun
-from integrations.erp.spreadsheet import UnreadableFile
 from orders.access import Actor, public_endpoint, role_required
-from workflows.models import Alert, AlertKind
 
 FINANCE_ROLES = ("finance", "supervisor")
 
 
-def _parse_date(raw: str) -> datetime.date | None:
+def parse_business_date(raw: str) -> datetime.date | None:
     try:
         return datetime.date.fromisoformat(raw)
     except (TypeError, ValueError):
         return None
-
-
-@require_GET
-@role_required(*FINANCE_ROLES)
-def erp_home(request: HttpRequest) -> HttpResponse:
-    yesterday = exporter.today() - datetime.timedelta(days=1)
-    context = {
-        "imports": ImportRun.objects.select_related("uploaded_by")[:10],
-        "exports": DailyExport.objects.exclude(file="")[:14],
-        "runs": ReconciliationRun.objects.all()[:10],
-        "alerts": Alert.objects.filter(kind=AlertKind.RECONCILIATION, for_role__in=FINANCE_ROLES, acknowledged_at__isnull=True)[:10],
-        "yesterday": yesterday.isoformat(),
-    }
-    return render(request, "erp/home.html", context)
 
 
 @require_POST
@@ -102,7 +87,7 @@ def import_errors(request: HttpRequest, run_id: int) -> HttpResponse:
 @require_POST
 @role_required(*FINANCE_ROLES)
 def export_produce(request: HttpRequest) -> HttpResponse:
-    day = _parse_date(request.POST.get("date", ""))
+    day = parse_business_date(request.POST.get("date", ""))
     if day is None or day > exporter.today():
         messages.error(request, _("Choose a business date that has begun, like 2024-05-01."))
         return redirect("erp_home")
@@ -113,34 +98,11 @@ def export_produce(request: HttpRequest) -> HttpResponse:
 @require_GET
 @role_required(*FINANCE_ROLES)
 def export_download(request: HttpRequest, business_date: str) -> HttpResponse:
-    day = _parse_date(business_date)
+    day = parse_business_date(business_date)
     export = DailyExport.objects.filter(business_date=day).exclude(file="").first() if day else None
     if export is None or not Path(export.file.path).exists():
         raise Http404(_("No ERP export has been produced for this date yet."))
     return FileResponse(open(export.file.path, "rb"), as_attachment=True, filename=f"erp-export-{business_date}.xlsx")
-
-
-@require_POST
-@role_required(*FINANCE_ROLES)
-def reconciliation_run(request: HttpRequest) -> HttpResponse:
-    day = _parse_date(request.POST.get("date", ""))
-    upload = request.FILES.get("erp_file")
-    if day is None or upload is None:
-        messages.error(request, _("Choose the business date and the ERP's export or day summary for it."))
-        return redirect("erp_home")
-    suffix = Path(upload.name).suffix.lower()[:8]
-    with tempfile.NamedTemporaryFile(suffix=suffix) as temporary:
-        for chunk in upload.chunks():
-            temporary.write(chunk)
-        temporary.flush()
-        try:
-            run = reconciliation.reconciliation_run(
-                business_date=day, erp_path=temporary.name, erp_file_name=upload.name, by=Actor.of(request.user).name
-            )
-        except UnreadableFile as exc:
-            messages.error(request, str(exc))
-            return redirect("erp_home")
-    return redirect("erp_reconciliation_detail", run_id=run.pk)
 
 
 @require_GET

@@ -1,5 +1,5 @@
 """Kuaidi100 (快递100): the real-time query API, the subscription API and the callback's
-signature, exactly as PROTOCOLS.md describes them. Nothing outside this folder knows that
+signature, exactly as docs/protocols.md describes them. Nothing outside this folder knows that
 `param` is a JSON string inside a form, or that the signature is upper-case MD5."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import requests
 from django.conf import settings
 from django.utils import timezone
 
-# Subscription return codes that will not get better by retrying (PROTOCOLS.md).
+# Subscription return codes that will not get better by retrying (docs/protocols.md).
 PERMANENT_SUBSCRIBE_CODES = {"600", "601", "700", "701", "702"}
 # Query return codes worth asking again later: no result yet, server error, busy.
 TRANSIENT_QUERY_CODES = {"500", "501", "502"}

@@ -1,4 +1,4 @@
-"""A local Kuaidi100 that speaks the real protocol over HTTP (PROTOCOLS.md), for the demo and tests.
+"""A local Kuaidi100 that speaks the real protocol over HTTP (docs/protocols.md), for the demo and tests.
 
 - `POST /poll/query.do`: form `customer`, `sign`, `param`; checks the upper-case MD5 signature
   and answers with the real error codes and messages.

@@ -1,5 +1,5 @@
 """WeChat service account (服务号): the access token, template messages and the callback
-signature (PROTOCOLS.md). Nothing outside this folder knows an errcode.
+signature (docs/protocols.md). Nothing outside this folder knows an errcode.
 
 One central token: every process reads it from the shared cache (django.core.cache) and only
 one refreshes it, under a lock, before it expires — the stable_token endpoint everywhere, so
@@ -23,7 +23,7 @@ REFRESH_AT_FRACTION = 0.9
 LOCK_SECONDS = 30
 TOKEN_INVALID = {40001, 40014, 42001}
 SYSTEM_BUSY = -1
-# Recorded on the message and never retried (PROTOCOLS.md): not subscribed, bad openid, user
+# Recorded on the message and never retried (docs/protocols.md): not subscribed, bad openid, user
 # refused, bad argument, quota.
 NOT_RETRIED = {43004, 40003, 43101, 47003, 45009}
 # A callback whose signed timestamp is further than this from our clock is refused as stale

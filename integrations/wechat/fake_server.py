@@ -1,4 +1,4 @@
-"""A local WeChat service-account API over HTTP (PROTOCOLS.md), for the demo and tests.
+"""A local WeChat service-account API over HTTP (docs/protocols.md), for the demo and tests.
 
 - `POST /cgi-bin/stable_token`: checks appid/secret, hands out one token per lifetime.
 - `POST /cgi-bin/message/template/send?access_token=…`: checks the token (40001/42001), the

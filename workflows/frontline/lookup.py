@@ -38,7 +38,7 @@ from orders.models import (
 )
 from orders.phones import normalize_mobile, normalize_order_number
 from orders.templatetags.cockpit import event_summary
-from workflows.models import CustomerMessage, MessageStatus
+from integrations.wechat.models import CustomerMessage, MessageStatus
 
 # A customer with more orders sees the newest ones; the page says so.
 MAX_ORDERS = 100

@@ -7,29 +7,8 @@ import datetime
 import statistics
 from dataclasses import dataclass
 
-from django.db.models import Max, Min
-
 from workflows.frontline.models import Inquiry, SelfServiceQuery
-from workflows.models import CustomerMessage, MessageStatus
-
-
-def inquiry_perceived_delay(inquiry: Inquiry) -> datetime.timedelta | None:
-    """CPD for one inquiry: from the first inquiry still open on that order (asked after the
-    last push that carried a location) to the first push carrying location/ETA or an exception
-    explanation delivered after this inquiry. None while no such push has been sent.
-
-    The clock stops when the push is sent (accepted by WeChat), not when it is queued: the
-    customer perceives the message, not our intention to send it."""
-    answers = CustomerMessage.objects.filter(order_id=inquiry.order_id, carries_location=True, status=MessageStatus.SENT)
-    answered_at = answers.filter(sent_at__gte=inquiry.asked_at).aggregate(first=Min("sent_at"))["first"]
-    if answered_at is None:
-        return None
-    previous_answer = answers.filter(sent_at__lt=inquiry.asked_at).aggregate(last=Max("sent_at"))["last"]
-    open_inquiries = Inquiry.objects.filter(order_id=inquiry.order_id, asked_at__lte=inquiry.asked_at)
-    if previous_answer is not None:
-        open_inquiries = open_inquiries.filter(asked_at__gt=previous_answer)
-    first_asked = open_inquiries.aggregate(first=Min("asked_at"))["first"]
-    return answered_at - first_asked
+from integrations.wechat.models import CustomerMessage, MessageStatus
 
 
 @dataclass(frozen=True)
@@ -65,15 +44,20 @@ class PerceivedDelays:
 
 
 def perceived_delays(*, start: datetime.datetime, end: datetime.datetime) -> PerceivedDelays:
-    """CPD over the episodes whose first inquiry falls in [start, end). Repeated questions
-    before the answer belong to the same episode, so a customer who asks three times counts once,
-    from the first time."""
-    inquiries = list(Inquiry.objects.filter(asked_at__gte=start, asked_at__lt=end).order_by("order_id", "asked_at").values_list("order_id", "asked_at"))
+    """Customer-perceived delay (CPD) over the episodes whose first inquiry falls in [start, end):
+    from the first "where is my order" to the first push carrying location/ETA or an exception
+    explanation sent at or after it. Repeated questions before the answer belong to the same
+    episode, so a customer who asks three times counts once, from the first time; a question
+    asked before `start` and repeated inside the window is an episode of the earlier day, not a
+    new one. The clock stops when the push is sent (accepted by WeChat), not when it is queued:
+    the customer perceives the message, not our intention to send it. The one definition of CPD
+    (the health self-check and the front line read it here)."""
+    order_ids = set(Inquiry.objects.filter(asked_at__gte=start, asked_at__lt=end).values_list("order_id", flat=True))
+    # The orders' earlier inquiries and answers too: an episode may have begun before the window.
+    inquiries = Inquiry.objects.filter(order_id__in=order_ids, asked_at__lt=end).order_by("order_id", "asked_at").values_list("order_id", "asked_at")
     answers: dict[int, list[datetime.datetime]] = {}
     for order_id, sent_at in (
-        CustomerMessage.objects.filter(
-            order_id__in={order_id for order_id, _ in inquiries}, carries_location=True, status=MessageStatus.SENT, sent_at__gte=start
-        )
+        CustomerMessage.objects.filter(order_id__in=order_ids, carries_location=True, status=MessageStatus.SENT, sent_at__isnull=False)
         .order_by("sent_at")
         .values_list("order_id", "sent_at")
     ):
@@ -85,7 +69,8 @@ def perceived_delays(*, start: datetime.datetime, end: datetime.datetime) -> Per
             continue  # asked again before the answer: same episode
         answer = next((at for at in answers.get(order_id, []) if at >= asked_at), None)
         episode_end[order_id] = answer
-        episodes.append(Episode(order_id, asked_at, answer))
+        if asked_at >= start:
+            episodes.append(Episode(order_id, asked_at, answer))
     return PerceivedDelays(episodes)
 
 

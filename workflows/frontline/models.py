@@ -27,7 +27,7 @@ class Inquiry(models.Model):
     asked_at = models.DateTimeField(_("asked at"), default=timezone.now)
     # The instant answer pushed to the customer; empty when the customer has no WeChat openid.
     answer_message = models.ForeignKey(
-        "workflows.CustomerMessage", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        "wechat.CustomerMessage", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
 
     class Meta:

@@ -10,8 +10,8 @@ from workflows.frontline.models import Inquiry, InquiryChannel
 from orders.access import Actor
 from orders.models import Order
 from orders.services import NotAllowed, OrderError
-from integrations.wechat.services import customer_push_order_status
-from workflows.models import CustomerMessage
+from integrations.wechat.models import CustomerMessage
+from workflows.notifications import customer_push_order_status
 
 INQUIRY_ROLES = {"service", "sales", "supervisor"}
 

@@ -1,4 +1,4 @@
-"""The business's measures (BRIEF.md, "The measures"), each computed from what happened on one
+"""The business's measures (docs/brief.md, "The measures"), each computed from what happened on one
 business day in Asia/Shanghai.
 
 Each measure is a plain function `measure_<key>(*, day) -> MeasureValue`; `value` is None when
@@ -24,10 +24,11 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from integrations.erp.models import ReconciliationRun
-from workflows.frontline.measures import perceived_delays, status_queries
-from workflows.frontline.models import Inquiry
+from orders.clock import business_day_bounds, business_today  # the calendar's home; re-exported for workflows/health
 from orders.models import AfterSalesCase, AfterSalesKind, AfterSalesStatus, Order, OrderEvent, OrderStatus, OrderTag
 from orders.selectors import overdue_filter
+from workflows.frontline.measures import perceived_delays, status_queries
+from workflows.frontline.models import Inquiry
 from workflows.health.models import ConsistencyTask
 from workflows.models import Ticket
 
@@ -35,22 +36,22 @@ BUSINESS_TZ = ZoneInfo(settings.TIME_ZONE)
 # How many rows the "orders behind the number" page lists, worst first.
 BEHIND_LIMIT = 200
 
-# Targets from BRIEF.md's table, shared by the registry and the "orders behind" pages.
+# Targets from docs/brief.md's table, shared by the registry and the "orders behind" pages.
 DELAY_TARGET_MINUTES = 15
 CLOSURE_TARGET_MINUTES = 120
 CONSISTENCY_TARGET_PERCENT = 99.5
 SELF_SERVICE_TARGET_PERCENT = 75
-# BRIEF.md gives no wrong-shipment target, only the seed's result (6.8% → 0.9%); that result is the bar.
+# docs/brief.md gives no wrong-shipment target, only the seed's result (6.8% → 0.9%); that result is the bar.
 WRONG_SHIPMENT_TARGET_PERCENT = 0.9
 # Customers report a wrong item or a missing gift within the 7-day return period.
 WRONG_SHIPMENT_CLAIM_DAYS = 7
-# BRIEF.md gives CPD no target; its goal for this system is "a proactive push within a minute of an inquiry".
+# docs/brief.md gives CPD no target; its goal for this system is "a proactive push within a minute of an inquiry".
 PERCEIVED_DELAY_TARGET_MINUTES = 1
-# BRIEF.md gives no rush target, only the seed's result (8.2 h → 1.4 h); that result is the bar.
+# docs/brief.md gives no rush target, only the seed's result (8.2 h → 1.4 h); that result is the bar.
 RUSH_TARGET_MINUTES = 84
 # Every order over its stage limit is a red flag on the board: the healthy number is none.
 OVER_LIMIT_TARGET = 0
-# BRIEF.md: "a difference over 0.5% sends an email alert", i.e. at least 99.5% consistent.
+# docs/brief.md: "a difference over 0.5% sends an email alert", i.e. at least 99.5% consistent.
 ERP_CONSISTENCY_TARGET_PERCENT = 99.5
 
 
@@ -71,15 +72,6 @@ class BehindRow:
     off_target: bool
     # False for an order number only the ERP knows: there is no card to open here.
     linked: bool = True
-
-
-def business_day_bounds(day: datetime.date) -> tuple[datetime.datetime, datetime.datetime]:
-    start = datetime.datetime.combine(day, datetime.time.min, tzinfo=BUSINESS_TZ)
-    return start, start + datetime.timedelta(days=1)
-
-
-def business_today() -> datetime.date:
-    return timezone.localtime(timezone.now(), BUSINESS_TZ).date()
 
 
 def _minutes(delta: datetime.timedelta) -> float:
@@ -192,10 +184,14 @@ def _wrong_shipment_cases(day: datetime.date):
 
 def measure_wrong_shipment_rate(*, day: datetime.date) -> MeasureValue:
     start, end = business_day_bounds(day)
-    shipped = Order.objects.filter(shipped_at__gte=start, shipped_at__lt=end).count()
+    shipped_that_day = Order.objects.filter(shipped_at__gte=start, shipped_at__lt=end)
+    shipped = shipped_that_day.count()
     # Per order: two claims about the same parcel are one wrong shipment.
     wrong = _wrong_shipment_cases(day).values("order_id").distinct().count()
-    detail = {"wrong_orders": wrong, "shipped": shipped}
+    # Parcels the WMS reported packed without item-by-item scans here (orders/packing.py): the
+    # share of shipments this measure cannot vouch for.
+    unverified = shipped_that_day.filter(packed_unverified=True).count()
+    detail = {"wrong_orders": wrong, "shipped": shipped, "packed_unverified": unverified}
     if not shipped:
         return MeasureValue(None, 0, detail)
     return MeasureValue(round(100 * wrong / shipped, 2), shipped, detail)
@@ -509,7 +505,7 @@ MEASURES: list[Measure] = [
         method=gettext_lazy(
             "Median, over the waits that began that day, from a customer's first “where is my order” to the first "
             "push with location, ETA or an exception explanation that WeChat accepted; p90 alongside, waits still "
-            "unanswered are counted (target: BRIEF.md's goal of a push within a minute of an inquiry)."
+            "unanswered are counted (target: the brief's goal of a push within a minute of an inquiry)."
         ),
         compute=measure_perceived_delay,
         behind=behind_perceived_delay,
@@ -565,6 +561,7 @@ DETAIL_LABELS = {
     "oldest_open_minutes": gettext_lazy("oldest open"),
     "p90": gettext_lazy("p90"),
     "wrong_orders": gettext_lazy("orders with a wrong or missing item"),
+    "packed_unverified": gettext_lazy("packed without scan verification here"),
     "self_served": gettext_lazy("self-service"),
     "assisted": gettext_lazy("asked customer service"),
     "longest_minutes": gettext_lazy("longest"),

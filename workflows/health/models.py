@@ -27,7 +27,7 @@ class DailyMeasure(models.Model):
 
 
 class CheckerGroup(models.TextChoices):
-    """The three sides of BRIEF.md's cross-role consistency check."""
+    """The three sides of docs/brief.md's cross-role consistency check."""
 
     SALES = "sales", _("Sales")
     WAREHOUSE = "warehouse", _("Warehouse")

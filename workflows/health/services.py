@@ -20,7 +20,7 @@ from workflows.health.models import CheckerGroup, ConsistencySample, Consistency
 logger = logging.getLogger(__name__)
 
 SAMPLES_PER_DAY = 5
-# BRIEF.md: "sales, warehouse and service each state the status"; the warehouse side is a
+# docs/brief.md: "sales, warehouse and service each state the status"; the warehouse side is a
 # dispatcher or a packer.
 GROUP_ROLES = {
     CheckerGroup.SALES: ["sales"],

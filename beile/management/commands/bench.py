@@ -50,7 +50,9 @@ from integrations.erp.importer import COLUMNS, REQUIRED, import_orders, parse_am
 from integrations.erp.models import ReconciliationRun
 from integrations.erp.reconciliation import our_side, reconciliation_run
 from integrations.erp.spreadsheet import read_table
+from orders import events as order_events
 from orders import selectors
+from orders.access import Actor
 from orders.models import ACTIVE_STATUSES, AfterSalesCase, Customer, Note, Order, OrderEvent, OrderLine, Product, Shipment, TrackingEvent
 from orders.phones import normalize_mobile
 from workflows import sla
@@ -403,8 +405,10 @@ class Command(BaseCommand):
                 for h in range(5)
             )
             OrderEvent.objects.bulk_create(
-                OrderEvent(order=order, kind="status", occurred_at=placed + datetime.timedelta(hours=h), actor_name="bench",
-                           payload={"from": "paid", "to": "picking"})
+                order_events.status_changed(
+                    order=order, by=Actor.system("bench"), transition="start_picking", source="paid", target="picking",
+                    as_supervisor=False, occurred_at=placed + datetime.timedelta(hours=h), save=False,
+                )
                 for h in range(5)
             )
             Note.objects.create(order=order, body="客户要求放门口", audience="logistics")

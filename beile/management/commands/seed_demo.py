@@ -16,7 +16,6 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.utils import timezone
 
-from integrations.erp.reconciliation import reconciliation_run
 from integrations.wechat.fake_server import sandbox_openid
 from workflows.frontline.models import Inquiry, SelfServiceQuery
 from orders.models import (
@@ -33,13 +32,15 @@ from orders.models import (
     Shipment,
     TrackingEvent,
 )
-from workflows.health.measures import business_day_bounds, business_today
 from workflows.health.models import ConsistencySample, ConsistencyTask
 from workflows.health.services import measures_store_day
-from workflows.models import CustomerMessage, MessageStatus, Ticket
+from integrations.wechat.models import CustomerMessage, MessageStatus
+from workflows.erp_bridge import erp_sync_check
+from workflows.models import Ticket
 from orders import clock
 from orders import events as order_events
 from orders.access import Actor
+from orders.clock import business_day_bounds, business_today
 
 DEMO_USERS = [
     # username (= role), full name
@@ -396,7 +397,7 @@ class Command(BaseCommand):
                     total = total + Decimal("10.00") if index < amount_off else total  # keyed in wrong in the ERP
                     writer.writerow([number, f"{timezone.localtime(placed):%Y-%m-%d %H:%M:%S}", total, refund])
                 erp_file.flush()
-                reconciliation_run(business_date=day, erp_path=erp_file.name, erp_file_name=f"聚水潭订单导出-{day:%Y%m%d}.csv", by="吴敏")
+                erp_sync_check(business_date=day, erp_path=erp_file.name, erp_file_name=f"聚水潭订单导出-{day:%Y%m%d}.csv", by="吴敏")
 
     def _status_checks(self, rng: random.Random, users: dict[str, User], orders: list[Order]) -> None:
         """A week of the daily cross-role status checks: at 10:00, five orders active at that moment,
