@@ -35,4 +35,3 @@ def lockout_response(request: HttpRequest, original_response: HttpResponse | Non
         "next": request.POST.get("next", "") if request.method == "POST" else "",
     }
     return render(request, "registration/login.html", context, status=429)
-

@@ -166,7 +166,12 @@ class Order(FSMModelMixin, models.Model):
     hold_until = models.DateTimeField(_("expected release"), null=True, blank=True)
 
     claimed_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", verbose_name=_("operating now")
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("operating now"),
     )
     claimed_at = models.DateTimeField(null=True, blank=True)
 
@@ -206,12 +211,15 @@ class Order(FSMModelMixin, models.Model):
             models.Index(fields=["stage_due_at"], name="order_stage_due"),
             # The board's counts per open stage (total, overdue, held) as an index-only scan.
             models.Index(
-                fields=["status", "stage_due_at"], include=["is_held"], name="order_open_stage_clock",
+                fields=["status", "stage_due_at"],
+                include=["is_held"],
+                name="order_open_stage_clock",
                 condition=Q(status__in=["pending_review", "paid", "picking", "packed"]),
             ),
             # The board's rush lane: only open rush orders, soonest expected completion first.
             models.Index(
-                fields=["rush_deadline"], name="order_open_rush",
+                fields=["rush_deadline"],
+                name="order_open_rush",
                 condition=Q(is_rush=True, status__in=["pending_review", "paid", "picking", "packed"]),
             ),
         ]

@@ -61,9 +61,7 @@ def scanned_counts(order: Order) -> dict[int, int]:
     """Verified items per product since the last restart (ids grow with time, so compare ids);
     one query, the restart found by a subquery."""
     last_restart = PackScan.objects.filter(order=order, outcome=ScanOutcome.RESTART).order_by("-id").values("id")[:1]
-    scans = PackScan.objects.filter(
-        order=order, outcome=ScanOutcome.MATCH, id__gt=Coalesce(Subquery(last_restart), Value(0))
-    )
+    scans = PackScan.objects.filter(order=order, outcome=ScanOutcome.MATCH, id__gt=Coalesce(Subquery(last_restart), Value(0)))
     return dict(scans.values("product_id").annotate(n=Count("id")).values_list("product_id", "n"))
 
 

@@ -89,13 +89,16 @@ def test_unknown_order_and_wrong_digits_get_the_same_answer(client, order):
     assert error_text(wrong_digits) == error_text(unknown) != ""
 
 
-@pytest.mark.parametrize("order_number, last4", [
-    ("T0000000001", "12a4"),
-    ("T0000000001", "12345"),
-    ("T0000000001", ""),
-    ("T" * 41, "1234"),
-    ("", "1234"),
-])
+@pytest.mark.parametrize(
+    "order_number, last4",
+    [
+        ("T0000000001", "12a4"),
+        ("T0000000001", "12345"),
+        ("T0000000001", ""),
+        ("T" * 41, "1234"),
+        ("", "1234"),
+    ],
+)
 def test_malformed_input_is_a_400_in_chinese_and_counted(client, order, order_number, last4):
     response = ask(client, order_number, last4, address="198.51.100.9")
     assert response.status_code == 400
@@ -177,7 +180,9 @@ def redis_down_journey(client, order):
 def chatty_order(people):
     order = make_order(status="picking", phone="13900001111", buyer_message="到了打我老公电话13612345678")
     services.order_add_note(order=order, by=Actor.of(people["service"]), body="客户电话13812345678", audience="warehouse")
-    services.order_hold(order=order, by=Actor.of(people["service"]), reason="customer_request", until=None, note="等客户回电 137-1234-5678")
+    services.order_hold(
+        order=order, by=Actor.of(people["service"]), reason="customer_request", until=None, note="等客户回电 137-1234-5678"
+    )
     return order
 
 
@@ -192,7 +197,7 @@ def test_masked_roles_see_typed_numbers_masked_on_the_card(client, chatty_order,
         assert typed not in html, typed
         assert masked in html, masked
     # The timeline line "Note for …: <body>" too.
-    timeline = html[html.index('id="timeline"'):]
+    timeline = html[html.index('id="timeline"') :]
     assert "138****5678" in timeline and "13812345678" not in timeline
     # The roles that see phones see the typed numbers in full: the same rule as structured phones.
     client.login(username="service", password=PASSWORD)

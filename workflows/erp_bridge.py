@@ -41,9 +41,15 @@ def _alert_message(run: ReconciliationRun) -> str:
         "amount ¥%(our_total)s vs ERP ¥%(erp_total)s (%(total_pct)s%%), refunds %(our_refunds)d vs ERP %(erp_refunds)d (%(refund_pct)s%%)."
     ) % {
         "date": run.business_date.isoformat(),
-        "our_count": run.our_order_count, "erp_count": run.erp_order_count, "count_pct": run.order_count_diff_pct,
-        "our_total": run.our_total_amount, "erp_total": run.erp_total_amount, "total_pct": run.total_amount_diff_pct,
-        "our_refunds": run.our_refund_count, "erp_refunds": run.erp_refund_count, "refund_pct": run.refund_count_diff_pct,
+        "our_count": run.our_order_count,
+        "erp_count": run.erp_order_count,
+        "count_pct": run.order_count_diff_pct,
+        "our_total": run.our_total_amount,
+        "erp_total": run.erp_total_amount,
+        "total_pct": run.total_amount_diff_pct,
+        "our_refunds": run.our_refund_count,
+        "erp_refunds": run.erp_refund_count,
+        "refund_pct": run.refund_count_diff_pct,
     }
 
 
@@ -55,7 +61,10 @@ def _alert_once(run: ReconciliationRun) -> None:
     with transaction.atomic():
         raised = [
             alert_raise(
-                kind=AlertKind.RECONCILIATION, for_role=role, message=message, link=link,
+                kind=AlertKind.RECONCILIATION,
+                for_role=role,
+                message=message,
+                link=link,
                 dedupe_key=f"erp-reconciliation:{run.business_date.isoformat()}:{role}",
             )
             for role in FINANCE_ROLES
@@ -80,7 +89,9 @@ def erp_home(request: HttpRequest) -> HttpResponse:
         "imports": ImportRun.objects.select_related("uploaded_by")[:10],
         "exports": DailyExport.objects.exclude(file="")[:14],
         "runs": ReconciliationRun.objects.all()[:10],
-        "alerts": Alert.objects.filter(kind=AlertKind.RECONCILIATION, for_role__in=FINANCE_ROLES, acknowledged_at__isnull=True)[:10],
+        "alerts": Alert.objects.filter(kind=AlertKind.RECONCILIATION, for_role__in=FINANCE_ROLES, acknowledged_at__isnull=True)[
+            :10
+        ],
         "yesterday": yesterday.isoformat(),
     }
     return render(request, "erp/home.html", context)
@@ -100,7 +111,9 @@ def reconciliation_run(request: HttpRequest) -> HttpResponse:
             temporary.write(chunk)
         temporary.flush()
         try:
-            run = erp_sync_check(business_date=day, erp_path=temporary.name, erp_file_name=upload.name, by=Actor.of(request.user).name)
+            run = erp_sync_check(
+                business_date=day, erp_path=temporary.name, erp_file_name=upload.name, by=Actor.of(request.user).name
+            )
         except UnreadableFile as exc:
             messages.error(request, str(exc))
             return redirect("erp_home")

@@ -112,7 +112,9 @@ def _summary_side(table, business_date: datetime.date) -> Side:
         count = int(str(row[index["order_count"]]).strip())
         refunds = int(str(row[index["refund_count"]]).strip())
     except ValueError as exc:
-        raise UnreadableFile(_("Row %(row)d of the ERP day summary: the counts must be whole numbers.") % {"row": row_number}) from exc
+        raise UnreadableFile(
+            _("Row %(row)d of the ERP day summary: the counts must be whole numbers.") % {"row": row_number}
+        ) from exc
     total = parse_amount(row[index["total_amount"]])
     if total is None:
         raise UnreadableFile(_("Row %(row)d of the ERP day summary: the total amount is not an amount.") % {"row": row_number})

@@ -36,9 +36,10 @@ def read_table(path: Path | str, columns: dict[str, tuple[str, ...]], required: 
     header_at = None
     for index, row in enumerate(raw_rows[:HEADER_SEARCH_ROWS]):
         names = {_header_name(cell) for cell in row}
-        if any(alias in names for alias in columns[required[0]]) and sum(
-            1 for aliases in columns.values() if any(alias in names for alias in aliases)
-        ) >= 3:
+        if (
+            any(alias in names for alias in columns[required[0]])
+            and sum(1 for aliases in columns.values() if any(alias in names for alias in aliases)) >= 3
+        ):
             header_at = index
             break
     if header_at is None:

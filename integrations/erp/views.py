@@ -128,4 +128,3 @@ def inbound_event(request: HttpRequest) -> HttpResponse:
         return JsonResponse({"ok": False, "error": problem}, status=401)
     status, answer = inbound.inbound_event_handle(source=source, body=body)
     return JsonResponse(answer, status=status, json_dumps_params={"ensure_ascii": False})
-

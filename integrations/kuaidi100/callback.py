@@ -56,7 +56,9 @@ def push_read(request: HttpRequest) -> Push:
 
 def refusal(exc: PushRefused) -> JsonResponse:
     return JsonResponse(
-        {"result": False, "returnCode": "500", "message": exc.message}, status=exc.status, json_dumps_params={"ensure_ascii": False}
+        {"result": False, "returnCode": "500", "message": exc.message},
+        status=exc.status,
+        json_dumps_params={"ensure_ascii": False},
     )
 
 
@@ -69,5 +71,7 @@ def _shipment_for(shipment_id: str, result: client.TrackingResult) -> Shipment |
     if shipment is not None and result.tracking_number and shipment.tracking_number != result.tracking_number.upper():
         return None  # the query says one parcel, the push another: trust neither
     if shipment is None and result.tracking_number:
-        shipment = Shipment.objects.filter(tracking_number=result.tracking_number.upper(), carrier_code=result.carrier_code).first()
+        shipment = Shipment.objects.filter(
+            tracking_number=result.tracking_number.upper(), carrier_code=result.carrier_code
+        ).first()
     return shipment

@@ -33,7 +33,7 @@ class Kuaidi100Error(Exception):
 
 
 def mode() -> str:
-    """"live" with real credentials, "sandbox" against the local fake, "off" without either."""
+    """ "live" with real credentials, "sandbox" against the local fake, "off" without either."""
     config = settings.KUAIDI100
     if config.get("SANDBOX"):
         return "sandbox"
@@ -83,7 +83,10 @@ def query(*, carrier_code: str, tracking_number: str, phone: str = "") -> dict:
     if phone:
         payload["phone"] = phone
     param = _param(payload)
-    result = _post("/poll/query.do", {"customer": config["CUSTOMER"], "sign": query_sign(param, config["KEY"], config["CUSTOMER"]), "param": param})
+    result = _post(
+        "/poll/query.do",
+        {"customer": config["CUSTOMER"], "sign": query_sign(param, config["KEY"], config["CUSTOMER"]), "param": param},
+    )
     if "returnCode" in result or result.get("result") is False:
         code = str(result.get("returnCode", ""))
         raise Kuaidi100Error(result.get("message", ""), code=code, permanent=code not in TRANSIENT_QUERY_CODES)

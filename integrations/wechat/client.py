@@ -93,13 +93,20 @@ def access_token(*, rejected: str = "") -> str:
         config = settings.WECHAT
         result = _post_json(
             "/cgi-bin/stable_token",
-            {"grant_type": "client_credential", "appid": config["APP_ID"], "secret": config["APP_SECRET"], "force_refresh": False},
+            {
+                "grant_type": "client_credential",
+                "appid": config["APP_ID"],
+                "secret": config["APP_SECRET"],
+                "force_refresh": False,
+            },
         )
         if "access_token" not in result:
             raise _error_from(result)
         lifetime = int(result.get("expires_in", 7200))
         now = time.time()
-        cache.set(TOKEN_KEY, {"token": result["access_token"], "refresh_at": now + lifetime * REFRESH_AT_FRACTION}, timeout=lifetime)
+        cache.set(
+            TOKEN_KEY, {"token": result["access_token"], "refresh_at": now + lifetime * REFRESH_AT_FRACTION}, timeout=lifetime
+        )
         return result["access_token"]
     finally:
         cache.delete(TOKEN_LOCK_KEY)

@@ -79,8 +79,13 @@ def customer_message_queue(
         return existing
     openid = order.customer.wechat_openid
     fields = {
-        "order": order, "channel": "wechat", "recipient": openid, "event_key": event_key[:64], "content": content,
-        "carries_location": carries_location, "link": link[:400],
+        "order": order,
+        "channel": "wechat",
+        "recipient": openid,
+        "event_key": event_key[:64],
+        "content": content,
+        "carries_location": carries_location,
+        "link": link[:400],
     }
     if not openid:
         fields.update(status=MessageStatus.REFUSED, last_error=_("The customer has not followed the WeChat service account."))

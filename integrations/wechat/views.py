@@ -32,6 +32,8 @@ def callback(request: HttpRequest) -> HttpResponse:
     except ElementTree.ParseError:
         return HttpResponse("bad xml", status=400)
     if root.findtext("Event") == "TEMPLATESENDJOBFINISH":
-        services.delivery_report_record(msgid=(root.findtext("MsgID") or "").strip(), status=(root.findtext("Status") or "").strip())
+        services.delivery_report_record(
+            msgid=(root.findtext("MsgID") or "").strip(), status=(root.findtext("Status") or "").strip()
+        )
     # WeChat expects "success" (or an empty body); anything else shows the user an error.
     return HttpResponse("success", content_type="text/plain")

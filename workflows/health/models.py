@@ -54,7 +54,7 @@ class ConsistencySample(models.Model):
 
 
 class ConsistencyTask(models.Model):
-    """"Which status is this order in?" for one person of one side, answered without seeing the system's."""
+    """ "Which status is this order in?" for one person of one side, answered without seeing the system's."""
 
     sample = models.ForeignKey(ConsistencySample, on_delete=models.CASCADE, related_name="tasks")
     group = models.CharField(max_length=16, choices=CheckerGroup.choices)

@@ -38,7 +38,12 @@ def measure_store(*, measure: Measure, day: datetime.date) -> DailyMeasure:
     row, _created = DailyMeasure.objects.update_or_create(
         key=measure.key,
         day=day,
-        defaults={"value": result.value, "sample_size": result.sample_size, "detail": result.detail, "computed_at": timezone.now()},
+        defaults={
+            "value": result.value,
+            "sample_size": result.sample_size,
+            "detail": result.detail,
+            "computed_at": timezone.now(),
+        },
     )
     return row
 
