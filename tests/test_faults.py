@@ -257,7 +257,7 @@ def test_nightly_jobs_from_two_beats_happen_once_per_business_date():
     for _round in range(3):
         start = threading.Barrier(2 * len(jobs))
 
-        def fire(job):
+        def fire(job, start=start):
             try:
                 start.wait(timeout=10)
                 job()

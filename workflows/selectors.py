@@ -116,7 +116,7 @@ def _stage_count_rows(now: datetime.datetime) -> dict[str, dict]:
     }
     try:
         cache.set(STAGE_COUNTS_KEY, (now, rows), timeout=STAGE_COUNTS_MAX_AGE.total_seconds())
-    except Exception:  # as above: counted directly, nothing to keep
+    except Exception:  # noqa: S110 - as above: counted directly, nothing to keep
         pass
     return rows
 

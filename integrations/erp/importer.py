@@ -357,7 +357,7 @@ def _group_rows(table: Table, order_keys: list[str]) -> tuple[list[OrderDraft], 
 
 def _merge_order_cells(draft: OrderDraft, number: int, cells: tuple, keys: list[str], labels: dict[str, str]) -> None:
     raw = draft.raw
-    for key, value in zip(keys, cells):
+    for key, value in zip(keys, cells, strict=False):  # a short row simply lacks its last cells
         if value.__class__ is str:
             value = value.strip()
         if value is None or value == "":
@@ -479,7 +479,9 @@ def _validate(draft: OrderDraft, table: Table, order_keys: list[str], products: 
         cell = {key: value for key, (_row, value) in draft.raw.items()}
         row_of = {key: row for key, (row, _value) in draft.raw.items()}.get
     else:
-        cell = {key: value.strip() if value.__class__ is str else value for key, value in zip(order_keys, draft.cells)}
+        cell = {
+            key: value.strip() if value.__class__ is str else value for key, value in zip(order_keys, draft.cells, strict=False)
+        }
         row_of = {}.get
     text = {key: value if value.__class__ is str else _text(value) for key, value in cell.items()}.get
 
@@ -703,7 +705,7 @@ def insert_rows(model: type[models.Model], columns: tuple[str, ...], rows: list[
     if not rows:
         return []
     if connection.vendor != "postgresql":
-        objects = [model(**dict(zip(columns, row))) for row in rows]
+        objects = [model(**dict(zip(columns, row, strict=True))) for row in rows]
         model.objects.bulk_create(objects, batch_size=500)
         return [obj.pk for obj in objects]
     opts = model._meta
@@ -725,7 +727,7 @@ def insert_rows(model: type[models.Model], columns: tuple[str, ...], rows: list[
         key = f"{table} ({names})"
         types = _COLUMN_TYPES.get(key)
         if types is None:
-            cursor.execute(f"SELECT {names} FROM {table} LIMIT 0")
+            cursor.execute(f"SELECT {names} FROM {table} LIMIT 0")  # noqa: S608 - table and column names come from the models, not input
             types = _COLUMN_TYPES[key] = [column.type_code for column in cursor.description]
         with cursor.cursor.copy(f"COPY {table} ({names}) FROM STDIN (FORMAT BINARY)") as copy:
             copy.set_types(types)
@@ -740,7 +742,7 @@ def _customers(drafts: list[OrderDraft], now) -> dict[str, int]:
     phones = {draft.values["receiver_phone"]: draft.values["receiver_name"] for draft in drafts}
     found = dict(Customer.objects.filter(_among("phone", list(phones))).values_list("phone", "pk"))
     missing = [(phone, name, now) for phone, name in phones.items() if phone not in found]
-    found.update(zip((row[0] for row in missing), insert_rows(Customer, ("phone", "name", "created_at"), missing)))
+    found.update(zip((row[0] for row in missing), insert_rows(Customer, ("phone", "name", "created_at"), missing), strict=True))
     return found
 
 

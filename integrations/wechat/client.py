@@ -16,8 +16,8 @@ import requests
 from django.conf import settings
 from django.core.cache import cache
 
-TOKEN_KEY = "wechat:access_token"
-TOKEN_LOCK_KEY = "wechat:access_token:lock"
+TOKEN_KEY = "wechat:access_token"  # noqa: S105 - a cache key name, not a secret
+TOKEN_LOCK_KEY = "wechat:access_token:lock"  # noqa: S105 - a cache key name
 # Refresh when 90 % of the lifetime is gone: before expiry, never on every call.
 REFRESH_AT_FRACTION = 0.9
 LOCK_SECONDS = 30

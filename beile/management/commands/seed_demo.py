@@ -227,7 +227,7 @@ class Command(BaseCommand):
         customers = list(Customer.objects.all())
         sellable = [p for p in products if not p.sku_code.startswith("GIFT")]
         gifts = [p for p in products if p.sku_code.startswith("GIFT")]
-        statuses, weights = zip(*STATUS_MIX)
+        statuses, weights = zip(*STATUS_MIX, strict=True)
 
         plans = []
         for index in range(count):
