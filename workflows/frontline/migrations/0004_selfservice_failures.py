@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('frontline', '0002_packscan_to_orders'),
+        ('frontline', '0003_inquiry_answer_message_in_wechat'),
     ]
 
     operations = [
