@@ -71,6 +71,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "beile.middleware.ContentSecurityPolicyMiddleware",
+    "beile.middleware.NoStoreForSignedInMiddleware",
+    "beile.middleware.CockpitNotFoundInDebugMiddleware",
     # Last, as django-axes requires: it turns a locked-out login into the lockout page.
     "axes.middleware.AxesMiddleware",
 ]
@@ -213,7 +215,7 @@ AXES_LOCKOUT_CALLABLE = "beile.throttling.lockout_response"
 # Behind a reverse proxy REMOTE_ADDR is the proxy: say how many proxies set X-Forwarded-For
 # (TRUSTED_PROXY_COUNT=1 behind one nginx) so each person is counted by their own address.
 TRUSTED_PROXY_COUNT = int(os.environ.get("TRUSTED_PROXY_COUNT", "0"))
-AXES_CLIENT_IP_CALLABLE = "beile.throttling.client_ip"
+AXES_CLIENT_IP_CALLABLE = "orders.access.client_ip"  # also counts /track/ failures (selfservice.py)
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
@@ -316,4 +318,10 @@ if not DEBUG:
     SECURE_HSTS_PRELOAD = True
 
 # Plain text, or JSON lines with LOG_FORMAT=json; mobile numbers are masked in every record.
-LOGGING = logging_config(loggers={"django.db.backends": {"level": "WARNING"}})
+LOGGING = logging_config(
+    loggers={
+        "django.db.backends": {"level": "WARNING"},
+        # A 403/400 is logged as one line, not a traceback (beile/logging.py).
+        "django.request": {"filters": ["expected_refusals_on_one_line"]},
+    }
+)

@@ -1,5 +1,8 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.templatetags.static import static
 from django.urls import include, path
 from django.utils.translation import gettext_lazy as _
 
@@ -7,6 +10,12 @@ from beile.health import healthz
 from orders import views as order_views
 from orders.access import public_endpoint
 from workflows import erp_bridge, tracking
+
+
+@public_endpoint("the browser's icon request, for pages that do not link the icon (the admin, JSON answers)")
+def favicon(request: HttpRequest) -> HttpResponse:
+    return redirect(static("favicon.svg"))
+
 
 admin.site.site_header = _("Beile Order Cockpit")
 admin.site.site_title = _("Beile Order Cockpit")
@@ -21,6 +30,7 @@ urlpatterns = [
     path("logout/", public_endpoint("logging out needs no role")(auth_views.LogoutView.as_view()), name="logout"),
     # No trailing slash: SECURE_REDIRECT_EXEMPT lets probes use plain HTTP on exactly this path.
     path("healthz", healthz, name="healthz"),
+    path("favicon.ico", favicon, name="favicon"),
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
     path("health/", include("workflows.health.urls")),

@@ -20,7 +20,7 @@ from orders.models import (
     Shipment,
     TrackingEvent,
 )
-from orders.phones import normalize_mobile
+from orders.phones import normalize_mobile, normalize_order_number
 
 PAGE_SIZE = 50
 
@@ -64,7 +64,7 @@ def _search(queryset: QuerySet[Order], query: str) -> QuerySet[Order]:
     if phone:
         return queryset.filter(Q(customer__phone=phone) | Q(receiver_phone=phone))
     tracking = Shipment.objects.filter(tracking_number=query.upper()).values("order_id")
-    return queryset.filter(Q(order_number=query) | Q(pk__in=tracking))
+    return queryset.filter(Q(order_number=normalize_order_number(query)) | Q(pk__in=tracking))
 
 
 def order_list(*, user, filters: OrderFilters, cursor: str = "") -> OrderPage:

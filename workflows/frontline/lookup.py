@@ -34,7 +34,7 @@ from orders.models import (
     TrackingEvent,
     TrackingState,
 )
-from orders.phones import normalize_mobile
+from orders.phones import normalize_mobile, normalize_order_number
 from orders.templatetags.cockpit import event_summary
 from workflows.frontline.answers import order_answer
 from workflows.frontline.models import Inquiry, InquiryChannel
@@ -125,7 +125,7 @@ def _customer(query: str, phone: str | None, result: LookupResult) -> Customer |
         result.found_by = "phone"
         # A receiver's number finds the buyer who sent them the parcel.
         return Customer.objects.filter(phone=phone).first() or Customer.objects.filter(orders__receiver_phone=phone).first()
-    found = Customer.objects.filter(orders__order_number=query).first()
+    found = Customer.objects.filter(orders__order_number=normalize_order_number(query)).first()
     if found:
         result.found_by = "order"
         return found

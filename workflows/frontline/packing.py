@@ -29,6 +29,7 @@ from orders.models import (
     Shipment,
 )
 from orders.packing import PackLine
+from orders.phones import normalize_order_number
 
 REFUSED = {ScanOutcome.WRONG_ITEM, ScanOutcome.OVER_COUNT, ScanOutcome.INTERCEPTED, ScanOutcome.UNKNOWN, ScanOutcome.NOT_PACKABLE}
 
@@ -71,7 +72,7 @@ class PackingState:
 
 def order_for_code(code: str) -> Order | None:
     """An order by its number, else by a waybill (tracking number) on it."""
-    order = Order.objects.filter(order_number=code).first()
+    order = Order.objects.filter(order_number=normalize_order_number(code)).first()
     if order is None:
         shipment = Shipment.objects.select_related("order").filter(tracking_number=code.upper()).first()
         order = shipment.order if shipment else None

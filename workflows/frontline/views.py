@@ -18,8 +18,9 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from orders import rules, services
-from orders.access import Actor, public_endpoint, role_required
+from orders.access import Actor, client_ip, public_endpoint, role_required
 from orders.models import AfterSalesKind, Note, NoteAudience, NoteKind, Order, OrderLine, PackScan
+from orders.phones import ORDER_NUMBER_MAX_LENGTH, normalize_last_four, normalize_order_number
 from orders.privacy import mask_phone
 from workflows.frontline import lookup as lookup_selectors
 from workflows.frontline import packing, selfservice
@@ -267,7 +268,9 @@ def pda_pack(request: HttpRequest, order_number: str) -> HttpResponse:
 
 
 def _client_address(request: HttpRequest) -> str:
-    return request.META.get("REMOTE_ADDR", "") or "unknown"
+    # The address as seen through TRUSTED_PROXY_COUNT proxies (one rule with login throttling):
+    # behind a proxy REMOTE_ADDR is the proxy's, shared by every customer.
+    return (client_ip(request) or "unknown")[:64]
 
 
 def _track_page(request: HttpRequest, order: Order, via: str) -> HttpResponse:
@@ -296,17 +299,23 @@ def _track_page(request: HttpRequest, order: Order, via: str) -> HttpResponse:
 def track(request: HttpRequest) -> HttpResponse:
     if request.method == "GET":
         return render(request, "frontline/track.html", {"form_only": True})
-    order_number = request.POST.get("order_number", "").strip()[:40]
-    last4 = request.POST.get("last4", "").strip()
+    # A customer types on a phone: full-width digits and letters, lower case, spaces around.
+    # Cut before normalising so a megabyte of text costs nothing.
+    order_number = normalize_order_number(request.POST.get("order_number", "")[:200])
+    last4 = normalize_last_four(request.POST.get("last4", "")[:50])
     address = _client_address(request)
-    context = {"form_only": True, "order_number": order_number}
-    if selfservice.too_many_failures(address=address, order_number=order_number):
+    problem = selfservice.code_problem(order_number=order_number, last4=last4)
+    # A malformed number is counted against the address only: it names no order.
+    counted_number = "" if problem else order_number
+    context = {"form_only": True, "order_number": order_number[:ORDER_NUMBER_MAX_LENGTH]}
+    if selfservice.too_many_failures(address=address, order_number=counted_number):
         context["error"] = _("Too many wrong attempts. For your security, please wait 15 minutes or contact customer service.")
         return render(request, "frontline/track.html", context, status=429)
-    order = selfservice.order_for_code(order_number, last4)
+    order = None if problem else selfservice.order_for_code(order_number, last4)
     if order is None:
-        selfservice.record_failure(address=address, order_number=order_number)
-        context["error"] = _(
+        # Every refused attempt counts; "no such order" and "wrong digits" read the same.
+        selfservice.record_failure(address=address, order_number=counted_number)
+        context["error"] = problem or _(
             "The order number and the last 4 digits of the phone do not match. Check the order number on your order confirmation."
         )
         return render(request, "frontline/track.html", context, status=400)
@@ -316,14 +325,8 @@ def track(request: HttpRequest) -> HttpResponse:
 @require_GET
 @public_endpoint("The signed link inside each WeChat push; the signature and its expiry are the access check.")
 def track_link(request: HttpRequest, token: str) -> HttpResponse:
-    address = _client_address(request)
-    if selfservice.too_many_failures(address=address, order_number=""):
-        return render(
-            request,
-            "frontline/track.html",
-            {"form_only": True, "error": _("Too many wrong attempts. Please wait 15 minutes.")},
-            status=429,
-        )
+    # The signature is checked first: a valid link is its own proof and opens the page whatever
+    # other clients have failed. Only a bad signature is counted, against this address alone.
     try:
         order_number = selfservice.order_number_from_token(token)
     except signing.SignatureExpired:
@@ -337,7 +340,15 @@ def track_link(request: HttpRequest, token: str) -> HttpResponse:
             status=410,
         )
     except signing.BadSignature:
-        selfservice.record_failure(address=address, order_number="")
+        address = _client_address(request)
+        if selfservice.too_many_failures(address=address):
+            return render(
+                request,
+                "frontline/track.html",
+                {"form_only": True, "error": _("Too many wrong attempts. Please wait 15 minutes.")},
+                status=429,
+            )
+        selfservice.record_failure(address=address)
         return render(
             request,
             "frontline/track.html",
