@@ -4,7 +4,6 @@ workflows/erp_bridge.py's."""
 
 from __future__ import annotations
 
-import csv
 import datetime
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from django.views.decorators.http import require_GET, require_POST
 from integrations.erp import exporter, inbound, reconciliation, services
 from integrations.erp.models import DailyExport, ImportRun, ReconciliationRun
 from orders.access import Actor, public_endpoint, role_required
+from orders.exports import csv_writer
 
 FINANCE_ROLES = ("finance", "supervisor")
 
@@ -70,12 +70,13 @@ def import_confirm(request: HttpRequest, run_id: int) -> HttpResponse:
 @role_required(*FINANCE_ROLES)
 def import_errors(request: HttpRequest, run_id: int) -> HttpResponse:
     """The error report: every refused row with its row number, column and reason. UTF-8 with a
-    BOM, so Excel on a Chinese Windows opens it without garbling."""
+    BOM, so Excel on a Chinese Windows opens it without garbling; a value quoted from the file
+    never becomes a formula there (orders/exports.py)."""
     run = get_object_or_404(ImportRun, pk=run_id)
     response = HttpResponse(content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="erp-import-{run.pk}-errors.csv"'
     response.write("\ufeff")
-    writer = csv.writer(response)
+    writer = csv_writer(response)
     writer.writerow([_("Row"), _("Column"), _("Order number"), _("Reason")])
     if run.file_error:
         writer.writerow(["", "", "", run.file_error])
