@@ -117,6 +117,21 @@ def reconciliation_detail(request: HttpRequest, run_id: int) -> HttpResponse:
 @require_POST
 @public_endpoint("WMS/ERP status events: authenticated by an HMAC signature per source system, not by a login")
 def inbound_event(request: HttpRequest) -> HttpResponse:
+    # Refused before the body is read: a sender that is not speaking JSON, or a body no event needs.
+    if request.content_type != "application/json":
+        return JsonResponse(
+            {"ok": False, "error": _("Send the event as JSON with Content-Type: application/json.")}, status=415,
+            json_dumps_params={"ensure_ascii": False},
+        )
+    try:
+        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        declared = -1
+    if declared < 0 or declared > inbound.MAX_BODY_BYTES:
+        return JsonResponse(
+            {"ok": False, "error": _("An event body is at most %(limit)d bytes.") % {"limit": inbound.MAX_BODY_BYTES}},
+            status=413, json_dumps_params={"ensure_ascii": False},
+        )
     body = request.body
     source = request.headers.get("X-Beile-Source", "")
     problem = inbound.authenticate(
