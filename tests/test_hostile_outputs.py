@@ -16,11 +16,13 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from integrations.erp import services as erp_services
 from integrations.erp.exporter import write_export
 from integrations.erp.importer import import_orders
-from integrations.erp.models import ImportRun
+from integrations.erp.models import ImportRun, ReconciliationRun
 from orders.exports import FORMULA_TRIGGERS, csv_safe
 from orders.models import Order
 from tests.conftest import PASSWORD, ROOT, make_order, make_product
 from tests.erp_fixtures import fast_passwords, line, write_csv  # noqa: F401 (autouse)
+from workflows.erp_bridge import reconciliation_upload_execute
+from workflows.models import Alert
 
 pytestmark = pytest.mark.django_db
 
@@ -115,3 +117,77 @@ def test_health_csv_still_downloads_through_the_rule(client, people):
     assert response.status_code == 200
     rows = csv_cells(response.content)
     assert len(rows) > 1 and not [cell for row in rows for cell in row if cell.startswith(FORMULA_TRIGGERS)]
+
+
+# --- The reconciliation of an upload runs as a task, and a broken sheet is a message ----------------
+
+
+def truncated_xlsx(tmp_path) -> bytes:
+    """A real .xlsx cut in half: the zip's directory is gone."""
+    from openpyxl import Workbook
+
+    workbook = Workbook()
+    workbook.active.append(["订单号", "下单时间", "应付金额"])
+    for n in range(200):
+        workbook.active.append([f"R{n:04d}", "2024-05-01 12:00:00", "100.00"])
+    path = tmp_path / "whole.xlsx"
+    workbook.save(path)
+    data = path.read_bytes()
+    return data[: len(data) // 2]
+
+
+@pytest.mark.parametrize(
+    "name,content",
+    [
+        ("erp.xlsx", "truncated"),
+        ("erp.xlsx", b"PK\x03\x04 not really a zip"),
+        ("erp.csv", "订单号,下单时间\n".encode("utf-8") + b"\xff\xfe\x00garbage"),
+    ],
+)
+def test_a_broken_sheet_uploaded_for_the_sync_check_is_a_chinese_message_on_the_run_page(
+    client, people, tmp_path, settings, name, content
+):
+    settings.MEDIA_ROOT = tmp_path / "media"
+    client.raise_request_exception = False
+    content = truncated_xlsx(tmp_path) if content == "truncated" else content
+    client.login(username="finance", password=PASSWORD)
+    upload = SimpleUploadedFile(name, content)
+    response = client.post("/erp/reconciliations/", {"date": "2024-05-01", "erp_file": upload}, HTTP_ACCEPT_LANGUAGE="zh-hans")
+    assert response.status_code == 302, response.status_code
+    run = ReconciliationRun.objects.get()
+    assert response["Location"] == f"/erp/reconciliations/{run.pk}/"
+    assert run.state == "queued" and run.file  # kept for the worker, which the web request does not wait for
+
+    reconciliation_upload_execute(run_id=run.pk)  # the task's body, as the worker runs it
+    run.refresh_from_db()
+    assert run.state == "failed" and run.finished_at
+    assert re.search(r"[\u4e00-\u9fff]", run.file_error), run.file_error  # in the finance clerk's words
+    page = client.get(response["Location"], HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
+    assert 'id="reconciliation-error"' in page and run.file_error in page.replace("&quot;", '"').replace("&#x27;", "'")
+    assert "hx-trigger" not in page  # finished: no more polling
+    assert not Alert.objects.exists()
+
+
+def test_the_sync_check_page_polls_while_the_worker_reads_then_shows_the_result(client, people, tmp_path, settings):
+    settings.MEDIA_ROOT = tmp_path / "media"
+    product = make_product(sku="NUK-AFZ-02", price="100.00")
+    for n in range(3):
+        make_order(order_number=f"R{n:04d}", lines=[(product, 1)], placed_at=datetime.datetime(2024, 5, 1, 12, tzinfo=BEIJING))
+    rows = [line(f"R{n:04d}", "NUK-AFZ-02", price="100.00", total="100.00", placed="2024-05-01 12:00:00") for n in range(3)]
+    path = write_csv(tmp_path / "erp.csv", rows)
+    client.login(username="finance", password=PASSWORD)
+    with path.open("rb") as handle:
+        response = client.post("/erp/reconciliations/", {"date": "2024-05-01", "erp_file": handle})
+    run = ReconciliationRun.objects.get()
+    waiting = client.get(response["Location"]).content.decode()
+    assert 'id="reconciliation-progress"' in waiting and 'hx-trigger="every 500ms"' in waiting
+    home = client.get("/erp/").content.decode()
+    assert "reconciliation-runs" in home and "100.00%" not in home
+
+    reconciliation_upload_execute(run_id=run.pk)
+    assert reconciliation_upload_execute(run_id=run.pk) is None  # a redelivered task does nothing
+    fragment = client.get(response["Location"], HTTP_HX_REQUEST="true").content.decode()
+    assert fragment.lstrip().startswith('<div id="reconciliation-result"')
+    assert "100.00%" in fragment and "hx-trigger" not in fragment
+    run.refresh_from_db()
+    assert run.state == "done" and run.our_order_count == run.erp_order_count == 3

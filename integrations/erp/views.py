@@ -109,8 +109,12 @@ def export_download(request: HttpRequest, business_date: str) -> HttpResponse:
 @require_GET
 @role_required(*FINANCE_ROLES)
 def reconciliation_detail(request: HttpRequest, run_id: int) -> HttpResponse:
+    """A sync check's page: polls (htmx) while a worker checks the uploaded file, then the result."""
     run = get_object_or_404(ReconciliationRun, pk=run_id)
-    return render(request, "erp/reconciliation.html", {"run": run, "tolerance": reconciliation.TOLERANCE_PCT})
+    context = {"run": run, "tolerance": reconciliation.TOLERANCE_PCT}
+    if request.htmx:
+        return render(request, "erp/reconciliation.html#reconciliation-result", context)
+    return render(request, "erp/reconciliation.html", context)
 
 
 @csrf_exempt
