@@ -11,7 +11,6 @@ from pathlib import Path
 import dj_database_url
 from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
-from django.utils.translation import gettext_lazy as _
 
 from beile.logging import logging_config
 
@@ -169,8 +168,14 @@ CELERY_BEAT_SCHEDULE: dict = {
     "release-expired-holds": {"task": "orders.tasks.release_expired_holds", "schedule": 60.0},
     # The health self-check: yesterday's measures frozen after midnight; the day's five
     # cross-role status checks handed out at 10:00, when every side is at work.
-    "health-store-yesterday": {"task": "workflows.health.tasks.store_yesterdays_measures", "schedule": crontab(hour=0, minute=20)},
-    "health-sample-status-checks": {"task": "workflows.health.tasks.sample_status_checks", "schedule": crontab(hour=10, minute=0)},
+    "health-store-yesterday": {
+        "task": "workflows.health.tasks.store_yesterdays_measures",
+        "schedule": crontab(hour=0, minute=20),
+    },
+    "health-sample-status-checks": {
+        "task": "workflows.health.tasks.sample_status_checks",
+        "schedule": crontab(hour=10, minute=0),
+    },
     # Yesterday's ERP export, produced and kept shortly after midnight (idempotent per date).
     "erp-daily-export": {"task": "integrations.erp.tasks.produce_daily_export", "schedule": crontab(hour=0, minute=20)},
     "kuaidi100-relay-subscriptions": {"task": "integrations.kuaidi100.tasks.relay_subscriptions", "schedule": 30.0},
@@ -261,7 +266,9 @@ ALERT_EMAILS = env_list("ALERT_EMAILS")
 KUAIDI100_SANDBOX = DEBUG and not os.environ.get("KUAIDI100_KEY")
 KUAIDI100 = {
     "SANDBOX": KUAIDI100_SANDBOX,
-    "BASE_URL": os.environ.get("KUAIDI100_BASE_URL", "http://127.0.0.1:8101" if KUAIDI100_SANDBOX else "https://poll.kuaidi100.com"),
+    "BASE_URL": os.environ.get(
+        "KUAIDI100_BASE_URL", "http://127.0.0.1:8101" if KUAIDI100_SANDBOX else "https://poll.kuaidi100.com"
+    ),
     "CUSTOMER": os.environ.get("KUAIDI100_CUSTOMER", "SANDBOXCUSTOMER0001" if KUAIDI100_SANDBOX else ""),
     "KEY": os.environ.get("KUAIDI100_KEY", "sandbox-kuaidi100-key" if KUAIDI100_SANDBOX else ""),
     "CALLBACK_SALT": os.environ.get("KUAIDI100_CALLBACK_SALT", "sandbox-salt" if KUAIDI100_SANDBOX else ""),

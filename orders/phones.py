@@ -1,4 +1,4 @@
-"""Phone numbers as PROTOCOLS.md defines them: one canonical 11-digit mobile per customer."""
+"""Phone numbers as docs/protocols.md defines them: one canonical 11-digit mobile per customer."""
 
 import re
 import unicodedata

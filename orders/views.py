@@ -35,7 +35,6 @@ from orders.models import (
     Role,
 )
 
-
 # Where each role starts its day: the screen it keeps open (the first match wins for a person
 # with several roles; everyone else starts at the order list).
 LANDING_PAGES = [("supervisor", "board"), ("packer", "pda"), ("service", "lookup"), ("finance", "erp_home")]
@@ -241,7 +240,9 @@ def _acknowledge(request, order, actor, version):
 
 
 def _ask(request, order, actor, version):
-    services.feedback_request(order=order, by=actor, to_role=request.POST.get("to_role", ""), question=request.POST.get("question", ""))
+    services.feedback_request(
+        order=order, by=actor, to_role=request.POST.get("to_role", ""), question=request.POST.get("question", "")
+    )
     return _("Question sent.")
 
 
@@ -257,7 +258,9 @@ def _tag(request, order, actor, version):
 
 
 def _resolve_tag(request, order, actor, version):
-    services.order_tag_resolve(order=order, by=actor, tag=request.POST.get("tag", ""), resolution=request.POST.get("resolution", ""))
+    services.order_tag_resolve(
+        order=order, by=actor, tag=request.POST.get("tag", ""), resolution=request.POST.get("resolution", "")
+    )
     return _("Tag resolved.")
 
 

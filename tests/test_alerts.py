@@ -135,7 +135,9 @@ def test_each_address_gets_each_alert_once(people, settings):
 
 def test_a_ticket_alert_goes_out_once_through_the_same_path(settings):
     settings.ALERT_EMAILS = ["ops@beile.example"]
-    alert = Alert.objects.create(kind="ticket", for_role="courier", dedupe_key="ticket:test", message="Shipment ZT1: no update for 24 h")
+    alert = Alert.objects.create(
+        kind="ticket", for_role="courier", dedupe_key="ticket:test", message="Shipment ZT1: no update for 24 h"
+    )
     email_alert.apply(args=[alert.pk])
     email_alert.apply(args=[alert.pk])
     assert len(mail.outbox) == 1
@@ -148,5 +150,7 @@ def test_an_old_unsent_alert_stays_in_app_only(people):
     people["supervisor"].email = "zheng@beile.example"
     people["supervisor"].save()
     alert = _alert()
-    Alert.objects.filter(pk=alert.pk).update(created_at=timezone.now() - alerts.EMAIL_RETRY_WINDOW - datetime.timedelta(minutes=1))
+    Alert.objects.filter(pk=alert.pk).update(
+        created_at=timezone.now() - alerts.EMAIL_RETRY_WINDOW - datetime.timedelta(minutes=1)
+    )
     assert alerts.alerts_email_send() == 0 and mail.outbox == []

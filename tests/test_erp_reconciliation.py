@@ -18,7 +18,7 @@ from integrations.erp.importer import import_orders
 from integrations.erp.models import DailyExport, ReconciliationRun
 from orders.models import Order
 from tests.conftest import PASSWORD, make_order, make_product
-from tests.erp_fixtures import line, write_csv, fast_passwords  # noqa: F401 (autouse)
+from tests.erp_fixtures import fast_passwords, line, write_csv  # noqa: F401 (autouse)
 from workflows.erp_bridge import erp_sync_check, reconciliation_upload_execute
 from workflows.models import Alert
 
@@ -37,9 +37,7 @@ def day_orders(people):
     people["supervisor"].email = "boss@beile.example"
     people["supervisor"].save()
     product = make_product(sku="NUK-AFZ-02", price="100.00")
-    orders = [
-        make_order(order_number=f"R{n:04d}", lines=[(product, 1)], placed_at=at(9 + n % 12)) for n in range(200)
-    ]
+    orders = [make_order(order_number=f"R{n:04d}", lines=[(product, 1)], placed_at=at(9 + n % 12)) for n in range(200)]
     # Midnight in Beijing belongs to the next business day; 23:59 to this one.
     make_order(order_number="NEXTDAY", lines=[(product, 1)], placed_at=at(0, DAY + datetime.timedelta(days=1)))
     Order.objects.filter(order_number="R0000").update(refund_amount=Decimal("100.00"))
@@ -48,8 +46,14 @@ def day_orders(people):
 
 def erp_file(tmp_path, numbers_and_amounts, refunded=("R0000",)):
     rows = [
-        line(number, "NUK-AFZ-02", price=amount, total=amount, placed="2024-05-01 12:00:00",
-             refund=amount if number in refunded else "0")
+        line(
+            number,
+            "NUK-AFZ-02",
+            price=amount,
+            total=amount,
+            placed="2024-05-01 12:00:00",
+            refund=amount if number in refunded else "0",
+        )
         for number, amount in numbers_and_amounts
     ]
     return write_csv(tmp_path / "erp.csv", rows)

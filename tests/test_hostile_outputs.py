@@ -33,9 +33,7 @@ BEIJING = datetime.timezone(datetime.timedelta(hours=8))
 
 def sheet_xml(path) -> str:
     with zipfile.ZipFile(path) as archive:
-        return "".join(
-            archive.read(name).decode() for name in archive.namelist() if name.startswith("xl/worksheets/")
-        )
+        return "".join(archive.read(name).decode() for name in archive.namelist() if name.startswith("xl/worksheets/"))
 
 
 def csv_cells(content: bytes) -> list[list[str]]:
@@ -141,7 +139,7 @@ def truncated_xlsx(tmp_path) -> bytes:
     [
         ("erp.xlsx", "truncated"),
         ("erp.xlsx", b"PK\x03\x04 not really a zip"),
-        ("erp.csv", "订单号,下单时间\n".encode("utf-8") + b"\xff\xfe\x00garbage"),
+        ("erp.csv", "订单号,下单时间\n".encode() + b"\xff\xfe\x00garbage"),
     ],
 )
 def test_a_broken_sheet_uploaded_for_the_sync_check_is_a_chinese_message_on_the_run_page(

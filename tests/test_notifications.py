@@ -45,8 +45,15 @@ def _tracked(number: str, *, state: str = "", hours_silent: float = 0) -> Shipme
     order = make_order(status="shipped")
     bind_customer(order)
     last = timezone.now() - datetime.timedelta(hours=hours_silent)
-    shipment = Shipment.objects.create(order=order, carrier_code="zhongtong", tracking_number=number, tracking_state=state,
-                                       last_event_at=last if state else None, last_location="杭州市", created_at=last)
+    shipment = Shipment.objects.create(
+        order=order,
+        carrier_code="zhongtong",
+        tracking_number=number,
+        tracking_state=state,
+        last_event_at=last if state else None,
+        last_location="杭州市",
+        created_at=last,
+    )
     TrackingSubscription.objects.create(shipment=shipment, state=SubscriptionState.ACTIVE, subscribed_at=last, last_push_at=last)
     return shipment
 
@@ -55,9 +62,18 @@ def _tracked(number: str, *, state: str = "", hours_silent: float = 0) -> Shipme
 def test_the_row_decides_the_push_the_ticket_the_completion_and_the_answer(state):
     meaning = TRACKING_MEANINGS[state]
     shipment = _tracked(f"ZT5{state.zfill(3)}")
-    item = TrackingItem(occurred_at=timezone.now().replace(microsecond=0), context="[杭州市]快件状态更新", area_name="", area_code="", status_name="")
+    item = TrackingItem(
+        occurred_at=timezone.now().replace(microsecond=0),
+        context="[杭州市]快件状态更新",
+        area_name="",
+        area_code="",
+        status_name="",
+    )
     tracking.tracking_report_record(
-        shipment=shipment, result=TrackingResult(carrier_code="zhongtong", tracking_number=shipment.tracking_number, state=state, items=[item], eta=None)
+        shipment=shipment,
+        result=TrackingResult(
+            carrier_code="zhongtong", tracking_number=shipment.tracking_number, state=state, items=[item], eta=None
+        ),
     )
     order = Order.objects.get(pk=shipment.order_id)
 

@@ -24,7 +24,11 @@ def test_run_cockpit_starts_on_the_embedded_defaults(tmp_path):
     env.update({"DEBUG": "1", "BEILE_VAR_DIR": str(tmp_path / "var")})
     finished = subprocess.run(
         [sys.executable, "manage.py", "run_cockpit", "--exit-when-ready", "--port", str(port), "--orders", "50"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=240,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
     )
     output = finished.stdout + finished.stderr
     assert finished.returncode == 0, output[-3000:]
@@ -41,14 +45,20 @@ def test_stopping_run_cockpit_stops_its_children(tmp_path):
     env.update({"DEBUG": "1", "BEILE_VAR_DIR": str(tmp_path / "var"), "PYTHONUNBUFFERED": "1"})
     cockpit = subprocess.Popen(
         [sys.executable, "manage.py", "run_cockpit", "--port", str(port), "--orders", "50"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         assert cockpit.stdout is not None
         deadline = time.monotonic() + 180
         while "is running at" not in cockpit.stdout.readline():
             assert time.monotonic() < deadline and cockpit.poll() is None, "run_cockpit did not come up"
-        children = [int(pid) for pid in subprocess.run(["pgrep", "-P", str(cockpit.pid)], capture_output=True, text=True).stdout.split()]
+        children = [
+            int(pid) for pid in subprocess.run(["pgrep", "-P", str(cockpit.pid)], capture_output=True, text=True).stdout.split()
+        ]
         assert len(children) == 5  # web, worker, beat and the two fake outside systems
         cockpit.send_signal(signal.SIGTERM)
         cockpit.wait(timeout=40)

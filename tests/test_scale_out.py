@@ -9,7 +9,6 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -97,9 +96,7 @@ def ship(port: int, payload: dict) -> tuple[int, dict]:
         return error.code, json.loads(error.read() or b"{}")
 
 
-def test_two_web_processes_and_two_workers_push_and_subscribe_each_shipment_once(
-    fake_kuaidi100, fake_wechat, started, settings
-):
+def test_two_web_processes_and_two_workers_push_and_subscribe_each_shipment_once(fake_kuaidi100, fake_wechat, started, settings):
     require_postgres()
     require_redis()
     ports = [free_port(), free_port()]
@@ -108,11 +105,18 @@ def test_two_web_processes_and_two_workers_push_and_subscribe_each_shipment_once
         "DATABASE_URL": database_url_for_subprocess(),
         "PUBLIC_BASE_URL": f"http://127.0.0.1:{ports[0]}",
         "INBOUND_EVENT_SECRETS": f"WMS={SECRET}",
-        "KUAIDI100_BASE_URL": fake_kuaidi100.url, "KUAIDI100_CUSTOMER": "TESTCUSTOMER", "KUAIDI100_KEY": "test-key",
+        "KUAIDI100_BASE_URL": fake_kuaidi100.url,
+        "KUAIDI100_CUSTOMER": "TESTCUSTOMER",
+        "KUAIDI100_KEY": "test-key",
         "KUAIDI100_CALLBACK_SALT": SALT,
-        "WECHAT_BASE_URL": fake_wechat.url, "WECHAT_APP_ID": "wxtest", "WECHAT_APP_SECRET": "test-secret",
-        "WECHAT_TEMPLATE_ID": "test-template", "WECHAT_CALLBACK_TOKEN": "test-token",
-        "WEB_CONCURRENCY": "1", "WEB_THREADS": "4", "HOST": "127.0.0.1",
+        "WECHAT_BASE_URL": fake_wechat.url,
+        "WECHAT_APP_ID": "wxtest",
+        "WECHAT_APP_SECRET": "test-secret",
+        "WECHAT_TEMPLATE_ID": "test-template",
+        "WECHAT_CALLBACK_TOKEN": "test-token",
+        "WEB_CONCURRENCY": "1",
+        "WEB_THREADS": "4",
+        "HOST": "127.0.0.1",
     }
     app.control.purge()  # tasks other tests left in the queue point at rows that no longer exist
     orders = []
@@ -127,8 +131,23 @@ def test_two_web_processes_and_two_workers_push_and_subscribe_each_shipment_once
     for number in (1, 2):
         started.start(
             f"worker{number}",
-            [sys.executable, "-m", "celery", "-A", "beile", "worker", "--pool=threads", "--concurrency=2", "-n", f"scale{number}@%h",
-             "--without-heartbeat", "--without-gossip", "--without-mingle", "-l", "info"],
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "beile",
+                "worker",
+                "--pool=threads",
+                "--concurrency=2",
+                "-n",
+                f"scale{number}@%h",
+                "--without-heartbeat",
+                "--without-gossip",
+                "--without-mingle",
+                "-l",
+                "info",
+            ],
             env,
         )
     for name in ("web1", "web2"):
@@ -140,8 +159,16 @@ def test_two_web_processes_and_two_workers_push_and_subscribe_each_shipment_once
 
     began = time.monotonic()
     deliveries = [
-        (ports[index % 2], {"event_id": f"wms-ship-{index}", "order_number": order.order_number, "action": "ship",
-                            "carrier_code": "zhongtong", "tracking_number": f"ZT9{index:05d}"})
+        (
+            ports[index % 2],
+            {
+                "event_id": f"wms-ship-{index}",
+                "order_number": order.order_number,
+                "action": "ship",
+                "carrier_code": "zhongtong",
+                "tracking_number": f"ZT9{index:05d}",
+            },
+        )
         for index, order in enumerate(orders)
     ]
     # A sender's retry of the same event on the other web process, sent at the same moment.
@@ -154,8 +181,11 @@ def test_two_web_processes_and_two_workers_push_and_subscribe_each_shipment_once
 
     def all_sent() -> bool:
         # What beat does every 15-30 s, sent to the workers more often so the test is short.
-        for task in ("workflows.tasks.relay_reactions", "integrations.kuaidi100.tasks.relay_subscriptions",
-                     "integrations.wechat.tasks.relay_customer_messages"):
+        for task in (
+            "workflows.tasks.relay_reactions",
+            "integrations.kuaidi100.tasks.relay_subscriptions",
+            "integrations.wechat.tasks.relay_customer_messages",
+        ):
             app.send_task(task)
         sent = CustomerMessage.objects.filter(event_key="shipped", status=MessageStatus.SENT).count()
         active = TrackingSubscription.objects.filter(state=SubscriptionState.ACTIVE).count()
@@ -173,9 +203,7 @@ def test_two_web_processes_and_two_workers_push_and_subscribe_each_shipment_once
     assert len({message["client_msg_id"] for message in shipped_pushes}) == ORDERS
     assert len(shipped_pushes) == ORDERS
     assert Counter(message["touser"] for message in shipped_pushes).most_common(1)[0][1] == 1
-    subscribes = Counter(
-        json.loads(form["param"])["number"] for path, form in list(fake_kuaidi100.requests) if path == "/poll"
-    )
+    subscribes = Counter(json.loads(form["param"])["number"] for path, form in list(fake_kuaidi100.requests) if path == "/poll")
     assert len(subscribes) == ORDERS and set(subscribes.values()) == {1}, subscribes.most_common(3)
     assert TrackingSubscription.objects.count() == ORDERS
     print(f"\n{ORDERS} shipments through 2 web processes and 2 workers: pushed and subscribed in {elapsed:.1f} s")

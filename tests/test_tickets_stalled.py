@@ -23,8 +23,15 @@ pytestmark = pytest.mark.django_db
 def tracked_shipment(*, number: str = "ZT9001", hours_silent: float = 0, state: str = "0") -> Shipment:
     order = make_order(status="shipped")
     last = timezone.now() - datetime.timedelta(hours=hours_silent)
-    shipment = Shipment.objects.create(order=order, carrier_code="zhongtong", tracking_number=number, tracking_state=state,
-                                       last_event_at=last, last_location="杭州市", created_at=last)
+    shipment = Shipment.objects.create(
+        order=order,
+        carrier_code="zhongtong",
+        tracking_number=number,
+        tracking_state=state,
+        last_event_at=last,
+        last_location="杭州市",
+        created_at=last,
+    )
     TrackingSubscription.objects.create(shipment=shipment, state=SubscriptionState.ACTIVE, subscribed_at=last, last_push_at=last)
     return shipment
 
@@ -81,7 +88,9 @@ def test_ticket_lifecycle_and_permissions(fake_wechat, people):
     assert (measured.value, measured.sample_size) == (80.0, 1)
 
 
-@pytest.mark.parametrize(("role", "status"), [("courier", 200), ("supervisor", 200), ("packer", 403), ("service", 403), ("outsider", 403)])
+@pytest.mark.parametrize(
+    ("role", "status"), [("courier", 200), ("supervisor", 200), ("packer", 403), ("service", 403), ("outsider", 403)]
+)
 def test_ticket_pages_by_role(client, people, fake_wechat, role, status):
     shipment = tracked_shipment(hours_silent=30)
     ticket, _created = tickets.ticket_open_for_shipment(shipment=shipment, kind="stalled", summary="no update")
@@ -106,7 +115,9 @@ def test_courier_works_a_ticket_by_plain_post_and_htmx(client, people, fake_wech
     assert 'id="ticket-detail"' in response.content.decode() and "网点说明天到" in response.content.decode()
     response = client.post(f"/tickets/{ticket.pk}/close/", {"resolution": ""}, HTTP_HX_REQUEST="true")
     assert 'id="ticket-error"' in response.content.decode()
-    response = client.post(f"/tickets/{ticket.pk}/close/", {"resolution": "已派送", "next": f"/orders/{shipment.order.order_number}/"})
+    response = client.post(
+        f"/tickets/{ticket.pk}/close/", {"resolution": "已派送", "next": f"/orders/{shipment.order.order_number}/"}
+    )
     assert response.status_code == 302 and response["Location"] == f"/orders/{shipment.order.order_number}/"
     ticket.refresh_from_db()
     assert ticket.closed_at is not None and ticket.resolution == "已派送"

@@ -11,9 +11,9 @@ from django.utils import timezone
 
 from integrations.wechat import client, services
 from integrations.wechat.fake_server import FakeWeChat
+from integrations.wechat.models import CustomerMessage, MessageStatus
 from tests.conftest import make_order
 from tests.logistics_fixtures import bind_customer, fake_wechat  # noqa: F401 - fixture
-from integrations.wechat.models import CustomerMessage, MessageStatus
 from workflows import notifications
 
 pytestmark = pytest.mark.django_db
@@ -132,9 +132,17 @@ def test_an_unsubscribed_customer_gets_43004_from_the_fake(fake_wechat):
 
 def test_the_fake_enforces_value_limits(fake_wechat):
     token = client.access_token()
-    reply = requests.post(f"{fake_wechat.url}/cgi-bin/message/template/send", params={"access_token": token}, timeout=5, json={
-        "touser": "o" + "a" * 27, "template_id": "test-template", "client_msg_id": "x",
-        "data": {"thing2": {"value": "这是一个超过二十个字符的很长很长很长的物流状态说明"}}}).json()
+    reply = requests.post(
+        f"{fake_wechat.url}/cgi-bin/message/template/send",
+        params={"access_token": token},
+        timeout=5,
+        json={
+            "touser": "o" + "a" * 27,
+            "template_id": "test-template",
+            "client_msg_id": "x",
+            "data": {"thing2": {"value": "这是一个超过二十个字符的很长很长很长的物流状态说明"}},
+        },
+    ).json()
     assert reply["errcode"] == 47003
 
 
@@ -143,9 +151,16 @@ def test_long_values_are_cut_to_the_template_limits(fake_wechat):
     bind_customer(order)
     from orders.models import Shipment
 
-    Shipment.objects.create(order=order, carrier_code="zhongtong", tracking_number="ZT1", tracking_state="2",
-                            last_location="内蒙古自治区呼和浩特市赛罕区某某街道某某小区快递驿站门口")
-    message = notifications.customer_push_order_status(order=order, event_key="tracking:x:2", reason="客户地址不详，快递员多次联系未果，请客户尽快回电确认地址")
+    Shipment.objects.create(
+        order=order,
+        carrier_code="zhongtong",
+        tracking_number="ZT1",
+        tracking_state="2",
+        last_location="内蒙古自治区呼和浩特市赛罕区某某街道某某小区快递驿站门口",
+    )
+    message = notifications.customer_push_order_status(
+        order=order, event_key="tracking:x:2", reason="客户地址不详，快递员多次联系未果，请客户尽快回电确认地址"
+    )
     assert send(message) == "sent"
     assert len(message.content["thing3"]) == 20 and message.content["thing3"].endswith("…")
     assert message.content["character_string1"] == "BL--2026"
@@ -156,7 +171,14 @@ def test_an_unreachable_wechat_is_transient(settings):
     fake = FakeWeChat().start()
     url = fake.url
     fake.stop()
-    settings.WECHAT = {"SANDBOX": True, "BASE_URL": url, "APP_ID": "a", "APP_SECRET": "b", "CALLBACK_TOKEN": "c", "TEMPLATE_ID": "d"}
+    settings.WECHAT = {
+        "SANDBOX": True,
+        "BASE_URL": url,
+        "APP_ID": "a",
+        "APP_SECRET": "b",
+        "CALLBACK_TOKEN": "c",
+        "TEMPLATE_ID": "d",
+    }
     from django.core.cache import cache
 
     cache.delete(client.TOKEN_KEY)
@@ -185,19 +207,27 @@ def test_a_claimed_message_is_not_sent_by_a_second_sender(fake_wechat):
 
 def _signed(token: str = "test-token") -> dict:
     timestamp, nonce = str(int(time.time())), "n0nce"
-    return {"signature": hashlib.sha1("".join(sorted([token, timestamp, nonce])).encode()).hexdigest(), "timestamp": timestamp, "nonce": nonce}
+    return {
+        "signature": hashlib.sha1("".join(sorted([token, timestamp, nonce])).encode()).hexdigest(),
+        "timestamp": timestamp,
+        "nonce": nonce,
+    }
 
 
-REPORT = ("<xml><ToUserName><![CDATA[gh_1]]></ToUserName><FromUserName><![CDATA[{openid}]]></FromUserName><CreateTime>1</CreateTime>"
-          "<MsgType><![CDATA[event]]></MsgType><Event><![CDATA[TEMPLATESENDJOBFINISH]]></Event><MsgID>{msgid}</MsgID>"
-          "<Status><![CDATA[failed:user block]]></Status></xml>")
+REPORT = (
+    "<xml><ToUserName><![CDATA[gh_1]]></ToUserName><FromUserName><![CDATA[{openid}]]></FromUserName><CreateTime>1</CreateTime>"
+    "<MsgType><![CDATA[event]]></MsgType><Event><![CDATA[TEMPLATESENDJOBFINISH]]></Event><MsgID>{msgid}</MsgID>"
+    "<Status><![CDATA[failed:user block]]></Status></xml>"
+)
 
 
 def test_the_delivery_report_updates_the_message(fake_wechat, client):
     message = queued()
     send(message)
     body = REPORT.format(openid=message.recipient, msgid=message.provider_message_id)
-    response = client.post("/integrations/wechat/callback/?" + requests.compat.urlencode(_signed()), data=body, content_type="text/xml")
+    response = client.post(
+        "/integrations/wechat/callback/?" + requests.compat.urlencode(_signed()), data=body, content_type="text/xml"
+    )
     assert response.status_code == 200 and response.content == b"success"
     message.refresh_from_db()
     assert message.delivery_status == "failed:user block"
@@ -207,7 +237,9 @@ def test_a_delivery_report_with_a_bad_signature_is_refused(fake_wechat, client):
     message = queued()
     send(message)
     body = REPORT.format(openid=message.recipient, msgid=message.provider_message_id)
-    response = client.post("/integrations/wechat/callback/?" + requests.compat.urlencode(_signed("other-token")), data=body, content_type="text/xml")
+    response = client.post(
+        "/integrations/wechat/callback/?" + requests.compat.urlencode(_signed("other-token")), data=body, content_type="text/xml"
+    )
     assert response.status_code == 403
     message.refresh_from_db()
     assert message.delivery_status == ""

@@ -3,9 +3,9 @@
 import pytest
 
 from integrations.wechat import services
+from integrations.wechat.models import CustomerMessage
 from tests.conftest import make_order, wait_for
 from tests.logistics_fixtures import bind_customer, fake_wechat, role_groups  # noqa: F401 - fixtures
-from integrations.wechat.models import CustomerMessage
 from workflows import notifications
 
 pytestmark = pytest.mark.usefixtures("transactional_db", "role_groups")

@@ -39,14 +39,25 @@ EMAIL_BATCH = 5000
 
 
 def alert_raise(
-    *, kind: str, for_role: str, dedupe_key: str, message: str, order_id: int | None = None, link: str = "", created_at: datetime.datetime | None = None
+    *,
+    kind: str,
+    for_role: str,
+    dedupe_key: str,
+    message: str,
+    order_id: int | None = None,
+    link: str = "",
+    created_at: datetime.datetime | None = None,
 ) -> tuple[Alert, bool]:
     """The alert for `dedupe_key`, raised now if there is none. Returns (alert, created). The
     caller sends it (alerts_email_send, or the nudge task after commit); the sweep retries."""
     return Alert.objects.get_or_create(
         dedupe_key=dedupe_key,
         defaults={
-            "kind": kind, "for_role": for_role, "order_id": order_id, "message": message[:500], "link": link[:200],
+            "kind": kind,
+            "for_role": for_role,
+            "order_id": order_id,
+            "message": message[:500],
+            "link": link[:200],
             "created_at": created_at or timezone.now(),
         },
     )

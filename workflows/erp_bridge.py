@@ -1,6 +1,6 @@
 """The ERP sync check as finance meets it: run the comparison (integrations/erp/reconciliation.py
 computes the differences), and when they are over the 0.5% tolerance alert finance and the
-supervisors once per business date (BRIEF.md: "a difference over 0.5% sends an email alert").
+supervisors once per business date (docs/brief.md: "a difference over 0.5% sends an email alert").
 Also the ERP home page, which lists those alerts next to the imports, exports and runs."""
 
 from __future__ import annotations
@@ -82,17 +82,23 @@ def reconciliation_upload_execute(*, run_id: int) -> ReconciliationRun | None:
 
     try:
         return erp_sync_check(
-            business_date=run.business_date, erp_path=run.file.path, erp_file_name=run.erp_file_name, by=run.ran_by,
-            run=run, progress=progress,
+            business_date=run.business_date,
+            erp_path=run.file.path,
+            erp_file_name=run.erp_file_name,
+            by=run.ran_by,
+            run=run,
+            progress=progress,
         )
     except UnreadableFile as exc:
         problem = str(exc)
     except Exception:
         logger.exception("ERP sync check %s failed", run_id)
-        problem = _("The check stopped on an unexpected error; the file is kept. Upload it again, or ask IT with run %(run)d.") % {
-            "run": run_id
-        }
-    ReconciliationRun.objects.filter(pk=run_id).update(state=ImportState.FAILED, file_error=problem[:500], finished_at=timezone.now())
+        problem = _(
+            "The check stopped on an unexpected error; the file is kept. Upload it again, or ask IT with run %(run)d."
+        ) % {"run": run_id}
+    ReconciliationRun.objects.filter(pk=run_id).update(
+        state=ImportState.FAILED, file_error=problem[:500], finished_at=timezone.now()
+    )
     return ReconciliationRun.objects.get(pk=run_id)
 
 
@@ -102,9 +108,15 @@ def _alert_message(run: ReconciliationRun) -> str:
         "amount ¥%(our_total)s vs ERP ¥%(erp_total)s (%(total_pct)s%%), refunds %(our_refunds)d vs ERP %(erp_refunds)d (%(refund_pct)s%%)."
     ) % {
         "date": run.business_date.isoformat(),
-        "our_count": run.our_order_count, "erp_count": run.erp_order_count, "count_pct": run.order_count_diff_pct,
-        "our_total": run.our_total_amount, "erp_total": run.erp_total_amount, "total_pct": run.total_amount_diff_pct,
-        "our_refunds": run.our_refund_count, "erp_refunds": run.erp_refund_count, "refund_pct": run.refund_count_diff_pct,
+        "our_count": run.our_order_count,
+        "erp_count": run.erp_order_count,
+        "count_pct": run.order_count_diff_pct,
+        "our_total": run.our_total_amount,
+        "erp_total": run.erp_total_amount,
+        "total_pct": run.total_amount_diff_pct,
+        "our_refunds": run.our_refund_count,
+        "erp_refunds": run.erp_refund_count,
+        "refund_pct": run.refund_count_diff_pct,
     }
 
 
@@ -116,7 +128,10 @@ def _alert_once(run: ReconciliationRun) -> None:
     with transaction.atomic():
         raised = [
             alert_raise(
-                kind=AlertKind.RECONCILIATION, for_role=role, message=message, link=link,
+                kind=AlertKind.RECONCILIATION,
+                for_role=role,
+                message=message,
+                link=link,
                 dedupe_key=f"erp-reconciliation:{run.business_date.isoformat()}:{role}",
             )
             for role in FINANCE_ROLES
@@ -141,7 +156,9 @@ def erp_home(request: HttpRequest) -> HttpResponse:
         "imports": ImportRun.objects.select_related("uploaded_by")[:10],
         "exports": DailyExport.objects.exclude(file="")[:14],
         "runs": ReconciliationRun.objects.all()[:10],
-        "alerts": Alert.objects.filter(kind=AlertKind.RECONCILIATION, for_role__in=FINANCE_ROLES, acknowledged_at__isnull=True)[:10],
+        "alerts": Alert.objects.filter(kind=AlertKind.RECONCILIATION, for_role__in=FINANCE_ROLES, acknowledged_at__isnull=True)[
+            :10
+        ],
         "yesterday": yesterday.isoformat(),
     }
     return render(request, "erp/home.html", context)

@@ -36,12 +36,16 @@ class Alert(models.Model):
     # if it refuses, so the send happens outside any row lock; a claim a crashed sender left
     # behind expires after alerts.EMAIL_CLAIM.
     email_claimed_at = models.DateTimeField(null=True, blank=True)
-    acknowledged_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    acknowledged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     acknowledged_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
-        indexes = [models.Index(fields=["for_role", "-created_at"], condition=Q(acknowledged_at__isnull=True), name="open_alerts")]
+        indexes = [
+            models.Index(fields=["for_role", "-created_at"], condition=Q(acknowledged_at__isnull=True), name="open_alerts")
+        ]
 
 
 class TicketKind(models.TextChoices):

@@ -39,22 +39,34 @@ class TrackingMeaning:
 _CALL_YOU = gettext_noop("We will call you")
 _ON_IT = gettext_noop("Sorting it out now")
 
-# One row per Kuaidi100 `state` (PROTOCOLS.md).
+# One row per Kuaidi100 `state` (docs/protocols.md).
 TRACKING_MEANINGS: dict[str, TrackingMeaning] = {
     TrackingState.IN_TRANSIT: TrackingMeaning(False, "", False, gettext_noop("On its way"), "", ""),
     TrackingState.PICKED_UP: TrackingMeaning(True, "", False, gettext_noop("Picked up"), "", ""),
     TrackingState.PROBLEM: TrackingMeaning(
-        True, TicketKind.PROBLEM, False, gettext_noop("Delivery problem"), _ON_IT,
+        True,
+        TicketKind.PROBLEM,
+        False,
+        gettext_noop("Delivery problem"),
+        _ON_IT,
         gettext_noop("The carrier reports a problem with the parcel; our logistics team is on it."),
     ),
     TrackingState.SIGNED: TrackingMeaning(True, "", True, gettext_noop("Delivered"), "", ""),
     TrackingState.RETURNED_SIGNED: TrackingMeaning(
-        True, TicketKind.RETURNED, False, gettext_noop("Returned to us"), _CALL_YOU,
+        True,
+        TicketKind.RETURNED,
+        False,
+        gettext_noop("Returned to us"),
+        _CALL_YOU,
         gettext_noop("The parcel came back to us; customer service will contact you."),
     ),
     TrackingState.OUT_FOR_DELIVERY: TrackingMeaning(True, "", False, gettext_noop("Out for delivery"), "", ""),
     TrackingState.RETURNING: TrackingMeaning(
-        True, TicketKind.RETURNED, False, gettext_noop("Being returned"), _CALL_YOU,
+        True,
+        TicketKind.RETURNED,
+        False,
+        gettext_noop("Being returned"),
+        _CALL_YOU,
         gettext_noop("The parcel is on its way back to us; customer service will contact you."),
     ),
     TrackingState.TRANSFERRED: TrackingMeaning(False, "", False, gettext_noop("Transferred"), "", ""),
@@ -63,19 +75,31 @@ TRACKING_MEANINGS: dict[str, TrackingMeaning] = {
     TrackingState.IN_CUSTOMS: TrackingMeaning(False, "", False, gettext_noop("In customs"), "", ""),
     TrackingState.CLEARED: TrackingMeaning(False, "", False, gettext_noop("Cleared customs"), "", ""),
     TrackingState.CUSTOMS_PROBLEM: TrackingMeaning(
-        False, "", False, gettext_noop("Customs problem"), "",
+        False,
+        "",
+        False,
+        gettext_noop("Customs problem"),
+        "",
         gettext_noop("The parcel is held in customs; our logistics team is on it."),
     ),
     TrackingState.REFUSED: TrackingMeaning(
-        True, TicketKind.RETURNED, False, gettext_noop("Refused at delivery"), _CALL_YOU,
+        True,
+        TicketKind.RETURNED,
+        False,
+        gettext_noop("Refused at delivery"),
+        _CALL_YOU,
         gettext_noop("Delivery was refused; customer service will contact you."),
     ),
 }
 
-# What silence means: no new tracking event for this long is an exception (BRIEF.md: "tracking
+# What silence means: no new tracking event for this long is an exception (docs/brief.md: "tracking
 # stalled over 24 hours"; the demo shortens it through KUAIDI100_STALL_HOURS).
 STALLED = TrackingMeaning(
-    True, TicketKind.STALLED, False, "", gettext_noop("Parcel delayed"),
+    True,
+    TicketKind.STALLED,
+    False,
+    "",
+    gettext_noop("Parcel delayed"),
     gettext_noop("No tracking update for over 24 hours; we have asked the carrier."),
 )
 # Kuaidi100 stopped tracking the number (push status "abort"): a person must follow it.

@@ -44,11 +44,16 @@ def _breach_message(order: Order, rule: StageRule | None) -> str:
     due = date_format(timezone.localtime(order.stage_due_at), "m-d H:i")
     if order.is_rush and order.rush_deadline == order.stage_due_at:
         return _("Rush order %(number)s missed its expected completion time %(due)s (now %(stage)s).") % {
-            "number": order.order_number, "due": due, "stage": stage,
+            "number": order.order_number,
+            "due": due,
+            "stage": stage,
         }
     role = Role(rule.responsible_role).label if rule and rule.responsible_role in Role.values else ""
     return _("Order %(number)s is over its time limit in %(stage)s since %(due)s (responsible: %(role)s).") % {
-        "number": order.order_number, "stage": stage, "due": due, "role": role,
+        "number": order.order_number,
+        "stage": stage,
+        "due": due,
+        "role": role,
     }
 
 
@@ -74,14 +79,25 @@ def sla_sweep(*, now: datetime.datetime | None = None) -> SweepResult:
                 rule = rules.get(order.status)
                 breach_events.append(
                     events.sla_breached(
-                        order=order, stage=order.status, due_at=order.stage_due_at,
+                        order=order,
+                        stage=order.status,
+                        due_at=order.stage_due_at,
                         responsible_role=rule.responsible_role if rule else "",
-                        rush=bool(order.is_rush and order.rush_deadline == order.stage_due_at), occurred_at=now, save=False,
+                        rush=bool(order.is_rush and order.rush_deadline == order.stage_due_at),
+                        occurred_at=now,
+                        save=False,
                     )
                 )
                 breach_alerts.append(
-                    Alert(kind=AlertKind.SLA_BREACH, for_role=rule.alert_role if rule else Role.SUPERVISOR, order=order,
-                          dedupe_key=breach_key(order), message=_breach_message(order, rule), link=BOARD_LINK, created_at=now)
+                    Alert(
+                        kind=AlertKind.SLA_BREACH,
+                        for_role=rule.alert_role if rule else Role.SUPERVISOR,
+                        order=order,
+                        dedupe_key=breach_key(order),
+                        message=_breach_message(order, rule),
+                        link=BOARD_LINK,
+                        created_at=now,
+                    )
                 )
             OrderEvent.objects.bulk_create(breach_events)
             # The unique dedupe_key is the last line of defence against a second alert.

@@ -89,7 +89,7 @@ def ticket_close(*, ticket: Ticket, by: Actor, resolution: str) -> Ticket:
     _check(by)
     resolution = (resolution or "").strip()
     if not resolution:
-        raise TicketError(_("Say how the ticket was resolved, e.g. \"carrier found the parcel, delivery tomorrow\"."))
+        raise TicketError(_('Say how the ticket was resolved, e.g. "carrier found the parcel, delivery tomorrow".'))
     with transaction.atomic():
         ticket = _lock(ticket)
         if ticket.closed_at is not None:
@@ -111,5 +111,8 @@ def open_tickets() -> QuerySet[Ticket]:
 
 
 def recently_closed_tickets(*, limit: int = 20) -> QuerySet[Ticket]:
-    return Ticket.objects.filter(closed_at__isnull=False).select_related("order", "shipment", "owner", "closed_by").order_by("-closed_at")[:limit]
-
+    return (
+        Ticket.objects.filter(closed_at__isnull=False)
+        .select_related("order", "shipment", "owner", "closed_by")
+        .order_by("-closed_at")[:limit]
+    )

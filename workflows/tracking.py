@@ -73,10 +73,13 @@ def _react_to_state(change: kuaidi100.TrackingChange) -> None:
 def _react_to_abort(change: kuaidi100.TrackingChange) -> None:
     meaning = notifications.ABORTED
     ticket_open_for_shipment(
-        shipment=change.shipment, kind=meaning.ticket,
+        shipment=change.shipment,
+        kind=meaning.ticket,
         summary=_("Kuaidi100 stopped tracking: %(message)s") % {"message": change.abort_message or _("no records")},
     )
-    notifications.customer_push_order_status(order=change.order, event_key=f"tracking:{change.shipment.pk}:abort", reason=_(meaning.note))
+    notifications.customer_push_order_status(
+        order=change.order, event_key=f"tracking:{change.shipment.pk}:abort", reason=_(meaning.note)
+    )
 
 
 @csrf_exempt
@@ -90,7 +93,9 @@ def kuaidi100_callback(request: HttpRequest) -> JsonResponse:
     except callback.PushRefused as refused:
         return callback.refusal(refused)
     if push.shipment is not None:
-        tracking_report_record(shipment=push.shipment, result=push.result, push_status=push.status, via="push", message=push.message)
+        tracking_report_record(
+            shipment=push.shipment, result=push.result, push_status=push.status, via="push", message=push.message
+        )
     # Not ours (or deleted): acknowledged all the same, or Kuaidi100 keeps pushing a parcel we cannot use.
     return callback.acknowledgement()
 
@@ -131,7 +136,8 @@ def shipments_stalled_scan(*, now: datetime.datetime | None = None) -> int:
         since = timezone.localtime(shipment.last_event_at or shipment.created_at)
         with transaction.atomic():
             _ticket, created = ticket_open_for_shipment(
-                shipment=shipment, kind=meaning.ticket,
+                shipment=shipment,
+                kind=meaning.ticket,
                 summary=_("No tracking update since %(when)s; last seen in %(location)s")
                 % {"when": since.strftime("%m-%d %H:%M"), "location": shipment.last_location or "—"},
             )
@@ -148,13 +154,16 @@ def refused_subscriptions_scan() -> int:
     meaning = notifications.SUBSCRIPTION_REFUSED
     unattended = (
         Shipment.objects.filter(order__status=OrderStatus.SHIPPED, subscription__state=SubscriptionState.REFUSED)
-        .filter(~Exists(Ticket.objects.filter(shipment=OuterRef("pk")).filter(Q(closed_at__isnull=True) | Q(kind=meaning.ticket))))
+        .filter(
+            ~Exists(Ticket.objects.filter(shipment=OuterRef("pk")).filter(Q(closed_at__isnull=True) | Q(kind=meaning.ticket)))
+        )
         .select_related("subscription")
     )
     opened = 0
     for shipment in unattended:
         _ticket, created = ticket_open_for_shipment(
-            shipment=shipment, kind=meaning.ticket,
+            shipment=shipment,
+            kind=meaning.ticket,
             summary=_("Kuaidi100 refused the tracking subscription: %(error)s") % {"error": shipment.subscription.last_error},
         )
         opened += created

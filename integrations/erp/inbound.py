@@ -45,7 +45,7 @@ def sign(*, secret: str, timestamp: str, body: bytes) -> str:
 
 
 def authenticate(*, source: str, timestamp: str, signature: str, body: bytes) -> str:
-    """"" when the request is genuine and fresh, else why not (answered with 401)."""
+    """ "" when the request is genuine and fresh, else why not (answered with 401)."""
     secret = settings.INBOUND_EVENT_SECRETS.get(source)
     if not secret:
         return _("Unknown source system %(source)s.") % {"source": source or "—"}
@@ -165,8 +165,11 @@ def _apply(source: str, data: dict, *, previous: dict | None) -> tuple[int, dict
     try:
         if action == "ship":
             order = services.order_ship(
-                order=order, by=actor, carrier_code=data["carrier_code"] or order.carrier_code,
-                tracking_number=data["tracking_number"], source_time=occurred,
+                order=order,
+                by=actor,
+                carrier_code=data["carrier_code"] or order.carrier_code,
+                tracking_number=data["tracking_number"],
+                source_time=occurred,
             )
         elif action == "cancel":
             # A cancel needs a reason from the source system too: without one it is refused (409).

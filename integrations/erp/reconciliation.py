@@ -1,4 +1,4 @@
-"""The ERP sync check (BRIEF.md: "compares the day's order count, total amount and refund count
+"""The ERP sync check (docs/brief.md: "compares the day's order count, total amount and refund count
 with the ERP; a difference over 0.5% sends an email alert").
 
 Both sides count the orders placed during the business day (Asia/Shanghai), whatever their
@@ -26,7 +26,7 @@ from integrations.erp.models import ImportState, ReconciliationRun
 from integrations.erp.spreadsheet import UnreadableFile, read_table
 from orders.models import Order
 
-TOLERANCE_PCT = Decimal("0.5")  # BRIEF.md: "a difference over 0.5% sends an email alert"
+TOLERANCE_PCT = Decimal("0.5")  # docs/brief.md: "a difference over 0.5% sends an email alert"
 LISTED = 500  # order numbers kept per list on a run; enough to work through, bounded in size
 
 EXPORT_COLUMNS = {key: COLUMNS[key] for key in ("order_number", "total_amount", "refund_amount", "placed_at")}
@@ -121,7 +121,9 @@ def _summary_side(table, business_date: datetime.date) -> Side:
         count = int(str(row[index["order_count"]]).strip())
         refunds = int(str(row[index["refund_count"]]).strip())
     except ValueError as exc:
-        raise UnreadableFile(_("Row %(row)d of the ERP day summary: the counts must be whole numbers.") % {"row": row_number}) from exc
+        raise UnreadableFile(
+            _("Row %(row)d of the ERP day summary: the counts must be whole numbers.") % {"row": row_number}
+        ) from exc
     total = parse_amount(row[index["total_amount"]])
     if total is None:
         raise UnreadableFile(_("Row %(row)d of the ERP day summary: the total amount is not an amount.") % {"row": row_number})
@@ -186,7 +188,9 @@ def reconciliation_run(
         **diffs,
     )
     if run is None:
-        return ReconciliationRun.objects.create(business_date=business_date, ran_by=by, erp_file_name=erp_file_name[:200], **numbers)
+        return ReconciliationRun.objects.create(
+            business_date=business_date, ran_by=by, erp_file_name=erp_file_name[:200], **numbers
+        )
     for name, value in numbers.items():
         setattr(run, name, value)
     run.state, run.finished_at = ImportState.DONE, timezone.now()

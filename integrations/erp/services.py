@@ -59,7 +59,9 @@ def import_run_execute(*, run: ImportRun) -> ImportRun:
     try:
         summary = import_orders(path=run.file.path, dry_run=run.dry_run, progress=progress, run_id=run.pk)
     except UnreadableFile as exc:
-        ImportRun.objects.filter(pk=run.pk).update(state=ImportState.FAILED, file_error=str(exc)[:500], finished_at=timezone.now())
+        ImportRun.objects.filter(pk=run.pk).update(
+            state=ImportState.FAILED, file_error=str(exc)[:500], finished_at=timezone.now()
+        )
         run.refresh_from_db()
         return run
     ImportRun.objects.filter(pk=run.pk).update(

@@ -124,7 +124,8 @@ def inbound_event(request: HttpRequest) -> HttpResponse:
     # Refused before the body is read: a sender that is not speaking JSON, or a body no event needs.
     if request.content_type != "application/json":
         return JsonResponse(
-            {"ok": False, "error": _("Send the event as JSON with Content-Type: application/json.")}, status=415,
+            {"ok": False, "error": _("Send the event as JSON with Content-Type: application/json.")},
+            status=415,
             json_dumps_params={"ensure_ascii": False},
         )
     try:
@@ -134,7 +135,8 @@ def inbound_event(request: HttpRequest) -> HttpResponse:
     if declared < 0 or declared > inbound.MAX_BODY_BYTES:
         return JsonResponse(
             {"ok": False, "error": _("An event body is at most %(limit)d bytes.") % {"limit": inbound.MAX_BODY_BYTES}},
-            status=413, json_dumps_params={"ensure_ascii": False},
+            status=413,
+            json_dumps_params={"ensure_ascii": False},
         )
     body = request.body
     source = request.headers.get("X-Beile-Source", "")
@@ -148,4 +150,3 @@ def inbound_event(request: HttpRequest) -> HttpResponse:
         return JsonResponse({"ok": False, "error": problem}, status=401)
     status, answer = inbound.inbound_event_handle(source=source, body=body)
     return JsonResponse(answer, status=status, json_dumps_params={"ensure_ascii": False})
-

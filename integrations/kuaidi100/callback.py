@@ -1,4 +1,4 @@
-"""The Kuaidi100 push callback's protocol (PROTOCOLS.md): verify `sign = MD5(param + salt)`, read
+"""The Kuaidi100 push callback's protocol (docs/protocols.md): verify `sign = MD5(param + salt)`, read
 the push, find our shipment, and answer exactly `{"result":true,"returnCode":"200","message":"成功"}`;
 any other answer makes Kuaidi100 push again later, which is what we want when we could not take
 the push. The view that records the push and reacts to it is workflows/tracking.py's."""
@@ -56,7 +56,9 @@ def push_read(request: HttpRequest) -> Push:
 
 def refusal(exc: PushRefused) -> JsonResponse:
     return JsonResponse(
-        {"result": False, "returnCode": "500", "message": exc.message}, status=exc.status, json_dumps_params={"ensure_ascii": False}
+        {"result": False, "returnCode": "500", "message": exc.message},
+        status=exc.status,
+        json_dumps_params={"ensure_ascii": False},
     )
 
 
@@ -69,5 +71,7 @@ def _shipment_for(shipment_id: str, result: client.TrackingResult) -> Shipment |
     if shipment is not None and result.tracking_number and shipment.tracking_number != result.tracking_number.upper():
         return None  # the query says one parcel, the push another: trust neither
     if shipment is None and result.tracking_number:
-        shipment = Shipment.objects.filter(tracking_number=result.tracking_number.upper(), carrier_code=result.carrier_code).first()
+        shipment = Shipment.objects.filter(
+            tracking_number=result.tracking_number.upper(), carrier_code=result.carrier_code
+        ).first()
     return shipment

@@ -28,7 +28,7 @@ logger = logging.getLogger(__name__)
 SYSTEM = Actor.system("kuaidi100")
 
 MAX_SUBSCRIBE_ATTEMPTS = 8
-# PROTOCOLS.md: do not query one number more than about once per 30 minutes.
+# docs/protocols.md: do not query one number more than about once per 30 minutes.
 POLL_MIN_INTERVAL = datetime.timedelta(minutes=30)
 # Pushes normally come every few hours; after this silence the fallback poll asks.
 POLL_AFTER_SILENCE = datetime.timedelta(hours=2)
@@ -56,7 +56,7 @@ def shipment_track(*, shipment: Shipment) -> TrackingSubscription:
 
 
 def callback_url(shipment: Shipment) -> str:
-    # Business parameters may ride in the callback URL's query (PROTOCOLS.md).
+    # Business parameters may ride in the callback URL's query (docs/protocols.md).
     return f"{settings.PUBLIC_BASE_URL.rstrip('/')}{reverse('kuaidi100_callback')}?shipment={shipment.pk}"
 
 
@@ -104,7 +104,9 @@ def _subscription_failed(subscription: TrackingSubscription, error: str, *, perm
     gave_up = permanent or subscription.attempts >= MAX_SUBSCRIBE_ATTEMPTS
     if not gave_up:
         backoff = datetime.timedelta(seconds=min(30 * 2 ** (subscription.attempts - 1), 3600))
-        TrackingSubscription.objects.filter(pk=subscription.pk).update(last_error=error[:300], next_attempt_at=timezone.now() + backoff)
+        TrackingSubscription.objects.filter(pk=subscription.pk).update(
+            last_error=error[:300], next_attempt_at=timezone.now() + backoff
+        )
         return "retry"
     # Nobody watches the parcel now; workflows/tracking.py's watch scan opens the ticket for it.
     TrackingSubscription.objects.filter(pk=subscription.pk).update(state=SubscriptionState.REFUSED, last_error=error[:300])
@@ -136,7 +138,6 @@ def _location(item: client.TrackingItem) -> str:
     if item.context.startswith("[") and "]" in item.context:
         return item.context[1 : item.context.index("]")]
     return ""
-
 
 
 @dataclass
@@ -173,8 +174,14 @@ def tracking_ingest(
         shipment = Shipment.objects.select_for_update().get(pk=shipment.pk)
         known = set(shipment.events.values_list("occurred_at", "context"))
         fresh = [
-            TrackingEvent(shipment=shipment, occurred_at=item.occurred_at, context=item.context, area_name=item.area_name,
-                          area_code=item.area_code, status_name=item.status_name)
+            TrackingEvent(
+                shipment=shipment,
+                occurred_at=item.occurred_at,
+                context=item.context,
+                area_name=item.area_name,
+                area_code=item.area_code,
+                status_name=item.status_name,
+            )
             for item in result.items
             if (item.occurred_at, item.context) not in known
         ]
@@ -208,12 +215,22 @@ def tracking_ingest(
             changed_state = shipment.tracking_state != previous_state
         if changed_state:
             events.tracking_changed(
-                order=order, by=SYSTEM, tracking_number=shipment.tracking_number, tracking_state=shipment.tracking_state,
-                context=newest.context, location=shipment.last_location, source_time=newest.occurred_at,
+                order=order,
+                by=SYSTEM,
+                tracking_number=shipment.tracking_number,
+                tracking_state=shipment.tracking_state,
+                context=newest.context,
+                location=shipment.last_location,
+                source_time=newest.occurred_at,
             )
     return TrackingChange(
-        order=order, shipment=shipment, new_events=len(fresh), state_changed=changed_state, newest=newest,
-        aborted=push_status == "abort", abort_message=message,
+        order=order,
+        shipment=shipment,
+        new_events=len(fresh),
+        state_changed=changed_state,
+        newest=newest,
+        aborted=push_status == "abort",
+        abort_message=message,
     )
 
 
@@ -223,7 +240,9 @@ def tracking_ingest(
 def subscriptions_due_for_poll(*, now: datetime.datetime | None = None):
     now = now or timezone.now()
     quiet = now - POLL_AFTER_SILENCE
-    return TrackingSubscription.objects.filter(state=SubscriptionState.ACTIVE, shipment__order__status=OrderStatus.SHIPPED).filter(
+    return TrackingSubscription.objects.filter(
+        state=SubscriptionState.ACTIVE, shipment__order__status=OrderStatus.SHIPPED
+    ).filter(
         Q(last_polled_at__isnull=True) | Q(last_polled_at__lt=now - POLL_MIN_INTERVAL),
         Q(last_push_at__lt=quiet) | Q(last_push_at__isnull=True, subscribed_at__lt=quiet),
     )
@@ -249,7 +268,9 @@ def shipment_poll(*, subscription_id: int) -> PollOutcome:
     subscription = TrackingSubscription.objects.select_related("shipment__order").get(pk=subscription_id)
     shipment = subscription.shipment
     try:
-        raw = client.query(carrier_code=shipment.carrier_code, tracking_number=shipment.tracking_number, phone=receiver_phone_for(shipment))
+        raw = client.query(
+            carrier_code=shipment.carrier_code, tracking_number=shipment.tracking_number, phone=receiver_phone_for(shipment)
+        )
     except client.Kuaidi100Error as exc:
         TrackingSubscription.objects.filter(pk=subscription_id).update(last_error=str(exc)[:300])
         return PollOutcome(f"error {exc.code}")

@@ -31,7 +31,7 @@ from orders.models import Order
 logger = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 8
-# The template's fields, with the kinds WeChat checks (PROTOCOLS.md value limits).
+# The template's fields, with the kinds WeChat checks (docs/protocols.md value limits).
 FIELD_ORDER = "character_string1"  # ≤ 32 characters, no Chinese
 FIELD_STATUS = "thing2"  # ≤ 20 characters
 FIELD_LOCATION = "thing3"
@@ -79,8 +79,13 @@ def customer_message_queue(
         return existing
     openid = order.customer.wechat_openid
     fields = {
-        "order": order, "channel": "wechat", "recipient": openid, "event_key": event_key[:64], "content": content,
-        "carries_location": carries_location, "link": link[:400],
+        "order": order,
+        "channel": "wechat",
+        "recipient": openid,
+        "event_key": event_key[:64],
+        "content": content,
+        "carries_location": carries_location,
+        "link": link[:400],
     }
     if not openid:
         fields.update(status=MessageStatus.REFUSED, last_error=_("The customer has not followed the WeChat service account."))

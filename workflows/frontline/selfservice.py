@@ -11,8 +11,8 @@ from django.core import signing
 from django.core.cache import cache
 from django.urls import reverse
 
-from workflows.frontline.models import SelfServiceQuery
 from orders.models import Order
+from workflows.frontline.models import SelfServiceQuery
 
 LINK_SALT = "frontline.track-link"
 # A push's link stays valid for two weeks: long enough for the parcel to arrive and be returned.

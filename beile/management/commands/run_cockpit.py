@@ -42,18 +42,48 @@ def processes(host: str, port: int, fakes: dict[str, int]) -> dict[str, list[str
     python = sys.executable
     commands = {
         # The production gunicorn.conf.py (log format, no control socket), sized for a laptop.
-        "web": [python, "-m", "gunicorn", "-c", "gunicorn.conf.py", "beile.wsgi", "--bind", f"{host}:{port}",
-                "--workers", "2", "--threads", "4", "--graceful-timeout", "5"],
+        "web": [
+            python,
+            "-m",
+            "gunicorn",
+            "-c",
+            "gunicorn.conf.py",
+            "beile.wsgi",
+            "--bind",
+            f"{host}:{port}",
+            "--workers",
+            "2",
+            "--threads",
+            "4",
+            "--graceful-timeout",
+            "5",
+        ],
         "worker": [python, "-m", "celery", "-A", "beile", "worker", "-l", "info", "--concurrency", "2"],
         "beat": [python, "-m", "celery", "-A", "beile", "beat", "-l", "info"],
     }
     # The local fakes stand in for a provider only while it has no real credentials (sandbox).
     if settings.KUAIDI100["SANDBOX"]:
-        commands["fake-kuaidi100"] = [python, "-m", "integrations.kuaidi100.fake_server", "--port", str(fakes["kuaidi100"]),
-                                      "--step-seconds", os.environ.get("FAKE_KUAIDI100_STEP_SECONDS", "8"), "--first-push-seconds", "3"]
+        commands["fake-kuaidi100"] = [
+            python,
+            "-m",
+            "integrations.kuaidi100.fake_server",
+            "--port",
+            str(fakes["kuaidi100"]),
+            "--step-seconds",
+            os.environ.get("FAKE_KUAIDI100_STEP_SECONDS", "8"),
+            "--first-push-seconds",
+            "3",
+        ]
     if settings.WECHAT["SANDBOX"]:
-        commands["fake-wechat"] = [python, "-m", "integrations.wechat.fake_server", "--port", str(fakes["wechat"]),
-                                   "--report-url", f"http://{host}:{port}/integrations/wechat/callback/"]
+        commands["fake-wechat"] = [
+            python,
+            "-m",
+            "integrations.wechat.fake_server",
+            "--port",
+            str(fakes["wechat"]),
+            "--report-url",
+            f"http://{host}:{port}/integrations/wechat/callback/",
+        ]
     return commands
 
 
@@ -64,7 +94,9 @@ class Command(BaseCommand):
         parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
         parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
         parser.add_argument("--orders", type=int, default=2000, help="demo orders to create on an empty database")
-        parser.add_argument("--exit-when-ready", action="store_true", help="start everything, check it answers, stop (smoke test)")
+        parser.add_argument(
+            "--exit-when-ready", action="store_true", help="start everything, check it answers, stop (smoke test)"
+        )
 
     def handle(self, *args, host: str, port: int, orders: int, exit_when_ready: bool, **options):
         # The demo shows a stalled parcel opening a ticket within minutes, not after 24 h, and
@@ -124,7 +156,7 @@ class Command(BaseCommand):
                 if child.poll() is not None:
                     raise CommandError(f"{name} failed to start (exit {child.returncode}).")
             try:
-                with urllib.request.urlopen(url + "login/", timeout=2) as response:
+                with urllib.request.urlopen(url + "login/", timeout=2) as response:  # noqa: S310 - our own http://127.0.0.1 web process
                     if response.status == 200:
                         return
             except OSError:
