@@ -537,6 +537,8 @@ def after_sales_open(
         raise OrderError(_("Choose the kind of after-sales case."))
     if not reason:
         raise OrderError(_("Write the customer's reason."))
+    if not amount.is_finite():  # Decimal("NaN") cannot even be compared with 0 (InvalidOperation)
+        raise OrderError(_("Enter the amount as a number, e.g. 59.90."))
     if amount < 0:
         raise OrderError(_("The amount cannot be negative."))
     with transaction.atomic():

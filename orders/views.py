@@ -157,7 +157,10 @@ ActionHandler = Callable[[HttpRequest, Order, Actor, "int | None"], str]
 def _parse_local_datetime(raw: str) -> datetime.datetime | None:
     if not raw:
         return None
-    value = parse_datetime(raw)
+    try:
+        value = parse_datetime(raw)
+    except ValueError:  # well formed but not on the calendar: 02-30, 25:00
+        value = None
     if value is None:
         raise services.OrderError(_("Enter a date and time like 2026-11-24 18:00."))
     return timezone.make_aware(value) if timezone.is_naive(value) else value

@@ -6,33 +6,100 @@ Also the ERP home page, which lists those alerts next to the imports, exports an
 from __future__ import annotations
 
 import datetime
-import tempfile
+import logging
+from collections.abc import Callable
 from pathlib import Path
 
 from django.contrib import messages
+from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
 from integrations.erp import exporter, reconciliation
-from integrations.erp.models import DailyExport, ImportRun, ReconciliationRun
+from integrations.erp.models import DailyExport, ImportRun, ImportState, ReconciliationRun
+from integrations.erp.services import MAX_UPLOAD_BYTES, UploadRefused
 from integrations.erp.spreadsheet import UnreadableFile
 from integrations.erp.views import FINANCE_ROLES, parse_business_date
 from orders.access import Actor, role_required
 from workflows.alerts import alert_raise, alerts_email_send
 from workflows.models import Alert, AlertKind
 
+logger = logging.getLogger(__name__)
 
-def erp_sync_check(*, business_date: datetime.date, erp_path: Path | str, erp_file_name: str, by: str) -> ReconciliationRun:
-    """Compare, keep the run, and alert finance and supervisors once per date when over
-    tolerance. Raises UnreadableFile when the ERP's file cannot be read."""
-    run = reconciliation.reconciliation_run(business_date=business_date, erp_path=erp_path, erp_file_name=erp_file_name, by=by)
+
+def erp_sync_check(
+    *,
+    business_date: datetime.date,
+    erp_path: Path | str,
+    erp_file_name: str,
+    by: str,
+    run: ReconciliationRun | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> ReconciliationRun:
+    """Compare, keep the run (a new one, or an uploaded file's queued `run`), and alert finance
+    and supervisors once per date when over tolerance. Raises UnreadableFile when the ERP's file
+    cannot be read."""
+    run = reconciliation.reconciliation_run(
+        business_date=business_date, erp_path=erp_path, erp_file_name=erp_file_name, by=by, run=run, progress=progress
+    )
     if run.over_tolerance:
         _alert_once(run)
     return run
+
+
+def reconciliation_upload_start(*, business_date: datetime.date, upload: UploadedFile, by: str) -> ReconciliationRun:
+    """Keep the uploaded file on a queued run and hand it to a worker: a big or broken file never
+    holds (or breaks) the web request. Raises UploadRefused for an empty or oversized file."""
+    if upload.size == 0:
+        raise UploadRefused(_("The file is empty: it has no header row and no orders."))
+    if upload.size > MAX_UPLOAD_BYTES:
+        raise UploadRefused(_("The file is larger than 50 MB; split the export by date."))
+    from workflows import tasks
+
+    with transaction.atomic():
+        run = ReconciliationRun.objects.create(
+            business_date=business_date, ran_by=by, erp_file_name=upload.name[:200], file=upload, state=ImportState.QUEUED
+        )
+        tasks.reconcile_upload.delay_on_commit(run.pk)
+    return run
+
+
+def reconciliation_upload_execute(*, run_id: int) -> ReconciliationRun | None:
+    """The task's body: claim the queued run, compare, and end it done or failed. Whatever goes
+    wrong ends in a failed run with a message the person sees, never a run left running."""
+    claimed = ReconciliationRun.objects.filter(pk=run_id, state=ImportState.QUEUED).update(state=ImportState.RUNNING)
+    if not claimed:  # another worker has it, or it is finished: a redelivered task does nothing
+        return None
+    run = ReconciliationRun.objects.get(pk=run_id)
+
+    def progress(rows: int) -> None:
+        ReconciliationRun.objects.filter(pk=run_id).update(processed_rows=rows)
+
+    try:
+        return erp_sync_check(
+            business_date=run.business_date,
+            erp_path=run.file.path,
+            erp_file_name=run.erp_file_name,
+            by=run.ran_by,
+            run=run,
+            progress=progress,
+        )
+    except UnreadableFile as exc:
+        problem = str(exc)
+    except Exception:
+        logger.exception("ERP sync check %s failed", run_id)
+        problem = _(
+            "The check stopped on an unexpected error; the file is kept. Upload it again, or ask IT with run %(run)d."
+        ) % {"run": run_id}
+    ReconciliationRun.objects.filter(pk=run_id).update(
+        state=ImportState.FAILED, file_error=problem[:500], finished_at=timezone.now()
+    )
+    return ReconciliationRun.objects.get(pk=run_id)
 
 
 def _alert_message(run: ReconciliationRun) -> str:
@@ -105,16 +172,9 @@ def reconciliation_run(request: HttpRequest) -> HttpResponse:
     if day is None or upload is None:
         messages.error(request, _("Choose the business date and the ERP's export or day summary for it."))
         return redirect("erp_home")
-    suffix = Path(upload.name).suffix.lower()[:8]
-    with tempfile.NamedTemporaryFile(suffix=suffix) as temporary:
-        for chunk in upload.chunks():
-            temporary.write(chunk)
-        temporary.flush()
-        try:
-            run = erp_sync_check(
-                business_date=day, erp_path=temporary.name, erp_file_name=upload.name, by=Actor.of(request.user).name
-            )
-        except UnreadableFile as exc:
-            messages.error(request, str(exc))
-            return redirect("erp_home")
+    try:
+        run = reconciliation_upload_start(business_date=day, upload=upload, by=Actor.of(request.user).name)
+    except UploadRefused as exc:
+        messages.error(request, str(exc))
+        return redirect("erp_home")
     return redirect("erp_reconciliation_detail", run_id=run.pk)

@@ -5,7 +5,7 @@ import logging
 from celery import shared_task
 
 from integrations.kuaidi100.services import subscriptions_due_for_poll
-from workflows import alerts, reactions, sla, tracking
+from workflows import alerts, erp_bridge, reactions, sla, tracking
 
 logger = logging.getLogger(__name__)
 
@@ -55,3 +55,9 @@ def poll_silent_shipments() -> int:
 @shared_task
 def watch_shipments() -> int:
     return tracking.shipments_watch_scan()
+
+
+@shared_task(acks_late=True)
+def reconcile_upload(run_id: int) -> None:
+    """The ERP sync check of an uploaded file (the claim makes a redelivery harmless)."""
+    erp_bridge.reconciliation_upload_execute(run_id=run_id)

@@ -18,6 +18,7 @@ from openpyxl.cell import WriteOnlyCell
 
 from integrations.erp.models import DailyExport
 from orders.clock import business_day_bounds, business_today
+from orders.exports import xlsx_text
 from orders.models import Carrier, Order, OrderLine, Shipment
 
 EXPORT_COLUMNS = [
@@ -108,9 +109,12 @@ def write_export(business_date: datetime.date, out: Path | str) -> tuple[int, in
     orders = lines = 0
 
     def text(value: str) -> WriteOnlyCell:
-        cell = WriteOnlyCell(sheet, value=value)
-        cell.number_format = "@"  # identifiers stay text in Excel: no 1.23E+17
-        return cell
+        # Identifiers stay text in Excel (no 1.23E+17), like every text cell: never a formula,
+        # whatever a customer typed (orders/exports.py).
+        return xlsx_text(sheet, value, number_format="@")
+
+    def words(value: str) -> WriteOnlyCell:
+        return xlsx_text(sheet, value)
 
     def money(value) -> WriteOnlyCell:
         cell = WriteOnlyCell(sheet, value=value)  # a Decimal is written as its exact digits
@@ -131,20 +135,20 @@ def write_export(business_date: datetime.date, out: Path | str) -> tuple[int, in
             sheet.append(
                 [
                     text(order.order_number),
-                    SOURCE_NAMES.get(order.source, order.source),
+                    words(SOURCE_NAMES.get(order.source, order.source)),
                     STATUS_NAMES[order.status],
                     moment(order.placed_at),
                     moment(order.paid_at),
                     moment(order.shipped_at),
-                    order.receiver_name,
+                    words(order.receiver_name),
                     text(order.receiver_phone),
-                    order.province,
-                    order.city,
-                    order.district,
-                    order.address,
-                    order.buyer_message,
+                    words(order.province),
+                    words(order.city),
+                    words(order.district),
+                    words(order.address),
+                    words(order.buyer_message),
                     text(line.sku_code),
-                    line.product_name,
+                    words(line.product_name),
                     line.quantity,
                     money(line.unit_price),
                     "是" if line.is_gift else "否",
@@ -152,7 +156,7 @@ def write_export(business_date: datetime.date, out: Path | str) -> tuple[int, in
                     money(order.paid_amount),
                     money(order.shipping_fee),
                     money(order.refund_amount),
-                    CARRIER_CHINESE.get(order.carrier_code, order.carrier_code),
+                    words(CARRIER_CHINESE.get(order.carrier_code, order.carrier_code)),
                     text(shipment.tracking_number if shipment else ""),
                     "新增" if is_new else "变更",
                     moment(order.updated_at),

@@ -12,6 +12,7 @@ workflow decision (workflows/erp_bridge.py)."""
 from __future__ import annotations
 
 import datetime
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
@@ -21,7 +22,7 @@ from django.utils.translation import gettext as _
 
 from integrations.erp.exporter import business_day_bounds
 from integrations.erp.importer import COLUMNS, order_number_problem, parse_amount, parse_erp_time
-from integrations.erp.models import ReconciliationRun
+from integrations.erp.models import ImportState, ReconciliationRun
 from integrations.erp.spreadsheet import UnreadableFile, read_table
 from orders.models import Order
 
@@ -58,8 +59,12 @@ def our_side(business_date: datetime.date) -> Side:
     return Side(len(amounts), sum(amounts.values(), Decimal("0.00")), refunds, amounts)
 
 
-def erp_side(path: Path | str, business_date: datetime.date) -> tuple[Side, bool]:
-    """(the ERP's side, whether it came from a day summary). Raises UnreadableFile."""
+PROGRESS_EVERY = 2000  # rows between two progress reports
+
+
+def erp_side(path: Path | str, business_date: datetime.date, progress: Callable[[int], None] | None = None) -> tuple[Side, bool]:
+    """(the ERP's side, whether it came from a day summary). Raises UnreadableFile.
+    `progress(rows read)` is called every PROGRESS_EVERY rows of an order export."""
     try:
         table = read_table(path, EXPORT_COLUMNS, ("order_number", "total_amount"))
     except UnreadableFile as export_error:
@@ -75,6 +80,7 @@ def erp_side(path: Path | str, business_date: datetime.date) -> tuple[Side, bool
     refund_at, placed_at = index.get("refund_amount"), index.get("placed_at")
     width = max(index.values()) + 1
     on_the_day: dict[object, bool] = {}  # per distinct 下单时间 cell: a day's export repeats them a lot
+    read = 0
     for _row_number, row in table.rows:
         if len(row) < width:
             row = row + [None] * (width - len(row))
@@ -92,6 +98,9 @@ def erp_side(path: Path | str, business_date: datetime.date) -> tuple[Side, bool
             amounts[number] = parse_amount(row[total_at]) or Decimal("0.00")
         if refund_at is not None and row[refund_at] not in (None, "", "0") and (parse_amount(row[refund_at]) or 0) > 0:
             refunded.add(number)
+        read += 1
+        if progress is not None and read % PROGRESS_EVERY == 0:
+            progress(read)
     return Side(len(amounts), sum(amounts.values(), Decimal("0.00")), len(refunded), amounts), False
 
 
@@ -128,10 +137,19 @@ def _pct(ours: Decimal | int, erp: Decimal | int) -> Decimal:
     return (abs(ours - erp) * 100 / erp).quantize(Decimal("0.001"), rounding=ROUND_HALF_UP)
 
 
-def reconciliation_run(*, business_date: datetime.date, erp_path: Path | str, erp_file_name: str, by: str) -> ReconciliationRun:
-    """Compare and keep the run (with `over_tolerance`). Who hears of a difference, and how, is
-    decided by the caller: workflows/erp_bridge.py."""
-    erp, is_summary = erp_side(erp_path, business_date)
+def reconciliation_run(
+    *,
+    business_date: datetime.date,
+    erp_path: Path | str,
+    erp_file_name: str,
+    by: str,
+    run: ReconciliationRun | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> ReconciliationRun:
+    """Compare and keep the run (with `over_tolerance`): a new row, or `run` (an uploaded file's
+    queued run) filled in and marked done. Who hears of a difference, and how, is decided by the
+    caller: workflows/erp_bridge.py. Raises UnreadableFile."""
+    erp, is_summary = erp_side(erp_path, business_date, progress)
     ours = our_side(business_date)
     diffs = {
         "order_count_diff_pct": _pct(ours.order_count, erp.order_count),
@@ -154,10 +172,7 @@ def reconciliation_run(*, business_date: datetime.date, erp_path: Path | str, er
         consistency = Decimal(matched * 100) / union if union else Decimal(100)
     else:
         consistency = max(Decimal(0), Decimal(100) - max(diffs.values()))
-    run = ReconciliationRun.objects.create(
-        business_date=business_date,
-        ran_by=by,
-        erp_file_name=erp_file_name[:200],
+    numbers = dict(
         erp_is_summary=is_summary,
         our_order_count=ours.order_count,
         our_total_amount=ours.total_amount,
@@ -172,4 +187,12 @@ def reconciliation_run(*, business_date: datetime.date, erp_path: Path | str, er
         amount_mismatches=mismatches[:LISTED],
         **diffs,
     )
+    if run is None:
+        return ReconciliationRun.objects.create(
+            business_date=business_date, ran_by=by, erp_file_name=erp_file_name[:200], **numbers
+        )
+    for name, value in numbers.items():
+        setattr(run, name, value)
+    run.state, run.finished_at = ImportState.DONE, timezone.now()
+    run.save(update_fields=[*numbers, "state", "finished_at"])
     return run

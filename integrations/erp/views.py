@@ -4,7 +4,6 @@ workflows/erp_bridge.py's."""
 
 from __future__ import annotations
 
-import csv
 import datetime
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from django.views.decorators.http import require_GET, require_POST
 from integrations.erp import exporter, inbound, reconciliation, services
 from integrations.erp.models import DailyExport, ImportRun, ReconciliationRun
 from orders.access import Actor, public_endpoint, role_required
+from orders.exports import csv_writer
 
 FINANCE_ROLES = ("finance", "supervisor")
 
@@ -70,12 +70,13 @@ def import_confirm(request: HttpRequest, run_id: int) -> HttpResponse:
 @role_required(*FINANCE_ROLES)
 def import_errors(request: HttpRequest, run_id: int) -> HttpResponse:
     """The error report: every refused row with its row number, column and reason. UTF-8 with a
-    BOM, so Excel on a Chinese Windows opens it without garbling."""
+    BOM, so Excel on a Chinese Windows opens it without garbling; a value quoted from the file
+    never becomes a formula there (orders/exports.py)."""
     run = get_object_or_404(ImportRun, pk=run_id)
     response = HttpResponse(content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="erp-import-{run.pk}-errors.csv"'
     response.write("\ufeff")
-    writer = csv.writer(response)
+    writer = csv_writer(response)
     writer.writerow([_("Row"), _("Column"), _("Order number"), _("Reason")])
     if run.file_error:
         writer.writerow(["", "", "", run.file_error])
@@ -108,14 +109,35 @@ def export_download(request: HttpRequest, business_date: str) -> HttpResponse:
 @require_GET
 @role_required(*FINANCE_ROLES)
 def reconciliation_detail(request: HttpRequest, run_id: int) -> HttpResponse:
+    """A sync check's page: polls (htmx) while a worker checks the uploaded file, then the result."""
     run = get_object_or_404(ReconciliationRun, pk=run_id)
-    return render(request, "erp/reconciliation.html", {"run": run, "tolerance": reconciliation.TOLERANCE_PCT})
+    context = {"run": run, "tolerance": reconciliation.TOLERANCE_PCT}
+    if request.htmx:
+        return render(request, "erp/reconciliation.html#reconciliation-result", context)
+    return render(request, "erp/reconciliation.html", context)
 
 
 @csrf_exempt
 @require_POST
 @public_endpoint("WMS/ERP status events: authenticated by an HMAC signature per source system, not by a login")
 def inbound_event(request: HttpRequest) -> HttpResponse:
+    # Refused before the body is read: a sender that is not speaking JSON, or a body no event needs.
+    if request.content_type != "application/json":
+        return JsonResponse(
+            {"ok": False, "error": _("Send the event as JSON with Content-Type: application/json.")},
+            status=415,
+            json_dumps_params={"ensure_ascii": False},
+        )
+    try:
+        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        declared = -1
+    if declared < 0 or declared > inbound.MAX_BODY_BYTES:
+        return JsonResponse(
+            {"ok": False, "error": _("An event body is at most %(limit)d bytes.") % {"limit": inbound.MAX_BODY_BYTES}},
+            status=413,
+            json_dumps_params={"ensure_ascii": False},
+        )
     body = request.body
     source = request.headers.get("X-Beile-Source", "")
     problem = inbound.authenticate(

@@ -237,7 +237,9 @@ def _pda_reply(request: HttpRequest, order: Order | None, *, error: str = "", no
 @role_required(*PDA_ROLES)
 def pda_acknowledge(request: HttpRequest, order_number: str) -> HttpResponse:
     order = get_object_or_404(Order, order_number=order_number)
-    note = get_object_or_404(Note, pk=request.POST.get("note_id") or 0, order=order)
+    raw = request.POST.get("note_id", "")
+    note_id = int(raw) if raw.isascii() and raw.isdigit() else 0  # "abc", "1.5", "９": no note (404)
+    note = get_object_or_404(Note, pk=note_id, order=order)
     try:
         services.note_acknowledge(note=note, by=Actor.of(request.user))
     except services.OrderError as exc:

@@ -345,7 +345,8 @@ def measure_orders_over_limit(*, day: datetime.date) -> MeasureValue:
 
 
 def _latest_reconciliation(day: datetime.date) -> ReconciliationRun | None:
-    return ReconciliationRun.objects.filter(business_date=day).order_by("-ran_at", "-id").first()
+    # A run still checking its file, or one whose file could not be read, has no numbers yet.
+    return ReconciliationRun.objects.filter(business_date=day, state="done").order_by("-ran_at", "-id").first()
 
 
 def measure_erp_consistency(*, day: datetime.date) -> MeasureValue:

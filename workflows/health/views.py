@@ -3,7 +3,6 @@ status-check tasks the sampled people answer."""
 
 from __future__ import annotations
 
-import csv
 import datetime
 
 from django.contrib import messages
@@ -14,6 +13,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from orders import rules
 from orders.access import role_required
+from orders.exports import csv_writer
 from orders.models import OrderStatus
 from orders.services import OrderError
 from workflows.health import selectors, services
@@ -37,7 +37,7 @@ def health_csv(request: HttpRequest) -> HttpResponse:
     response = HttpResponse(content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="health-{today:%Y-%m-%d}.csv"'
     response.write("\ufeff")  # Excel opens UTF-8 Chinese correctly only with the BOM
-    writer = csv.writer(response)
+    writer = csv_writer(response)  # formula-safe (orders/exports.py)
     writer.writerow([_("Measure"), _("Target"), _("Day"), _("Value"), _("Sample size"), _("Details"), _("Status"), _("Method")])
     states = {"good": _("on target"), "bad": _("off target"), "none": _("no data yet")}
     for row in selectors.health_rows():

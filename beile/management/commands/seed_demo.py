@@ -5,7 +5,6 @@ history cannot use); the events written beside them name the demo users as actor
 reads like real work.
 """
 
-import csv
 import datetime
 import random
 import tempfile
@@ -22,6 +21,7 @@ from orders import clock
 from orders import events as order_events
 from orders.access import Actor
 from orders.clock import business_day_bounds, business_today
+from orders.exports import csv_writer
 from orders.models import (
     AddressChangeRequest,
     AfterSalesCase,
@@ -533,7 +533,7 @@ class Command(BaseCommand):
             rows = sorted(rows, key=lambda row: row[2])[missing:]
             rng.shuffle(rows)
             with tempfile.NamedTemporaryFile("w", suffix=".csv", encoding="utf-8-sig", newline="") as erp_file:
-                writer = csv.writer(erp_file)
+                writer = csv_writer(erp_file)  # a cockpit-written CSV: formula-safe like all (orders/exports.py)
                 writer.writerow(["订单号", "下单时间", "应付金额", "订单退款金额"])
                 for index, (number, placed, total, refund) in enumerate(rows):
                     total = total + Decimal("10.00") if index < amount_off else total  # keyed in wrong in the ERP
