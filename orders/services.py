@@ -15,7 +15,7 @@ import datetime
 import logging
 import re
 import secrets
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 
 from celery import current_app
 from django.contrib.auth.models import User
@@ -530,15 +530,22 @@ def order_tag_resolve(*, order: Order, by: Actor, tag: str, resolution: str) -> 
 
 
 def after_sales_open(
-    *, order: Order, by: Actor, kind: str, reason: str, sku_code: str = "", amount: Decimal = Decimal("0.00")
+    *, order: Order, by: Actor, kind: str, reason: str, sku_code: str = "", amount: Decimal | str = Decimal("0.00")
 ) -> AfterSalesCase:
+    """`amount` may be what a person typed (the card's and the lookup's forms): it is read here, once."""
     reason = (reason or "").strip()
     if kind not in AfterSalesKind.values:
         raise OrderError(_("Choose the kind of after-sales case."))
     if not reason:
         raise OrderError(_("Write the customer's reason."))
-    if not amount.is_finite():  # Decimal("NaN") cannot even be compared with 0 (InvalidOperation)
-        raise OrderError(_("Enter the amount as a number, e.g. 59.90."))
+    try:
+        amount = Decimal(amount.strip() or "0") if isinstance(amount, str) else amount
+        # Decimal("NaN") cannot even be compared with 0 (InvalidOperation).
+        if not amount.is_finite():
+            raise InvalidOperation
+        amount = amount.quantize(Decimal("0.01"))
+    except InvalidOperation as exc:
+        raise OrderError(_("Enter the amount as a number, e.g. 59.90.")) from exc
     if amount < 0:
         raise OrderError(_("The amount cannot be negative."))
     with transaction.atomic():

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Callable
-from decimal import Decimal, InvalidOperation
 
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
@@ -265,17 +264,13 @@ def _resolve_tag(request, order, actor, version):
 
 
 def _open_case(request, order, actor, version):
-    try:
-        amount = Decimal(request.POST.get("amount") or "0").quantize(Decimal("0.01"))
-    except InvalidOperation as exc:
-        raise services.OrderError(_("Enter the amount as a number, e.g. 59.90.")) from exc
     services.after_sales_open(
         order=order,
         by=actor,
         kind=request.POST.get("kind", ""),
         reason=request.POST.get("reason", ""),
         sku_code=request.POST.get("sku_code", ""),
-        amount=amount,
+        amount=request.POST.get("amount", ""),
     )
     return _("After-sales case opened.")
 

@@ -23,12 +23,12 @@ from django.db import connection
 from integrations.erp.exporter import daily_export_produce, today
 from integrations.erp.models import DailyExport
 from integrations.kuaidi100.models import TrackingSubscription
+from integrations.wechat.models import CustomerMessage
 from orders.access import Actor
 from orders.models import Order, OrderEvent
 from orders.services import order_add_note
 from tests.conftest import ROOT, make_order, require_postgres
 from tests.logistics_fixtures import fake_kuaidi100, fake_wechat, shipped_order  # noqa: F401 (fixtures)
-from workflows.models import CustomerMessage
 
 
 def manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
