@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint install check-deploy messages clean
+.PHONY: demo test lint install check-deploy messages clean backup restore
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,16 @@ lint: $(STAMP)
 check-deploy: $(STAMP)
 	DEBUG=0 SECRET_KEY=check-deploy-$$(date +%s)-a-long-random-looking-secret-key-value ALLOWED_HOSTS=cockpit.example.com \
 	  $(BIN)/python manage.py check --deploy --fail-level WARNING
+
+# The database (a consistent pg_dump, or SQLite's online backup) and the media files in one archive
+# under var/backups/ (BACKUP_DIR=… elsewhere); `make restore ARCHIVE=…` puts one back into a fresh
+# database (FORCE=1 replaces a database that already holds orders). README: "Backup and restore".
+backup: $(STAMP)
+	$(BIN)/python manage.py backup $(if $(BACKUP_DIR),--output-dir "$(BACKUP_DIR)")
+
+restore: $(STAMP)
+	@test -n "$(ARCHIVE)" || { echo "usage: make restore ARCHIVE=var/backups/beile-backup-….tar [FORCE=1]"; exit 2; }
+	$(BIN)/python manage.py restore "$(ARCHIVE)" $(if $(FORCE),--force)
 
 # Refresh the translation catalogues after changing user-facing strings (needs GNU gettext).
 messages: $(STAMP)

@@ -32,7 +32,7 @@ forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
 accesslog = "-"
 # No personal data: no client address, no user agent, no query string (customer-service
 # lookups carry phone numbers in it), no referrer. Method, path, status, bytes, milliseconds.
-access_log_format = '%(m)s %(U)s %(s)s %(B)s %(M)sms'
+access_log_format = "%(m)s %(U)s %(s)s %(B)s %(M)sms"
 logconfig_dict = logging_config(
     loggers={
         "gunicorn.error": {"level": os.environ.get("LOG_LEVEL", "INFO"), "propagate": True},

@@ -33,6 +33,18 @@ class MaskMobileNumbers(logging.Filter):
         return True
 
 
+class ExpectedRefusalsOnOneLine(logging.Filter):
+    """django.request logs a refusal raised as an exception (PermissionDenied → 403, a bad
+    request → 400) with that exception's traceback. A refusal is the cockpit working as meant,
+    not a fault: its one line (status, path) is kept and the traceback dropped. 5xx records keep
+    theirs. Set on the django.request logger (beile/settings.py LOGGING)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "status_code", 500) < 500:
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: time, level, logger, message, and the exception if any."""
 
@@ -58,7 +70,10 @@ def logging_config(*, loggers: dict | None = None) -> dict:
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "filters": {"mask_mobile_numbers": {"()": MaskMobileNumbers}},
+        "filters": {
+            "mask_mobile_numbers": {"()": MaskMobileNumbers},
+            "expected_refusals_on_one_line": {"()": ExpectedRefusalsOnOneLine},
+        },
         "formatters": {"default": formatter},
         "handlers": {
             "console": {

@@ -1,6 +1,10 @@
 from collections.abc import Callable
 
-from django.http import HttpRequest, HttpResponse
+from django.conf import settings
+from django.http import Http404, HttpRequest, HttpResponse
+from django.urls import Resolver404, resolve
+from django.utils.cache import add_never_cache_headers
+from django.views.defaults import page_not_found
 
 # No inline script or style anywhere: htmx and our own JS are files under static/, so the policy
 # can refuse 'unsafe-inline' and 'unsafe-eval' outright. htmx's indicator CSS is disabled in
@@ -20,3 +24,43 @@ class ContentSecurityPolicyMiddleware:
         response = self.get_response(request)
         response.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
         return response
+
+
+class NoStoreForSignedInMiddleware:
+    """Pages for a signed-in person (orders, phones, addresses) are never kept by the browser's
+    back/forward cache, a shared computer's disk cache or a proxy: `Cache-Control: no-store`.
+    Static files are answered by WhiteNoise before this runs; anonymous pages (the login page,
+    the public /track/ page, /healthz) keep their own caching."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        user = getattr(request, "user", None)
+        if user is not None and user.is_authenticated:
+            add_never_cache_headers(response)
+        return response
+
+
+class CockpitNotFoundInDebugMiddleware:
+    """With DEBUG on (the demo), Django answers an unknown address with its English technical
+    page, bypassing handler404. This shows the cockpit's own Chinese 404 page instead, for an
+    address no URL matches and for a view's Http404 alike. It sits after CommonMiddleware, which
+    still turns a 404 for a missing trailing slash into its redirect."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if settings.DEBUG:
+            try:
+                resolve(request.path_info, getattr(request, "urlconf", None))
+            except Resolver404 as exc:
+                return page_not_found(request, exc)
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if settings.DEBUG and isinstance(exception, Http404):
+            return page_not_found(request, exception)
+        return None

@@ -11,7 +11,6 @@ from pathlib import Path
 import dj_database_url
 from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
-from django.utils.translation import gettext_lazy as _
 
 from beile.logging import logging_config
 
@@ -72,6 +71,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "beile.middleware.ContentSecurityPolicyMiddleware",
+    "beile.middleware.NoStoreForSignedInMiddleware",
+    "beile.middleware.CockpitNotFoundInDebugMiddleware",
     # Last, as django-axes requires: it turns a locked-out login into the lockout page.
     "axes.middleware.AxesMiddleware",
 ]
@@ -169,18 +170,27 @@ CELERY_BEAT_SCHEDULE: dict = {
     "release-expired-holds": {"task": "orders.tasks.release_expired_holds", "schedule": 60.0},
     # The health self-check: yesterday's measures frozen after midnight; the day's five
     # cross-role status checks handed out at 10:00, when every side is at work.
-    "health-store-yesterday": {"task": "workflows.health.tasks.store_yesterdays_measures", "schedule": crontab(hour=0, minute=20)},
-    "health-sample-status-checks": {"task": "workflows.health.tasks.sample_status_checks", "schedule": crontab(hour=10, minute=0)},
+    "health-store-yesterday": {
+        "task": "workflows.health.tasks.store_yesterdays_measures",
+        "schedule": crontab(hour=0, minute=20),
+    },
+    "health-sample-status-checks": {
+        "task": "workflows.health.tasks.sample_status_checks",
+        "schedule": crontab(hour=10, minute=0),
+    },
     # Yesterday's ERP export, produced and kept shortly after midnight (idempotent per date).
     "erp-daily-export": {"task": "integrations.erp.tasks.produce_daily_export", "schedule": crontab(hour=0, minute=20)},
     # ERP import runs whose worker died (no heartbeat within the lease) are marked failed.
     "erp-reap-import-runs": {"task": "integrations.erp.tasks.reap_import_runs", "schedule": 60.0},
     "kuaidi100-relay-subscriptions": {"task": "integrations.kuaidi100.tasks.relay_subscriptions", "schedule": 30.0},
-    "kuaidi100-poll-silent-shipments": {"task": "integrations.kuaidi100.tasks.poll_silent_shipments", "schedule": 300.0},
-    "kuaidi100-scan-stalled-shipments": {"task": "integrations.kuaidi100.tasks.scan_stalled_shipments", "schedule": 60.0},
     "wechat-relay-customer-messages": {"task": "integrations.wechat.tasks.relay_customer_messages", "schedule": 15.0},
+    # Tracking (workflows/tracking.py): the fallback poll of silent parcels, and the watch scan
+    # that opens tickets for stalled parcels and refused subscriptions.
+    "tracking-poll-silent-shipments": {"task": "workflows.tasks.poll_silent_shipments", "schedule": 300.0},
+    "tracking-watch-shipments": {"task": "workflows.tasks.watch_shipments", "schedule": 60.0},
     # Every minute, so a breach is alerted within 60 s of its due time; a sweep that waited
-    # longer than that in the queue is dropped, the next one covers it.
+    # longer than that in the queue is dropped, the next one covers it. It also retries every
+    # alert e-mail that failed (workflows/alerts.py).
     "sla-sweep": {"task": "workflows.tasks.sla_sweep", "schedule": 60.0, "options": {"expires": 55}},
     # Reactions a crash or a broker outage left undone after a status change (workflows/reactions.py).
     "workflows-relay-reactions": {"task": "workflows.tasks.relay_reactions", "schedule": 30.0},
@@ -207,7 +217,7 @@ AXES_LOCKOUT_CALLABLE = "beile.throttling.lockout_response"
 # Behind a reverse proxy REMOTE_ADDR is the proxy: say how many proxies set X-Forwarded-For
 # (TRUSTED_PROXY_COUNT=1 behind one nginx) so each person is counted by their own address.
 TRUSTED_PROXY_COUNT = int(os.environ.get("TRUSTED_PROXY_COUNT", "0"))
-AXES_CLIENT_IP_CALLABLE = "beile.throttling.client_ip"
+AXES_CLIENT_IP_CALLABLE = "orders.access.client_ip"  # also counts /track/ failures (selfservice.py)
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
@@ -260,13 +270,17 @@ ALERT_EMAILS = env_list("ALERT_EMAILS")
 KUAIDI100_SANDBOX = DEBUG and not os.environ.get("KUAIDI100_KEY")
 KUAIDI100 = {
     "SANDBOX": KUAIDI100_SANDBOX,
-    "BASE_URL": os.environ.get("KUAIDI100_BASE_URL", "http://127.0.0.1:8101" if KUAIDI100_SANDBOX else "https://poll.kuaidi100.com"),
+    "BASE_URL": os.environ.get(
+        "KUAIDI100_BASE_URL", "http://127.0.0.1:8101" if KUAIDI100_SANDBOX else "https://poll.kuaidi100.com"
+    ),
     "CUSTOMER": os.environ.get("KUAIDI100_CUSTOMER", "SANDBOXCUSTOMER0001" if KUAIDI100_SANDBOX else ""),
     "KEY": os.environ.get("KUAIDI100_KEY", "sandbox-kuaidi100-key" if KUAIDI100_SANDBOX else ""),
     "CALLBACK_SALT": os.environ.get("KUAIDI100_CALLBACK_SALT", "sandbox-salt" if KUAIDI100_SANDBOX else ""),
-    # Issue 5: no new tracking event for 24 h opens a ticket (the demo shortens it).
-    "STALL_HOURS": float(os.environ.get("KUAIDI100_STALL_HOURS", "24")),
 }
+# Issue 5: no new tracking event for 24 h is an exception (a ticket, a push, the answer says so);
+# read by workflows/notifications.py only. The demo shortens it (run_cockpit sets the variable,
+# which keeps the name it had when Kuaidi100's block held it).
+TRACKING_STALL_HOURS = float(os.environ.get("KUAIDI100_STALL_HOURS", "24"))
 # How long a worker's claim on an outbox or subscription row lasts before another may retry it
 # (a worker killed mid-send). Under WeChat's 10-minute client_msg_id window, so a resend after
 # a crash is deduplicated by WeChat.
@@ -306,4 +320,10 @@ if not DEBUG:
     SECURE_HSTS_PRELOAD = True
 
 # Plain text, or JSON lines with LOG_FORMAT=json; mobile numbers are masked in every record.
-LOGGING = logging_config(loggers={"django.db.backends": {"level": "WARNING"}})
+LOGGING = logging_config(
+    loggers={
+        "django.db.backends": {"level": "WARNING"},
+        # A 403/400 is logged as one line, not a traceback (beile/logging.py).
+        "django.request": {"filters": ["expected_refusals_on_one_line"]},
+    }
+)

@@ -35,15 +35,3 @@ def lockout_response(request: HttpRequest, original_response: HttpResponse | Non
         "next": request.POST.get("next", "") if request.method == "POST" else "",
     }
     return render(request, "registration/login.html", context, status=429)
-
-
-def client_ip(request: HttpRequest) -> str | None:
-    """The address failures are counted by. Behind TRUSTED_PROXY_COUNT reverse proxies it is the
-    address the outermost trusted proxy saw (X-Forwarded-For counted from the right, so a client
-    cannot choose it by sending its own header); otherwise the peer address."""
-    proxies = settings.TRUSTED_PROXY_COUNT
-    if proxies:
-        forwarded = [part.strip() for part in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if part.strip()]
-        if len(forwarded) >= proxies:
-            return forwarded[-proxies]
-    return request.META.get("REMOTE_ADDR")

@@ -6,6 +6,7 @@ import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
@@ -27,6 +28,19 @@ def user_roles(user) -> frozenset[str]:
 def display_phone(user, phone: str) -> str:
     """The number as this user may see it (the rule: orders/privacy.py)."""
     return privacy.display_phone(user_roles(user), phone)
+
+
+def client_ip(request: HttpRequest) -> str | None:
+    """The address failures are counted by (login throttling, the self-service throttle). Behind
+    TRUSTED_PROXY_COUNT reverse proxies it is the address the outermost trusted proxy saw
+    (X-Forwarded-For counted from the right, so a client cannot choose it by sending its own
+    header); otherwise the peer address."""
+    proxies = settings.TRUSTED_PROXY_COUNT
+    if proxies:
+        forwarded = [part.strip() for part in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if part.strip()]
+        if len(forwarded) >= proxies:
+            return forwarded[-proxies]
+    return request.META.get("REMOTE_ADDR")
 
 
 def role_required(*roles: str) -> Callable:

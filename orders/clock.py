@@ -141,7 +141,7 @@ def clock_on_stage_entered(order: Order) -> list[str]:
 
 
 def clock_on_hold(order: Order) -> list[str]:
-    """BRIEF.md: a hold "pauses the clock" — no due time, so the sweep cannot pick it."""
+    """docs/brief.md: a hold "pauses the clock" — no due time, so the sweep cannot pick it."""
     order.stage_due_at = None
     return ["stage_due_at"]
 

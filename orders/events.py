@@ -135,11 +135,15 @@ def unclaimed(*, order: Order, by: Actor) -> OrderEvent:
 
 
 def assigned(*, order: Order, by: Actor, assignee_username: str, assignee_name: str, previous: str | None) -> OrderEvent:
-    return _event(order, EventKind.ASSIGN, by, {"assignee": assignee_username, "assignee_name": assignee_name, "previous": previous})
+    return _event(
+        order, EventKind.ASSIGN, by, {"assignee": assignee_username, "assignee_name": assignee_name, "previous": previous}
+    )
 
 
 def note_added(*, order: Order, by: Actor, note: Note) -> OrderEvent:
-    return _event(order, EventKind.NOTE, by, {"note_id": note.pk, "kind": note.kind, "audience": note.audience, "body": note.body})
+    return _event(
+        order, EventKind.NOTE, by, {"note_id": note.pk, "kind": note.kind, "audience": note.audience, "body": note.body}
+    )
 
 
 def note_acknowledged(*, order: Order, by: Actor, note: Note) -> OrderEvent:
@@ -167,12 +171,22 @@ def after_sales_opened(*, order: Order, by: Actor, case_id: int, kind: str, sku:
     return _event(order, EventKind.AFTER_SALES, by, payload)
 
 
-def after_sales_decided(*, order: Order, by: Actor, case_id: int, kind: str, approved: bool, reason: str, department: str) -> OrderEvent:
-    payload = {"case_id": case_id, "action": "approved" if approved else "rejected", "kind": kind, "reason": reason, "department": department}
+def after_sales_decided(
+    *, order: Order, by: Actor, case_id: int, kind: str, approved: bool, reason: str, department: str
+) -> OrderEvent:
+    payload = {
+        "case_id": case_id,
+        "action": "approved" if approved else "rejected",
+        "kind": kind,
+        "reason": reason,
+        "department": department,
+    }
     return _event(order, EventKind.AFTER_SALES, by, payload)
 
 
-def address_change(*, order: Order, by: Actor, change_id: int | None, action: str, before: dict | None = None, after: dict | None = None) -> OrderEvent:
+def address_change(
+    *, order: Order, by: Actor, change_id: int | None, action: str, before: dict | None = None, after: dict | None = None
+) -> OrderEvent:
     """action: requested / applied / rejected (a request), corrected (fixed on the card).
     `before` and `after` are the receiver fields, so old and new address stay on the timeline."""
     payload: dict = {"change_id": change_id, "action": action}
@@ -188,7 +202,14 @@ def carrier_set(*, order: Order, by: Actor, carrier: str, previous: str) -> Orde
 
 
 def tracking_changed(
-    *, order: Order, by: Actor, tracking_number: str, tracking_state: str, context: str, location: str, source_time: datetime.datetime | None
+    *,
+    order: Order,
+    by: Actor,
+    tracking_number: str,
+    tracking_state: str,
+    context: str,
+    location: str,
+    source_time: datetime.datetime | None,
 ) -> OrderEvent:
     payload = {"tracking_number": tracking_number, "tracking_state": tracking_state, "context": context, "location": location}
     return _event(order, EventKind.TRACKING, by, payload, source_time=source_time)
@@ -213,9 +234,13 @@ def import_updated(
     return _event(order, EventKind.IMPORT_UPDATE, by, payload, source_time=source_time, occurred_at=occurred_at, save=save)
 
 
-def sync_refused(*, order: Order, by: Actor, action: str, event_id: str, reason: str, source_time: datetime.datetime | None) -> OrderEvent:
+def sync_refused(
+    *, order: Order, by: Actor, action: str, event_id: str, reason: str, source_time: datetime.datetime | None
+) -> OrderEvent:
     """An outside system asked for a change the guards refused: part of the order's story."""
-    return _event(order, EventKind.SYNC_REFUSED, by, {"action": action, "event_id": event_id, "reason": reason}, source_time=source_time)
+    return _event(
+        order, EventKind.SYNC_REFUSED, by, {"action": action, "event_id": event_id, "reason": reason}, source_time=source_time
+    )
 
 
 def phone_revealed(*, order: Order, by: Actor, field: str = "receiver_phone") -> OrderEvent:
@@ -227,7 +252,14 @@ def rush_filed(*, order: Order, by: Actor, reason: str, deadline: datetime.datet
 
 
 def sla_breached(
-    *, order: Order, stage: str, due_at: datetime.datetime, responsible_role: str, rush: bool, occurred_at: datetime.datetime, save: bool = True
+    *,
+    order: Order,
+    stage: str,
+    due_at: datetime.datetime,
+    responsible_role: str,
+    rush: bool,
+    occurred_at: datetime.datetime,
+    save: bool = True,
 ) -> OrderEvent:
     payload = {"stage": stage, "due_at": due_at.isoformat(), "responsible_role": responsible_role, "rush": rush}
     return _event(order, EventKind.SLA_BREACH, Actor.system(), payload, occurred_at=occurred_at, save=save)
@@ -259,7 +291,10 @@ def _when(iso: str | None) -> str:
 
 
 def _status(payload: dict) -> str:
-    text = _("%(from)s → %(to)s") % {"from": _label(OrderStatus, payload.get("from", "")), "to": _label(OrderStatus, payload.get("to", ""))}
+    text = _("%(from)s → %(to)s") % {
+        "from": _label(OrderStatus, payload.get("from", "")),
+        "to": _label(OrderStatus, payload.get("to", "")),
+    }
     if payload.get("reason"):
         text += _(" (reason: %(reason)s)") % {"reason": payload["reason"]}
     if payload.get("tracking_number"):
@@ -273,7 +308,10 @@ def _status(payload: dict) -> str:
 
 def _after_sales(payload: dict) -> str:
     actions = {"opened": _("opened"), "approved": _("approved"), "rejected": _("rejected")}
-    text = _("%(kind)s request %(action)s") % {"kind": _label(AfterSalesKind, payload.get("kind", "")), "action": actions.get(payload.get("action"), "")}
+    text = _("%(kind)s request %(action)s") % {
+        "kind": _label(AfterSalesKind, payload.get("kind", "")),
+        "action": actions.get(payload.get("action"), ""),
+    }
     if payload.get("department"):
         text += _(" by %(department)s") % {"department": payload["department"]}
     if payload.get("reason"):
@@ -333,7 +371,10 @@ def describe(event: OrderEvent) -> str:
     if kind == EventKind.CREATED:
         return _("Order created (%(source)s)") % {"source": event.actor_name} + _amount_check(payload)
     if kind == EventKind.HOLD:
-        return _("Put on hold: %(reason)s %(note)s") % {"reason": _label(HoldReason, payload.get("reason", "")), "note": payload.get("note", "")}
+        return _("Put on hold: %(reason)s %(note)s") % {
+            "reason": _label(HoldReason, payload.get("reason", "")),
+            "note": payload.get("note", ""),
+        }
     if kind == EventKind.RELEASE:
         return _("Hold released")
     if kind == EventKind.CLAIM:
@@ -345,11 +386,17 @@ def describe(event: OrderEvent) -> str:
     if kind == EventKind.ASSIGN:
         return _("Assigned to %(name)s") % {"name": payload.get("assignee_name") or payload.get("assignee", "")}
     if kind == EventKind.NOTE:
-        return _("Note for %(audience)s: %(body)s") % {"audience": _label(NoteAudience, payload.get("audience", "")), "body": payload.get("body", "")}
+        return _("Note for %(audience)s: %(body)s") % {
+            "audience": _label(NoteAudience, payload.get("audience", "")),
+            "body": payload.get("body", ""),
+        }
     if kind == EventKind.ACKNOWLEDGE:
         return _("Acknowledged the note: %(body)s") % {"body": payload.get("body", "")}
     if kind == EventKind.FEEDBACK_ASK:
-        return _("Asked %(role)s: %(question)s") % {"role": _label(Role, payload.get("to_role", "")), "question": payload.get("question", "")}
+        return _("Asked %(role)s: %(question)s") % {
+            "role": _label(Role, payload.get("to_role", "")),
+            "question": payload.get("question", ""),
+        }
     if kind == EventKind.FEEDBACK_ANSWER:
         return _("Answered: %(answer)s") % {"answer": payload.get("answer", "")}
     if kind in (EventKind.TAG, EventKind.UNTAG):
@@ -369,7 +416,10 @@ def describe(event: OrderEvent) -> str:
             text += f" — {payload['context']}"
         return text
     if kind == EventKind.IMPORT_UPDATE:
-        return _("Updated from %(source)s: %(fields)s") % {"source": event.actor_name, "fields": ", ".join(payload.get("fields", []))} + _amount_check(payload)
+        return _("Updated from %(source)s: %(fields)s") % {
+            "source": event.actor_name,
+            "fields": ", ".join(payload.get("fields", [])),
+        } + _amount_check(payload)
     if kind == EventKind.SYNC_REFUSED:
         return _("%(source)s asked for %(action)s; refused: %(reason)s") % {
             "source": event.actor_name,
@@ -379,7 +429,10 @@ def describe(event: OrderEvent) -> str:
     if kind == EventKind.PHONE_REVEAL:
         return _("Viewed the full phone number")
     if kind == EventKind.RUSH:
-        return _("🔥 Rush: %(reason)s (expected by %(deadline)s)") % {"reason": payload.get("reason", ""), "deadline": _when(payload.get("deadline"))}
+        return _("🔥 Rush: %(reason)s (expected by %(deadline)s)") % {
+            "reason": payload.get("reason", ""),
+            "deadline": _when(payload.get("deadline")),
+        }
     if kind == EventKind.SLA_BREACH:
         return _sla_breach(payload)
     return _label(EventKind, kind)

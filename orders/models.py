@@ -17,7 +17,7 @@ from orders import rules
 
 
 class Role(models.TextChoices):
-    """The eight roles of BRIEF.md; each is a django.contrib.auth Group of the same name."""
+    """The eight roles of docs/brief.md; each is a django.contrib.auth Group of the same name."""
 
     SALES = "sales", _("Sales consultant")
     REVIEWER = "reviewer", _("Reviewer")
@@ -94,7 +94,7 @@ class OrderSource(models.TextChoices):
 
 
 class Carrier(models.TextChoices):
-    """Carriers by their Kuaidi100 codes (PROTOCOLS.md), the codes the whole cockpit uses."""
+    """Carriers by their Kuaidi100 codes (docs/protocols.md), the codes the whole cockpit uses."""
 
     SHUNFENG = "shunfeng", _("SF Express")
     SHUNFENG_COLD = "shunfenglengyun", _("SF cold chain")
@@ -166,7 +166,12 @@ class Order(FSMModelMixin, models.Model):
     hold_until = models.DateTimeField(_("expected release"), null=True, blank=True)
 
     claimed_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", verbose_name=_("operating now")
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("operating now"),
     )
     claimed_at = models.DateTimeField(null=True, blank=True)
 
@@ -206,12 +211,15 @@ class Order(FSMModelMixin, models.Model):
             models.Index(fields=["stage_due_at"], name="order_stage_due"),
             # The board's counts per open stage (total, overdue, held) as an index-only scan.
             models.Index(
-                fields=["status", "stage_due_at"], include=["is_held"], name="order_open_stage_clock",
+                fields=["status", "stage_due_at"],
+                include=["is_held"],
+                name="order_open_stage_clock",
                 condition=Q(status__in=["pending_review", "paid", "picking", "packed"]),
             ),
             # The board's rush lane: only open rush orders, soonest expected completion first.
             models.Index(
-                fields=["rush_deadline"], name="order_open_rush",
+                fields=["rush_deadline"],
+                name="order_open_rush",
                 condition=Q(is_rush=True, status__in=["pending_review", "paid", "picking", "packed"]),
             ),
         ]
@@ -219,7 +227,7 @@ class Order(FSMModelMixin, models.Model):
     def __str__(self) -> str:
         return self.order_number
 
-    # --- The status machine (BRIEF.md: six nodes plus cancelled before shipping) ---------------
+    # --- The status machine (docs/brief.md: six nodes plus cancelled before shipping) ---------------
     @transition(field=status, source=OrderStatus.PENDING_REVIEW, target=OrderStatus.PAID, conditions=[rules.can_approve])
     def approve(self) -> None:
         pass
@@ -265,7 +273,7 @@ class OrderLine(models.Model):
 
 
 class TrackingState(models.TextChoices):
-    """Kuaidi100's `state` values (PROTOCOLS.md)."""
+    """Kuaidi100's `state` values (docs/protocols.md)."""
 
     IN_TRANSIT = "0", _("In transit")
     PICKED_UP = "1", _("Picked up")
@@ -552,7 +560,7 @@ class OrderEvent(models.Model):
 
 
 class StageRule(models.Model):
-    """BRIEF.md: "each node is bound to an operator role and a time limit". One row per active
+    """docs/brief.md: "each node is bound to an operator role and a time limit". One row per active
     stage; supervisors edit them on the board's rules page. With working hours set, the clock
     only runs between them (every day, Asia/Shanghai), like a working-hours calendar."""
 

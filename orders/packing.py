@@ -4,7 +4,7 @@ packed" (issue 11: "nothing is packed that was not verified item by item").
 A person packing in this cockpit, at the PDA station (workflows/frontline/packing.py) or from the
 order card (orders/services.py, order_transition "pack"), must have:
 - every line, gifts included, scanned at the bench since the last restart (PackScan rows), and
-- personally acknowledged every note for the warehouse or for everyone on the order (BRIEF.md:
+- personally acknowledged every note for the warehouse or for everyone on the order (docs/brief.md:
   "the gift note was in the remarks" / "I never saw a remarks field");
 on top of the order-state guards every pack path shares (orders/rules.py pack_blockers: hold, no
 items, cold chain, interception).
@@ -61,9 +61,7 @@ def scanned_counts(order: Order) -> dict[int, int]:
     """Verified items per product since the last restart (ids grow with time, so compare ids);
     one query, the restart found by a subquery."""
     last_restart = PackScan.objects.filter(order=order, outcome=ScanOutcome.RESTART).order_by("-id").values("id")[:1]
-    scans = PackScan.objects.filter(
-        order=order, outcome=ScanOutcome.MATCH, id__gt=Coalesce(Subquery(last_restart), Value(0))
-    )
+    scans = PackScan.objects.filter(order=order, outcome=ScanOutcome.MATCH, id__gt=Coalesce(Subquery(last_restart), Value(0)))
     return dict(scans.values("product_id").annotate(n=Count("id")).values_list("product_id", "n"))
 
 

@@ -1,4 +1,4 @@
-"""Phone numbers as PROTOCOLS.md defines them: one canonical 11-digit mobile per customer."""
+"""Phone numbers as docs/protocols.md defines them: one canonical 11-digit mobile per customer."""
 
 import re
 import unicodedata
@@ -26,3 +26,24 @@ def is_contact_number(raw: str) -> bool:
     if normalize_mobile(raw):
         return True
     return bool(LANDLINE.match(unicodedata.normalize("NFKC", raw or "").replace(" ", "")))
+
+
+# --- What a person types to find an order --------------------------------------------------------
+# Customers and staff type order numbers from a phone keyboard, a Chinese IME (full-width letters
+# and digits), or copy them with spaces around; order numbers are stored half-width and upper-case.
+ORDER_NUMBER_MAX_LENGTH = 40  # orders.models.Order.order_number
+_LAST_FOUR = re.compile(r"^[0-9]{4}$")
+
+
+def normalize_order_number(raw: str) -> str:
+    """The order number as stored: full-width folded to half-width (NFKC), outer spaces removed,
+    upper-case. Used wherever a person's typing is looked up (self-service, PDA scan, order
+    search, customer-service lookup)."""
+    return unicodedata.normalize("NFKC", raw or "").strip().upper()
+
+
+def normalize_last_four(raw: str) -> str | None:
+    """The last four digits of a phone as a customer types them (full-width digits too), or None
+    when the text is not exactly four digits."""
+    digits = _SEPARATORS.sub("", unicodedata.normalize("NFKC", raw or ""))
+    return digits if _LAST_FOUR.match(digits) else None

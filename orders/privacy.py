@@ -11,7 +11,7 @@ import re
 
 from orders.rules import MASKED_PHONE_ROLES
 
-# A mainland mobile number (PROTOCOLS.md: ^1[3-9]\d{9}$), also as typed: +86/0086 in front,
+# A mainland mobile number (docs/protocols.md: ^1[3-9]\d{9}$), also as typed: +86/0086 in front,
 # spaces or dashes inside; never inside a longer run of digits (an order number, a timestamp).
 MOBILE_NUMBER = re.compile(r"(?<!\d)((?:\+?86|0086)[-\s]?)?(1[3-9]\d)[-\s]?\d{4}[-\s]?(\d{4})(?!\d)")
 

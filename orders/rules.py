@@ -19,20 +19,20 @@ from django.utils.translation import gettext as _
 if TYPE_CHECKING:
     from orders.models import AddressChangeRequest, Order
 
-# Kuaidi100's code for SF cold chain (PROTOCOLS.md). BRIEF.md: "an order with a cold-chain item
+# Kuaidi100's code for SF cold chain (docs/protocols.md). docs/brief.md: "an order with a cold-chain item
 # must use the SF cold chain channel or it cannot go to packing".
 COLD_CHAIN_CARRIER = "shunfenglengyun"
 
 # --- The role matrix ---------------------------------------------------------------------------
 
-# The eight roles of BRIEF.md (orders.models.Role gives their names); each is an auth Group.
+# The eight roles of docs/brief.md (orders.models.Role gives their names); each is an auth Group.
 ALL_ROLES = ("sales", "reviewer", "dispatcher", "packer", "courier", "service", "finance", "supervisor")
 SUPERVISOR = "supervisor"
-# BRIEF.md: phone numbers are masked for roles that don't need them (the warehouse and carriers).
+# docs/brief.md: phone numbers are masked for roles that don't need them (the warehouse and carriers).
 MASKED_PHONE_ROLES = frozenset({"dispatcher", "packer", "courier"})
 WAREHOUSE_ROLES = frozenset({"dispatcher", "packer"})
 
-# Which role runs which transition (BRIEF.md: each node is bound to an operator role; courier,
+# Which role runs which transition (docs/brief.md: each node is bound to an operator role; courier,
 # service or the system completes; a supervisor may do any of them, recorded as such).
 TRANSITION_ROLES: dict[str, frozenset[str]] = {
     "approve": frozenset({"reviewer"}),
@@ -49,7 +49,7 @@ ACTION_ROLES: dict[str, frozenset[str]] = {
     "set_carrier": frozenset({"reviewer", "dispatcher", "packer", "courier"}),
     "hold": frozenset({"reviewer", "dispatcher", "packer", "courier", "service"}),
     "claim": frozenset({"reviewer", "dispatcher", "packer", "courier", "service", "sales", "finance"}),
-    # The reviewer "reviews new orders, fixes fuzzy addresses" (BRIEF.md).
+    # The reviewer "reviews new orders, fixes fuzzy addresses" (docs/brief.md).
     "correct_address": frozenset({"reviewer"}),
     "request_address_change": frozenset({"service", "sales", "reviewer"}),
     # Applying a change is a decision about the order, not warehouse work: the warehouse is told
@@ -113,7 +113,7 @@ class Interception:
 
 
 def interception(order: Order) -> Interception:
-    """The one decision "is this order intercepted" (BRIEF.md: an open refund or address change
+    """The one decision "is this order intercepted" (docs/brief.md: an open refund or address change
     stops the parcel); the card, the service and the PDA's STOP screen all read it."""
     return Interception(
         refund=order.after_sales.filter(kind="refund", status="open").exists(),
@@ -146,7 +146,7 @@ def _fuzzy_address_blocker(order: Order) -> list[str]:
 
 
 def _cold_chain_blocker(order: Order) -> list[str]:
-    """BRIEF.md: an order with a cold-chain item must use SF cold chain or it cannot go to packing;
+    """docs/brief.md: an order with a cold-chain item must use SF cold chain or it cannot go to packing;
     the same holds at the dock (order_ship sets the carrier it ships with before this runs)."""
     # Read through .all(): the card has the lines prefetched already.
     if any(line.cold_chain for line in order.lines.all()) and order.carrier_code != COLD_CHAIN_CARRIER:

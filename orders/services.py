@@ -1,4 +1,4 @@
-"""Every write to an order goes through here, following one recipe (CONVENTIONS.md):
+"""Every write to an order goes through here, following one recipe (docs/architecture.md):
 
 transaction.atomic() → select_for_update() on the order row → version, permission and guard
 checks → change → save(update_fields=…) → an OrderEvent naming the actor → side effects after
@@ -15,7 +15,7 @@ import datetime
 import logging
 import re
 import secrets
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 
 from celery import current_app
 from django.contrib.auth.models import User
@@ -202,8 +202,15 @@ def _apply_transition(
         fields.append("source_updated_at")
     _save(order, fields)
     event = events.status_changed(
-        order=order, by=_as(by, role), transition=name, source=source, target=order.status,
-        as_supervisor=role == rules.SUPERVISOR, reason=reason, released_hold=released_hold, source_time=source_time,
+        order=order,
+        by=_as(by, role),
+        transition=name,
+        source=source,
+        target=order.status,
+        as_supervisor=role == rules.SUPERVISOR,
+        reason=reason,
+        released_hold=released_hold,
+        source_time=source_time,
         **(extra or {}),
     )
     # What reacts to a status change (the customer's push, the carrier subscription) lives on a
@@ -245,7 +252,9 @@ def order_ship(
     with transaction.atomic():
         order = _lock(order, expected_version)
         if Shipment.objects.filter(carrier_code=carrier_code, tracking_number=tracking_number).exclude(order=order).exists():
-            raise TransitionBlocked([_("Tracking number %(number)s already belongs to another order.") % {"number": tracking_number}])
+            raise TransitionBlocked(
+                [_("Tracking number %(number)s already belongs to another order.") % {"number": tracking_number}]
+            )
         # The order shows the carrier the parcel actually left with (saved with the transition);
         # set first, so the ship guards (cold chain) judge the carrier it leaves with.
         order.carrier_code = carrier_code
@@ -366,7 +375,7 @@ def release_expired_holds(*, now: datetime.datetime | None = None) -> int:
 
 
 def order_claim(*, order: Order, by: Actor, expected_version: int | None = None) -> Order:
-    """"Who is operating now" on the card: one person at a time; a supervisor may take over."""
+    """ "Who is operating now" on the card: one person at a time; a supervisor may take over."""
     with transaction.atomic():
         order = _lock(order, expected_version)
         role = _acting_role(by, rules.ACTION_ROLES["claim"])
@@ -496,7 +505,7 @@ def order_tag_add(*, order: Order, by: Actor, tag: str) -> OrderTag:
 
 def order_tag_resolve(*, order: Order, by: Actor, tag: str, resolution: str) -> OrderTag:
     if tag == RiskTag.FUZZY_ADDRESS:
-        # A note saying "checked" would approve and ship to the fuzzy address (BRIEF.md: the
+        # A note saying "checked" would approve and ship to the fuzzy address (docs/brief.md: the
         # reviewer "fixes fuzzy addresses"): only a corrected address resolves it.
         raise OrderError(_("A fuzzy address is resolved by correcting the address on the card, not by a note."))
     resolution = (resolution or "").strip()
@@ -521,13 +530,22 @@ def order_tag_resolve(*, order: Order, by: Actor, tag: str, resolution: str) -> 
 
 
 def after_sales_open(
-    *, order: Order, by: Actor, kind: str, reason: str, sku_code: str = "", amount: Decimal = Decimal("0.00")
+    *, order: Order, by: Actor, kind: str, reason: str, sku_code: str = "", amount: Decimal | str = Decimal("0.00")
 ) -> AfterSalesCase:
+    """`amount` may be what a person typed (the card's and the lookup's forms): it is read here, once."""
     reason = (reason or "").strip()
     if kind not in AfterSalesKind.values:
         raise OrderError(_("Choose the kind of after-sales case."))
     if not reason:
         raise OrderError(_("Write the customer's reason."))
+    try:
+        amount = Decimal(amount.strip() or "0") if isinstance(amount, str) else amount
+        # Decimal("NaN") cannot even be compared with 0 (InvalidOperation).
+        if not amount.is_finite():
+            raise InvalidOperation
+        amount = amount.quantize(Decimal("0.01"))
+    except InvalidOperation as exc:
+        raise OrderError(_("Enter the amount as a number, e.g. 59.90.")) from exc
     if amount < 0:
         raise OrderError(_("The amount cannot be negative."))
     with transaction.atomic():
@@ -535,9 +553,13 @@ def after_sales_open(
         role = _acting_role(by, rules.ACTION_ROLES["open_after_sales"])
         if sku_code and not order.lines.filter(sku_code=sku_code).exists():
             raise OrderError(_("SKU %(sku)s is not in this order.") % {"sku": sku_code})
-        case = AfterSalesCase.objects.create(order=order, sku_code=sku_code, kind=kind, reason=reason, amount=amount, opened_by=by.user)
+        case = AfterSalesCase.objects.create(
+            order=order, sku_code=sku_code, kind=kind, reason=reason, amount=amount, opened_by=by.user
+        )
         _save(order, [])
-        events.after_sales_opened(order=order, by=_as(by, role), case_id=case.pk, kind=kind, sku=sku_code, reason=reason, amount=amount)
+        events.after_sales_opened(
+            order=order, by=_as(by, role), case_id=case.pk, kind=kind, sku=sku_code, reason=reason, amount=amount
+        )
     return case
 
 
@@ -548,7 +570,9 @@ def after_sales_decide(*, case: AfterSalesCase, by: Actor, approve: bool, reason
     with transaction.atomic():
         order = _lock(case.order, None)
         case = AfterSalesCase.objects.select_for_update().get(pk=case.pk)
-        role = _acting_role(by, rules.ACTION_ROLES["decide_refund" if case.kind == AfterSalesKind.REFUND else "decide_after_sales"])
+        role = _acting_role(
+            by, rules.ACTION_ROLES["decide_refund" if case.kind == AfterSalesKind.REFUND else "decide_after_sales"]
+        )
         if case.status != AfterSalesStatus.OPEN:
             raise OrderConflict(_("This case was already decided."))
         case.status = AfterSalesStatus.APPROVED if approve else AfterSalesStatus.REJECTED
@@ -563,7 +587,12 @@ def after_sales_decide(*, case: AfterSalesCase, by: Actor, approve: bool, reason
             fields.append("refund_amount")
         _save(order, fields)
         events.after_sales_decided(
-            order=order, by=_as(by, role), case_id=case.pk, kind=case.kind, approved=approve, reason=reason,
+            order=order,
+            by=_as(by, role),
+            case_id=case.pk,
+            kind=case.kind,
+            approved=approve,
+            reason=reason,
             department=case.decided_by_department,
         )
     return case
@@ -584,7 +613,9 @@ def _clean_address(address: dict) -> dict[str, str]:
     too_long = [field for field in ADDRESS_FIELDS if len(values[field]) > Order._meta.get_field(field).max_length]
     if too_long:
         field = Order._meta.get_field(too_long[0])
-        raise OrderError(_("%(field)s has at most %(limit)d characters.") % {"field": field.verbose_name, "limit": field.max_length})
+        raise OrderError(
+            _("%(field)s has at most %(limit)d characters.") % {"field": field.verbose_name, "limit": field.max_length}
+        )
     if not is_contact_number(values["receiver_phone"]):
         raise OrderError(_("%(phone)s is not a valid phone number.") % {"phone": values["receiver_phone"]})
     # Stored canonical, like every phone on the order, so that search by phone still finds it.
@@ -602,7 +633,8 @@ def order_correct_address(*, order: Order, by: Actor, expected_version: int | No
         role = _acting_role(by, rules.ACTION_ROLES["correct_address"])
         if order.status not in CORRECTABLE_STATUSES:
             raise OrderError(
-                _("The order is %(status)s; the address can only be corrected before packing.") % {"status": order.get_status_display()}
+                _("The order is %(status)s; the address can only be corrected before packing.")
+                % {"status": order.get_status_display()}
             )
         before = {field: getattr(order, field) for field in ADDRESS_FIELDS}
         if before == values:
@@ -621,9 +653,15 @@ def order_correct_address(*, order: Order, by: Actor, expected_version: int | No
             events.tag_resolved(order=order, by=actor, tag=RiskTag.FUZZY_ADDRESS, resolution=fuzzy.resolution)
         if order.status == OrderStatus.PICKING:
             note = Note.objects.create(
-                order=order, author=by.user, author_role=role, kind=NoteKind.WARNING, audience=NoteAudience.WAREHOUSE,
+                order=order,
+                author=by.user,
+                author_role=role,
+                kind=NoteKind.WARNING,
+                audience=NoteAudience.WAREHOUSE,
                 body=_("The address was corrected during picking: pack and label for %(address)s.")
-                % {"address": f"{values['receiver_name']} {values['province']}{values['city']}{values['district']}{values['address']}"},
+                % {
+                    "address": f"{values['receiver_name']} {values['province']}{values['city']}{values['district']}{values['address']}"
+                },
             )
             events.note_added(order=order, by=actor, note=note)
     return order
@@ -665,8 +703,12 @@ def address_change_resolve(*, change: AddressChangeRequest, by: Actor, apply: bo
             fields = list(ADDRESS_FIELDS)
         _save(order, fields)
         events.address_change(
-            order=order, by=_as(by, role), change_id=change.pk, action="applied" if apply else "rejected",
-            before=before if apply else None, after={field: getattr(change, field) for field in ADDRESS_FIELDS},
+            order=order,
+            by=_as(by, role),
+            change_id=change.pk,
+            action="applied" if apply else "rejected",
+            before=before if apply else None,
+            after={field: getattr(change, field) for field in ADDRESS_FIELDS},
         )
     return change
 
@@ -701,8 +743,10 @@ def order_assign(*, order: Order, by: Actor, assignee: User, expected_version: i
     with transaction.atomic():
         locked = _lock(order, expected_version)
         if locked.status not in ACTIVE_STATUSES:
-            raise OrderError(_("Order %(number)s is %(status)s; only open orders are assigned.")
-                             % {"number": locked.order_number, "status": locked.get_status_display()})
+            raise OrderError(
+                _("Order %(number)s is %(status)s; only open orders are assigned.")
+                % {"number": locked.order_number, "status": locked.get_status_display()}
+            )
         if locked.claimed_by_id == assignee.pk:
             return locked
         previous = locked.claimed_by.get_username() if locked.claimed_by_id else None
@@ -710,8 +754,11 @@ def order_assign(*, order: Order, by: Actor, assignee: User, expected_version: i
         locked.claimed_at = timezone.now()
         _save(locked, ["claimed_by", "claimed_at"])
         events.assigned(
-            order=locked, by=_as(by, rules.SUPERVISOR), assignee_username=assignee.get_username(),
-            assignee_name=assignee.get_full_name() or assignee.get_username(), previous=previous,
+            order=locked,
+            by=_as(by, rules.SUPERVISOR),
+            assignee_username=assignee.get_username(),
+            assignee_name=assignee.get_full_name() or assignee.get_username(),
+            previous=previous,
         )
     return locked
 
@@ -777,7 +824,7 @@ def rush_file(*, by: Actor, phone: str, reason: str, deadline: datetime.datetime
     """Sales files a rush: the chosen open order of this phone (or a new order when it has none,
     or when sales choose "new order") gets the 🔥 flag, the reason and the expected completion.
 
-    BRIEF.md: "3 required fields (customer phone, rush reason, expected completion time)"."""
+    docs/brief.md: "3 required fields (customer phone, rush reason, expected completion time)"."""
     if not by.roles & rules.ACTION_ROLES["file_rush"] and rules.SUPERVISOR not in by.roles:
         raise NotAllowed(_("Only sales and supervisors file rush orders."))
     errors: dict[str, str] = {}
@@ -785,7 +832,9 @@ def rush_file(*, by: Actor, phone: str, reason: str, deadline: datetime.datetime
     if not phone.strip():
         errors["phone"] = _("Enter the customer's mobile number.")
     elif mobile is None:
-        errors["phone"] = _("“%(phone)s” is not a mainland mobile number: 11 digits starting with 1, e.g. 138 0013 8000.") % {"phone": phone}
+        errors["phone"] = _("“%(phone)s” is not a mainland mobile number: 11 digits starting with 1, e.g. 138 0013 8000.") % {
+            "phone": phone
+        }
     reason = reason.strip()
     if not reason:
         errors["reason"] = _("Say why it is urgent, e.g. “customer flies abroad tomorrow morning”.")
@@ -808,8 +857,12 @@ def rush_file(*, by: Actor, phone: str, reason: str, deadline: datetime.datetime
                 raise RushInvalid({"order": _("Order %(number)s is not an open order of this phone.") % {"number": order_choice}})
             return _rush_existing(candidates[order_choice], by, role, reason, deadline, now)
         if candidates and order_choice != NEW_ORDER:
-            raise RushInvalid({"order": _("This phone has %(count)d open order(s): choose the one to rush, or “a new order”.")
-                               % {"count": len(candidates)}})
+            raise RushInvalid(
+                {
+                    "order": _("This phone has %(count)d open order(s): choose the one to rush, or “a new order”.")
+                    % {"count": len(candidates)}
+                }
+            )
         return _rush_new_order(mobile, by, role, reason, deadline, now)
 
 
@@ -831,7 +884,9 @@ def _rush_new_order(phone: str, by: Actor, role: str, reason: str, deadline: dat
     """A rush for a customer with no open order. The receiver is the customer's last known one;
     without any, placeholders plus an open "fuzzy address" tag, which blocks approval until the
     reviewer has the real address (orders/rules.py, the fuzzy_address guard)."""
-    customer, _created = Customer.objects.get_or_create(phone=phone, defaults={"name": _("Customer %(last4)s") % {"last4": phone[-4:]}})
+    customer, _created = Customer.objects.get_or_create(
+        phone=phone, defaults={"name": _("Customer %(last4)s") % {"last4": phone[-4:]}}
+    )
     last = Order.objects.filter(Q(customer=customer) | Q(receiver_phone=phone)).order_by("-placed_at").first()
     placeholder = _("to be confirmed")
     receiver = {
@@ -844,9 +899,17 @@ def _rush_new_order(phone: str, by: Actor, role: str, reason: str, deadline: dat
     }
     order = Order(
         order_number=f"R{timezone.localtime(now):%Y%m%d%H%M%S}{secrets.randbelow(10000):04d}",
-        source=OrderSource.RUSH, customer=customer, **receiver,
-        is_rush=True, rush_reason=reason, rush_deadline=deadline, rush_filed_at=now,
-        stage_entered_at=now, pending_review_at=now, placed_at=now, created_at=now,
+        source=OrderSource.RUSH,
+        customer=customer,
+        **receiver,
+        is_rush=True,
+        rush_reason=reason,
+        rush_deadline=deadline,
+        rush_filed_at=now,
+        stage_entered_at=now,
+        pending_review_at=now,
+        placed_at=now,
+        created_at=now,
     )
     clock.clock_on_stage_entered(order)
     order.save()

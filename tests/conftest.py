@@ -4,13 +4,13 @@ Celery worker process, and headless Chromium through Playwright."""
 from __future__ import annotations
 
 import itertools
-from importlib import import_module
 import os
 import shutil
 import subprocess
 import sys
 import time
 from decimal import Decimal
+from importlib import import_module
 from pathlib import Path
 
 import pytest
@@ -18,9 +18,8 @@ from django.contrib.auth.models import Group, User
 from django.db import connection
 from django.utils import timezone
 
-from orders.rules import ALL_ROLES
-from orders.models import Customer, Order, OrderLine, Product
 from orders import clock
+from orders.models import Customer, Order, OrderLine, Product
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
@@ -130,13 +129,23 @@ def make_order(
     )
     for product, quantity in lines:
         OrderLine.objects.create(
-            order=order, product=product, sku_code=product.sku_code, product_name=product.name,
-            quantity=quantity, unit_price=product.unit_price, cold_chain=product.cold_chain,
+            order=order,
+            product=product,
+            sku_code=product.sku_code,
+            product_name=product.name,
+            quantity=quantity,
+            unit_price=product.unit_price,
+            cold_chain=product.cold_chain,
         )
     if gift is not None:
         OrderLine.objects.create(
-            order=order, product=gift, sku_code=gift.sku_code, product_name=gift.name,
-            quantity=1, unit_price=Decimal("0.00"), is_gift=True,
+            order=order,
+            product=gift,
+            sku_code=gift.sku_code,
+            product_name=gift.name,
+            quantity=1,
+            unit_price=Decimal("0.00"),
+            is_gift=True,
         )
     # Bulk-style creation skips the services, so give the order its stage clock as they would.
     order.save(update_fields=clock.clock_refresh(order))
@@ -167,9 +176,27 @@ def celery_worker(transactional_db):
     """A real `celery worker` process on the configured broker, reading the test database."""
     env = {**os.environ, "DATABASE_URL": database_url_for_subprocess()}
     process = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "beile", "worker", "--pool=threads", "--concurrency=4", "--purge",
-         "--without-heartbeat", "--without-gossip", "--without-mingle", "-l", "info"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "beile",
+            "worker",
+            "--pool=threads",
+            "--concurrency=4",
+            "--purge",
+            "--without-heartbeat",
+            "--without-gossip",
+            "--without-mingle",
+            "-l",
+            "info",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     deadline = time.monotonic() + 60
     seen = []
@@ -218,8 +245,14 @@ def browser():
         instance = playwright.chromium.launch(
             executable_path=CHROMIUM,
             headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--no-first-run"],
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
         )
         yield instance
         instance.close()
@@ -231,8 +264,13 @@ def new_page(browser, live_server):
     contexts = []
 
     def make(*, width: int = 1280, height: int = 900, mobile: bool = False):
-        context = browser.new_context(viewport={"width": width, "height": height}, locale="zh-CN",
-                                      is_mobile=mobile, has_touch=mobile, timezone_id="Asia/Shanghai")
+        context = browser.new_context(
+            viewport={"width": width, "height": height},
+            locale="zh-CN",
+            is_mobile=mobile,
+            has_touch=mobile,
+            timezone_id="Asia/Shanghai",
+        )
         contexts.append(context)
         page = context.new_page()
         page.set_default_timeout(10_000)

@@ -21,8 +21,13 @@ SALT = "test-salt-9f2"
 @pytest.fixture
 def fake_kuaidi100(settings):
     fake = FakeKuaidi100(customer="TESTCUSTOMER", key="test-key").start()
-    settings.KUAIDI100 = {"SANDBOX": True, "BASE_URL": fake.url, "CUSTOMER": "TESTCUSTOMER", "KEY": "test-key",
-                          "CALLBACK_SALT": SALT, "STALL_HOURS": 24}
+    settings.KUAIDI100 = {
+        "SANDBOX": True,
+        "BASE_URL": fake.url,
+        "CUSTOMER": "TESTCUSTOMER",
+        "KEY": "test-key",
+        "CALLBACK_SALT": SALT,
+    }
     yield fake
     fake.stop()
 
@@ -30,8 +35,14 @@ def fake_kuaidi100(settings):
 @pytest.fixture
 def fake_wechat(settings):
     fake = FakeWeChat(app_id="wxtest", app_secret="test-secret", template_id="test-template", callback_token="test-token").start()
-    settings.WECHAT = {"SANDBOX": True, "BASE_URL": fake.url, "APP_ID": "wxtest", "APP_SECRET": "test-secret",
-                       "CALLBACK_TOKEN": "test-token", "TEMPLATE_ID": "test-template"}
+    settings.WECHAT = {
+        "SANDBOX": True,
+        "BASE_URL": fake.url,
+        "APP_ID": "wxtest",
+        "APP_SECRET": "test-secret",
+        "CALLBACK_TOKEN": "test-token",
+        "TEMPLATE_ID": "test-template",
+    }
     cache.delete(wechat_client.TOKEN_KEY)
     cache.delete(wechat_client.TOKEN_LOCK_KEY)
     yield fake
@@ -46,7 +57,9 @@ def bind_customer(order: Order) -> str:
     return openid
 
 
-def shipped_order(*, tracking_number: str, phone: str = "13800138000", carrier_code: str = "zhongtong", bound: bool = True) -> Order:
+def shipped_order(
+    *, tracking_number: str, phone: str = "13800138000", carrier_code: str = "zhongtong", bound: bool = True
+) -> Order:
     """A packed order shipped through the real service. Its reactions (subscription, push) run
     as the reactions relay runs them: the tests have no worker to receive the after-commit nudge."""
     order = make_order(status="packed", phone=phone, carrier_code=carrier_code)

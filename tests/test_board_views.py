@@ -7,11 +7,10 @@ import pytest
 import time_machine
 from django.utils import timezone
 
-from orders.models import EventKind, Order, OrderTag
-from tests.conftest import PASSWORD, make_order
 from orders import clock
+from orders.models import EventKind, Order, OrderTag, StageRule
+from tests.conftest import PASSWORD, make_order
 from workflows import sla
-from orders.models import StageRule
 from workflows.models import Alert, Ticket
 
 pytestmark = pytest.mark.django_db
@@ -54,24 +53,29 @@ def test_lanes_in_order_rush_soonest_first_red_longest_overdue_first(client, sup
     make_order(status="shipped", is_rush=True, rush_deadline=now + datetime.timedelta(minutes=5))  # done: not on the board
     slightly = _overdue(5)
     badly = _overdue(90, status="paid")
-    held = make_order(status="picking", is_held=True, hold_reason="stock_shortage", hold_note="等补货",
-                      hold_until=now + datetime.timedelta(hours=3))
+    held = make_order(
+        status="picking",
+        is_held=True,
+        hold_reason="stock_shortage",
+        hold_note="等补货",
+        hold_until=now + datetime.timedelta(hours=3),
+    )
     OrderTag.objects.create(order=slightly, tag="invoice_pending")
     Ticket.objects.create(order=badly, kind="stalled", summary="24 小时无物流更新")
 
     page = client.get("/board/").content.decode()
     lanes = [page.index(f'id="lane-{lane}"') for lane in ["rush", "red", "holds", "tags", "tickets"]]
     assert lanes == sorted(lanes) and page.index('id="stage-counts"') < lanes[0]
-    rush_lane = page[lanes[0]:lanes[1]]
+    rush_lane = page[lanes[0] : lanes[1]]
     assert rush_lane.index(rush_soon.order_number) < rush_lane.index(rush_late.order_number)
     assert rush_lane.count("board-card") == 2
-    red_lane = page[lanes[1]:lanes[2]]
+    red_lane = page[lanes[1] : lanes[2]]
     assert red_lane.index(badly.order_number) < red_lane.index(slightly.order_number)
     assert "打包员" in red_lane and "仓储调度" in red_lane  # the responsible roles
-    hold_lane = page[lanes[2]:lanes[3]]
+    hold_lane = page[lanes[2] : lanes[3]]
     assert held.order_number in hold_lane and "等补货" in hold_lane
-    assert "发票待开" in page[lanes[3]:lanes[4]]
-    assert "24 小时无物流更新" in page[lanes[4]:]
+    assert "发票待开" in page[lanes[3] : lanes[4]]
+    assert "24 小时无物流更新" in page[lanes[4] :]
     assert f'href="/orders/{badly.order_number}/"' in red_lane
 
 
@@ -90,7 +94,7 @@ def test_filters_by_responsible_role_and_tag(client, supervisor):
     by_packer = client.get("/board/?role=packer").content.decode()
     assert picking.order_number in by_packer and paid.order_number not in by_packer
     by_tag = client.get("/board/?tag=fuzzy_address").content.decode()
-    red = by_tag[by_tag.index('id="lane-red"'):by_tag.index('id="lane-holds"')]
+    red = by_tag[by_tag.index('id="lane-red"') : by_tag.index('id="lane-holds"')]
     assert fuzzy.order_number in red and picking.order_number not in red
 
 
@@ -99,7 +103,7 @@ def test_stage_counts_at_the_top(client, supervisor):
     make_order(status="picking")
     make_order(status="completed")
     page = client.get("/board/").content.decode()
-    count = page[page.index('id="count-picking"'):][:400]
+    count = page[page.index('id="count-picking"') :][:400]
     assert "<strong>2</strong>" in count and "1 单超时" in count
 
 
@@ -116,7 +120,7 @@ def test_stage_counts_are_shared_for_the_poll_interval(client, supervisor):
 
 def _picking_count(client) -> str:
     page = client.get("/board/").content.decode()
-    return page[page.index('id="count-picking"'):][:400]
+    return page[page.index('id="count-picking"') :][:400]
 
 
 def test_board_query_count_does_not_grow_with_cards(client, supervisor, django_assert_max_num_queries):
@@ -170,8 +174,17 @@ def test_supervisor_edits_a_stage_rule_and_due_times_follow(client, supervisor):
     order = make_order(status="picking")
     clock.refresh_due_times()
     rule = StageRule.objects.get(stage="picking")
-    response = client.post("/board/rules/", {"rule": rule.pk, "responsible_role": "packer", "limit_minutes": "90",
-                                             "alert_role": "supervisor", "work_starts": "", "work_ends": ""})
+    response = client.post(
+        "/board/rules/",
+        {
+            "rule": rule.pk,
+            "responsible_role": "packer",
+            "limit_minutes": "90",
+            "alert_role": "supervisor",
+            "work_starts": "",
+            "work_ends": "",
+        },
+    )
     assert response.status_code == 302
     rule.refresh_from_db()
     assert rule.time_limit == datetime.timedelta(minutes=90) and rule.updated_by == supervisor["supervisor"]
@@ -181,8 +194,18 @@ def test_supervisor_edits_a_stage_rule_and_due_times_follow(client, supervisor):
 
 def test_a_bad_rule_is_refused_with_a_clear_message(client, supervisor):
     rule = StageRule.objects.get(stage="paid")
-    response = client.post("/board/rules/", {"rule": rule.pk, "responsible_role": "dispatcher", "limit_minutes": "60",
-                                             "alert_role": "supervisor", "work_starts": "18:00", "work_ends": "09:00"}, follow=True)
+    response = client.post(
+        "/board/rules/",
+        {
+            "rule": rule.pk,
+            "responsible_role": "dispatcher",
+            "limit_minutes": "60",
+            "alert_role": "supervisor",
+            "work_starts": "18:00",
+            "work_ends": "09:00",
+        },
+        follow=True,
+    )
     assert "下班时间必须晚于上班时间" in response.content.decode()
     rule.refresh_from_db()
     assert rule.work_starts is None

@@ -22,7 +22,9 @@ def open_card(page, live_server, order):
 
 def test_reviewer_approves_then_packer_acknowledges_the_warning_and_packs(people, live_server, new_page):
     order = make_order(status="pending_review", phone="13812345678")
-    note = services.order_add_note(order=order, by=Actor.of(people["service"]), body=WARNING, kind="warning", audience="warehouse")
+    note = services.order_add_note(
+        order=order, by=Actor.of(people["service"]), body=WARNING, kind="warning", audience="warehouse"
+    )
 
     reviewer = new_page()
     log_in(reviewer, live_server, "reviewer")

@@ -66,10 +66,12 @@ def test_two_reviewers_approve_at_once_exactly_one_wins(people, slow_saves):
     version = order.version
     actors = {"小审": Actor.of(people["reviewer"]), "小审二": Actor.of(second_reviewer)}
 
-    results = race(*[
-        (lambda actor=actor: services.order_transition(order=order, name="approve", by=actor, expected_version=version))
-        for actor in actors.values()
-    ])
+    results = race(
+        *[
+            (lambda actor=actor: services.order_transition(order=order, name="approve", by=actor, expected_version=version))
+            for actor in actors.values()
+        ]
+    )
 
     winners = [result for result in results if isinstance(result, Order)]
     losers = [result for result in results if isinstance(result, Exception)]
@@ -86,7 +88,9 @@ def test_hold_and_approve_race_one_wins_the_other_is_told(people, slow_saves):
     version = order.version
 
     results = race(
-        lambda: services.order_hold(order=order, by=Actor.of(people["service"]), reason="customer_request", until=None, expected_version=version),
+        lambda: services.order_hold(
+            order=order, by=Actor.of(people["service"]), reason="customer_request", until=None, expected_version=version
+        ),
         lambda: services.order_transition(order=order, name="approve", by=Actor.of(people["reviewer"]), expected_version=version),
     )
 
@@ -107,7 +111,13 @@ def test_a_note_and_a_claim_at_once_both_land(people, slow_saves):
     version = order.version
 
     results = race(
-        lambda: services.order_add_note(order=order, by=Actor.of(people["service"]), body="客户要求明日12点前送达", kind="customer_request", audience="warehouse"),
+        lambda: services.order_add_note(
+            order=order,
+            by=Actor.of(people["service"]),
+            body="客户要求明日12点前送达",
+            kind="customer_request",
+            audience="warehouse",
+        ),
         lambda: services.order_claim(order=order, by=Actor.of(people["packer"])),
     )
 

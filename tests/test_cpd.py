@@ -8,6 +8,7 @@ import pytest
 import time_machine
 from django.utils import timezone
 
+from integrations.wechat.models import CustomerMessage
 from integrations.wechat.services import customer_message_send
 from orders.access import Actor
 from tests.conftest import make_order
@@ -16,7 +17,6 @@ from tests.logistics_fixtures import bind_customer, fake_wechat  # noqa: F401
 from workflows.frontline.measures import perceived_delays, status_queries
 from workflows.frontline.models import Inquiry, SelfServiceQuery
 from workflows.frontline.services import inquiry_record
-from workflows.models import CustomerMessage
 
 pytestmark = pytest.mark.django_db
 T0 = datetime.datetime(2026, 1, 22, 10, 0, tzinfo=datetime.UTC)
@@ -27,13 +27,23 @@ def minutes(n):
 
 
 def ask(order, at, people):
-    return Inquiry.objects.create(order=order, customer=order.customer, channel="phone", question="到哪了", recorded_by=people["service"], asked_at=at)
+    return Inquiry.objects.create(
+        order=order, customer=order.customer, channel="phone", question="到哪了", recorded_by=people["service"], asked_at=at
+    )
 
 
 def push(order, at, *, carries_location=True, key=None):
     """A push WeChat accepted at `at` (CPD stops when the customer gets it, not when it is queued)."""
-    return CustomerMessage.objects.create(order=order, recipient="o", event_key="x", idempotency_key=key or f"k{at.timestamp()}{carries_location}",
-                                          carries_location=carries_location, created_at=at, status="sent", sent_at=at)
+    return CustomerMessage.objects.create(
+        order=order,
+        recipient="o",
+        event_key="x",
+        idempotency_key=key or f"k{at.timestamp()}{carries_location}",
+        carries_location=carries_location,
+        created_at=at,
+        status="sent",
+        sent_at=at,
+    )
 
 
 def test_cpd_runs_from_the_first_open_inquiry_to_the_first_push_with_location(people):
@@ -86,7 +96,9 @@ def test_unanswered_waits_are_counted_not_hidden(people):
 def test_queued_but_unsent_answer_does_not_stop_the_clock(people):
     order = make_order(status="shipped")
     ask(order, minutes(0), people)
-    CustomerMessage.objects.create(order=order, recipient="o", event_key="x", idempotency_key="queued", carries_location=True, created_at=minutes(1))
+    CustomerMessage.objects.create(
+        order=order, recipient="o", event_key="x", idempotency_key="queued", carries_location=True, created_at=minutes(1)
+    )
     report = perceived_delays(start=minutes(-10), end=minutes(200))
     assert (report.delays, report.unanswered) == ([], 1)
 

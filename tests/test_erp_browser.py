@@ -3,7 +3,6 @@ shows a progress bar; the summary appears and the error report downloads."""
 
 from __future__ import annotations
 
-
 import pytest
 
 from orders.models import Order

@@ -14,7 +14,7 @@ from integrations.erp.importer import import_orders
 from integrations.erp.spreadsheet import UnreadableFile
 from orders.models import EventKind, Order, OrderEvent, OrderLine
 from tests.conftest import make_order, make_product
-from tests.erp_fixtures import line, write_csv, write_xlsx, fast_passwords  # noqa: F401 (autouse)
+from tests.erp_fixtures import fast_passwords, line, write_csv, write_xlsx  # noqa: F401 (autouse)
 
 pytestmark = pytest.mark.django_db
 
@@ -53,7 +53,10 @@ def test_utf8_bom_csv_groups_lines_by_order_number(tmp_path, products):
     first = Order.objects.get(order_number="E1001")
     assert first.source == "erp" and first.status == "paid"
     assert first.total_amount == Decimal("119.80")
-    assert sorted(first.lines.values_list("sku_code", "quantity", "is_gift")) == [("GIFT-KSJ-01", 1, True), ("NUK-AFZ-02", 2, False)]
+    assert sorted(first.lines.values_list("sku_code", "quantity", "is_gift")) == [
+        ("GIFT-KSJ-01", 1, True),
+        ("NUK-AFZ-02", 2, False),
+    ]
     assert first.placed_at == timezone.make_aware(datetime.datetime(2024, 5, 1, 10, 20, 30))
     assert Order.objects.get(order_number="E1002").receiver_phone == "13900139000"
     created = OrderEvent.objects.get(order=first, kind=EventKind.CREATED)
@@ -169,7 +172,16 @@ def test_changed_rows_update_the_order_with_an_erp_event(tmp_path, products):
     import_orders(path=write_csv(tmp_path / "v1.csv", two_orders()))
     changed = [
         line("E1001", "NUK-AFZ-02", quantity=3, total="179.70", name="王丽", address="市心北路200号", paid="2024-05-02 09:00:00"),
-        line("E1001", "GIFT-KSJ-01", price="0", gift="是", total="179.70", name="王丽", address="市心北路200号", paid="2024-05-02 09:00:00"),
+        line(
+            "E1001",
+            "GIFT-KSJ-01",
+            price="0",
+            gift="是",
+            total="179.70",
+            name="王丽",
+            address="市心北路200号",
+            paid="2024-05-02 09:00:00",
+        ),
         line("E1002", "YN-MFMF-225", phone="13900139000", name="李娜", placed="2024-05-01 11:00:00"),
     ]
     preview = import_orders(path=write_csv(tmp_path / "v2.csv", changed), dry_run=True)

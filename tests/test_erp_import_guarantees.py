@@ -34,12 +34,18 @@ def _at(delta: datetime.timedelta):
 
 
 def test_an_imported_open_order_runs_a_stage_clock_the_sweep_the_board_and_the_filter_see(tmp_path, products, people):
-    path = write_csv(tmp_path / "export.csv", [line("C1", "NUK-AFZ-02", status="待审核"), line("C2", "NUK-AFZ-02", status="已付款")])
+    path = write_csv(
+        tmp_path / "export.csv", [line("C1", "NUK-AFZ-02", status="待审核"), line("C2", "NUK-AFZ-02", status="已付款")]
+    )
     with _at(datetime.timedelta()):
         assert import_orders(path=path).created == 2
     review, paid = Order.objects.get(order_number="C1"), Order.objects.get(order_number="C2")
     # The migration's rules: review 30 minutes, dispatch 60; the clock starts on arrival here.
-    assert (review.status, review.stage_entered_at, review.stage_due_at) == ("pending_review", START, START + datetime.timedelta(minutes=30))
+    assert (review.status, review.stage_entered_at, review.stage_due_at) == (
+        "pending_review",
+        START,
+        START + datetime.timedelta(minutes=30),
+    )
     assert (paid.status, paid.stage_due_at, paid.version) == ("paid", START + datetime.timedelta(minutes=60), 1)
 
     with _at(datetime.timedelta(minutes=29)):
@@ -105,8 +111,14 @@ def _creator_payloads(order: Order) -> dict[str, dict]:
     erp = Actor.system("ERP")
     created = events.created(order=order, by=erp, source="erp", import_run=5, erp_status="已付款", save=False)
     updated = events.import_updated(
-        order=order, by=erp, fields=["address", "lines"], before={"address": "市心北路100号"}, after={"address": "市心北路200号"},
-        import_run=6, source_time=None, save=False,
+        order=order,
+        by=erp,
+        fields=["address", "lines"],
+        before={"address": "市心北路100号"},
+        after={"address": "市心北路200号"},
+        import_run=6,
+        source_time=None,
+        save=False,
     )
     return {EventKind.CREATED: created.payload, EventKind.IMPORT_UPDATE: updated.payload}
 
@@ -130,8 +142,16 @@ def test_the_import_writes_its_events_through_the_creators_and_they_read_as_text
     for order in Order.objects.filter(order_number__in=["V1", "V2", "V3"]):
         event = order.events.get(kind=EventKind.CREATED)
         source_time = order.paid_at or order.placed_at
-        expected = events.created(order=order, by=erp, source="erp", import_run=5, erp_status=event.payload["erp_status"],
-                                  source_time=source_time, occurred_at=event.occurred_at, save=False)
+        expected = events.created(
+            order=order,
+            by=erp,
+            source="erp",
+            import_run=5,
+            erp_status=event.payload["erp_status"],
+            source_time=source_time,
+            occurred_at=event.occurred_at,
+            save=False,
+        )
         fields = ("order_id", "kind", "occurred_at", "source_time", "actor_user_id", "actor_name", "actor_role", "payload")
         assert [getattr(event, field) for field in fields] == [getattr(expected, field) for field in fields]
     texts = {}

@@ -33,7 +33,9 @@ def took_vendor_path(queries: CaptureQueriesContext, table: str) -> bool:
 def test_insert_rows_returns_ids_in_order_and_fills_defaults():
     moment = timezone.make_aware(datetime.datetime(2024, 5, 1, 10, 20, 30))
     with CaptureQueriesContext(connection) as queries:
-        ids = insert_rows(Customer, ("phone", "name", "created_at"), [("13800000001", "王丽", moment), ("13800000002", "李娜\t\\n", moment)])
+        ids = insert_rows(
+            Customer, ("phone", "name", "created_at"), [("13800000001", "王丽", moment), ("13800000002", "李娜\t\\n", moment)]
+        )
     assert took_vendor_path(queries, "orders_customer")
     customers = Customer.objects.in_bulk(ids)
     assert [customers[pk].phone for pk in ids] == ["13800000001", "13800000002"]
@@ -63,7 +65,9 @@ def test_import_writes_every_field_through_the_vendor_path(tmp_path):
     path = write_csv(tmp_path / "export.csv", rows)
     with CaptureQueriesContext(connection) as queries:
         summary = import_orders(path=path, run_id=7)
-    assert all(took_vendor_path(queries, table) for table in ("orders_order", "orders_orderline", "orders_orderevent", "orders_customer"))
+    assert all(
+        took_vendor_path(queries, table) for table in ("orders_order", "orders_orderline", "orders_orderevent", "orders_customer")
+    )
     assert (summary.created, summary.rejected) == (3, 1)
 
     first = Order.objects.get(order_number="W1")
@@ -71,15 +75,29 @@ def test_import_writes_every_field_through_the_vendor_path(tmp_path):
     paid = timezone.make_aware(datetime.datetime(2024, 5, 1, 10, 21))
     assert (first.source, first.status, first.version) == ("erp", "paid", 1)
     assert (first.receiver_name, first.receiver_phone, first.province, first.city, first.district, first.address) == (
-        "王丽", "13800138000", "浙江省", "杭州市", "萧山区", "市心北路100号",
+        "王丽",
+        "13800138000",
+        "浙江省",
+        "杭州市",
+        "萧山区",
+        "市心北路100号",
     )
     assert (first.total_amount, first.paid_amount, first.shipping_fee, first.refund_amount) == (
-        Decimal("119.80"), Decimal("119.80"), Decimal("0.00"), Decimal("0.00"),
+        Decimal("119.80"),
+        Decimal("119.80"),
+        Decimal("0.00"),
+        Decimal("0.00"),
     )
     assert (first.carrier_code, first.buyer_message, first.requires_cold_chain) == ("zhongtong", "请放门口", True)
     assert (first.placed_at, first.pending_review_at, first.paid_at, first.source_updated_at) == (placed, placed, paid, paid)
     assert first.shipped_at is None and first.cancelled_at is None and first.updated_at is not None
-    assert (first.is_held, first.is_rush, first.hold_reason, first.stage_paused_seconds, first.claimed_by_id) == (False, False, "", 0, None)
+    assert (first.is_held, first.is_rush, first.hold_reason, first.stage_paused_seconds, first.claimed_by_id) == (
+        False,
+        False,
+        "",
+        0,
+        None,
+    )
     # The stage clock runs from the arrival here: paid's rule is 60 minutes (migration defaults).
     assert first.stage_due_at == first.stage_entered_at + datetime.timedelta(minutes=60) and first.sla_breached_at is None
     assert first.customer.phone == "13800138000" and first.customer.name == "王丽"

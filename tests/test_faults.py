@@ -31,14 +31,15 @@ from integrations.erp.models import DailyExport
 from integrations.erp.tasks import produce_daily_export
 from integrations.kuaidi100 import services as tracking
 from integrations.wechat import services as pushes
-from orders.models import Note, Order
+from integrations.wechat.models import CustomerMessage, MessageStatus
+from orders.models import Note, Order, OrderEvent
 from tests.conftest import ROOT, database_url_for_subprocess, make_order, require_postgres, require_redis, wait_for
 from tests.logistics_fixtures import SALT, bind_customer, fake_kuaidi100, fake_wechat, role_groups  # noqa: F401 - fixtures
 from tests.test_kuaidi100_worker import start_worker
+from workflows import notifications, reactions
 from workflows.health.measures import business_today
 from workflows.health.models import ConsistencySample, DailyMeasure
 from workflows.health.tasks import sample_status_checks, store_yesterdays_measures
-from workflows.models import CustomerMessage, MessageStatus
 
 pytestmark = [pytest.mark.faults, pytest.mark.celery_worker, pytest.mark.usefixtures("transactional_db", "role_groups")]
 
@@ -62,10 +63,15 @@ def worker_env(*, wechat, kuaidi100, redis_url: str | None = None) -> dict[str, 
     env = {
         **os.environ,
         "DATABASE_URL": database_url_for_subprocess(),
-        "KUAIDI100_BASE_URL": kuaidi100.url, "KUAIDI100_CUSTOMER": "TESTCUSTOMER", "KUAIDI100_KEY": "test-key",
+        "KUAIDI100_BASE_URL": kuaidi100.url,
+        "KUAIDI100_CUSTOMER": "TESTCUSTOMER",
+        "KUAIDI100_KEY": "test-key",
         "KUAIDI100_CALLBACK_SALT": SALT,
-        "WECHAT_BASE_URL": wechat.url, "WECHAT_APP_ID": "wxtest", "WECHAT_APP_SECRET": "test-secret",
-        "WECHAT_TEMPLATE_ID": "test-template", "WECHAT_CALLBACK_TOKEN": "test-token",
+        "WECHAT_BASE_URL": wechat.url,
+        "WECHAT_APP_ID": "wxtest",
+        "WECHAT_APP_SECRET": "test-secret",
+        "WECHAT_TEMPLATE_ID": "test-template",
+        "WECHAT_CALLBACK_TOKEN": "test-token",
         "INTEGRATION_CLAIM_SECONDS": "3",
     }
     if redis_url:
@@ -81,7 +87,9 @@ def stop(process: subprocess.Popen) -> None:
 
 def relay_until_sent(expected: int, *, timeout: float) -> None:
     def all_sent():
-        # What beat does every few seconds: re-enqueue what is due (a dead worker's claims expire).
+        # What beat does every few seconds: re-derive reactions a down broker left undone, and
+        # re-enqueue what is due (a dead worker's claims expire).
+        reactions.reactions_relay()
         tracking.subscriptions_relay()
         pushes.customer_messages_relay()
         return CustomerMessage.objects.filter(status=MessageStatus.SENT).count() == expected
@@ -90,6 +98,7 @@ def relay_until_sent(expected: int, *, timeout: float) -> None:
 
 
 # --- (a) a worker killed with SIGKILL during a batch of pushes -------------------------------------
+
 
 def test_killed_worker_loses_no_push_and_sends_none_twice(fake_kuaidi100, fake_wechat, live_server, settings):
     require_postgres()
@@ -101,7 +110,7 @@ def test_killed_worker_loses_no_push_and_sends_none_twice(fake_kuaidi100, fake_w
     orders = [make_order(status="shipped", phone=f"137{index:08d}") for index in range(count)]
     for order in orders:
         bind_customer(order)
-        pushes.customer_push_order_status(order=order, event_key="delayed")  # queued (on_commit runs at once here)
+        notifications.customer_push_order_status(order=order, event_key="delayed")  # queued (on_commit runs at once here)
     assert CustomerMessage.objects.filter(status=MessageStatus.PENDING).count() == count
 
     env = {**worker_env(wechat=fake_wechat, kuaidi100=fake_kuaidi100), "PUBLIC_BASE_URL": live_server.url}
@@ -123,6 +132,7 @@ def test_killed_worker_loses_no_push_and_sends_none_twice(fake_kuaidi100, fake_w
 
 # --- (b) Redis away while people keep working --------------------------------------------------------
 
+
 class PrivateRedis:
     def __init__(self, binary: str):
         self.binary, self.port, self.process = binary, free_port(), None
@@ -131,7 +141,8 @@ class PrivateRedis:
     def start(self) -> PrivateRedis:
         self.process = subprocess.Popen(
             [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         wait_for(self._answers, timeout=10, message="private Redis to answer")
         return self
@@ -166,7 +177,9 @@ def private_redis(settings):
     app.amqp._producer_pool = None
 
 
-def test_redis_outage_keeps_the_web_up_and_loses_nothing(private_redis, fake_kuaidi100, fake_wechat, live_server, people, settings):
+def test_redis_outage_keeps_the_web_up_and_loses_nothing(
+    private_redis, fake_kuaidi100, fake_wechat, live_server, people, settings
+):
     require_postgres()
     settings.PUBLIC_BASE_URL = live_server.url
     settings.INTEGRATION_CLAIM_SECONDS = 3
@@ -193,7 +206,9 @@ def test_redis_outage_keeps_the_web_up_and_loses_nothing(private_redis, fake_kua
         )
         assert response.status_code == 302, response.content[:300]
         shipped.append(to_ship.pk)
-        response = clients["service"].post(f"/orders/{to_approve.order_number}/note/", {"body": f"客户来电 {number}", "audience": ""})
+        response = clients["service"].post(
+            f"/orders/{to_approve.order_number}/note/", {"body": f"客户来电 {number}", "audience": ""}
+        )
         assert response.status_code == 302, response.content[:300]
         noted.append(to_approve.pk)
         assert clients["service"].get("/service/lookup/", {"q": f"135{number:08d}"}).status_code == 200
@@ -202,22 +217,29 @@ def test_redis_outage_keeps_the_web_up_and_loses_nothing(private_redis, fake_kua
     assert Order.objects.filter(pk__in=approved, status="paid").count() == len(approved)
     assert Order.objects.filter(pk__in=shipped, status="shipped").count() == len(shipped)
     assert Note.objects.filter(order_id__in=noted).count() == len(noted)
-    # Nothing was lost: every push waits in the outbox.
-    waiting = CustomerMessage.objects.filter(order_id__in=shipped, event_key="shipped")
-    assert waiting.count() == len(shipped)
-    assert not waiting.filter(status=MessageStatus.SENT).exists()
+    # Nothing was lost: every shipped change is in the event log, from which the reactions relay
+    # (beat) writes each customer's push once the broker is back; none went out meanwhile.
+    assert OrderEvent.objects.filter(order_id__in=shipped, kind="status", payload__to="shipped").count() == len(shipped)
+    assert not CustomerMessage.objects.filter(order_id__in=shipped, status=MessageStatus.SENT).exists()
 
     private_redis.start()
-    env = {**worker_env(wechat=fake_wechat, kuaidi100=fake_kuaidi100, redis_url=private_redis.url), "PUBLIC_BASE_URL": live_server.url}
+    env = {
+        **worker_env(wechat=fake_wechat, kuaidi100=fake_kuaidi100, redis_url=private_redis.url),
+        "PUBLIC_BASE_URL": live_server.url,
+    }
     worker = start_worker(env)
     try:
         relay_until_sent(len(shipped), timeout=90)
     finally:
         stop(worker)
+    assert CustomerMessage.objects.filter(order_id__in=shipped, event_key="shipped", status=MessageStatus.SENT).count() == len(
+        shipped
+    )
     assert len({message["client_msg_id"] for message in fake_wechat.messages}) == len(fake_wechat.messages) == len(shipped)
 
 
 # --- (c) two beat processes: nightly jobs once per business date -------------------------------------
+
 
 def test_nightly_jobs_from_two_beats_happen_once_per_business_date():
     require_postgres()
@@ -235,7 +257,7 @@ def test_nightly_jobs_from_two_beats_happen_once_per_business_date():
     for _round in range(3):
         start = threading.Barrier(2 * len(jobs))
 
-        def fire(job):
+        def fire(job, start=start):
             try:
                 start.wait(timeout=10)
                 job()
@@ -261,6 +283,7 @@ def test_nightly_jobs_from_two_beats_happen_once_per_business_date():
 
 
 # --- (d) the database restarted in the middle of an import --------------------------------------------
+
 
 class PrivatePostgres:
     """A throw-away cluster on a free port. initdb refuses to run as root, so as root the cluster
@@ -317,8 +340,14 @@ def private_postgres():
 
 def test_database_restart_mid_import_is_reported_and_a_rerun_resumes_without_duplicates(private_postgres, tmp_path):
     env = {**os.environ, "DATABASE_URL": private_postgres.url}
-    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, env=env, check=True, timeout=180,
-                   stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--noinput", "-v0"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        timeout=180,
+        stdout=subprocess.DEVNULL,
+    )
     with psycopg.connect(private_postgres.url) as connection:
         connection.execute(
             "INSERT INTO orders_product (sku_code, barcode, name, image, cold_chain, unit_price) "
@@ -331,8 +360,12 @@ def test_database_restart_mid_import_is_reported_and_a_rerun_resumes_without_dup
 
     first = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        wait_for(lambda: private_postgres.scalar("SELECT count(*) FROM orders_order") > 0 or first.poll() is not None,
-                 timeout=120, interval=0.1, message="the import's first committed chunk")
+        wait_for(
+            lambda: private_postgres.scalar("SELECT count(*) FROM orders_order") > 0 or first.poll() is not None,
+            timeout=120,
+            interval=0.1,
+            message="the import's first committed chunk",
+        )
         assert first.poll() is None, "the import finished before the restart:\n" + first.stdout.read()[-2000:]
         private_postgres.restart()
         output, _ = first.communicate(timeout=120)

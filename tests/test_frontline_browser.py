@@ -4,14 +4,14 @@ packer at the bench with a keyboard-wedge scanner on a 400 px PDA."""
 import datetime
 
 import pytest
-from playwright.sync_api import expect
 from django.contrib.auth.models import Group
 from django.utils import timezone
+from playwright.sync_api import expect
 
 from orders import services
 from orders.access import Actor
-from orders.rules import ALL_ROLES
 from orders.models import Order
+from orders.rules import ALL_ROLES
 from tests.conftest import log_in, make_order, make_product
 from tests.frontline_fixtures import fast_passwords, rejected_return, ship  # noqa: F401
 
@@ -28,8 +28,13 @@ def role_groups(transactional_db):
 def test_service_agent_finds_the_rejected_return_by_a_phone_typed_with_spaces(new_page, live_server, people):
     order = make_order(status="completed", phone="13900001111")
     ship(order)
-    rejected_return(order, decided_at=timezone.now() - datetime.timedelta(days=8), by=people["service"],
-                    department="技术部", reason="已拆封影响二次销售")
+    rejected_return(
+        order,
+        decided_at=timezone.now() - datetime.timedelta(days=8),
+        by=people["service"],
+        department="技术部",
+        reason="已拆封影响二次销售",
+    )
     make_order(status="picking", phone="13900001111")
     page = new_page()
     log_in(page, live_server, "service")
@@ -54,7 +59,9 @@ def test_packer_on_a_pda_sees_the_fresh_note_is_stopped_on_a_wrong_item_and_pack
     log_in(page, live_server, "packer")
     page.goto(f"{live_server.url}/pda/")
     # Customer service adds a note moments before the packer scans.
-    services.order_add_note(order=order, by=Actor.of(people["service"]), body="客户要求明日12点前送达", kind="customer_request", audience="warehouse")
+    services.order_add_note(
+        order=order, by=Actor.of(people["service"]), body="客户要求明日12点前送达", kind="customer_request", audience="warehouse"
+    )
 
     def scan(code):
         # A keyboard-wedge scanner types into whatever has focus, then presses Enter.

@@ -52,7 +52,9 @@ def test_the_reviewer_corrects_a_fuzzy_address_on_the_card_and_that_resolves_the
     order = make_order(status="pending_review")
     services.order_tag_add(order=order, by=Actor.system("ERP"), tag="fuzzy_address")
     old_address = order.address
-    response = client_for("reviewer").post(f"/orders/{order.order_number}/correct_address/", {**CORRECTED, "version": order.version + 1})
+    response = client_for("reviewer").post(
+        f"/orders/{order.order_number}/correct_address/", {**CORRECTED, "version": order.version + 1}
+    )
     assert response.status_code == 302
     order.refresh_from_db()
     assert order.address == "江南大道8号" and order.district == "滨江区"
@@ -125,7 +127,9 @@ def test_finance_decides_refunds_but_not_other_after_sales_cases(people):
     exchange = services.after_sales_open(order=order, by=by(people, "service"), kind="exchange", reason="尺码不对")
     with pytest.raises(services.NotAllowed):
         services.after_sales_decide(case=exchange, by=by(people, "finance"), approve=False, reason="不符合")
-    refund = services.after_sales_open(order=order, by=by(people, "service"), kind="refund", reason="破损", amount=Decimal("10.00"))
+    refund = services.after_sales_open(
+        order=order, by=by(people, "service"), kind="refund", reason="破损", amount=Decimal("10.00")
+    )
     services.after_sales_decide(case=refund, by=by(people, "finance"), approve=True, reason="属实")
     services.after_sales_decide(case=exchange, by=by(people, "service"), approve=True, reason="换货")
 
@@ -155,7 +159,13 @@ def test_a_tracking_update_and_a_carrier_change_are_described_by_their_own_facts
     order = make_order(status="paid")
     services.order_set_carrier(order=order, by=by(people, "dispatcher"), carrier_code="shunfeng")
     events.tracking_changed(
-        order=order, by=Actor.system("kuaidi100"), tracking_number="SF1", tracking_state="5", context="【杭州】派件中", location="杭州", source_time=None
+        order=order,
+        by=Actor.system("kuaidi100"),
+        tracking_number="SF1",
+        tracking_state="5",
+        context="【杭州】派件中",
+        location="杭州",
+        source_time=None,
     )
     carrier, tracking = (OrderEvent.objects.get(order=order, kind=kind) for kind in (EventKind.CARRIER, EventKind.TRACKING))
     assert events.describe(carrier) == "Carrier channel: SF Express"

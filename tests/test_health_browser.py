@@ -10,8 +10,8 @@ from django.contrib.auth.models import Group
 from django.core.management import call_command
 from django.utils import timezone
 
-from orders.rules import ALL_ROLES
 from beile.management.commands.seed_demo import demo_password
+from orders.rules import ALL_ROLES
 from tests.conftest import log_in
 from workflows.health.measures import BUSINESS_TZ, MEASURES
 from workflows.health.selectors import HISTORY_DAYS

@@ -21,7 +21,9 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def active_and_finished_orders():
-    active = [make_order(status=status) for status in ("pending_review", "paid", "paid", "picking", "picking", "packed", "packed")]
+    active = [
+        make_order(status=status) for status in ("pending_review", "paid", "paid", "picking", "picking", "packed", "packed")
+    ]
     finished = [make_order(status="shipped"), make_order(status="completed"), make_order(status="cancelled")]
     return active, finished
 
@@ -65,7 +67,9 @@ def _answer(client, user, task, answer):
     return client.post(f"/health/checks/{task.pk}/answer/", {"answer": answer})
 
 
-def test_three_people_answer_independently_and_the_rate_compares_with_the_status_at_sampling(client, people, active_and_finished_orders):
+def test_three_people_answer_independently_and_the_rate_compares_with_the_status_at_sampling(
+    client, people, active_and_finished_orders
+):
     day = business_today()
     samples = consistency_sample_day(day=day, rng=random.Random(3))
     truth = {sample.pk: sample.system_state for sample in samples}
@@ -138,8 +142,17 @@ def test_the_nav_shows_a_badge_with_the_open_checks(client, people, active_and_f
 
 
 def test_status_check_pages_are_for_the_checking_roles(client, people):
-    for role, allowed in {"sales": True, "dispatcher": True, "packer": True, "service": True, "supervisor": False,
-                          "finance": False, "reviewer": False, "courier": False, "outsider": False}.items():
+    for role, allowed in {
+        "sales": True,
+        "dispatcher": True,
+        "packer": True,
+        "service": True,
+        "supervisor": False,
+        "finance": False,
+        "reviewer": False,
+        "courier": False,
+        "outsider": False,
+    }.items():
         client.force_login(people[role])
         assert client.get("/health/checks/").status_code == (200 if allowed else 403), role
     client.logout()

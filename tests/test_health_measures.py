@@ -10,6 +10,7 @@ import time_machine
 from django.utils import translation
 
 from integrations.erp.models import ReconciliationRun
+from integrations.wechat.models import CustomerMessage
 from orders.models import AfterSalesCase, Order, OrderEvent, OrderTag
 from tests.conftest import make_order
 from workflows.frontline.models import Inquiry, SelfServiceQuery
@@ -32,7 +33,7 @@ from workflows.health.measures import (
     measure_wrong_shipment_rate,
 )
 from workflows.health.models import ConsistencySample, ConsistencyTask
-from workflows.models import CustomerMessage, Ticket
+from workflows.models import Ticket
 
 pytestmark = pytest.mark.django_db
 
@@ -57,7 +58,9 @@ def minutes(n: float) -> datetime.timedelta:
 
 
 def event(order, occurred_at, source_time):
-    return OrderEvent.objects.create(order=order, kind="import_update", occurred_at=occurred_at, source_time=source_time, actor_name="ERP")
+    return OrderEvent.objects.create(
+        order=order, kind="import_update", occurred_at=occurred_at, source_time=source_time, actor_name="ERP"
+    )
 
 
 @pytest.mark.parametrize("measure", MEASURES, ids=lambda m: m.key)
@@ -102,9 +105,13 @@ def test_exception_closure_median_of_closed_and_the_open_ones_at_the_end_of_the_
     orders = [make_order() for _ in range(6)]
     OrderTag.objects.create(order=orders[0], tag="fuzzy_address", opened_at=at(19, 8), resolved_at=at(19, 9))  # 60 min
     OrderTag.objects.create(order=orders[1], tag="invoice_pending", opened_at=at(18, 22), resolved_at=at(19, 1))  # 180 min
-    Ticket.objects.create(order=orders[2], kind="stalled", summary="stalled", opened_at=at(19, 10), closed_at=at(19, 10, 30))  # 30 min
+    Ticket.objects.create(
+        order=orders[2], kind="stalled", summary="stalled", opened_at=at(19, 10), closed_at=at(19, 10, 30)
+    )  # 30 min
     OrderTag.objects.create(order=orders[3], tag="high_risk_refund", opened_at=at(19, 20))  # open at 24:00, age 240
-    Ticket.objects.create(order=orders[4], kind="problem", summary="p", opened_at=at(19, 23), closed_at=at(20, 2))  # open at 24:00, 60
+    Ticket.objects.create(
+        order=orders[4], kind="problem", summary="p", opened_at=at(19, 23), closed_at=at(20, 2)
+    )  # open at 24:00, 60
     OrderTag.objects.create(order=orders[5], tag="fuzzy_address", opened_at=at(20, 1), resolved_at=at(20, 3))  # the next day only
 
     result = measure_exception_closure(day=DAY)
@@ -125,13 +132,16 @@ def test_exception_closure_today_counts_open_ages_until_now():
 
 def test_wrong_shipment_rate_is_shipped_orders_with_an_unrejected_wrong_or_missing_claim():
     shipped_that_day = [make_order(status="shipped", shipped_at=at(19, hour)) for hour in (0, 9, 11, 14, 23)]
+    Order.objects.filter(pk=shipped_that_day[4].pk).update(packed_unverified=True)  # the WMS packed it, no scans here
     earlier = make_order(status="completed", shipped_at=at(17, 10))
     make_order(status="shipped", shipped_at=at(20, 0))  # the next day: not in the base
     case = AfterSalesCase.objects.create
     # Claimed the next day, twice about the same parcel: still one wrong shipment of the 19th.
     case(order=shipped_that_day[0], kind="wrong_item", reason="发错规格", opened_at=at(20, 9))
     case(order=shipped_that_day[0], kind="missing_gift", reason="少发赠品", opened_at=at(20, 10))
-    case(order=shipped_that_day[1], kind="missing_gift", reason="少发赠品", opened_at=at(19, 20), status="rejected")  # checked: it was there
+    case(
+        order=shipped_that_day[1], kind="missing_gift", reason="少发赠品", opened_at=at(19, 20), status="rejected"
+    )  # checked: it was there
     case(order=shipped_that_day[2], kind="damaged", reason="罐体凹陷", opened_at=at(19, 20))  # not a wrong shipment
     case(order=shipped_that_day[3], kind="missing_gift", reason="少发赠品", opened_at=at(19, 22), status="approved")
     case(order=earlier, kind="wrong_item", reason="发错规格", opened_at=at(19, 10))  # shipped on the 17th: that day's
@@ -140,7 +150,7 @@ def test_wrong_shipment_rate_is_shipped_orders_with_an_unrejected_wrong_or_missi
 
     assert result.value == 40.0  # orders 0 and 3 ÷ 5 shipped
     assert result.sample_size == 5
-    assert result.detail == {"wrong_orders": 2, "shipped": 5}
+    assert result.detail == {"wrong_orders": 2, "shipped": 5, "packed_unverified": 1}
     behind = behind_wrong_shipment_rate(day=DAY)
     assert [row.order_number for row in behind] == [shipped_that_day[3].order_number] + [shipped_that_day[0].order_number] * 2
     assert all(row.off_target for row in behind)
@@ -151,12 +161,13 @@ def test_wrong_shipment_rate_without_shipments_is_no_data_even_with_cases():
     AfterSalesCase.objects.create(order=order, kind="wrong_item", reason="发错规格", opened_at=at(19, 10))
     result = measure_wrong_shipment_rate(day=DAY)
     assert result.value is None
-    assert result.detail == {"wrong_orders": 0, "shipped": 0}
+    assert result.detail == {"wrong_orders": 0, "shipped": 0, "packed_unverified": 0}
 
 
 def inquiry(order, asked_at, people):
-    return Inquiry.objects.create(order=order, customer=order.customer, channel="phone", question="到哪了",
-                                  recorded_by=people["service"], asked_at=asked_at)
+    return Inquiry.objects.create(
+        order=order, customer=order.customer, channel="phone", question="到哪了", recorded_by=people["service"], asked_at=asked_at
+    )
 
 
 def test_self_service_share_is_page_views_over_views_plus_recorded_inquiries(people):
@@ -179,8 +190,14 @@ def test_self_service_share_is_page_views_over_views_plus_recorded_inquiries(peo
 
 def push(order, sent_at, *, carries_location=True, state="sent"):
     return CustomerMessage.objects.create(
-        order=order, recipient="openid", event_key="x", idempotency_key=f"{order.pk}-{sent_at.timestamp()}-{carries_location}-{state}",
-        carries_location=carries_location, created_at=sent_at, status=state, sent_at=sent_at if state == "sent" else None,
+        order=order,
+        recipient="openid",
+        event_key="x",
+        idempotency_key=f"{order.pk}-{sent_at.timestamp()}-{carries_location}-{state}",
+        carries_location=carries_location,
+        created_at=sent_at,
+        status=state,
+        sent_at=sent_at if state == "sent" else None,
     )
 
 
@@ -210,7 +227,11 @@ def test_perceived_delay_median_and_p90_of_the_waits_that_began_that_day(people)
     behind = behind_perceived_delay(day=DAY)
     # Still waiting first (10 h, 14:00 to the end of the day), then the longest waits.
     assert [row.order_number for row in behind] == [
-        waiting.order_number, slow.order_number, quick.order_number, asked_twice.order_number, asked_twice.order_number,
+        waiting.order_number,
+        slow.order_number,
+        quick.order_number,
+        asked_twice.order_number,
+        asked_twice.order_number,
     ]
     assert [row.off_target for row in behind] == [True, True, True, True, False]  # target: within one minute
 
@@ -230,7 +251,9 @@ def test_rush_handling_is_the_median_from_filing_to_shipping_of_rush_orders_ship
     assert result.detail == {"median": 60, "longest_minutes": 180}
     behind = behind_rush_handling(day=DAY)
     assert [(row.order_number, row.off_target) for row in behind] == [
-        (overnight.order_number, True), (hour.order_number, False), (quick.order_number, False)  # target 1.4 h = 84 min
+        (overnight.order_number, True),
+        (hour.order_number, False),
+        (quick.order_number, False),  # target 1.4 h = 84 min
     ]
 
 
@@ -256,18 +279,32 @@ def test_orders_over_their_stage_limit_is_a_snapshot_of_now():
 
 def reconciliation(day, ran_at, rate, **lists):
     return ReconciliationRun.objects.create(
-        business_date=day, ran_at=ran_at, ran_by="吴敏", erp_file_name="erp.csv",
-        our_order_count=200, our_total_amount=Decimal("20000.00"), our_refund_count=1,
-        erp_order_count=201, erp_total_amount=Decimal("20100.00"), erp_refund_count=1,
-        order_count_diff_pct=Decimal("0.498"), total_amount_diff_pct=Decimal("0.498"), refund_count_diff_pct=Decimal("0"),
-        consistency_rate=Decimal(rate), **lists,
+        business_date=day,
+        ran_at=ran_at,
+        ran_by="吴敏",
+        erp_file_name="erp.csv",
+        our_order_count=200,
+        our_total_amount=Decimal("20000.00"),
+        our_refund_count=1,
+        erp_order_count=201,
+        erp_total_amount=Decimal("20100.00"),
+        erp_refund_count=1,
+        order_count_diff_pct=Decimal("0.498"),
+        total_amount_diff_pct=Decimal("0.498"),
+        refund_count_diff_pct=Decimal("0"),
+        consistency_rate=Decimal(rate),
+        **lists,
     )
 
 
 def test_erp_consistency_is_the_latest_check_of_that_business_date():
     reconciliation(DAY, at(20, 9), "97.00", only_erp=["OLD"])  # re-run after fixing the ERP side
     reconciliation(
-        DAY, at(20, 11), "98.51", only_ours=["BL1"], only_erp=["ERP9"],
+        DAY,
+        at(20, 11),
+        "98.51",
+        only_ours=["BL1"],
+        only_erp=["ERP9"],
         amount_mismatches=[{"order_number": "BL2", "ours": "100.00", "erp": "120.00"}],
     )
     reconciliation(DAY - datetime.timedelta(days=1), at(19, 9), "100.00")
@@ -280,7 +317,9 @@ def test_erp_consistency_is_the_latest_check_of_that_business_date():
     assert MEASURES_BY_KEY["erp_consistency"].healthy(result.value) is False
     behind = behind_erp_consistency(day=DAY)
     assert [(row.order_number, row.linked, row.off_target) for row in behind] == [
-        ("BL1", True, True), ("ERP9", False, True), ("BL2", True, True)  # an ERP-only number has no card here
+        ("BL1", True, True),
+        ("ERP9", False, True),
+        ("BL2", True, True),  # an ERP-only number has no card here
     ]
     assert "100.00" in behind[2].amount and "120.00" in behind[2].amount
 
@@ -295,7 +334,9 @@ def test_cross_role_consistency_counts_matching_answers_over_answers_given(peopl
     ConsistencyTask.objects.create(sample=second, group="sales", assignee=people["sales"], answer="pending_review", **answered)
     ConsistencyTask.objects.create(sample=second, group="warehouse", assignee=people["packer"], answer="paid", **answered)
     ConsistencyTask.objects.create(sample=second, group="service", assignee=people["service"])  # unanswered
-    other_day = ConsistencySample.objects.create(day=DAY + datetime.timedelta(days=1), slot=1, order=make_order(), system_state="pending_review")
+    other_day = ConsistencySample.objects.create(
+        day=DAY + datetime.timedelta(days=1), slot=1, order=make_order(), system_state="pending_review"
+    )
     ConsistencyTask.objects.create(sample=other_day, group="sales", assignee=people["sales"], answer="paid", **answered)
 
     result = measure_cross_role_consistency(day=DAY)

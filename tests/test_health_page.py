@@ -38,8 +38,13 @@ def frozen_now():
 def slow_import(hours_ago: float, delay_minutes: float):
     recorded = NOW - datetime.timedelta(hours=hours_ago)
     order = make_order()
-    OrderEvent.objects.create(order=order, kind="import_update", occurred_at=recorded,
-                              source_time=recorded - datetime.timedelta(minutes=delay_minutes), actor_name="ERP")
+    OrderEvent.objects.create(
+        order=order,
+        kind="import_update",
+        occurred_at=recorded,
+        source_time=recorded - datetime.timedelta(minutes=delay_minutes),
+        actor_name="ERP",
+    )
     return order
 
 
@@ -159,7 +164,9 @@ def test_compute_measures_command_stores_a_range_of_days(frozen_now):
     out = io.StringIO()
     call_command("compute_measures", date="2026-01-18", days=3, stdout=out)
     assert sorted(set(DailyMeasure.objects.values_list("day", flat=True))) == [
-        datetime.date(2026, 1, 16), datetime.date(2026, 1, 17), datetime.date(2026, 1, 18)
+        datetime.date(2026, 1, 16),
+        datetime.date(2026, 1, 17),
+        datetime.date(2026, 1, 18),
     ]
     assert DailyMeasure.objects.count() == 3 * len(MEASURES)
     assert "2026-01-18: status_update_delay=—" in out.getvalue()
@@ -191,10 +198,21 @@ def test_orders_over_their_limit_lead_to_the_order_lists_overdue_view(client, pe
 def test_erp_only_order_numbers_are_listed_without_a_card_link(client, people, frozen_now):
     ours = make_order()
     ReconciliationRun.objects.create(
-        business_date=YESTERDAY, ran_by="吴敏", erp_file_name="erp.csv", our_order_count=1, our_total_amount=Decimal("10.00"),
-        our_refund_count=0, erp_order_count=1, erp_total_amount=Decimal("10.00"), erp_refund_count=0,
-        order_count_diff_pct=Decimal("0"), total_amount_diff_pct=Decimal("0"), refund_count_diff_pct=Decimal("0"),
-        consistency_rate=Decimal("0.00"), only_ours=[ours.order_number], only_erp=["ERP0001"],
+        business_date=YESTERDAY,
+        ran_by="吴敏",
+        erp_file_name="erp.csv",
+        our_order_count=1,
+        our_total_amount=Decimal("10.00"),
+        our_refund_count=0,
+        erp_order_count=1,
+        erp_total_amount=Decimal("10.00"),
+        erp_refund_count=0,
+        order_count_diff_pct=Decimal("0"),
+        total_amount_diff_pct=Decimal("0"),
+        refund_count_diff_pct=Decimal("0"),
+        consistency_rate=Decimal("0.00"),
+        only_ours=[ours.order_number],
+        only_erp=["ERP0001"],
     )
     client.force_login(people["finance"])
     page = client.get(f"/health/erp_consistency/?day={YESTERDAY}").content.decode()
@@ -214,4 +232,6 @@ def test_nightly_task_stores_the_wrong_shipment_rate_again_while_claims_arrive()
         store_yesterdays_measures()
     assert DailyMeasure.objects.get(key="wrong_shipment_rate", day=YESTERDAY).value == 25.0  # 1 of 4, claimed a day later
     # A measure that settles with its day is not stored again.
-    assert DailyMeasure.objects.get(key="status_update_delay", day=YESTERDAY).computed_at == datetime.datetime(2026, 1, 20, 0, 20, tzinfo=SHANGHAI)
+    assert DailyMeasure.objects.get(key="status_update_delay", day=YESTERDAY).computed_at == datetime.datetime(
+        2026, 1, 20, 0, 20, tzinfo=SHANGHAI
+    )

@@ -77,8 +77,10 @@ def test_sf_query_with_the_phone_tail_succeeds(fake_kuaidi100):
 
 
 def test_the_fake_refuses_a_json_body(fake_kuaidi100):
-    """PROTOCOLS.md: a JSON request body is rejected as incomplete data."""
-    reply = requests.post(f"{fake_kuaidi100.url}/poll/query.do", json={"customer": "x", "sign": "y", "param": "{}"}, timeout=5).json()
+    """docs/protocols.md: a JSON request body is rejected as incomplete data."""
+    reply = requests.post(
+        f"{fake_kuaidi100.url}/poll/query.do", json={"customer": "x", "sign": "y", "param": "{}"}, timeout=5
+    ).json()
     assert reply == {"result": False, "returnCode": "400", "message": "找不到对应公司或参数不完整"}
 
 

@@ -8,9 +8,11 @@ import requests
 
 from integrations.kuaidi100 import services
 from integrations.kuaidi100.models import SubscriptionState, TrackingSubscription
+from integrations.wechat.models import CustomerMessage
 from orders.models import Order, OrderEvent, Shipment
 from tests.logistics_fixtures import SALT, fake_kuaidi100, fake_wechat, role_groups, shipped_order  # noqa: F401 - fixtures
-from workflows.models import CustomerMessage, Ticket
+from workflows import tracking
+from workflows.models import Ticket
 
 pytestmark = pytest.mark.usefixtures("transactional_db", "role_groups")
 ACK = {"result": True, "returnCode": "200", "message": "成功"}
@@ -119,8 +121,10 @@ def test_abort_opens_one_ticket_and_tells_the_customer(tracked, fake_kuaidi100):
     assert "3天查询无记录" in tickets.get().summary
     assert TrackingSubscription.objects.get(shipment=shipment).state == SubscriptionState.ABORTED
     assert CustomerMessage.objects.filter(order_id=shipment.order_id, event_key=f"tracking:{shipment.pk}:abort").count() == 1
-    # Resubscribing is allowed after abort (PROTOCOLS.md): the fake accepts it again.
-    TrackingSubscription.objects.filter(shipment=shipment).update(state=SubscriptionState.PENDING, next_attempt_at=shipment.created_at)
+    # Resubscribing is allowed after abort (docs/protocols.md): the fake accepts it again.
+    TrackingSubscription.objects.filter(shipment=shipment).update(
+        state=SubscriptionState.PENDING, next_attempt_at=shipment.created_at
+    )
     assert services.shipment_subscribe(subscription_id=shipment.subscription.pk) == "subscribed"
 
 
@@ -149,7 +153,11 @@ def test_a_push_for_an_unknown_parcel_is_acknowledged_and_ignored(live_server, s
     from integrations.kuaidi100.client import callback_sign
 
     param = json.dumps({"status": "polling", "lastResult": {"nu": "NOPE1", "com": "zhongtong", "state": "0", "data": []}})
-    response = requests.post(f"{live_server.url}/integrations/kuaidi100/callback/", data={"param": param, "sign": callback_sign(param, SALT)}, timeout=5)
+    response = requests.post(
+        f"{live_server.url}/integrations/kuaidi100/callback/",
+        data={"param": param, "sign": callback_sign(param, SALT)},
+        timeout=5,
+    )
     assert response.json() == ACK
 
 
@@ -164,7 +172,11 @@ def test_a_permanently_refused_subscription_opens_a_ticket(fake_kuaidi100, fake_
     assert services.shipment_subscribe(subscription_id=subscription.pk) == "refused"
     subscription.refresh_from_db()
     assert subscription.state == SubscriptionState.REFUSED and subscription.last_error.startswith("701")
-    assert Ticket.objects.get(order=order).kind == "aborted"
+    # Nobody watches the parcel now: the minute watch scan hands it to a person, once.
+    assert tracking.shipments_watch_scan() == 1
+    ticket = Ticket.objects.get(order=order)
+    assert ticket.kind == "aborted" and "701" in ticket.summary
+    assert tracking.shipments_watch_scan() == 0
 
 
 def test_a_busy_provider_is_retried_with_backoff_and_a_claim_is_taken_once(fake_kuaidi100, fake_wechat, settings, live_server):

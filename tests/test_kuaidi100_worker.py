@@ -17,9 +17,9 @@ from beile.celery import app
 from integrations.kuaidi100 import services as tracking
 from integrations.kuaidi100.models import SubscriptionState, TrackingSubscription
 from integrations.wechat import services as pushes
+from integrations.wechat.models import CustomerMessage, MessageStatus
 from tests.conftest import ROOT, database_url_for_subprocess, require_postgres, require_redis, wait_for
 from tests.logistics_fixtures import SALT, fake_kuaidi100, fake_wechat, role_groups, shipped_order  # noqa: F401 - fixtures
-from workflows.models import CustomerMessage, MessageStatus
 
 pytestmark = [pytest.mark.celery_worker, pytest.mark.usefixtures("transactional_db", "role_groups")]
 ORDERS = 200
@@ -27,9 +27,26 @@ ORDERS = 200
 
 def start_worker(env: dict[str, str]) -> subprocess.Popen:
     process = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "beile", "worker", "--pool=threads", "--concurrency=2",
-         "--without-heartbeat", "--without-gossip", "--without-mingle", "-l", "info"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "beile",
+            "worker",
+            "--pool=threads",
+            "--concurrency=2",
+            "--without-heartbeat",
+            "--without-gossip",
+            "--without-mingle",
+            "-l",
+            "info",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     seen = []
     deadline = time.monotonic() + 60
@@ -56,10 +73,15 @@ def test_200_shipped_orders_survive_a_killed_worker(fake_kuaidi100, fake_wechat,
         **os.environ,
         "DATABASE_URL": database_url_for_subprocess(),
         "PUBLIC_BASE_URL": live_server.url,
-        "KUAIDI100_BASE_URL": fake_kuaidi100.url, "KUAIDI100_CUSTOMER": "TESTCUSTOMER", "KUAIDI100_KEY": "test-key",
+        "KUAIDI100_BASE_URL": fake_kuaidi100.url,
+        "KUAIDI100_CUSTOMER": "TESTCUSTOMER",
+        "KUAIDI100_KEY": "test-key",
         "KUAIDI100_CALLBACK_SALT": SALT,
-        "WECHAT_BASE_URL": fake_wechat.url, "WECHAT_APP_ID": "wxtest", "WECHAT_APP_SECRET": "test-secret",
-        "WECHAT_TEMPLATE_ID": "test-template", "WECHAT_CALLBACK_TOKEN": "test-token",
+        "WECHAT_BASE_URL": fake_wechat.url,
+        "WECHAT_APP_ID": "wxtest",
+        "WECHAT_APP_SECRET": "test-secret",
+        "WECHAT_TEMPLATE_ID": "test-template",
+        "WECHAT_CALLBACK_TOKEN": "test-token",
         "INTEGRATION_CLAIM_SECONDS": "3",
     }
     settings.INTEGRATION_CLAIM_SECONDS = 3
@@ -86,6 +108,7 @@ def test_200_shipped_orders_survive_a_killed_worker(fake_kuaidi100, fake_wechat,
                 pushes.customer_messages_relay()
                 sent = CustomerMessage.objects.filter(event_key__startswith=event_prefix, status=MessageStatus.SENT).count()
                 return sent == expected and not TrackingSubscription.objects.exclude(state=SubscriptionState.ACTIVE).exists()
+
             return check
 
         wait_for(everything_sent("shipped", ORDERS), timeout=180, interval=1.0, message="all subscriptions and shipped pushes")

@@ -9,15 +9,15 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone, translation
 
-from workflows.frontline.lookup import lookup
-from workflows.frontline.models import Inquiry
-from workflows.frontline.templatetags.frontline import relative_day
+from integrations.wechat.models import CustomerMessage
 from orders import services
 from orders.access import Actor
 from orders.models import AddressChangeRequest, Note, Order
 from tests.conftest import PASSWORD, make_order
 from tests.frontline_fixtures import customer_with_orders, fast_passwords, rejected_return, ship  # noqa: F401
-from workflows.models import CustomerMessage
+from workflows.frontline.lookup import lookup
+from workflows.frontline.models import Inquiry
+from workflows.frontline.templatetags.frontline import relative_day
 
 pytestmark = pytest.mark.django_db
 
@@ -83,7 +83,9 @@ def test_query_count_does_not_grow_with_orders(client, people):
 
 def test_rejected_return_reads_as_said_on_the_phone(client, people):
     # Thursday 2026-01-22; "last Tuesday" is 2026-01-13.
-    with time_machine.travel(datetime.datetime(2026, 1, 22, 15, 0, tzinfo=datetime.timezone(datetime.timedelta(hours=8))), tick=False):
+    with time_machine.travel(
+        datetime.datetime(2026, 1, 22, 15, 0, tzinfo=datetime.timezone(datetime.timedelta(hours=8))), tick=False
+    ):
         order = make_order(status="completed", phone="13900001111")
         decided = timezone.now() - datetime.timedelta(days=9)
         rejected_return(order, decided_at=decided, by=people["service"])
@@ -112,7 +114,9 @@ def test_timeline_merges_everything_for_every_order(people):
     customer = customer_with_orders(2, phone="13900001111", people=people)
     order = customer.orders.first()
     Inquiry.objects.create(order=order, customer=customer, channel="phone", question="到哪了", recorded_by=people["service"])
-    CustomerMessage.objects.create(order=order, recipient="x", event_key="shipped", idempotency_key="k1", content={"text": "已发货"})
+    CustomerMessage.objects.create(
+        order=order, recipient="x", event_key="shipped", idempotency_key="k1", content={"text": "已发货"}
+    )
     kinds = {entry.kind.split()[0] for entry in lookup("13900001111").timeline}
     assert {"note", "after-sales", "shipment", "message", "inquiry"} <= kinds
 
@@ -133,7 +137,12 @@ def test_inquiry_answers_the_customer_at_once_with_location(client, people):
 def test_inquiry_without_openid_tells_the_agent_what_to_say(client, people):
     order = make_order(status="picking", phone="13900003333")
     client.login(username="service", password=PASSWORD)
-    response = client.post(f"/service/lookup/{order.order_number}/inquiry/", {"channel": "phone"}, HTTP_HX_REQUEST="true", HTTP_HX_TARGET="lookup-result")
+    response = client.post(
+        f"/service/lookup/{order.order_number}/inquiry/",
+        {"channel": "phone"},
+        HTTP_HX_REQUEST="true",
+        HTTP_HX_TARGET="lookup-result",
+    )
     assert Inquiry.objects.get(order=order).answer_message is None
     assert not CustomerMessage.objects.exists()
     assert 'id="lookup-notice"' in response.content.decode()
@@ -142,7 +151,10 @@ def test_inquiry_without_openid_tells_the_agent_what_to_say(client, people):
 def test_note_from_lookup_reaches_the_order(client, people):
     order = make_order(status="picking", phone="13900003333")
     client.login(username="service", password=PASSWORD)
-    client.post(f"/service/lookup/{order.order_number}/note/", {"body": "客户要求明日12点前送达", "kind": "customer_request", "audience": "warehouse"})
+    client.post(
+        f"/service/lookup/{order.order_number}/note/",
+        {"body": "客户要求明日12点前送达", "kind": "customer_request", "audience": "warehouse"},
+    )
     assert Note.objects.get(order=order).body == "客户要求明日12点前送达"
 
 
@@ -151,14 +163,26 @@ def test_refused_action_is_explained(client, people):
     client.login(username="service", password=PASSWORD)
     response = client.post(
         f"/service/lookup/{order.order_number}/request_address/",
-        {"receiver_name": "王丽", "receiver_phone": "13900003333", "province": "浙江省", "city": "杭州市", "address": "新地址1号"},
+        {
+            "receiver_name": "王丽",
+            "receiver_phone": "13900003333",
+            "province": "浙江省",
+            "city": "杭州市",
+            "address": "新地址1号",
+        },
         HTTP_HX_REQUEST="true",
     )
     assert 'id="lookup-error"' in response.content.decode()
     assert not AddressChangeRequest.objects.exists()
 
 
-ADDRESS = {"receiver_name": "王丽", "receiver_phone": "139 0000 3333", "province": "浙江省", "city": "杭州市", "address": "新地址1号"}
+ADDRESS = {
+    "receiver_name": "王丽",
+    "receiver_phone": "139 0000 3333",
+    "province": "浙江省",
+    "city": "杭州市",
+    "address": "新地址1号",
+}
 
 
 def test_address_change_before_packing_stops_packing(client, people):

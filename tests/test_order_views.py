@@ -45,7 +45,9 @@ def test_list_filters(people):
     reviewer = people["reviewer"]
     pending = make_order(status="pending_review")
     picking = make_order(status="picking")
-    rush = make_order(status="paid", is_rush=True, rush_reason="客户明天出国", rush_deadline=timezone.now() + datetime.timedelta(hours=3))
+    rush = make_order(
+        status="paid", is_rush=True, rush_reason="客户明天出国", rush_deadline=timezone.now() + datetime.timedelta(hours=3)
+    )
     held = make_order(status="paid")
     services.order_hold(order=held, by=Actor.of(people["service"]), reason="stock_shortage", until=None)
     fuzzy = make_order(status="pending_review")
@@ -75,7 +77,9 @@ def test_list_filters(people):
     assert only("status=bogus") == set(every)  # an unknown filter value is ignored, not an error
 
 
-@pytest.mark.parametrize("typed", ["13912345678", "139 1234 5678", "139-1234-5678", "+86 139 1234 5678", "0086 13912345678", "１３９１２３４５６７８"])
+@pytest.mark.parametrize(
+    "typed", ["13912345678", "139 1234 5678", "139-1234-5678", "+86 139 1234 5678", "0086 13912345678", "１３９１２３４５６７８"]
+)
 def test_search_by_phone_in_any_format(people, typed):
     wanted = make_order(phone="13912345678")
     make_order(phone="13800138000")
@@ -153,7 +157,9 @@ def busy_order(people) -> Order:
     milk = make_product(price="298.00")
     yoghurt = make_product(cold_chain=True, price="45.90")
     gift = make_product(price="0.00")
-    order = make_order(status="picking", lines=[(milk, 2), (yoghurt, 1)], gift=gift, phone="13812345678", carrier_code="zhongtong")
+    order = make_order(
+        status="picking", lines=[(milk, 2), (yoghurt, 1)], gift=gift, phone="13812345678", carrier_code="zhongtong"
+    )
     service = Actor.of(people["service"])
     services.order_add_note(order=order, by=service, body="赠品口水巾不要漏放", kind="warning", audience="warehouse")
     services.order_add_note(order=order, by=service, body="客户要求明日12点前送达", kind="customer_request", audience="")
@@ -200,7 +206,9 @@ def test_unknown_order_is_404(people):
 
 
 def _note(order, people):
-    return services.order_add_note(order=order, by=Actor.of(people["service"]), body="看一下", kind="warning", audience="warehouse")
+    return services.order_add_note(
+        order=order, by=Actor.of(people["service"]), body="看一下", kind="warning", audience="warehouse"
+    )
 
 
 def _question(order, people):
@@ -208,13 +216,21 @@ def _question(order, people):
 
 
 def _case(order, people):
-    return services.after_sales_open(order=order, by=Actor.of(people["service"]), kind="refund", reason="不要了", amount=Decimal("10"))
+    return services.after_sales_open(
+        order=order, by=Actor.of(people["service"]), kind="refund", reason="不要了", amount=Decimal("10")
+    )
 
 
 def _change(order, people):
     return services.address_change_request(
-        order=order, by=Actor.of(people["service"]), receiver_name="王丽", receiver_phone="13800138000",
-        province="浙江省", city="杭州市", district="滨江区", address="江南大道1号",
+        order=order,
+        by=Actor.of(people["service"]),
+        receiver_name="王丽",
+        receiver_phone="13800138000",
+        province="浙江省",
+        city="杭州市",
+        district="滨江区",
+        address="江南大道1号",
     )
 
 
@@ -243,20 +259,75 @@ ACTION_CASES = {
     "complete": ("shipped", "service", None, {}, lambda o: o.status == "completed"),
     "cancel": ("paid", "service", None, {"reason": "重复下单"}, lambda o: o.status == "cancelled"),
     "carrier": ("paid", "dispatcher", None, {"carrier_code": "shunfenglengyun"}, lambda o: o.carrier_code == "shunfenglengyun"),
-    "hold": ("paid", "dispatcher", None, {"reason": "stock_shortage", "until": "2099-01-01T18:00", "note": "补货"}, lambda o: o.is_held),
+    "hold": (
+        "paid",
+        "dispatcher",
+        None,
+        {"reason": "stock_shortage", "until": "2099-01-01T18:00", "note": "补货"},
+        lambda o: o.is_held,
+    ),
     "release": ("paid", "dispatcher", _hold, {}, lambda o: not o.is_held),
     "claim": ("paid", "dispatcher", None, {}, lambda o: o.claimed_by is not None),
     "unclaim": ("paid", "dispatcher", _claim, {}, lambda o: o.claimed_by is None),
-    "note": ("paid", "sales", None, {"body": "客户来电催单", "kind": "info", "audience": ""}, lambda o: o.notes.filter(body="客户来电催单").exists()),
+    "note": (
+        "paid",
+        "sales",
+        None,
+        {"body": "客户来电催单", "kind": "info", "audience": ""},
+        lambda o: o.notes.filter(body="客户来电催单").exists(),
+    ),
     "acknowledge": ("picking", "packer", _note, {}, lambda o: o.notes.get().acknowledgements.exists()),
     "ask": ("paid", "sales", None, {"to_role": "finance", "question": "发票？"}, lambda o: o.feedback_requests.exists()),
     "answer": ("paid", "dispatcher", _question, {"answer": "能"}, lambda o: o.feedback_requests.get().answer == "能"),
     "tag": ("paid", "reviewer", None, {"tag": "high_risk_refund"}, lambda o: o.tags.filter(tag="high_risk_refund").exists()),
-    "resolve_tag": ("paid", "finance", _tag, {"tag": "invoice_pending", "resolution": "已开"}, lambda o: o.tags.get().resolved_at),
-    "open_case": ("completed", "service", None, {"kind": "refund", "reason": "罐体凹陷", "amount": "59.90"}, lambda o: o.after_sales.get().amount == Decimal("59.90")),
-    "decide_case": ("completed", "finance", _case, {"decision": "approve", "reason": "属实"}, lambda o: o.refund_amount == Decimal("10.00")),
-    "correct_address": ("pending_review", "reviewer", None, {"receiver_name": "王丽", "receiver_phone": "13800138000", "province": "浙江省", "city": "杭州市", "district": "滨江区", "address": "江南大道2号"}, lambda o: o.address == "江南大道2号"),
-    "request_address": ("paid", "service", None, {"receiver_name": "王丽", "receiver_phone": "13800138000", "province": "浙江省", "city": "杭州市", "address": "江南大道1号"}, lambda o: o.address_changes.exists()),
+    "resolve_tag": (
+        "paid",
+        "finance",
+        _tag,
+        {"tag": "invoice_pending", "resolution": "已开"},
+        lambda o: o.tags.get().resolved_at,
+    ),
+    "open_case": (
+        "completed",
+        "service",
+        None,
+        {"kind": "refund", "reason": "罐体凹陷", "amount": "59.90"},
+        lambda o: o.after_sales.get().amount == Decimal("59.90"),
+    ),
+    "decide_case": (
+        "completed",
+        "finance",
+        _case,
+        {"decision": "approve", "reason": "属实"},
+        lambda o: o.refund_amount == Decimal("10.00"),
+    ),
+    "correct_address": (
+        "pending_review",
+        "reviewer",
+        None,
+        {
+            "receiver_name": "王丽",
+            "receiver_phone": "13800138000",
+            "province": "浙江省",
+            "city": "杭州市",
+            "district": "滨江区",
+            "address": "江南大道2号",
+        },
+        lambda o: o.address == "江南大道2号",
+    ),
+    "request_address": (
+        "paid",
+        "service",
+        None,
+        {
+            "receiver_name": "王丽",
+            "receiver_phone": "13800138000",
+            "province": "浙江省",
+            "city": "杭州市",
+            "address": "江南大道1号",
+        },
+        lambda o: o.address_changes.exists(),
+    ),
     "resolve_address": ("paid", "reviewer", _change, {"decision": "apply"}, lambda o: o.address == "江南大道1号"),
 }
 ID_FIELDS = {"acknowledge": "note_id", "answer": "request_id", "decide_case": "case_id", "resolve_address": "change_id"}
@@ -387,8 +458,11 @@ def test_revealing_the_phone_is_logged(people, htmx):
 def order_urls(order: Order) -> list[tuple[str, str]]:
     from orders.views import ACTIONS
 
-    urls = [("get", reverse("order_list")), ("get", reverse("order_card", args=[order.order_number])),
-            ("post", reverse("phone_reveal", args=[order.order_number]))]
+    urls = [
+        ("get", reverse("order_list")),
+        ("get", reverse("order_card", args=[order.order_number])),
+        ("post", reverse("phone_reveal", args=[order.order_number])),
+    ]
     urls += [("post", reverse("order_action", args=[order.order_number, action])) for action in ACTIONS]
     return urls
 
@@ -412,8 +486,16 @@ def test_anonymous_is_sent_to_log_in_everywhere(db):
 
 @pytest.mark.parametrize(
     ("role", "landing"),
-    [("supervisor", "/board/"), ("packer", "/pda/"), ("service", "/service/lookup/"), ("finance", "/erp/"),
-     ("reviewer", "/orders/"), ("sales", "/orders/"), ("dispatcher", "/orders/"), ("courier", "/orders/")],
+    [
+        ("supervisor", "/board/"),
+        ("packer", "/pda/"),
+        ("service", "/service/lookup/"),
+        ("finance", "/erp/"),
+        ("reviewer", "/orders/"),
+        ("sales", "/orders/"),
+        ("dispatcher", "/orders/"),
+        ("courier", "/orders/"),
+    ],
 )
 def test_each_role_lands_on_its_own_screen(people, role, landing):
     response = signed_in(role).get("/")

@@ -95,7 +95,9 @@ def test_a_restart_at_the_bench_also_stops_the_card(client, people):
 
 def _pack_refusals_both_ways(order: Order, user) -> tuple[list[str], list[str]]:
     order = Order.objects.get(pk=order.pk)
-    [option] = [option for option in selectors.transition_options(order, frozenset({"packer"}), user=user) if option["name"] == "pack"]
+    [option] = [
+        option for option in selectors.transition_options(order, frozenset({"packer"}), user=user) if option["name"] == "pack"
+    ]
     return option["blockers"], station.packing_state(order=order, user=user).station_blockers
 
 
@@ -103,7 +105,9 @@ def test_card_and_pda_give_the_same_refusals(people):
     packer = people["packer"]
     milk, gift = make_product(cold_chain=True), make_product()
     order = make_order(status="picking", lines=[(milk, 2)], gift=gift)
-    note = services.order_add_note(order=order, by=Actor.of(people["service"]), body="赠品口水巾不要漏放", kind="warning", audience="warehouse")
+    note = services.order_add_note(
+        order=order, by=Actor.of(people["service"]), body="赠品口水巾不要漏放", kind="warning", audience="warehouse"
+    )
     services.order_add_note(order=order, by=Actor.of(people["service"]), body="只给客服看", audience="service")
 
     steps = [
@@ -160,7 +164,10 @@ def test_rush_order_for_a_new_phone_cannot_be_approved_without_items(client, peo
     assert "订单还没有商品明细，请先补全商品（如经 ERP 导入）。" in rules.BLOCKERS["approve"](order)
 
 
-@pytest.mark.parametrize(("name", "source", "role"), [("approve", "pending_review", "reviewer"), ("start_picking", "paid", "dispatcher"), ("pack", "picking", "packer")])
+@pytest.mark.parametrize(
+    ("name", "source", "role"),
+    [("approve", "pending_review", "reviewer"), ("start_picking", "paid", "dispatcher"), ("pack", "picking", "packer")],
+)
 def test_an_order_without_items_cannot_move_on(people, name, source, role):
     order = make_order(status=source)
     order.lines.all().delete()
@@ -186,8 +193,12 @@ def wms_post(client, payload: dict):
     body = json.dumps(payload).encode()
     timestamp = str(int(time.time()))
     return client.post(
-        "/api/v1/events", data=body, content_type="application/json", HTTP_X_BEILE_SOURCE="WMS",
-        HTTP_X_BEILE_TIMESTAMP=timestamp, HTTP_X_BEILE_SIGNATURE=sign(secret="wms-test-secret", timestamp=timestamp, body=body),
+        "/api/v1/events",
+        data=body,
+        content_type="application/json",
+        HTTP_X_BEILE_SOURCE="WMS",
+        HTTP_X_BEILE_TIMESTAMP=timestamp,
+        HTTP_X_BEILE_SIGNATURE=sign(secret="wms-test-secret", timestamp=timestamp, body=body),
     )
 
 

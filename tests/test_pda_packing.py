@@ -85,7 +85,13 @@ def test_missing_gift_blocks_packing(bench):
 
 def test_every_note_must_be_acknowledged_by_the_packer(bench):
     people = bench["people"]
-    note = services.order_add_note(order=bench["order"], by=Actor.of(people["service"]), body="客户要求明日12点前送达", kind="customer_request", audience="warehouse")
+    note = services.order_add_note(
+        order=bench["order"],
+        by=Actor.of(people["service"]),
+        body="客户要求明日12点前送达",
+        kind="customer_request",
+        audience="warehouse",
+    )
     scan_everything(bench)
     with pytest.raises(services.TransitionBlocked, match="备注你尚未确认"):
         packing.packing_finish(order=bench["order"], by=bench["packer"])
@@ -123,8 +129,15 @@ def test_open_refund_shows_stop_and_refuses_scans(client, bench):
 
 def test_open_address_change_shows_stop(client, bench):
     order = bench["order"]
-    services.address_change_request(order=order, by=Actor.of(bench["people"]["service"]), receiver_name="王丽", receiver_phone="13800138000",
-                                    province="浙江省", city="杭州市", address="改送：滨江区1号")
+    services.address_change_request(
+        order=order,
+        by=Actor.of(bench["people"]["service"]),
+        receiver_name="王丽",
+        receiver_phone="13800138000",
+        province="浙江省",
+        city="杭州市",
+        address="改送：滨江区1号",
+    )
     client.login(username="packer", password=PASSWORD)
     html = client.get(f"/pda/{order.order_number}/").content.decode()
     assert 'id="stop"' in html and "滨江区1号" in html
@@ -133,14 +146,25 @@ def test_open_address_change_shows_stop(client, bench):
 def test_station_over_http_every_scan_is_recorded(client, bench):
     client.login(username="packer", password=PASSWORD)
     order = bench["order"]
-    note = Note.objects.create(order=order, author=bench["people"]["service"], author_role="service", body="赠品口水巾不要漏放", audience="warehouse", kind="warning")
+    note = Note.objects.create(
+        order=order,
+        author=bench["people"]["service"],
+        author_role="service",
+        body="赠品口水巾不要漏放",
+        audience="warehouse",
+        kind="warning",
+    )
     html = client.post("/pda/scan/", {"code": order.order_number}, HTTP_HX_REQUEST="true").content.decode()
     assert "赠品口水巾不要漏放" in html and "unacknowledged" in html and 'id="gift-flag"' in html
-    html = client.post("/pda/scan/", {"code": make_product().barcode, "order": order.order_number}, HTTP_HX_REQUEST="true").content.decode()
+    html = client.post(
+        "/pda/scan/", {"code": make_product().barcode, "order": order.order_number}, HTTP_HX_REQUEST="true"
+    ).content.decode()
     assert 'data-outcome="refused"' in html and "scan-result bad" in html
     for product, times in ((bench["milk"], 2), (bench["wipes"], 1), (bench["gift"], 1)):
         for _ in range(times):
-            html = client.post("/pda/scan/", {"code": product.barcode, "order": order.order_number}, HTTP_HX_REQUEST="true").content.decode()
+            html = client.post(
+                "/pda/scan/", {"code": product.barcode, "order": order.order_number}, HTTP_HX_REQUEST="true"
+            ).content.decode()
     assert 'id="pack-button" disabled' in html
     client.post(f"/pda/{order.order_number}/acknowledge/", {"note_id": note.pk})
     response = client.post(f"/pda/{order.order_number}/pack/")

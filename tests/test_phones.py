@@ -1,4 +1,4 @@
-"""normalize_mobile over the formats customers and agents actually type (PROTOCOLS.md)."""
+"""normalize_mobile over the formats customers and agents actually type (docs/protocols.md)."""
 
 import pytest
 
@@ -35,6 +35,8 @@ def test_normalize_mobile(raw, expected):
     assert normalize_mobile(raw) == expected
 
 
-@pytest.mark.parametrize(("raw", "valid"), [("0571-88888888", True), ("057188888888", True), ("+86 138 1234 5678", True), ("12345", False)])
+@pytest.mark.parametrize(
+    ("raw", "valid"), [("0571-88888888", True), ("057188888888", True), ("+86 138 1234 5678", True), ("12345", False)]
+)
 def test_contact_numbers_include_landlines(raw, valid):
     assert is_contact_number(raw) is valid

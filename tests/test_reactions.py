@@ -7,13 +7,13 @@ from __future__ import annotations
 import pytest
 
 from integrations.kuaidi100.models import TrackingSubscription
+from integrations.wechat.models import CustomerMessage
 from orders.access import Actor
 from orders.models import EventKind, OrderEvent
 from orders.services import order_ship, order_transition
 from tests.conftest import make_order
 from tests.logistics_fixtures import bind_customer
 from workflows import reactions
-from workflows.models import CustomerMessage
 
 pytestmark = pytest.mark.django_db
 

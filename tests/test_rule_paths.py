@@ -54,14 +54,22 @@ def _fuzzy_address(order, people):
 def _cold_chain(order, people):
     # A cold-chain item on an order whose carrier (and, at the dock, the shipping form) is not SF cold chain.
     cold = make_product(cold_chain=True)
-    order.lines.create(product=cold, sku_code=cold.sku_code, product_name=cold.name, quantity=1, unit_price=cold.unit_price, cold_chain=True)
+    order.lines.create(
+        product=cold, sku_code=cold.sku_code, product_name=cold.name, quantity=1, unit_price=cold.unit_price, cold_chain=True
+    )
 
 
 def _interception(order, people):
     services.after_sales_open(order=order, by=Actor.of(people["service"]), kind="refund", reason="不要了", amount=Decimal("1.00"))
 
 
-BREAK = {"hold": _hold, "no_items": _no_items, "fuzzy_address": _fuzzy_address, "cold_chain": _cold_chain, "interception": _interception}
+BREAK = {
+    "hold": _hold,
+    "no_items": _no_items,
+    "fuzzy_address": _fuzzy_address,
+    "cold_chain": _cold_chain,
+    "interception": _interception,
+}
 
 
 # --- The paths ----------------------------------------------------------------------------------
@@ -98,13 +106,21 @@ def via_pda(order: Order, transition: str, people) -> tuple[bool, str]:
 
 
 def via_inbound_event(order: Order, transition: str, people) -> tuple[bool, str]:
-    payload = {"event_id": f"matrix-{order.pk}-{transition}", "order_number": order.order_number, "action": transition,
-               **(SHIP_FORM if transition == "ship" else {})}
+    payload = {
+        "event_id": f"matrix-{order.pk}-{transition}",
+        "order_number": order.order_number,
+        "action": transition,
+        **(SHIP_FORM if transition == "ship" else {}),
+    }
     body = json.dumps(payload).encode()
     timestamp = str(int(time.time()))
     response = Client().post(
-        "/api/v1/events", data=body, content_type="application/json", HTTP_X_BEILE_SOURCE="WMS",
-        HTTP_X_BEILE_TIMESTAMP=timestamp, HTTP_X_BEILE_SIGNATURE=sign(secret=WMS_SECRET, timestamp=timestamp, body=body),
+        "/api/v1/events",
+        data=body,
+        content_type="application/json",
+        HTTP_X_BEILE_SOURCE="WMS",
+        HTTP_X_BEILE_TIMESTAMP=timestamp,
+        HTTP_X_BEILE_SIGNATURE=sign(secret=WMS_SECRET, timestamp=timestamp, body=body),
     )
     if response.status_code == 200:
         return True, ""
@@ -183,7 +199,13 @@ def test_a_person_cannot_pack_unscanned_items_on_any_path(people, path):
 def test_the_erp_import_never_moves_an_existing_orders_status(people, tmp_path):
     order = make_order(status="paid")
     _hold(order, people)
-    row = line(order.order_number, order.lines.get().sku_code, status="已发货", price=str(order.total_amount), total=str(order.total_amount)) | {
+    row = line(
+        order.order_number,
+        order.lines.get().sku_code,
+        status="已发货",
+        price=str(order.total_amount),
+        total=str(order.total_amount),
+    ) | {
         "快递单号": "ZT1234567890"  # a valid shipped row: without its waybill the import refuses it before the status question
     }
     import_orders(path=write_csv(tmp_path / "erp.csv", [row]))
@@ -194,8 +216,13 @@ def test_the_erp_import_never_moves_an_existing_orders_status(people, tmp_path):
 def test_the_rush_link_never_changes_a_status(people):
     order = make_order(status="paid")
     _fuzzy_address(order, people)
-    services.rush_file(by=Actor.of(people["sales"]), phone=order.receiver_phone, reason="明早出国", deadline=order.placed_at.replace(year=2099),
-                       order_choice=order.order_number)
+    services.rush_file(
+        by=Actor.of(people["sales"]),
+        phone=order.receiver_phone,
+        reason="明早出国",
+        deadline=order.placed_at.replace(year=2099),
+        order_choice=order.order_number,
+    )
     order.refresh_from_db()
     assert order.status == "paid" and order.is_rush
 

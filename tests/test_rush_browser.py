@@ -19,8 +19,13 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, seria
 
 
 def test_rush_filed_on_a_phone_appears_on_top_of_the_open_board(new_page, live_server, people):
-    later = make_order(status="paid", phone="13811112222", is_rush=True, rush_reason="早先的加急",
-                       rush_deadline=timezone.now() + datetime.timedelta(hours=8))
+    later = make_order(
+        status="paid",
+        phone="13811112222",
+        is_rush=True,
+        rush_reason="早先的加急",
+        rush_deadline=timezone.now() + datetime.timedelta(hours=8),
+    )
     board = new_page()
     log_in(board, live_server, "supervisor")
     board.goto(f"{live_server.url}/board/")
@@ -55,4 +60,3 @@ def test_rush_filed_on_a_phone_appears_on_top_of_the_open_board(new_page, live_s
     )
     assert "🔥" in first_card.inner_text() and "宝宝奶粉断顿" in first_card.inner_text()
     assert board.evaluate("window.boardNotReloaded") is True
-

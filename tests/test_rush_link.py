@@ -54,7 +54,9 @@ def test_open_orders_are_listed_as_sales_type_and_one_must_be_chosen(client, sal
     response = client.post("/r/", {"phone": "13812345678", "reason": "客户明早出国", "deadline": _in(3)})
     assert response.status_code == 422 and "请选择要加急的订单" in response.content.decode()
 
-    response = client.post("/r/", {"phone": "+86 138-1234-5678", "reason": "客户明早出国", "deadline": _in(3), "order": order.order_number})
+    response = client.post(
+        "/r/", {"phone": "+86 138-1234-5678", "reason": "客户明早出国", "deadline": _in(3), "order": order.order_number}
+    )
     assert response.status_code == 302
     order.refresh_from_db()
     assert order.is_rush and order.rush_reason == "客户明早出国" and order.rush_filed_at is not None

@@ -38,20 +38,28 @@ from django.utils import timezone
 from beile.middleware import CONTENT_SECURITY_POLICY
 from integrations.erp import exporter, inbound
 from integrations.erp.models import ImportRun, ImportState, InboundEvent
-from integrations.kuaidi100 import client as kuaidi100_client
 from integrations.erp.reconciliation import reconciliation_run
+from integrations.kuaidi100 import client as kuaidi100_client
+from integrations.wechat.models import CustomerMessage
 from orders import services
-from workflows.frontline import selfservice
 from orders.access import Actor
-from orders.rules import ALL_ROLES, MASKED_PHONE_ROLES
 from orders.models import (
-    AddressChangeRequest, AfterSalesCase, AfterSalesKind, EventKind, FeedbackRequest, NoteAcknowledgement, Order, OrderEvent,
+    AddressChangeRequest,
+    AfterSalesCase,
+    AfterSalesKind,
+    EventKind,
+    FeedbackRequest,
+    NoteAcknowledgement,
+    Order,
+    OrderEvent,
 )
+from orders.rules import ALL_ROLES, MASKED_PHONE_ROLES
 from tests.conftest import PASSWORD, make_order
 from tests.erp_fixtures import line as erp_line
 from tests.erp_fixtures import write_csv
+from workflows.frontline import selfservice
 from workflows.health.models import ConsistencySample, ConsistencyTask
-from workflows.models import Alert, CustomerMessage, Ticket, TicketKind
+from workflows.models import Alert, Ticket, TicketKind
 from workflows.tickets import ticket_open_for_shipment
 
 IDENTITIES = (*ALL_ROLES, "outsider", "anonymous")
@@ -185,8 +193,14 @@ def world(people, settings, tmp_path) -> World:
     supervisor = Actor.of(people["supervisor"])
     services.order_add_note(order=order, by=Actor.of(people["service"]), body="客户要求明天12点前送达")
     services.address_change_request(
-        order=order, by=supervisor, receiver_name="王丽", receiver_phone=NEW_RECEIVER_PHONE,
-        province="浙江省", city="杭州市", district="西湖区", address="文三路1号",
+        order=order,
+        by=supervisor,
+        receiver_name="王丽",
+        receiver_phone=NEW_RECEIVER_PHONE,
+        province="浙江省",
+        city="杭州市",
+        district="西湖区",
+        address="文三路1号",
     )
     sample = ConsistencySample.objects.create(day=timezone.localdate(), slot=1, order=order, system_state=order.status)
     status_check = ConsistencyTask.objects.create(sample=sample, group="sales", assignee=people["sales"])
@@ -201,18 +215,35 @@ def world(people, settings, tmp_path) -> World:
     # Finance's objects: a finished import preview with a refused row, yesterday's export file
     # and a reconciliation run against an ERP file.
     import_run = ImportRun.objects.create(
-        file="erp/imports/erp.csv", original_name="erp.csv", uploaded_by=people["finance"], dry_run=True,
-        state=ImportState.DONE, total_rows=2, processed_rows=2, rejected_count=1, rejected_rows=1,
+        file="erp/imports/erp.csv",
+        original_name="erp.csv",
+        uploaded_by=people["finance"],
+        dry_run=True,
+        state=ImportState.DONE,
+        total_rows=2,
+        processed_rows=2,
+        rejected_count=1,
+        rejected_rows=1,
         errors=[{"row": 3, "column": "手机", "order_number": "E1", "reason": "not a mobile number"}],
     )
     yesterday = timezone.localdate() - datetime.timedelta(days=1)
     daily_export = exporter.daily_export_produce(business_date=yesterday, produced_by="finance")
-    erp_file = write_csv(tmp_path / "erp.csv", [erp_line("E1", "SKU-E1", placed=f"{yesterday} 10:00:00", paid=f"{yesterday} 10:01:00")])
+    erp_file = write_csv(
+        tmp_path / "erp.csv", [erp_line("E1", "SKU-E1", placed=f"{yesterday} 10:00:00", paid=f"{yesterday} 10:01:00")]
+    )
     reconciliation = reconciliation_run(business_date=yesterday, erp_path=erp_file, erp_file_name="erp.csv", by="finance")
-    return World(people=people, order=order, extra={
-        "status_check": status_check, "ticket": ticket, "alert": alert, "import_run": import_run,
-        "daily_export": daily_export, "reconciliation": reconciliation,
-    })
+    return World(
+        people=people,
+        order=order,
+        extra={
+            "status_check": status_check,
+            "ticket": ticket,
+            "alert": alert,
+            "import_run": import_run,
+            "daily_export": daily_export,
+            "reconciliation": reconciliation,
+        },
+    )
 
 
 def build_url(route: Route, world: World, **overrides: str) -> str:
@@ -269,7 +300,7 @@ def check_page(route: Route, identity: str, method: str, response: HttpResponse)
         (EVENT_HANDLER_ATTRIBUTE, "an on…= event handler attribute"),
     ):
         match = pattern.search(html)
-        assert match is None, f"{where}: the CSP forbids {what}: {html[match.start():match.start() + 120]!r}"
+        assert match is None, f"{where}: the CSP forbids {what}: {html[match.start() : match.start() + 120]!r}"
     # Revealing the full number is a deliberate, logged POST (phone_reveal); every page GET
     # shows masked roles only the masked form.
     if identity in MASKED_PHONE_ROLES and method == "GET":
@@ -340,7 +371,8 @@ def test_unknown_order_number_is_a_plain_404(route, world):
         else:
             _, real = fetch(client_for(identity, world), real_url)
             assert (missing.status_code, missing.get("Location", "").split("?")[0]) == (
-                real.status_code, real.get("Location", "").split("?")[0]
+                real.status_code,
+                real.get("Location", "").split("?")[0],
             ), f"{identity} can tell a real order from a missing one at {route.name}"
 
 
@@ -356,8 +388,15 @@ def test_the_id_routes_are_the_known_ones():
     """A new URL with an object id joins test_unknown_object_id_is_a_plain_404 by itself; this
     keeps the scoped cases below in step (a new scoped id needs its own test there)."""
     assert {route.name for route in ID_ROUTES} == {
-        "health:check_answer", "erp_import_detail", "erp_import_confirm", "erp_import_retry", "erp_import_errors",
-        "erp_reconciliation_detail", "ticket_detail", "ticket_action", "alert_acknowledge",
+        "health:check_answer",
+        "erp_import_detail",
+        "erp_import_confirm",
+        "erp_import_retry",
+        "erp_import_errors",
+        "erp_reconciliation_detail",
+        "ticket_detail",
+        "ticket_action",
+        "alert_acknowledge",
     }
 
 
@@ -373,7 +412,8 @@ def test_unknown_object_id_is_a_plain_404(route, world):
         else:
             _, real = fetch(client_for(identity, world), real_url)
             assert (missing.status_code, missing.get("Location", "").split("?")[0]) == (
-                real.status_code, real.get("Location", "").split("?")[0]
+                real.status_code,
+                real.get("Location", "").split("?")[0],
             ), f"{identity} can tell a real id from a missing one at {route.name}"
 
 
@@ -397,10 +437,18 @@ def other_order(world) -> Order:
     order = make_order(status="paid")
     note = services.order_add_note(order=order, by=Actor.of(people["service"]), body="B 的备注")
     question = services.feedback_request(order=order, by=Actor.of(people["service"]), to_role="packer", question="B 的赠品在吗？")
-    case = services.after_sales_open(order=order, by=Actor.of(people["service"]), kind=AfterSalesKind.choices[0][0], reason="B 的理由")
+    case = services.after_sales_open(
+        order=order, by=Actor.of(people["service"]), kind=AfterSalesKind.choices[0][0], reason="B 的理由"
+    )
     change = services.address_change_request(
-        order=order, by=Actor.of(people["service"]), receiver_name="李雷", receiver_phone="13600001111",
-        province="浙江省", city="杭州市", district="西湖区", address="文一路2号",
+        order=order,
+        by=Actor.of(people["service"]),
+        receiver_name="李雷",
+        receiver_phone="13600001111",
+        province="浙江省",
+        city="杭州市",
+        district="西湖区",
+        address="文一路2号",
     )
     order.extra_objects = {"note": note, "question": question, "case": case, "change": change}
     return order
@@ -408,18 +456,36 @@ def other_order(world) -> Order:
 
 # (order action, POST body naming B's object, role that may do it, "has it been acted on?")
 ORDER_ACTIONS_WITH_IDS = [
-    ("acknowledge", lambda objects: {"note_id": objects["note"].pk}, "packer",
-     lambda objects: NoteAcknowledgement.objects.filter(note=objects["note"]).exists()),
-    ("answer", lambda objects: {"request_id": objects["question"].pk, "answer": "在"}, "packer",
-     lambda objects: FeedbackRequest.objects.get(pk=objects["question"].pk).answer != ""),
-    ("decide_case", lambda objects: {"case_id": objects["case"].pk, "decision": "approve", "reason": "同意"}, "service",
-     lambda objects: AfterSalesCase.objects.get(pk=objects["case"].pk).decided_at is not None),
-    ("resolve_address", lambda objects: {"change_id": objects["change"].pk, "decision": "apply"}, "reviewer",
-     lambda objects: AddressChangeRequest.objects.get(pk=objects["change"].pk).resolved_at is not None),
+    (
+        "acknowledge",
+        lambda objects: {"note_id": objects["note"].pk},
+        "packer",
+        lambda objects: NoteAcknowledgement.objects.filter(note=objects["note"]).exists(),
+    ),
+    (
+        "answer",
+        lambda objects: {"request_id": objects["question"].pk, "answer": "在"},
+        "packer",
+        lambda objects: FeedbackRequest.objects.get(pk=objects["question"].pk).answer != "",
+    ),
+    (
+        "decide_case",
+        lambda objects: {"case_id": objects["case"].pk, "decision": "approve", "reason": "同意"},
+        "service",
+        lambda objects: AfterSalesCase.objects.get(pk=objects["case"].pk).decided_at is not None,
+    ),
+    (
+        "resolve_address",
+        lambda objects: {"change_id": objects["change"].pk, "decision": "apply"},
+        "reviewer",
+        lambda objects: AddressChangeRequest.objects.get(pk=objects["change"].pk).resolved_at is not None,
+    ),
 ]
 
 
-@pytest.mark.parametrize(("action", "body", "role", "acted_on"), ORDER_ACTIONS_WITH_IDS, ids=[a[0] for a in ORDER_ACTIONS_WITH_IDS])
+@pytest.mark.parametrize(
+    ("action", "body", "role", "acted_on"), ORDER_ACTIONS_WITH_IDS, ids=[a[0] for a in ORDER_ACTIONS_WITH_IDS]
+)
 def test_an_id_of_another_order_posted_to_an_order_action_is_not_found(world, other_order, action, body, role, acted_on):
     objects = other_order.extra_objects
     client = client_for(role, world)
@@ -464,6 +530,7 @@ def test_a_ticket_action_that_does_not_exist_is_not_found(world):
 
 # --- The customer's self-service page ----------------------------------------------------------
 
+
 def test_self_service_page_masks_personal_data(world):
     """Whoever holds the link or the order number + last 4 digits sees the status, not the person."""
     cache.clear()  # the rate-limit counters live in the shared cache and outlive the test database
@@ -472,8 +539,15 @@ def test_self_service_page_masks_personal_data(world):
         Client().get(reverse("track_link", args=[selfservice.link_token(order)])),
         Client().post(reverse("track"), {"order_number": order.order_number, "last4": CUSTOMER_PHONE[-4:]}),
     ]
-    private = [CUSTOMER_PHONE, NEW_RECEIVER_PHONE, order.receiver_name, order.customer.name, order.address, "文三路1号",
-               "客户要求明天12点前送达"]  # the last: an internal note
+    private = [
+        CUSTOMER_PHONE,
+        NEW_RECEIVER_PHONE,
+        order.receiver_name,
+        order.customer.name,
+        order.address,
+        "文三路1号",
+        "客户要求明天12点前送达",
+    ]  # the last: an internal note
     for response in pages:
         assert response.status_code == 200
         html = response.content.decode()
@@ -501,11 +575,17 @@ def test_self_service_guessing_is_refused_and_rate_limited(world):
 INBOUND_SECRET = "matrix-wms-secret"
 
 
-def _post_event(body: bytes, *, timestamp: int, source: str = "WMS", secret: str = INBOUND_SECRET, signed_body: bytes | None = None):
+def _post_event(
+    body: bytes, *, timestamp: int, source: str = "WMS", secret: str = INBOUND_SECRET, signed_body: bytes | None = None
+):
     signature = inbound.sign(secret=secret, timestamp=str(timestamp), body=signed_body or body)
     return Client(enforce_csrf_checks=True).post(
-        reverse("erp_inbound_event"), body, content_type="application/json",
-        HTTP_X_BEILE_SOURCE=source, HTTP_X_BEILE_TIMESTAMP=str(timestamp), HTTP_X_BEILE_SIGNATURE=signature,
+        reverse("erp_inbound_event"),
+        body,
+        content_type="application/json",
+        HTTP_X_BEILE_SOURCE=source,
+        HTTP_X_BEILE_TIMESTAMP=str(timestamp),
+        HTTP_X_BEILE_SIGNATURE=signature,
     )
 
 
@@ -519,7 +599,9 @@ def test_inbound_events_refuse_bad_signatures_and_stale_timestamps_and_apply_a_r
         "wrong secret": _post_event(body, timestamp=now, secret="guessed"),
         "another source's secret": _post_event(body, timestamp=now, secret="matrix-erp-secret"),
         "unknown source": _post_event(body, timestamp=now, source="HACKER"),
-        "body changed after signing": _post_event(json.dumps({**event, "action": "cancel"}).encode(), timestamp=now, signed_body=body),
+        "body changed after signing": _post_event(
+            json.dumps({**event, "action": "cancel"}).encode(), timestamp=now, signed_body=body
+        ),
         "stale timestamp": _post_event(body, timestamp=now - 5 * 60 - 2),
         "timestamp from the future": _post_event(body, timestamp=now + 5 * 60 + 2),
     }
@@ -542,12 +624,24 @@ KUAIDI100_SALT = "matrix-salt"
 
 
 def _kuaidi100_push(shipment, *, context: str) -> str:
-    return json.dumps({
-        "status": "polling", "message": "", "autoCheck": "0",
-        "lastResult": {"message": "ok", "nu": shipment.tracking_number, "com": shipment.carrier_code, "status": "200",
-                       "state": "0", "ischeck": "0",
-                       "data": [{"time": "2030-01-02 03:04:05", "ftime": "2030-01-02 03:04:05", "context": context, "status": "在途"}]},
-    }, ensure_ascii=False, separators=(",", ":"))
+    return json.dumps(
+        {
+            "status": "polling",
+            "message": "",
+            "autoCheck": "0",
+            "lastResult": {
+                "message": "ok",
+                "nu": shipment.tracking_number,
+                "com": shipment.carrier_code,
+                "status": "200",
+                "state": "0",
+                "ischeck": "0",
+                "data": [{"time": "2030-01-02 03:04:05", "ftime": "2030-01-02 03:04:05", "context": context, "status": "在途"}],
+            },
+        },
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
 
 
 def test_kuaidi100_callback_refuses_bad_signatures_and_takes_a_replay_once(world, settings):
@@ -587,12 +681,18 @@ def _wechat_url(*, timestamp: int, nonce: str, token: str = WECHAT_TOKEN, **extr
 def test_wechat_callback_refuses_bad_signatures_stale_timestamps_and_replays(world, settings):
     settings.WECHAT = {**settings.WECHAT, "CALLBACK_TOKEN": WECHAT_TOKEN}
     message = CustomerMessage.objects.create(
-        order=world.order, recipient="o-matrix", event_key="shipped", idempotency_key=f"matrix-{world.order.pk}",
-        status="sent", provider_message_id="200228332",
+        order=world.order,
+        recipient="o-matrix",
+        event_key="shipped",
+        idempotency_key=f"matrix-{world.order.pk}",
+        status="sent",
+        provider_message_id="200228332",
     )
-    report = ("<xml><ToUserName><![CDATA[gh_1]]></ToUserName><FromUserName><![CDATA[o-matrix]]></FromUserName>"
-              "<CreateTime>1</CreateTime><MsgType><![CDATA[event]]></MsgType><Event><![CDATA[TEMPLATESENDJOBFINISH]]></Event>"
-              "<MsgID>200228332</MsgID><Status><![CDATA[{status}]]></Status></xml>")
+    report = (
+        "<xml><ToUserName><![CDATA[gh_1]]></ToUserName><FromUserName><![CDATA[o-matrix]]></FromUserName>"
+        "<CreateTime>1</CreateTime><MsgType><![CDATA[event]]></MsgType><Event><![CDATA[TEMPLATESENDJOBFINISH]]></Event>"
+        "<MsgID>200228332</MsgID><Status><![CDATA[{status}]]></Status></xml>"
+    )
     client = Client(enforce_csrf_checks=True)
     now = int(timezone.now().timestamp())
     nonces = iter(secrets.token_hex(5) for _ in range(10))
@@ -619,6 +719,7 @@ def test_wechat_callback_refuses_bad_signatures_stale_timestamps_and_replays(wor
 
 
 # --- Login throttling (django-axes) ----------------------------------------------------------
+
 
 def _log_in(client: Client, username: str, password: str, address: str = "127.0.0.1", **headers) -> HttpResponse:
     return client.post(reverse("login"), {"username": username, "password": password}, REMOTE_ADDR=address, **headers)

@@ -8,10 +8,10 @@ import time_machine
 from django.core import signing
 from django.core.cache import cache
 
-from workflows.frontline import selfservice
-from workflows.frontline.models import SelfServiceQuery
 from tests.conftest import make_order
 from tests.frontline_fixtures import fast_passwords, ship  # noqa: F401
+from workflows.frontline import selfservice
+from workflows.frontline.models import SelfServiceQuery
 
 pytestmark = pytest.mark.django_db
 

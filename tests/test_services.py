@@ -39,7 +39,11 @@ def test_hold_records_reason_owner_and_expected_release(people):
     services.order_hold(order=order, by=by(people, "dispatcher"), reason="stock_shortage", until=until, note="等待补货")
     order.refresh_from_db()
     assert (order.is_held, order.hold_reason, order.hold_note, order.hold_until, order.hold_owner) == (
-        True, "stock_shortage", "等待补货", until, people["dispatcher"],
+        True,
+        "stock_shortage",
+        "等待补货",
+        until,
+        people["dispatcher"],
     )
     [event] = events(order, EventKind.HOLD)
     assert (event.actor_name, event.actor_role) == ("小调", "dispatcher")
@@ -48,8 +52,11 @@ def test_hold_records_reason_owner_and_expected_release(people):
 
 @pytest.mark.parametrize(
     ("reason", "until_hours", "message"),
-    [("", None, "Choose a hold reason."), ("no_such_reason", None, "Choose a hold reason."),
-     ("other", -1, "The expected release time must be in the future.")],
+    [
+        ("", None, "Choose a hold reason."),
+        ("no_such_reason", None, "Choose a hold reason."),
+        ("other", -1, "The expected release time must be in the future."),
+    ],
 )
 def test_hold_input_is_checked(people, reason, until_hours, message):
     order = make_order(status="paid")
@@ -163,21 +170,36 @@ def test_outsider_cannot_claim(people):
 def test_note_records_author_role_and_an_event(people):
     order = make_order(status="picking")
     version = order.version
-    note = services.order_add_note(order=order, by=by(people, "service"), body=" 客户要求明日12点前送达 ", kind="customer_request", audience="warehouse")
+    note = services.order_add_note(
+        order=order, by=by(people, "service"), body=" 客户要求明日12点前送达 ", kind="customer_request", audience="warehouse"
+    )
     assert (note.body, note.author, note.author_role, note.kind, note.audience) == (
-        "客户要求明日12点前送达", people["service"], "service", "customer_request", "warehouse",
+        "客户要求明日12点前送达",
+        people["service"],
+        "service",
+        "customer_request",
+        "warehouse",
     )
     [event] = events(order, EventKind.NOTE)
     assert (event.actor_name, event.actor_role) == ("小服", "service")
-    assert event.payload == {"note_id": note.pk, "kind": "customer_request", "audience": "warehouse", "body": "客户要求明日12点前送达"}
+    assert event.payload == {
+        "note_id": note.pk,
+        "kind": "customer_request",
+        "audience": "warehouse",
+        "body": "客户要求明日12点前送达",
+    }
     order.refresh_from_db()
     assert order.version == version + 1  # others' open screens are now stale
 
 
 @pytest.mark.parametrize(
     ("body", "kind", "audience", "message"),
-    [("", "info", "", "A note cannot be empty."), ("x" * 1001, "info", "", "at most 1000 characters"),
-     ("ok", "shout", "", "Choose a note kind"), ("ok", "info", "everybody", "Choose a note kind")],
+    [
+        ("", "info", "", "A note cannot be empty."),
+        ("x" * 1001, "info", "", "at most 1000 characters"),
+        ("ok", "shout", "", "Choose a note kind"),
+        ("ok", "info", "everybody", "Choose a note kind"),
+    ],
 )
 def test_note_input_is_checked(people, body, kind, audience, message):
     with pytest.raises(services.OrderError, match=message):
@@ -186,13 +208,19 @@ def test_note_input_is_checked(people, body, kind, audience, message):
 
 def test_acknowledging_a_note_is_recorded_once_per_person(people):
     order = make_order(status="picking")
-    note = services.order_add_note(order=order, by=by(people, "service"), body="奶粉两层气泡膜", kind="warning", audience="warehouse")
+    note = services.order_add_note(
+        order=order, by=by(people, "service"), body="奶粉两层气泡膜", kind="warning", audience="warehouse"
+    )
     first = services.note_acknowledge(note=note, by=by(people, "packer"))
     again = services.note_acknowledge(note=note, by=by(people, "packer"))
     assert first.pk == again.pk and first.role == "packer"
     assert NoteAcknowledgement.objects.filter(note=note).count() == 1
     [event] = events(order, EventKind.ACKNOWLEDGE)
-    assert (event.actor_name, event.actor_role, event.payload) == ("小包", "packer", {"note_id": note.pk, "body": "奶粉两层气泡膜"})
+    assert (event.actor_name, event.actor_role, event.payload) == (
+        "小包",
+        "packer",
+        {"note_id": note.pk, "body": "奶粉两层气泡膜"},
+    )
 
 
 # --- Feedback requests ----------------------------------------------------------------------------
@@ -232,7 +260,9 @@ def test_a_question_to_one_person_is_answered_in_that_persons_role(people):
     assert events(order, EventKind.FEEDBACK_ANSWER)[0].actor_role == "packer"
 
 
-@pytest.mark.parametrize(("to_role", "question", "message"), [("dispatcher", " ", "Write the question"), ("boss", "?", "Choose the role")])
+@pytest.mark.parametrize(
+    ("to_role", "question", "message"), [("dispatcher", " ", "Write the question"), ("boss", "?", "Choose the role")]
+)
 def test_feedback_input_is_checked(people, to_role, question, message):
     with pytest.raises(services.OrderError, match=message):
         services.feedback_request(order=make_order(), by=by(people, "sales"), to_role=to_role, question=question)
@@ -266,23 +296,38 @@ def test_tags_are_added_once_and_resolved_with_a_resolution(people):
 def test_after_sales_refund_approved_adds_to_refund_amount(people):
     milk = make_product(price="298.00")
     order = make_order(status="completed", lines=[(milk, 2)])
-    first = services.after_sales_open(order=order, by=by(people, "service"), kind="refund", reason="罐体凹陷", sku_code=milk.sku_code, amount=Decimal("298.00"))
-    second = services.after_sales_open(order=order, by=by(people, "service"), kind="refund", reason="少发一罐", sku_code=milk.sku_code, amount=Decimal("100.50"))
+    first = services.after_sales_open(
+        order=order, by=by(people, "service"), kind="refund", reason="罐体凹陷", sku_code=milk.sku_code, amount=Decimal("298.00")
+    )
+    second = services.after_sales_open(
+        order=order, by=by(people, "service"), kind="refund", reason="少发一罐", sku_code=milk.sku_code, amount=Decimal("100.50")
+    )
     services.after_sales_decide(case=first, by=by(people, "finance"), approve=True, reason="核实属实", department="售后部")
     services.after_sales_decide(case=second, by=by(people, "service"), approve=True, reason="补偿差价")
     order.refresh_from_db()
     assert order.refund_amount == Decimal("398.50")
     first.refresh_from_db()
-    assert (first.status, first.decided_by, first.decided_by_department, first.decision_reason) == ("approved", people["finance"], "售后部", "核实属实")
+    assert (first.status, first.decided_by, first.decided_by_department, first.decision_reason) == (
+        "approved",
+        people["finance"],
+        "售后部",
+        "核实属实",
+    )
     decided = [e for e in events(order, EventKind.AFTER_SALES) if e.payload["action"] == "approved"]
     assert [(e.actor_role, e.payload["department"]) for e in decided] == [("finance", "售后部"), ("service", "")]
 
 
 def test_rejected_or_non_refund_cases_refund_nothing(people):
     order = make_order(status="completed")
-    rejected = services.after_sales_open(order=order, by=by(people, "service"), kind="refund", reason="不想要了", amount=Decimal("99.00"))
-    services.after_sales_decide(case=rejected, by=by(people, "service"), approve=False, reason="已拆封影响二次销售", department="技术部")
-    gift = services.after_sales_open(order=order, by=by(people, "sales"), kind="missing_gift", reason="少发口水巾", amount=Decimal("5.00"))
+    rejected = services.after_sales_open(
+        order=order, by=by(people, "service"), kind="refund", reason="不想要了", amount=Decimal("99.00")
+    )
+    services.after_sales_decide(
+        case=rejected, by=by(people, "service"), approve=False, reason="已拆封影响二次销售", department="技术部"
+    )
+    gift = services.after_sales_open(
+        order=order, by=by(people, "sales"), kind="missing_gift", reason="少发口水巾", amount=Decimal("5.00")
+    )
     services.after_sales_decide(case=gift, by=by(people, "service"), approve=True, reason="补发")
     order.refresh_from_db()
     assert order.refund_amount == Decimal("0.00")
@@ -309,7 +354,14 @@ def test_after_sales_roles_and_input(people):
 
 # --- Address changes ----------------------------------------------------------------------------
 
-NEW_ADDRESS = {"receiver_name": "王丽", "receiver_phone": "139 0013 9000", "province": "浙江省", "city": "杭州市", "district": "滨江区", "address": "江南大道1号"}
+NEW_ADDRESS = {
+    "receiver_name": "王丽",
+    "receiver_phone": "139 0013 9000",
+    "province": "浙江省",
+    "city": "杭州市",
+    "district": "滨江区",
+    "address": "江南大道1号",
+}
 
 
 def test_address_change_applied_updates_the_order(people):
@@ -340,7 +392,9 @@ def test_address_change_input_and_timing(people):
     with pytest.raises(services.OrderError, match="Fill in the receiver"):
         services.address_change_request(order=make_order(), by=by(people, "service"), **{**NEW_ADDRESS, "address": ""})
     with pytest.raises(services.OrderError, match="12345 is not a valid phone number"):
-        services.address_change_request(order=make_order(), by=by(people, "service"), **{**NEW_ADDRESS, "receiver_phone": "12345"})
+        services.address_change_request(
+            order=make_order(), by=by(people, "service"), **{**NEW_ADDRESS, "receiver_phone": "12345"}
+        )
     with pytest.raises(services.OrderError, match="has left the warehouse"):
         services.address_change_request(order=make_order(status="shipped"), by=by(people, "service"), **NEW_ADDRESS)
     with pytest.raises(services.NotAllowed):

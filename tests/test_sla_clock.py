@@ -9,17 +9,15 @@ from django.core import mail
 from django.core.management import call_command
 from django.utils import timezone
 
-from orders import services
+from orders import clock, services
 from orders.access import Actor
-from orders.models import EventKind, Order
+from orders.models import EventKind, Order, StageRule
 from orders.selectors import OrderFilters, order_list
+from orders.services import rush_file
 from tests.conftest import make_order
 from tests.packing_fixtures import scan_every_item
-from orders import clock
 from workflows import sla
-from orders.models import StageRule
 from workflows.models import Alert
-from orders.services import rush_file
 
 pytestmark = pytest.mark.django_db
 START = datetime.datetime(2026, 11, 24, 9, 0, tzinfo=datetime.timezone(datetime.timedelta(hours=8)))
@@ -115,10 +113,20 @@ def test_rush_deadline_overrides_the_stage_limit_when_sooner(supervisor_mail):
         soon = _picking_order(people)
         later = make_order(status="paid", phone="13900139000")
         later = services.order_transition(order=later, name="start_picking", by=Actor.of(people["dispatcher"]))
-        rush_file(by=sales, phone=soon.receiver_phone, reason="客户明早出国", deadline=START + datetime.timedelta(hours=1),
-                  order_choice=soon.order_number)
-        rush_file(by=sales, phone=later.receiver_phone, reason="尽快", deadline=START + datetime.timedelta(hours=10),
-                  order_choice=later.order_number)
+        rush_file(
+            by=sales,
+            phone=soon.receiver_phone,
+            reason="客户明早出国",
+            deadline=START + datetime.timedelta(hours=1),
+            order_choice=soon.order_number,
+        )
+        rush_file(
+            by=sales,
+            phone=later.receiver_phone,
+            reason="尽快",
+            deadline=START + datetime.timedelta(hours=10),
+            order_choice=later.order_number,
+        )
     soon.refresh_from_db()
     later.refresh_from_db()
     assert soon.stage_due_at == START + datetime.timedelta(hours=1)
@@ -147,7 +155,7 @@ def test_the_card_shows_time_in_stage_against_the_limit(client, supervisor_mail)
     client.force_login(people["dispatcher"])
     with _at(datetime.timedelta(hours=4, minutes=30)):
         page = client.get(f"/orders/{order.order_number}/").content.decode()
-    clock = page[page.index('id="stage-clock"'):][:400]
+    clock = page[page.index('id="stage-clock"') :][:400]
     assert 'class="over"' in clock and "4小时30分 / 4小时0分" in clock
 
 

@@ -39,7 +39,9 @@ def english():
 def run(name: str, order: Order, by: Actor, **kwargs) -> Order:
     """Run a transition through the service that owns it."""
     if name == "ship":
-        return services.order_ship(order=order, by=by, carrier_code="zhongtong", tracking_number=kwargs.pop("tracking", "ZT100200300"), **kwargs)
+        return services.order_ship(
+            order=order, by=by, carrier_code="zhongtong", tracking_number=kwargs.pop("tracking", "ZT100200300"), **kwargs
+        )
     if name == "cancel":
         return services.order_cancel(order=order, by=by, reason=kwargs.pop("reason", "客户取消：买错规格"), **kwargs)
     if name == "pack" and by.user is not None:
@@ -88,7 +90,13 @@ def test_a_system_completes_a_shipped_order(people):
 def test_full_journey_stamps_every_stage_and_logs_each_actor(people):
     order = make_order(status="pending_review")
     start = timezone.now()
-    steps = [("approve", "reviewer"), ("start_picking", "dispatcher"), ("pack", "packer"), ("ship", "courier"), ("complete", "courier")]
+    steps = [
+        ("approve", "reviewer"),
+        ("start_picking", "dispatcher"),
+        ("pack", "packer"),
+        ("ship", "courier"),
+        ("complete", "courier"),
+    ]
     for minutes, (name, role) in enumerate(steps, start=1):
         moment = start + datetime.timedelta(minutes=10 * minutes)
         with time_machine.travel(moment, tick=False):
@@ -108,7 +116,7 @@ def test_full_journey_stamps_every_stage_and_logs_each_actor(people):
 def test_status_cannot_be_assigned_directly():
     order = make_order(status="pending_review")
     with pytest.raises(AttributeError):
-        setattr(order, "status", "shipped")  # the FSM field is protected: only transitions change it
+        order.status = "shipped"  # the FSM field is protected: only transitions change it
 
 
 def test_a_transition_from_the_wrong_status_is_refused(people):
@@ -176,13 +184,19 @@ def test_a_warehouse_note_blocks_packing_until_the_packer_acknowledges_it(people
     every note for the warehouse or for everyone, whatever its kind, read by the person packing."""
     order = make_order(status="picking")
     note = services.order_add_note(
-        order=order, by=Actor.of(people["service"]), body="赠品口水巾不要漏放，客户上次投诉过", kind="warning", audience="warehouse"
+        order=order,
+        by=Actor.of(people["service"]),
+        body="赠品口水巾不要漏放，客户上次投诉过",
+        kind="warning",
+        audience="warehouse",
     )
     packer = Actor.of(people["packer"])
     scan_every_item(order, people["packer"])
     with pytest.raises(services.TransitionBlocked) as refused:
         services.order_transition(order=order, name="pack", by=packer)
-    assert refused.value.reasons == ["1 note(s) for the warehouse not yet acknowledged by you: 赠品口水巾不要漏放，客户上次投诉过"]
+    assert refused.value.reasons == [
+        "1 note(s) for the warehouse not yet acknowledged by you: 赠品口水巾不要漏放，客户上次投诉过"
+    ]
 
     # Someone else reading it does not count, not even in the warehouse: the packer must have seen it.
     for role in ("reviewer", "dispatcher"):
@@ -196,7 +210,9 @@ def test_a_warehouse_note_blocks_packing_until_the_packer_acknowledges_it(people
     assert order.status == "packed"
 
 
-@pytest.mark.parametrize(("kind", "audience"), [("warning", ""), ("info", "warehouse"), ("customer_request", "warehouse"), ("info", "")])
+@pytest.mark.parametrize(
+    ("kind", "audience"), [("warning", ""), ("info", "warehouse"), ("customer_request", "warehouse"), ("info", "")]
+)
 def test_every_note_for_the_warehouse_or_everyone_blocks_packing(people, kind, audience):
     order = make_order(status="picking")
     services.order_add_note(order=order, by=Actor.of(people["service"]), body="请注意", kind=kind, audience=audience)
@@ -226,8 +242,14 @@ def test_fuzzy_address_tag_blocks_approval_until_resolved(people):
     with pytest.raises(services.OrderError, match="correcting the address"):
         services.order_tag_resolve(order=order, by=reviewer, tag="fuzzy_address", resolution="电话确认：萧山区市心北路100号")
     services.order_correct_address(
-        order=order, by=reviewer, receiver_name=order.receiver_name, receiver_phone=order.receiver_phone,
-        province="浙江省", city="杭州市", district="滨江区", address="江南大道8号",
+        order=order,
+        by=reviewer,
+        receiver_name=order.receiver_name,
+        receiver_phone=order.receiver_phone,
+        province="浙江省",
+        city="杭州市",
+        district="滨江区",
+        address="江南大道8号",
     )
     services.order_transition(order=order, name="approve", by=reviewer)
     order.refresh_from_db()
@@ -271,7 +293,9 @@ def test_a_tracking_number_belongs_to_one_order(people):
 @pytest.mark.parametrize(("name", "source"), [("pack", "picking"), ("ship", "packed")])
 def test_open_refund_intercepts_packing_and_shipping(people, name, source):
     order = make_order(status=source)
-    case = services.after_sales_open(order=order, by=Actor.of(people["service"]), kind="refund", reason="客户不想要了", amount=Decimal("99.00"))
+    case = services.after_sales_open(
+        order=order, by=Actor.of(people["service"]), kind="refund", reason="客户不想要了", amount=Decimal("99.00")
+    )
     with pytest.raises(services.TransitionBlocked) as refused:
         run(name, order, Actor.of(people["supervisor"]))
     # (packing also lists the items not scanned: the bench refuses scans of an intercepted order)
@@ -295,8 +319,14 @@ def test_other_open_after_sales_cases_do_not_intercept(people):
 def test_open_address_change_intercepts_packing_and_shipping(people, name, source):
     order = make_order(status=source)
     change = services.address_change_request(
-        order=order, by=Actor.of(people["service"]), receiver_name="王丽", receiver_phone="13800138000",
-        province="浙江省", city="杭州市", district="滨江区", address="江南大道1号",
+        order=order,
+        by=Actor.of(people["service"]),
+        receiver_name="王丽",
+        receiver_phone="13800138000",
+        province="浙江省",
+        city="杭州市",
+        district="滨江区",
+        address="江南大道1号",
     )
     with pytest.raises(services.TransitionBlocked) as refused:
         run(name, order, Actor.of(people["supervisor"]))

@@ -13,7 +13,7 @@ from orders.access import Actor
 from orders.models import Shipment
 from tests.conftest import PASSWORD, make_order
 from tests.logistics_fixtures import fake_kuaidi100, fake_wechat  # noqa: F401 - fixtures
-from workflows import tickets
+from workflows import tickets, tracking
 from workflows.health.measures import measure_exception_closure
 from workflows.models import Ticket
 
@@ -23,8 +23,15 @@ pytestmark = pytest.mark.django_db
 def tracked_shipment(*, number: str = "ZT9001", hours_silent: float = 0, state: str = "0") -> Shipment:
     order = make_order(status="shipped")
     last = timezone.now() - datetime.timedelta(hours=hours_silent)
-    shipment = Shipment.objects.create(order=order, carrier_code="zhongtong", tracking_number=number, tracking_state=state,
-                                       last_event_at=last, last_location="杭州市", created_at=last)
+    shipment = Shipment.objects.create(
+        order=order,
+        carrier_code="zhongtong",
+        tracking_number=number,
+        tracking_state=state,
+        last_event_at=last,
+        last_location="杭州市",
+        created_at=last,
+    )
     TrackingSubscription.objects.create(shipment=shipment, state=SubscriptionState.ACTIVE, subscribed_at=last, last_push_at=last)
     return shipment
 
@@ -32,8 +39,8 @@ def tracked_shipment(*, number: str = "ZT9001", hours_silent: float = 0, state: 
 def test_24_hours_of_silence_opens_exactly_one_ticket(fake_wechat):
     quiet = tracked_shipment(number="ZT9002", hours_silent=25)
     tracked_shipment(number="ZT9003", hours_silent=23)
-    assert services.shipments_stalled_scan() == 1
-    assert services.shipments_stalled_scan() == 0
+    assert tracking.shipments_stalled_scan() == 1
+    assert tracking.shipments_stalled_scan() == 0
     ticket = Ticket.objects.get()
     assert ticket.shipment == quiet and ticket.kind == "stalled" and ticket.for_role == "courier"
     assert quiet.order.alerts.filter(kind="ticket").count() == 1
@@ -41,20 +48,20 @@ def test_24_hours_of_silence_opens_exactly_one_ticket(fake_wechat):
 
 def test_a_closed_stall_is_not_reopened_for_the_same_silence_but_for_a_new_one(fake_wechat, people):
     shipment = tracked_shipment(hours_silent=30)
-    services.shipments_stalled_scan()
+    tracking.shipments_stalled_scan()
     ticket = Ticket.objects.get()
     tickets.ticket_close(ticket=ticket, by=Actor.of(people["courier"]), resolution="承运商已找到包裹")
-    assert services.shipments_stalled_scan() == 0
+    assert tracking.shipments_stalled_scan() == 0
     Shipment.objects.filter(pk=shipment.pk).update(last_event_at=timezone.now())  # a new scan after the ticket
     with time_machine.travel(timezone.now() + datetime.timedelta(hours=25), tick=False):
-        assert services.shipments_stalled_scan() == 1
+        assert tracking.shipments_stalled_scan() == 1
     assert Ticket.objects.filter(shipment=shipment, closed_at__isnull=True).count() == 1
 
 
 def test_untracked_or_finished_shipments_are_not_scanned(fake_wechat):
     shipment = tracked_shipment(hours_silent=48)
     TrackingSubscription.objects.filter(shipment=shipment).update(state=SubscriptionState.FINISHED)
-    assert services.shipments_stalled_scan() == 0
+    assert tracking.shipments_stalled_scan() == 0
 
 
 def test_ticket_lifecycle_and_permissions(fake_wechat, people):
@@ -81,7 +88,9 @@ def test_ticket_lifecycle_and_permissions(fake_wechat, people):
     assert (measured.value, measured.sample_size) == (80.0, 1)
 
 
-@pytest.mark.parametrize(("role", "status"), [("courier", 200), ("supervisor", 200), ("packer", 403), ("service", 403), ("outsider", 403)])
+@pytest.mark.parametrize(
+    ("role", "status"), [("courier", 200), ("supervisor", 200), ("packer", 403), ("service", 403), ("outsider", 403)]
+)
 def test_ticket_pages_by_role(client, people, fake_wechat, role, status):
     shipment = tracked_shipment(hours_silent=30)
     ticket, _created = tickets.ticket_open_for_shipment(shipment=shipment, kind="stalled", summary="no update")
@@ -97,7 +106,7 @@ def test_anonymous_is_sent_to_login(client):
 
 def test_courier_works_a_ticket_by_plain_post_and_htmx(client, people, fake_wechat):
     shipment = tracked_shipment(hours_silent=30)
-    services.shipments_stalled_scan()
+    tracking.shipments_stalled_scan()
     ticket = Ticket.objects.get()
     client.login(username="courier", password=PASSWORD)
     card = client.get(f"/orders/{shipment.order.order_number}/").content.decode()
@@ -106,7 +115,9 @@ def test_courier_works_a_ticket_by_plain_post_and_htmx(client, people, fake_wech
     assert 'id="ticket-detail"' in response.content.decode() and "网点说明天到" in response.content.decode()
     response = client.post(f"/tickets/{ticket.pk}/close/", {"resolution": ""}, HTTP_HX_REQUEST="true")
     assert 'id="ticket-error"' in response.content.decode()
-    response = client.post(f"/tickets/{ticket.pk}/close/", {"resolution": "已派送", "next": f"/orders/{shipment.order.order_number}/"})
+    response = client.post(
+        f"/tickets/{ticket.pk}/close/", {"resolution": "已派送", "next": f"/orders/{shipment.order.order_number}/"}
+    )
     assert response.status_code == 302 and response["Location"] == f"/orders/{shipment.order.order_number}/"
     ticket.refresh_from_db()
     assert ticket.closed_at is not None and ticket.resolution == "已派送"
@@ -122,19 +133,19 @@ def test_the_fallback_poll_asks_once_per_30_minutes(fake_kuaidi100, fake_wechat,
     due = services.subscriptions_due_for_poll()
     assert list(due.values_list("shipment_id", flat=True)) == [shipment.pk]
     subscription = shipment.subscription
-    assert services.shipment_poll(subscription_id=subscription.pk) == "polled"
-    assert services.shipment_poll(subscription_id=subscription.pk) == "polled recently"
+    assert tracking.shipment_poll(subscription_id=subscription.pk) == "polled"
+    assert tracking.shipment_poll(subscription_id=subscription.pk) == "polled recently"
     assert sum(1 for path, _form in fake_kuaidi100.requests if path == "/poll/query.do") == 1
     shipment.refresh_from_db()
     assert shipment.events.count() == 2 and shipment.tracking_state == "0"
     assert not services.subscriptions_due_for_poll().exists()
     with time_machine.travel(timezone.now() + datetime.timedelta(minutes=31), tick=False):
-        assert services.shipment_poll(subscription_id=subscription.pk) == "polled"
+        assert tracking.shipment_poll(subscription_id=subscription.pk) == "polled"
     assert sum(1 for path, _form in fake_kuaidi100.requests if path == "/poll/query.do") == 2
 
 
 def test_a_poll_without_results_is_recorded(fake_kuaidi100, fake_wechat):
     shipment = tracked_shipment(number="ZT9101", hours_silent=3)
-    assert services.shipment_poll(subscription_id=shipment.subscription.pk) == "error 500"
+    assert tracking.shipment_poll(subscription_id=shipment.subscription.pk) == "error 500"
     shipment.subscription.refresh_from_db()
     assert "查询无结果" in shipment.subscription.last_error

@@ -67,7 +67,9 @@ def _unquote(text: str) -> str:
 def test_every_catalogue_entry_is_translated():
     entries = read_po(CATALOGUE)
     untranslated = [msgid for msgid, (msgstr, fuzzy) in entries.items() if not msgstr or fuzzy]
-    assert not untranslated, f"{len(untranslated)} strings lack a Chinese translation (run `make messages`, translate): {untranslated[:20]}"
+    assert not untranslated, (
+        f"{len(untranslated)} strings lack a Chinese translation (run `make messages`, translate): {untranslated[:20]}"
+    )
 
 
 def test_catalogue_covers_the_code(tmp_path):

@@ -1,5 +1,6 @@
-"""What runs by itself and what it produces for people: alerts, tickets, and the outbox of
-messages to customers. Several automations write these rows; the board and cards read them."""
+"""What runs by itself and what it produces for people: alerts and tickets. Several automations
+write these rows; the board and cards read them. (The outbox of messages to customers is
+WeChat's own delivery row: integrations/wechat/models.py.)"""
 
 from django.conf import settings
 from django.db import models
@@ -18,7 +19,8 @@ class AlertKind(models.TextChoices):
 
 
 class Alert(models.Model):
-    """An in-app alert for a role (usually the supervisor); e-mailed once when `emailed_at` is set."""
+    """An in-app alert for a role (usually the supervisor); e-mailed once (`emailed_at`) through
+    workflows/alerts.py, the one alert → e-mail path."""
 
     kind = models.CharField(max_length=20, choices=AlertKind.choices)
     for_role = models.CharField(max_length=16, default="supervisor")
@@ -26,14 +28,24 @@ class Alert(models.Model):
     # Makes "exactly once" a database fact: the same breach or date cannot alert twice.
     dedupe_key = models.CharField(max_length=120, unique=True)
     message = models.CharField(max_length=500)
+    # Where the e-mail points (a path on this cockpit): the board, a ticket, a reconciliation run.
+    link = models.CharField(max_length=200, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     emailed_at = models.DateTimeField(null=True, blank=True)
-    acknowledged_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # A sender's claim (workflows/alerts.py): set before the mail server is called and cleared
+    # if it refuses, so the send happens outside any row lock; a claim a crashed sender left
+    # behind expires after alerts.EMAIL_CLAIM.
+    email_claimed_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     acknowledged_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
-        indexes = [models.Index(fields=["for_role", "-created_at"], condition=Q(acknowledged_at__isnull=True), name="open_alerts")]
+        indexes = [
+            models.Index(fields=["for_role", "-created_at"], condition=Q(acknowledged_at__isnull=True), name="open_alerts")
+        ]
 
 
 class TicketKind(models.TextChoices):
@@ -70,36 +82,3 @@ class TicketNote(models.Model):
     author = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     body = models.CharField(max_length=1000)
     created_at = models.DateTimeField(default=timezone.now)
-
-
-class MessageStatus(models.TextChoices):
-    PENDING = "pending", _("Waiting to send")
-    SENT = "sent", _("Sent")
-    FAILED = "failed", _("Failed, will retry")
-    REFUSED = "refused", _("Refused by the provider (not retried)")
-
-
-class CustomerMessage(models.Model):
-    """The outbox: a message to a customer is a row first (what, to whom, idempotency key), then
-    sent by a task; a relay re-sends rows a lost task or a down broker left pending."""
-
-    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="customer_messages")
-    channel = models.CharField(max_length=16, default="wechat")
-    recipient = models.CharField(max_length=64, help_text="The customer's openid for WeChat.")
-    # One message per order event: e.g. "shipped", "tracking:3", "inquiry:42".
-    event_key = models.CharField(max_length=64)
-    idempotency_key = models.CharField(max_length=64, unique=True)
-    content = models.JSONField(default=dict, help_text="Template values as sent.")
-    carries_location = models.BooleanField(default=False, help_text="Has location and ETA, or an exception explanation.")
-    status = models.CharField(max_length=16, choices=MessageStatus.choices, default=MessageStatus.PENDING)
-    attempts = models.PositiveSmallIntegerField(default=0)
-    next_attempt_at = models.DateTimeField(default=timezone.now)
-    last_error = models.CharField(max_length=300, blank=True)
-    provider_message_id = models.CharField(max_length=64, blank=True)
-    delivery_status = models.CharField(max_length=64, blank=True)
-    created_at = models.DateTimeField(default=timezone.now)
-    sent_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        ordering = ["-created_at"]
-        indexes = [models.Index(fields=["next_attempt_at"], condition=Q(status__in=["pending", "failed"]), name="outbox_due")]

@@ -16,9 +16,9 @@ from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from integrations.kuaidi100.services import shipment_track
-from integrations.wechat.services import customer_push_order_status
+from integrations.wechat.models import CustomerMessage
 from orders.models import EventKind, Order, OrderEvent, OrderStatus, Shipment
-from workflows.models import CustomerMessage
+from workflows.notifications import customer_push_order_status
 
 # Older misses are left alone: a shipped push a day late would confuse more than it helps.
 RELAY_WINDOW = datetime.timedelta(hours=24)
@@ -44,9 +44,9 @@ def missed_status_events(*, now: datetime.datetime | None = None):
     now = now or timezone.now()
     push_missing = ~Exists(CustomerMessage.objects.filter(order_id=OuterRef("order_id"), event_key=SHIPPED_PUSH))
     subscription_missing = Exists(Shipment.objects.filter(order_id=OuterRef("order_id"), subscription__isnull=True))
-    return OrderEvent.objects.filter(kind=EventKind.STATUS, occurred_at__gte=now - RELAY_WINDOW, payload__to=OrderStatus.SHIPPED).filter(
-        Q(push_missing) | Q(subscription_missing)
-    )
+    return OrderEvent.objects.filter(
+        kind=EventKind.STATUS, occurred_at__gte=now - RELAY_WINDOW, payload__to=OrderStatus.SHIPPED
+    ).filter(Q(push_missing) | Q(subscription_missing))
 
 
 def reactions_relay(*, now: datetime.datetime | None = None, limit: int = 500) -> int:

@@ -12,8 +12,7 @@ from django.core.cache import cache
 from django.db.models import Count, Exists, F, OuterRef, Q
 from django.utils import timezone
 
-from orders.models import ACTIVE_STATUSES, Order, OrderStatus, OrderTag, RiskTag
-from orders.models import StageRule
+from orders.models import ACTIVE_STATUSES, Order, OrderStatus, OrderTag, RiskTag, StageRule
 from workflows.models import Alert, AlertKind, Ticket
 
 logger = logging.getLogger(__name__)
@@ -69,7 +68,9 @@ def board(*, filters: BoardFilters) -> Board:
         tagged = OrderTag.objects.filter(order=OuterRef("pk"), tag=filters.tag, resolved_at__isnull=True)
         orders = orders.filter(Exists(tagged))
         tags = tags.filter(tag=filters.tag)
-        tickets = tickets.filter(Exists(OrderTag.objects.filter(order=OuterRef("order"), tag=filters.tag, resolved_at__isnull=True)))
+        tickets = tickets.filter(
+            Exists(OrderTag.objects.filter(order=OuterRef("order"), tag=filters.tag, resolved_at__isnull=True))
+        )
 
     # Index order_open_rush: open rush orders by expected completion, soonest first.
     rush = list(orders.filter(is_rush=True, status__in=ACTIVE_STATUSES).order_by("rush_deadline", "pk")[:LANE_SIZE])
@@ -107,11 +108,15 @@ def _stage_count_rows(now: datetime.datetime) -> dict[str, dict]:
         for row in Order.objects.filter(status__in=ACTIVE_STATUSES)
         .values("status")
         # Count("status"), not the id: every column read is in order_open_stage_clock (index-only scan).
-        .annotate(total=Count("status"), overdue=Count("status", filter=Q(stage_due_at__lte=now)), held=Count("status", filter=Q(is_held=True)))
+        .annotate(
+            total=Count("status"),
+            overdue=Count("status", filter=Q(stage_due_at__lte=now)),
+            held=Count("status", filter=Q(is_held=True)),
+        )
     }
     try:
         cache.set(STAGE_COUNTS_KEY, (now, rows), timeout=STAGE_COUNTS_MAX_AGE.total_seconds())
-    except Exception:  # as above: counted directly, nothing to keep
+    except Exception:  # noqa: S110 - as above: counted directly, nothing to keep
         pass
     return rows
 
@@ -120,8 +125,12 @@ def _stage_counts(now: datetime.datetime, rules: dict[str, StageRule]) -> list[S
     rows = _stage_count_rows(now)
     return [
         StageCount(
-            stage=stage, label=OrderStatus(stage).label, total=rows.get(stage, {}).get("total", 0),
-            overdue=rows.get(stage, {}).get("overdue", 0), held=rows.get(stage, {}).get("held", 0), rule=rules.get(stage),
+            stage=stage,
+            label=OrderStatus(stage).label,
+            total=rows.get(stage, {}).get("total", 0),
+            overdue=rows.get(stage, {}).get("overdue", 0),
+            held=rows.get(stage, {}).get("held", 0),
+            rule=rules.get(stage),
         )
         for stage in ACTIVE_STATUSES
     ]
@@ -136,7 +145,9 @@ def _attach_card_details(orders: list[Order], rules: dict[str, StageRule]) -> No
         open_tags.setdefault(order_id, []).append(tag)
     alerts = {
         alert.order_id: alert
-        for alert in Alert.objects.filter(order_id__in=ids, kind=AlertKind.SLA_BREACH, acknowledged_at__isnull=True).order_by("created_at")
+        for alert in Alert.objects.filter(order_id__in=ids, kind=AlertKind.SLA_BREACH, acknowledged_at__isnull=True).order_by(
+            "created_at"
+        )
     }
     assignees = _assignees({rule.responsible_role for rule in rules.values()})
     for order in orders:
@@ -151,7 +162,12 @@ def _assignees(roles: set[str]) -> dict[str, list[tuple[int, str]]]:
     """The people a supervisor can assign, by role, as (pk, display name) (one query): each card's
     <select> repeats them, so the names are worked out once here, not per card."""
     people: dict[str, list[tuple[int, str]]] = {}
-    for user in User.objects.filter(is_active=True, groups__name__in=roles).prefetch_related("groups").order_by("first_name", "username").distinct():
+    for user in (
+        User.objects.filter(is_active=True, groups__name__in=roles)
+        .prefetch_related("groups")
+        .order_by("first_name", "username")
+        .distinct()
+    ):
         name = user.get_full_name() or user.get_username()
         for group in user.groups.all():
             if group.name in roles:

@@ -22,7 +22,11 @@ ROLES = rules.SCREEN_ROLES["tickets"]
 @require_GET
 @role_required(*ROLES)
 def ticket_list(request: HttpRequest) -> HttpResponse:
-    return render(request, "workflows/tickets.html", {"open_tickets": tickets.open_tickets(), "closed_tickets": tickets.recently_closed_tickets()})
+    return render(
+        request,
+        "workflows/tickets.html",
+        {"open_tickets": tickets.open_tickets(), "closed_tickets": tickets.recently_closed_tickets()},
+    )
 
 
 def _detail_context(pk: int) -> dict:

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from orders.access import Actor
 from orders.models import Shipment
-from workflows.models import Alert, AlertKind, Ticket, TicketNote
+from workflows.alerts import alert_email_soon, alert_raise
+from workflows.models import AlertKind, Ticket, TicketNote
 
 # The courier role (logistics specialist) owns shipment tickets; a supervisor may do anything.
 TICKET_ROLES = {"courier", "supervisor"}
@@ -39,25 +41,16 @@ def ticket_open_for_shipment(*, shipment: Shipment, kind: str, summary: str) -> 
             ticket = Ticket.objects.create(order_id=shipment.order_id, shipment=shipment, kind=kind, summary=summary[:300])
     except IntegrityError:
         return Ticket.objects.get(shipment=shipment, closed_at__isnull=True), False
-    alert = Alert.objects.create(
+    alert, _created = alert_raise(
         kind=AlertKind.TICKET,
         for_role=ticket.for_role,
         order_id=shipment.order_id,
         dedupe_key=f"ticket:{ticket.pk}",
         message=_("Shipment %(number)s: %(summary)s") % {"number": shipment.tracking_number, "summary": ticket.summary},
+        link=reverse("ticket_detail", args=[ticket.pk]),
     )
-    from integrations.mail.tasks import send_alert_email
-
-    transaction.on_commit(lambda: _enqueue_quietly(send_alert_email, alert.pk))
+    alert_email_soon(alert)
     return ticket, True
-
-
-def _enqueue_quietly(task, pk: int) -> None:
-    """A broker outage must not fail the request that opened the ticket; the alert row stays."""
-    try:
-        task.apply_async(args=[pk], retry=False)
-    except Exception:  # noqa: BLE001 - any broker error; the row is the record
-        pass
 
 
 def _lock(ticket: Ticket) -> Ticket:
@@ -96,7 +89,7 @@ def ticket_close(*, ticket: Ticket, by: Actor, resolution: str) -> Ticket:
     _check(by)
     resolution = (resolution or "").strip()
     if not resolution:
-        raise TicketError(_("Say how the ticket was resolved, e.g. \"carrier found the parcel, delivery tomorrow\"."))
+        raise TicketError(_('Say how the ticket was resolved, e.g. "carrier found the parcel, delivery tomorrow".'))
     with transaction.atomic():
         ticket = _lock(ticket)
         if ticket.closed_at is not None:
@@ -118,5 +111,8 @@ def open_tickets() -> QuerySet[Ticket]:
 
 
 def recently_closed_tickets(*, limit: int = 20) -> QuerySet[Ticket]:
-    return Ticket.objects.filter(closed_at__isnull=False).select_related("order", "shipment", "owner", "closed_by").order_by("-closed_at")[:limit]
-
+    return (
+        Ticket.objects.filter(closed_at__isnull=False)
+        .select_related("order", "shipment", "owner", "closed_by")
+        .order_by("-closed_at")[:limit]
+    )

@@ -16,14 +16,13 @@ from django.utils.dateparse import parse_datetime, parse_time
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from orders.access import Actor, role_required
-from orders.models import Order, RiskTag, Role
-from orders.phones import normalize_mobile
-from orders.services import OrderError
 from orders import rules
 from orders import services as order_services
+from orders.access import Actor, role_required
+from orders.models import Order, RiskTag, Role, StageRule
+from orders.phones import normalize_mobile
+from orders.services import OrderError
 from workflows import selectors, services
-from orders.models import StageRule
 from workflows.models import Alert
 
 # The board is the supervisor's: it carries their actions (acknowledge, assign). Other roles
@@ -91,13 +90,20 @@ def alert_acknowledge(request: HttpRequest, alert_id: int) -> HttpResponse:
 def order_assign(request: HttpRequest, order_number: str) -> HttpResponse:
     order = get_object_or_404(Order, order_number=order_number)
     error, notice = "", ""
-    assignee = User.objects.filter(pk=request.POST.get("assignee") or 0).first() if (request.POST.get("assignee") or "").isdigit() else None
+    assignee = (
+        User.objects.filter(pk=request.POST.get("assignee") or 0).first()
+        if (request.POST.get("assignee") or "").isdigit()
+        else None
+    )
     if assignee is None:
         error = _("Choose the person who should operate order %(number)s.") % {"number": order_number}
     else:
         try:
             order_services.order_assign(order=order, by=Actor.of(request.user), assignee=assignee)
-            notice = _("Order %(number)s assigned to %(name)s.") % {"number": order_number, "name": assignee.get_full_name() or assignee.username}
+            notice = _("Order %(number)s assigned to %(name)s.") % {
+                "number": order_number,
+                "name": assignee.get_full_name() or assignee.username,
+            }
         except OrderError as exc:
             error = str(exc)
     return _after_board_action(request, notice, error)
@@ -117,11 +123,17 @@ def stage_rules(request: HttpRequest) -> HttpResponse:
         ends = parse_time(request.POST.get("work_ends") or "") if request.POST.get("work_ends") else None
         try:
             order_services.stage_rule_update(
-                rule=rule, by=Actor.of(request.user), responsible_role=request.POST.get("responsible_role", ""),
-                time_limit=datetime.timedelta(minutes=minutes), alert_role=request.POST.get("alert_role", ""),
-                work_starts=starts, work_ends=ends,
+                rule=rule,
+                by=Actor.of(request.user),
+                responsible_role=request.POST.get("responsible_role", ""),
+                time_limit=datetime.timedelta(minutes=minutes),
+                alert_role=request.POST.get("alert_role", ""),
+                work_starts=starts,
+                work_ends=ends,
             )
-            messages.success(request, _("Rule for %(stage)s saved; open orders in that stage have new due times.") % {"stage": rule.stage})
+            messages.success(
+                request, _("Rule for %(stage)s saved; open orders in that stage have new due times.") % {"stage": rule.stage}
+            )
         except OrderError as exc:
             messages.error(request, str(exc))
         return redirect("stage_rules")
@@ -152,16 +164,26 @@ def rush(request: HttpRequest) -> HttpResponse:
         try:
             if deadline_error:
                 raise order_services.RushInvalid({"deadline": deadline_error})
-            order = order_services.rush_file(by=Actor.of(request.user), phone=values["phone"], reason=values["reason"],
-                                       deadline=deadline, order_choice=values["order"])
+            order = order_services.rush_file(
+                by=Actor.of(request.user),
+                phone=values["phone"],
+                reason=values["reason"],
+                deadline=deadline,
+                order_choice=values["order"],
+            )
         except order_services.RushInvalid as exc:
             mobile = normalize_mobile(values["phone"])
-            context.update(values=values, errors=exc.errors, candidates=order_services.open_orders_of_phone(mobile) if mobile else [])
+            context.update(
+                values=values, errors=exc.errors, candidates=order_services.open_orders_of_phone(mobile) if mobile else []
+            )
             return render(request, "workflows/rush.html", context, status=422 if not request.htmx else 200)
         except OrderError as exc:
             context.update(values=values, errors={"form": str(exc)})
             return render(request, "workflows/rush.html", context, status=422 if not request.htmx else 200)
-        messages.success(request, _("🔥 Rush filed for order %(number)s; it is at the top of the supervisor's board.") % {"number": order.order_number})
+        messages.success(
+            request,
+            _("🔥 Rush filed for order %(number)s; it is at the top of the supervisor's board.") % {"number": order.order_number},
+        )
         return redirect(reverse("rush") + f"?filed={order.order_number}")
     filed = request.GET.get("filed", "")
     context["filed"] = Order.objects.filter(order_number=filed).first() if filed else None

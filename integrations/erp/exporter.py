@@ -18,23 +18,61 @@ from openpyxl.cell import WriteOnlyCell
 
 from integrations.erp.models import DailyExport
 from orders.clock import business_day_bounds, business_today
+from orders.exports import xlsx_text
 from orders.models import Carrier, Order, OrderLine, Shipment
 
 EXPORT_COLUMNS = [
-    "订单号", "来源", "状态", "下单时间", "付款日期", "发货日期", "收货人姓名", "手机", "省份", "城市", "区县", "地址",
-    "买家留言", "商品编码", "商品名称", "数量", "商品单价", "是否赠品", "应付金额", "已付金额", "运费", "订单退款金额",
-    "快递公司", "快递单号", "新增或变更", "最后变更时间",
+    "订单号",
+    "来源",
+    "状态",
+    "下单时间",
+    "付款日期",
+    "发货日期",
+    "收货人姓名",
+    "手机",
+    "省份",
+    "城市",
+    "区县",
+    "地址",
+    "买家留言",
+    "商品编码",
+    "商品名称",
+    "数量",
+    "商品单价",
+    "是否赠品",
+    "应付金额",
+    "已付金额",
+    "运费",
+    "订单退款金额",
+    "快递公司",
+    "快递单号",
+    "新增或变更",
+    "最后变更时间",
 ]
 # Fixed data for the ERP clerk, not UI text: the same words whatever the user's language.
 STATUS_NAMES = {
-    "pending_review": "待审核", "paid": "已付款", "picking": "配货中", "packed": "已打包",
-    "shipped": "已发货", "completed": "已完成", "cancelled": "已取消",
+    "pending_review": "待审核",
+    "paid": "已付款",
+    "picking": "配货中",
+    "packed": "已打包",
+    "shipped": "已发货",
+    "completed": "已完成",
+    "cancelled": "已取消",
 }
 SOURCE_NAMES = {"erp": "ERP", "rush": "加急链接", "manual": "手工", "platform": "抖店"}
 CARRIER_CHINESE = {
-    Carrier.SHUNFENG: "顺丰", Carrier.SHUNFENG_COLD: "顺丰冷运", Carrier.ZHONGTONG: "中通", Carrier.YUANTONG: "圆通",
-    Carrier.YUNDA: "韵达", Carrier.SHENTONG: "申通", Carrier.EMS: "EMS", Carrier.JD: "京东", Carrier.JTEXPRESS: "极兔",
-    Carrier.BEST: "百世", Carrier.DEPPON: "德邦", Carrier.CHINA_POST: "邮政",
+    Carrier.SHUNFENG: "顺丰",
+    Carrier.SHUNFENG_COLD: "顺丰冷运",
+    Carrier.ZHONGTONG: "中通",
+    Carrier.YUANTONG: "圆通",
+    Carrier.YUNDA: "韵达",
+    Carrier.SHENTONG: "申通",
+    Carrier.EMS: "EMS",
+    Carrier.JD: "京东",
+    Carrier.JTEXPRESS: "极兔",
+    Carrier.BEST: "百世",
+    Carrier.DEPPON: "德邦",
+    Carrier.CHINA_POST: "邮政",
 }
 EXPORT_DIR = "erp/exports"
 
@@ -71,9 +109,12 @@ def write_export(business_date: datetime.date, out: Path | str) -> tuple[int, in
     orders = lines = 0
 
     def text(value: str) -> WriteOnlyCell:
-        cell = WriteOnlyCell(sheet, value=value)
-        cell.number_format = "@"  # identifiers stay text in Excel: no 1.23E+17
-        return cell
+        # Identifiers stay text in Excel (no 1.23E+17), like every text cell: never a formula,
+        # whatever a customer typed (orders/exports.py).
+        return xlsx_text(sheet, value, number_format="@")
+
+    def words(value: str) -> WriteOnlyCell:
+        return xlsx_text(sheet, value)
 
     def money(value) -> WriteOnlyCell:
         cell = WriteOnlyCell(sheet, value=value)  # a Decimal is written as its exact digits
@@ -91,15 +132,36 @@ def write_export(business_date: datetime.date, out: Path | str) -> tuple[int, in
         is_new = start <= order.created_at < end
         for line in order.lines.all():
             lines += 1
-            sheet.append([
-                text(order.order_number), SOURCE_NAMES.get(order.source, order.source), STATUS_NAMES[order.status],
-                moment(order.placed_at), moment(order.paid_at), moment(order.shipped_at),
-                order.receiver_name, text(order.receiver_phone), order.province, order.city, order.district, order.address,
-                order.buyer_message, text(line.sku_code), line.product_name, line.quantity, money(line.unit_price),
-                "是" if line.is_gift else "否", money(order.total_amount), money(order.paid_amount), money(order.shipping_fee),
-                money(order.refund_amount), CARRIER_CHINESE.get(order.carrier_code, order.carrier_code),
-                text(shipment.tracking_number if shipment else ""), "新增" if is_new else "变更", moment(order.updated_at),
-            ])
+            sheet.append(
+                [
+                    text(order.order_number),
+                    words(SOURCE_NAMES.get(order.source, order.source)),
+                    STATUS_NAMES[order.status],
+                    moment(order.placed_at),
+                    moment(order.paid_at),
+                    moment(order.shipped_at),
+                    words(order.receiver_name),
+                    text(order.receiver_phone),
+                    words(order.province),
+                    words(order.city),
+                    words(order.district),
+                    words(order.address),
+                    words(order.buyer_message),
+                    text(line.sku_code),
+                    words(line.product_name),
+                    line.quantity,
+                    money(line.unit_price),
+                    "是" if line.is_gift else "否",
+                    money(order.total_amount),
+                    money(order.paid_amount),
+                    money(order.shipping_fee),
+                    money(order.refund_amount),
+                    words(CARRIER_CHINESE.get(order.carrier_code, order.carrier_code)),
+                    text(shipment.tracking_number if shipment else ""),
+                    "新增" if is_new else "变更",
+                    moment(order.updated_at),
+                ]
+            )
     workbook.save(str(out))
     return orders, lines
 

@@ -98,8 +98,16 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "discount": ("优惠金额", "订单优惠", "折扣金额"),
 }
 REQUIRED = (
-    "order_number", "sku_code", "quantity", "unit_price", "receiver_name", "phone",
-    "province", "city", "address", "total_amount",
+    "order_number",
+    "sku_code",
+    "quantity",
+    "unit_price",
+    "receiver_name",
+    "phone",
+    "province",
+    "city",
+    "address",
+    "total_amount",
 )
 LINE_KEYS = {"sku_code", "product_name", "quantity", "unit_price", "is_gift"}
 ORDER_KEYS = [key for key in COLUMNS if key not in LINE_KEYS and key != "order_number"]
@@ -109,10 +117,19 @@ AMOUNT_KEYS = ("total_amount", "paid_amount", "shipping_fee", "refund_amount")
 UPDATABLE = (*ADDRESS_KEYS, *AMOUNT_KEYS, "carrier_code", "buyer_message")
 
 CARRIER_NAMES = {
-    "顺丰冷运": Carrier.SHUNFENG_COLD, "顺丰冷链": Carrier.SHUNFENG_COLD, "顺丰": Carrier.SHUNFENG,
-    "中通": Carrier.ZHONGTONG, "圆通": Carrier.YUANTONG, "韵达": Carrier.YUNDA, "申通": Carrier.SHENTONG,
-    "EMS": Carrier.EMS, "京东": Carrier.JD, "极兔": Carrier.JTEXPRESS, "百世": Carrier.BEST,
-    "德邦": Carrier.DEPPON, "邮政": Carrier.CHINA_POST,
+    "顺丰冷运": Carrier.SHUNFENG_COLD,
+    "顺丰冷链": Carrier.SHUNFENG_COLD,
+    "顺丰": Carrier.SHUNFENG,
+    "中通": Carrier.ZHONGTONG,
+    "圆通": Carrier.YUANTONG,
+    "韵达": Carrier.YUNDA,
+    "申通": Carrier.SHENTONG,
+    "EMS": Carrier.EMS,
+    "京东": Carrier.JD,
+    "极兔": Carrier.JTEXPRESS,
+    "百世": Carrier.BEST,
+    "德邦": Carrier.DEPPON,
+    "邮政": Carrier.CHINA_POST,
 }
 
 CARRIER_CODES = frozenset(Carrier.values)
@@ -239,7 +256,12 @@ class ImportSummary:
             if self.dry_run
             else _("%(created)d created, %(updated)d updated, %(unchanged)d unchanged, %(rejected)d rejected.")
         )
-        return template % {"created": self.created, "updated": self.updated, "unchanged": self.unchanged, "rejected": self.rejected}
+        return template % {
+            "created": self.created,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "rejected": self.rejected,
+        }
 
 
 Progress = Callable[[int, int], None]
@@ -327,7 +349,9 @@ def order_number_problem(value) -> tuple[str, str]:
             "Format the order number column as text in the ERP export and export again."
         ) % {"value": text}
     if DECIMAL_NUMBER.match(text):
-        return text, _("The order number %(value)s has a decimal point: it was converted to a number. Export it as text.") % {"value": text}
+        return text, _("The order number %(value)s has a decimal point: it was converted to a number. Export it as text.") % {
+            "value": text
+        }
     if not ORDER_NUMBER.match(text):
         return text, _("The order number %(value)s may contain only letters, digits, - and _ (at most 40).") % {"value": text}
     return text, ""
@@ -400,11 +424,19 @@ def _group_rows(
             if not sku:
                 draft.error(number, labels["sku_code"], _("The SKU code is empty."))
             if quantity is None:
-                draft.error(number, labels["quantity"], _("The quantity %(value)s is not a whole number of at least 1.") % {"value": _text(quantity_raw) or "—"})
+                draft.error(
+                    number,
+                    labels["quantity"],
+                    _("The quantity %(value)s is not a whole number of at least 1.") % {"value": _text(quantity_raw) or "—"},
+                )
             if price is None:
                 draft.error(number, labels["unit_price"], _amount_reason(price_raw))
             if gift is None:
-                draft.error(number, labels.get("is_gift", "是否赠品"), _("Write 是 or 否 for a gift, not %(value)s.") % {"value": gift_raw})
+                draft.error(
+                    number,
+                    labels.get("is_gift", "是否赠品"),
+                    _("Write 是 or 否 for a gift, not %(value)s.") % {"value": gift_raw},
+                )
             continue
         name = _text(row[name_at]) if name_at is not None else ""
         if len(sku) > SKU_LENGTH:
@@ -447,7 +479,7 @@ def _too_long(value: str, limit: int) -> str:
 
 def _merge_order_cells(draft: OrderDraft, number: int, cells: tuple, keys: list[str], labels: dict[str, str]) -> None:
     raw = draft.raw
-    for key, value in zip(keys, cells):
+    for key, value in zip(keys, cells, strict=False):  # a short row simply lacks its last cells
         if value.__class__ is str:
             value = value.strip()
         if value is None or value == "":
@@ -570,7 +602,9 @@ def _validate(draft: OrderDraft, table: Table, order_keys: list[str], products: 
         cell = {key: value for key, (_row, value) in draft.raw.items()}
         row_of = {key: row for key, (row, _value) in draft.raw.items()}.get
     else:
-        cell = {key: value.strip() if value.__class__ is str else value for key, value in zip(order_keys, draft.cells)}
+        cell = {
+            key: value.strip() if value.__class__ is str else value for key, value in zip(order_keys, draft.cells, strict=False)
+        }
         row_of = {}.get
     text = {key: value if value.__class__ is str else _text(value) for key, value in cell.items()}.get
 
@@ -589,7 +623,11 @@ def _validate(draft: OrderDraft, table: Table, order_keys: list[str], products: 
     phone_text = text("phone", "")
     phone = phone_text if phone_text.isascii() and MOBILE.match(phone_text) else normalize_mobile(phone_text)
     if phone is None:
-        draft.error(row_of("phone", first_row), labels["phone"], _("%(value)s is not a mainland mobile number (11 digits starting with 1).") % {"value": phone_text or "—"})
+        draft.error(
+            row_of("phone", first_row),
+            labels["phone"],
+            _("%(value)s is not a mainland mobile number (11 digits starting with 1).") % {"value": phone_text or "—"},
+        )
     values["receiver_phone"] = phone or ""
     for key in AMOUNT_KEYS:
         value = cell.get(key)
@@ -610,7 +648,11 @@ def _validate(draft: OrderDraft, table: Table, order_keys: list[str], products: 
             continue
         moment = parse_erp_time(value)
         if moment is None:
-            draft.error(row_of(key, first_row), labels[key], _("%(value)s is not a date and time like 2024-05-01 10:20:30.") % {"value": text(key)})
+            draft.error(
+                row_of(key, first_row),
+                labels[key],
+                _("%(value)s is not a date and time like 2024-05-01 10:20:30.") % {"value": text(key)},
+            )
         else:
             times.append(moment)
         values[key] = moment
@@ -620,7 +662,9 @@ def _validate(draft: OrderDraft, table: Table, order_keys: list[str], products: 
     if carrier_text:
         code = _carrier_code(carrier_text)
         if code is None:
-            draft.error(row_of("carrier", first_row), labels["carrier"], _("Unknown carrier %(value)s.") % {"value": carrier_text})
+            draft.error(
+                row_of("carrier", first_row), labels["carrier"], _("Unknown carrier %(value)s.") % {"value": carrier_text}
+            )
         values["carrier_code"] = code or ""
     values["tracking_number"] = tracking = text("tracking_number", "").upper()
     values["erp_status"] = text("erp_status", "")
@@ -641,7 +685,9 @@ def _validate(draft: OrderDraft, table: Table, order_keys: list[str], products: 
             draft.error(
                 line.row,
                 labels["sku_code"],
-                _("Unknown SKU %(sku)s: add the product (with its barcode) to the product master first; the import does not create products.")
+                _(
+                    "Unknown SKU %(sku)s: add the product (with its barcode) to the product master first; the import does not create products."
+                )
                 % {"sku": line.sku_code},
             )
     discount = None
@@ -714,7 +760,9 @@ def _initial_status(values: dict) -> str:
 # --- Writing -----------------------------------------------------------------------------------
 
 
-def _apply_chunk(chunk: list[OrderDraft], products: dict[str, Product], summary: ImportSummary, *, dry_run: bool, run_id: int | None) -> None:
+def _apply_chunk(
+    chunk: list[OrderDraft], products: dict[str, Product], summary: ImportSummary, *, dry_run: bool, run_id: int | None
+) -> None:
     # A concurrent import may create one of our new order numbers between our read and our
     # insert; the unique index refuses it, and the retry finds that order as existing.
     for attempt in (1, 2):
@@ -763,12 +811,14 @@ def _plan_and_write(chunk: list[OrderDraft], products: dict[str, Product], *, dr
     if not dry_run:
         existing_query = existing_query.select_for_update()
     # Plain values, not models: in a re-import nearly every order is only compared.
-    existing = {order.order_number: order for order in existing_query.values_list("pk", "order_number", "status", *UPDATABLE, named=True)}
+    existing = {
+        order.order_number: order for order in existing_query.values_list("pk", "order_number", "status", *UPDATABLE, named=True)
+    }
     current_lines: dict[int, list[tuple]] = {}
     if existing:
-        for order_id, *line in OrderLine.objects.filter(_among("order_id", [order.pk for order in existing.values()])).values_list(
-            "order_id", "sku_code", "quantity", "unit_price", "is_gift"
-        ):
+        for order_id, *line in OrderLine.objects.filter(
+            _among("order_id", [order.pk for order in existing.values()])
+        ).values_list("order_id", "sku_code", "quantity", "unit_price", "is_gift"):
             current_lines.setdefault(order_id, []).append(tuple(line))
 
     now = timezone.now()
@@ -783,11 +833,10 @@ def _plan_and_write(chunk: list[OrderDraft], products: dict[str, Product], *, dr
             new_drafts.append(draft)
             changes.append({"order_number": draft.number, "action": "created", "fields": []})
             continue
-        fields = [
-            key for key in UPDATABLE
-            if draft.values.get(key) is not None and getattr(order, key) != draft.values[key]
-        ]
-        lines_differ = sorted(current_lines.get(order.pk, [])) != sorted((line.sku_code, line.quantity, line.unit_price, line.is_gift) for line in draft.lines)
+        fields = [key for key in UPDATABLE if draft.values.get(key) is not None and getattr(order, key) != draft.values[key]]
+        lines_differ = sorted(current_lines.get(order.pk, [])) != sorted(
+            (line.sku_code, line.quantity, line.unit_price, line.is_gift) for line in draft.lines
+        )
         if not fields and not lines_differ:
             unchanged += 1
             continue
@@ -804,7 +853,9 @@ def _plan_and_write(chunk: list[OrderDraft], products: dict[str, Product], *, dr
             rejected.append(draft)
             continue
         changed.append((order.pk, draft, fields, lines_differ))
-        changes.append({"order_number": draft.number, "action": "updated", "fields": fields + (["lines"] if lines_differ else [])})
+        changes.append(
+            {"order_number": draft.number, "action": "updated", "fields": fields + (["lines"] if lines_differ else [])}
+        )
 
     if not dry_run:
         _create_orders(new_drafts, products, now, run_id)
@@ -823,7 +874,7 @@ def insert_rows(model: type[models.Model], columns: tuple[str, ...], rows: list[
     if not rows:
         return []
     if connection.vendor != "postgresql":
-        objects = [model(**dict(zip(columns, row))) for row in rows]
+        objects = [model(**dict(zip(columns, row, strict=True))) for row in rows]
         model.objects.bulk_create(objects, batch_size=500)
         return [obj.pk for obj in objects]
     opts = model._meta
@@ -835,14 +886,17 @@ def insert_rows(model: type[models.Model], columns: tuple[str, ...], rows: list[
     table = quote(opts.db_table)
     names = ", ".join(quote(f.column) for f in [opts.pk, *given, *rest])
     with connection.cursor() as cursor, connection.wrap_database_errors:
-        cursor.execute("SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)", [opts.db_table, opts.pk.column, len(rows)])
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
+            [opts.db_table, opts.pk.column, len(rows)],
+        )
         ids = [pk for (pk,) in cursor.fetchall()]
         # Binary COPY with the column types read from the table: psycopg dumps each Python value
         # (Decimal, aware datetime, dict for jsonb) for its column; text COPY measured the same.
         key = f"{table} ({names})"
         types = _COLUMN_TYPES.get(key)
         if types is None:
-            cursor.execute(f"SELECT {names} FROM {table} LIMIT 0")
+            cursor.execute(f"SELECT {names} FROM {table} LIMIT 0")  # noqa: S608 - table and column names come from the models, not input
             types = _COLUMN_TYPES[key] = [column.type_code for column in cursor.description]
         with cursor.cursor.copy(f"COPY {table} ({names}) FROM STDIN (FORMAT BINARY)") as copy:
             copy.set_types(types)
@@ -857,7 +911,7 @@ def _customers(drafts: list[OrderDraft], now) -> dict[str, int]:
     phones = {draft.values["receiver_phone"]: draft.values["receiver_name"] for draft in drafts}
     found = dict(Customer.objects.filter(_among("phone", list(phones))).values_list("phone", "pk"))
     missing = [(phone, name, now) for phone, name in phones.items() if phone not in found]
-    found.update(zip((row[0] for row in missing), insert_rows(Customer, ("phone", "name", "created_at"), missing)))
+    found.update(zip((row[0] for row in missing), insert_rows(Customer, ("phone", "name", "created_at"), missing), strict=True))
     return found
 
 
@@ -871,18 +925,50 @@ _SOURCE_TIME = EVENT_COLUMNS.index("source_time")
 def _stamped(row: tuple, order_id: int, source_time: datetime.datetime | None) -> tuple:
     """An event row of the same facts, for another order and source time."""
     return (order_id, *row[1:_SOURCE_TIME], source_time, *row[_SOURCE_TIME + 1 :])
+
+
 ORDER_COLUMNS = (
-    "order_number", "source", "customer_id", "status", *ADDRESS_KEYS, *AMOUNT_KEYS, "carrier_code", "buyer_message",
-    "requires_cold_chain", "placed_at", "created_at", "updated_at", "stage_entered_at", "stage_due_at", "source_updated_at",
-    "pending_review_at", "paid_at", "shipped_at", "cancelled_at", "completed_at",
+    "order_number",
+    "source",
+    "customer_id",
+    "status",
+    *ADDRESS_KEYS,
+    *AMOUNT_KEYS,
+    "carrier_code",
+    "buyer_message",
+    "requires_cold_chain",
+    "placed_at",
+    "created_at",
+    "updated_at",
+    "stage_entered_at",
+    "stage_due_at",
+    "source_updated_at",
+    "pending_review_at",
+    "paid_at",
+    "shipped_at",
+    "cancelled_at",
+    "completed_at",
 )
 # version, stage_paused_seconds and sla_breached_at take their defaults (1, 0, none): a new order.
 CREATED_ORDER_FIELDS = ["id", "order_number", "status", "source"]
+
+
 def _line_rows(order_id: int, draft: OrderDraft, products: dict[str, Product]) -> list[tuple]:
     rows = []
     for line in draft.lines:
         product = products[line.sku_code]
-        rows.append((order_id, product.pk, line.sku_code, line.product_name or product.name, line.quantity, line.unit_price, line.is_gift, product.cold_chain))
+        rows.append(
+            (
+                order_id,
+                product.pk,
+                line.sku_code,
+                line.product_name or product.name,
+                line.quantity,
+                line.unit_price,
+                line.is_gift,
+                product.cold_chain,
+            )
+        )
     return rows
 
 
@@ -906,19 +992,34 @@ def _create_orders(drafts: list[OrderDraft], products: dict[str, Product], now, 
         # A stage's timestamp is the ERP's time for it when the file has one, else the arrival
         # here; stages the order has not reached stay empty, so a 待审核 order's payment date
         # does not make it look approved (approval sets paid_at, as for any order).
-        paid = None if status == OrderStatus.PENDING_REVIEW else values["paid_at"] or (now if status == OrderStatus.PAID else None)
+        paid = (
+            None if status == OrderStatus.PENDING_REVIEW else values["paid_at"] or (now if status == OrderStatus.PAID else None)
+        )
         shipped = values["shipped_at"] or (now if status == OrderStatus.SHIPPED else None)
-        rows.append((
-            draft.number, OrderSource.ERP, customers[values["receiver_phone"]], status,
-            *[values[key] or "" for key in ADDRESS_KEYS],
-            *[ZERO if values[key] is None else values[key] for key in AMOUNT_KEYS],
-            values["carrier_code"] or "", values["buyer_message"] or "",
-            any(products[line.sku_code].cold_chain for line in draft.lines),
-            placed, now, now, now, due_by_status[status], values["source_time"],
-            placed, paid, shipped,
-            now if status == OrderStatus.CANCELLED else None,
-            now if status == OrderStatus.COMPLETED else None,
-        ))
+        rows.append(
+            (
+                draft.number,
+                OrderSource.ERP,
+                customers[values["receiver_phone"]],
+                status,
+                *[values[key] or "" for key in ADDRESS_KEYS],
+                *[ZERO if values[key] is None else values[key] for key in AMOUNT_KEYS],
+                values["carrier_code"] or "",
+                values["buyer_message"] or "",
+                any(products[line.sku_code].cold_chain for line in draft.lines),
+                placed,
+                now,
+                now,
+                now,
+                due_by_status[status],
+                values["source_time"],
+                placed,
+                paid,
+                shipped,
+                now if status == OrderStatus.CANCELLED else None,
+                now if status == OrderStatus.COMPLETED else None,
+            )
+        )
     order_ids = insert_rows(Order, ORDER_COLUMNS, rows)
     lines, shipments, event_rows = [], [], []
     created_rows: dict[tuple[str, str], tuple] = {}
@@ -926,7 +1027,14 @@ def _create_orders(drafts: list[OrderDraft], products: dict[str, Product], now, 
         values = draft.values
         lines += _line_rows(order_id, draft, products)
         if status in (OrderStatus.SHIPPED, OrderStatus.COMPLETED) and values["tracking_number"] and values["carrier_code"]:
-            shipments.append(Shipment(order_id=order_id, carrier_code=values["carrier_code"], tracking_number=values["tracking_number"], created_at=now))
+            shipments.append(
+                Shipment(
+                    order_id=order_id,
+                    carrier_code=values["carrier_code"],
+                    tracking_number=values["tracking_number"],
+                    created_at=now,
+                )
+            )
         # events.created makes the event (payload included) for the first order with these facts;
         # the orders sharing them get its row with their own id and source time. Building a model
         # and an event per order cost 16 µs each, a sixth of the import's Python time.
@@ -936,8 +1044,15 @@ def _create_orders(drafts: list[OrderDraft], products: dict[str, Product], now, 
         if row is None:
             order = Order.from_db(None, CREATED_ORDER_FIELDS, (order_id, draft.number, status, OrderSource.ERP))
             event = events.created(
-                order=order, by=ERP, source=OrderSource.ERP, import_run=run_id, erp_status=values["erp_status"],
-                amount_check=amount_check, source_time=values["source_time"], occurred_at=now, save=False,
+                order=order,
+                by=ERP,
+                source=OrderSource.ERP,
+                import_run=run_id,
+                erp_status=values["erp_status"],
+                amount_check=amount_check,
+                source_time=values["source_time"],
+                occurred_at=now,
+                save=False,
             )
             row = created_rows[facts] = _event_row(event)
         event_rows.append(_stamped(row, order_id, values["source_time"]))
@@ -947,7 +1062,9 @@ def _create_orders(drafts: list[OrderDraft], products: dict[str, Product], now, 
     insert_rows(OrderEvent, EVENT_COLUMNS, event_rows)
 
 
-def _update_orders(changed: list[tuple[int, OrderDraft, list[str], bool]], products: dict[str, Product], now, run_id: int | None) -> None:
+def _update_orders(
+    changed: list[tuple[int, OrderDraft, list[str], bool]], products: dict[str, Product], now, run_id: int | None
+) -> None:
     if not changed:
         return
     orders = Order.objects.in_bulk([order_id for order_id, *_rest in changed])
@@ -970,9 +1087,16 @@ def _update_orders(changed: list[tuple[int, OrderDraft, list[str], bool]], produ
             order.requires_cold_chain = any(products[line.sku_code].cold_chain for line in draft.lines)
             update_fields.add("requires_cold_chain")
         event = events.import_updated(
-            order=order, by=ERP, fields=fields + (["lines"] if lines_differ else []), before=before,
-            after={key: str(draft.values[key]) for key in fields}, import_run=run_id, amount_check=draft.values["amount_check"],
-            source_time=draft.values["source_time"], occurred_at=now, save=False,
+            order=order,
+            by=ERP,
+            fields=fields + (["lines"] if lines_differ else []),
+            before=before,
+            after={key: str(draft.values[key]) for key in fields},
+            import_run=run_id,
+            amount_check=draft.values["amount_check"],
+            source_time=draft.values["source_time"],
+            occurred_at=now,
+            save=False,
         )
         event_rows.append(_event_row(event))
     Order.objects.bulk_update(orders.values(), sorted(update_fields), batch_size=500)

@@ -112,25 +112,36 @@ class DailyExport(models.Model):
 
 class ReconciliationRun(models.Model):
     """One ERP sync check: both sides of the three measures, their differences and the order
-    numbers someone has to look at. Every run is kept, not only the latest."""
+    numbers someone has to look at. Every run is kept, not only the latest.
+
+    An uploaded file is checked by a Celery task (workflows/tasks.py), like an import: the run is
+    written "queued" with the stored file, the task moves it to running (rows read so far in
+    `processed_rows`, which the page polls) and then to done with the numbers, or to failed with
+    `file_error` in the user's words. A check run in-process (the command line) is done at once."""
 
     business_date = models.DateField()
     ran_at = models.DateTimeField(default=timezone.now)
     ran_by = models.CharField(max_length=64)
     erp_file_name = models.CharField(max_length=200)
     erp_is_summary = models.BooleanField(default=False, help_text="The ERP side came from a day summary, not an order export.")
+    state = models.CharField(max_length=16, choices=ImportState.choices, default=ImportState.DONE)
+    file = models.FileField(upload_to="erp/reconciliations/%Y/%m/", blank=True)
+    processed_rows = models.PositiveIntegerField(default=0)
+    file_error = models.CharField(max_length=500, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
 
-    our_order_count = models.PositiveIntegerField()
-    our_total_amount = models.DecimalField(max_digits=14, decimal_places=2)
-    our_refund_count = models.PositiveIntegerField()
-    erp_order_count = models.PositiveIntegerField()
-    erp_total_amount = models.DecimalField(max_digits=14, decimal_places=2)
-    erp_refund_count = models.PositiveIntegerField()
+    # The numbers below are zero until the run is done.
+    our_order_count = models.PositiveIntegerField(default=0)
+    our_total_amount = models.DecimalField(max_digits=14, decimal_places=2, default=Decimal("0.00"))
+    our_refund_count = models.PositiveIntegerField(default=0)
+    erp_order_count = models.PositiveIntegerField(default=0)
+    erp_total_amount = models.DecimalField(max_digits=14, decimal_places=2, default=Decimal("0.00"))
+    erp_refund_count = models.PositiveIntegerField(default=0)
     # Relative differences in percent, against the ERP side.
-    order_count_diff_pct = models.DecimalField(max_digits=9, decimal_places=3)
-    total_amount_diff_pct = models.DecimalField(max_digits=9, decimal_places=3)
-    refund_count_diff_pct = models.DecimalField(max_digits=9, decimal_places=3)
-    consistency_rate = models.DecimalField(max_digits=6, decimal_places=2, help_text="Percent.")
+    order_count_diff_pct = models.DecimalField(max_digits=9, decimal_places=3, default=Decimal("0.000"))
+    total_amount_diff_pct = models.DecimalField(max_digits=9, decimal_places=3, default=Decimal("0.000"))
+    refund_count_diff_pct = models.DecimalField(max_digits=9, decimal_places=3, default=Decimal("0.000"))
+    consistency_rate = models.DecimalField(max_digits=6, decimal_places=2, default=Decimal("0.00"), help_text="Percent.")
     over_tolerance = models.BooleanField(default=False)
 
     only_ours = models.JSONField(default=list, blank=True)
@@ -142,6 +153,10 @@ class ReconciliationRun(models.Model):
     class Meta:
         ordering = ["-ran_at"]
         indexes = [models.Index(fields=["business_date", "-ran_at"], name="reconciliation_date")]
+
+    @property
+    def finished(self) -> bool:
+        return self.state in (ImportState.DONE, ImportState.FAILED)
 
     @property
     def total_amount_difference(self) -> Decimal:

@@ -1,34 +1,32 @@
-"""The ERP sync check (BRIEF.md: "compares the day's order count, total amount and refund count
+"""The ERP sync check (docs/brief.md: "compares the day's order count, total amount and refund count
 with the ERP; a difference over 0.5% sends an email alert").
 
 Both sides count the orders placed during the business day (Asia/Shanghai), whatever their
 status; the total is the sum of 应付金额 (amount payable); a refund is an order with a refunded
 amount above zero. The ERP side comes from the ERP's order export of that day (then each order
-is compared and the ones that differ are listed) or from its day summary (三个数字 only)."""
+is compared and the ones that differ are listed) or from its day summary (三个数字 only).
+
+This module computes the differences; raising the alert when they are over tolerance is a
+workflow decision (workflows/erp_bridge.py)."""
 
 from __future__ import annotations
 
 import datetime
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
-from django.conf import settings
-from django.contrib.auth.models import User
-from django.core.mail import send_mail
-from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from integrations.erp.exporter import business_day_bounds
 from integrations.erp.importer import COLUMNS, order_number_problem, parse_amount, parse_erp_time
-from integrations.erp.models import ReconciliationRun
+from integrations.erp.models import ImportState, ReconciliationRun
 from integrations.erp.spreadsheet import UnreadableFile, read_table
 from orders.models import Order
-from workflows.models import Alert, AlertKind
 
-TOLERANCE_PCT = Decimal("0.5")  # BRIEF.md: "a difference over 0.5% sends an email alert"
-ALERT_ROLES = ("finance", "supervisor")
+TOLERANCE_PCT = Decimal("0.5")  # docs/brief.md: "a difference over 0.5% sends an email alert"
 LISTED = 500  # order numbers kept per list on a run; enough to work through, bounded in size
 
 EXPORT_COLUMNS = {key: COLUMNS[key] for key in ("order_number", "total_amount", "refund_amount", "placed_at")}
@@ -61,8 +59,12 @@ def our_side(business_date: datetime.date) -> Side:
     return Side(len(amounts), sum(amounts.values(), Decimal("0.00")), refunds, amounts)
 
 
-def erp_side(path: Path | str, business_date: datetime.date) -> tuple[Side, bool]:
-    """(the ERP's side, whether it came from a day summary). Raises UnreadableFile."""
+PROGRESS_EVERY = 2000  # rows between two progress reports
+
+
+def erp_side(path: Path | str, business_date: datetime.date, progress: Callable[[int], None] | None = None) -> tuple[Side, bool]:
+    """(the ERP's side, whether it came from a day summary). Raises UnreadableFile.
+    `progress(rows read)` is called every PROGRESS_EVERY rows of an order export."""
     try:
         table = read_table(path, EXPORT_COLUMNS, ("order_number", "total_amount"))
     except UnreadableFile as export_error:
@@ -78,6 +80,7 @@ def erp_side(path: Path | str, business_date: datetime.date) -> tuple[Side, bool
     refund_at, placed_at = index.get("refund_amount"), index.get("placed_at")
     width = max(index.values()) + 1
     on_the_day: dict[object, bool] = {}  # per distinct 下单时间 cell: a day's export repeats them a lot
+    read = 0
     for _row_number, row in table.stream():
         if len(row) < width:
             row = row + [None] * (width - len(row))
@@ -95,6 +98,9 @@ def erp_side(path: Path | str, business_date: datetime.date) -> tuple[Side, bool
             amounts[number] = parse_amount(row[total_at]) or Decimal("0.00")
         if refund_at is not None and row[refund_at] not in (None, "", "0") and (parse_amount(row[refund_at]) or 0) > 0:
             refunded.add(number)
+        read += 1
+        if progress is not None and read % PROGRESS_EVERY == 0:
+            progress(read)
     return Side(len(amounts), sum(amounts.values(), Decimal("0.00")), len(refunded), amounts), False
 
 
@@ -115,7 +121,9 @@ def _summary_side(table, business_date: datetime.date) -> Side:
         count = int(str(row[index["order_count"]]).strip())
         refunds = int(str(row[index["refund_count"]]).strip())
     except ValueError as exc:
-        raise UnreadableFile(_("Row %(row)d of the ERP day summary: the counts must be whole numbers.") % {"row": row_number}) from exc
+        raise UnreadableFile(
+            _("Row %(row)d of the ERP day summary: the counts must be whole numbers.") % {"row": row_number}
+        ) from exc
     total = parse_amount(row[index["total_amount"]])
     if total is None:
         raise UnreadableFile(_("Row %(row)d of the ERP day summary: the total amount is not an amount.") % {"row": row_number})
@@ -129,9 +137,19 @@ def _pct(ours: Decimal | int, erp: Decimal | int) -> Decimal:
     return (abs(ours - erp) * 100 / erp).quantize(Decimal("0.001"), rounding=ROUND_HALF_UP)
 
 
-def reconciliation_run(*, business_date: datetime.date, erp_path: Path | str, erp_file_name: str, by: str) -> ReconciliationRun:
-    """Compare, keep the run, and alert finance and supervisors once per date when over tolerance."""
-    erp, is_summary = erp_side(erp_path, business_date)
+def reconciliation_run(
+    *,
+    business_date: datetime.date,
+    erp_path: Path | str,
+    erp_file_name: str,
+    by: str,
+    run: ReconciliationRun | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> ReconciliationRun:
+    """Compare and keep the run (with `over_tolerance`): a new row, or `run` (an uploaded file's
+    queued run) filled in and marked done. Who hears of a difference, and how, is decided by the
+    caller: workflows/erp_bridge.py. Raises UnreadableFile."""
+    erp, is_summary = erp_side(erp_path, business_date, progress)
     ours = our_side(business_date)
     diffs = {
         "order_count_diff_pct": _pct(ours.order_count, erp.order_count),
@@ -154,10 +172,7 @@ def reconciliation_run(*, business_date: datetime.date, erp_path: Path | str, er
         consistency = Decimal(matched * 100) / union if union else Decimal(100)
     else:
         consistency = max(Decimal(0), Decimal(100) - max(diffs.values()))
-    run = ReconciliationRun.objects.create(
-        business_date=business_date,
-        ran_by=by,
-        erp_file_name=erp_file_name[:200],
+    numbers = dict(
         erp_is_summary=is_summary,
         our_order_count=ours.order_count,
         our_total_amount=ours.total_amount,
@@ -172,51 +187,12 @@ def reconciliation_run(*, business_date: datetime.date, erp_path: Path | str, er
         amount_mismatches=mismatches[:LISTED],
         **diffs,
     )
-    if run.over_tolerance:
-        _alert_once(run)
-    return run
-
-
-def _alert_message(run: ReconciliationRun) -> str:
-    return _(
-        "ERP sync check for %(date)s is over the 0.5%% tolerance: orders %(our_count)d vs ERP %(erp_count)d (%(count_pct)s%%), "
-        "amount ¥%(our_total)s vs ERP ¥%(erp_total)s (%(total_pct)s%%), refunds %(our_refunds)d vs ERP %(erp_refunds)d (%(refund_pct)s%%)."
-    ) % {
-        "date": run.business_date.isoformat(),
-        "our_count": run.our_order_count, "erp_count": run.erp_order_count, "count_pct": run.order_count_diff_pct,
-        "our_total": run.our_total_amount, "erp_total": run.erp_total_amount, "total_pct": run.total_amount_diff_pct,
-        "our_refunds": run.our_refund_count, "erp_refunds": run.erp_refund_count, "refund_pct": run.refund_count_diff_pct,
-    }
-
-
-def _alert_once(run: ReconciliationRun) -> None:
-    """One in-app alert per role and date, and one e-mail per date: the alert's unique
-    dedupe_key decides, so a second run (or two at once) finds the row and sends nothing."""
-    message = _alert_message(run)
-    with transaction.atomic():
-        created = [
-            Alert.objects.get_or_create(
-                dedupe_key=f"erp-reconciliation:{run.business_date.isoformat()}:{role}",
-                defaults={"kind": AlertKind.RECONCILIATION, "for_role": role, "message": message[:500]},
-            )
-            for role in ALERT_ROLES
-        ]
-    alerts = [alert for alert, _new in created]
-    if not created[0][1]:
-        return
-    recipients = sorted(
-        set(
-            User.objects.filter(is_active=True, groups__name__in=ALERT_ROLES)
-            .exclude(email="")
-            .values_list("email", flat=True)
+    if run is None:
+        return ReconciliationRun.objects.create(
+            business_date=business_date, ran_by=by, erp_file_name=erp_file_name[:200], **numbers
         )
-        | set(settings.ALERT_EMAILS)
-    )
-    link = f"{settings.PUBLIC_BASE_URL}/erp/reconciliations/{run.pk}/"
-    subject = _("[Beile] ERP sync check %(date)s: difference over 0.5%%") % {"date": run.business_date.isoformat()}
-    if recipients:
-        send_mail(subject, f"{message}\n\n{link}\n", settings.DEFAULT_FROM_EMAIL, recipients)
-    sent_at = timezone.now()
-    Alert.objects.filter(pk__in=[alert.pk for alert in alerts]).update(emailed_at=sent_at if recipients else None)
-    run.alerted = True
-    run.save(update_fields=["alerted"])
+    for name, value in numbers.items():
+        setattr(run, name, value)
+    run.state, run.finished_at = ImportState.DONE, timezone.now()
+    run.save(update_fields=[*numbers, "state", "finished_at"])
+    return run

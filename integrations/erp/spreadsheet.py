@@ -1,4 +1,4 @@
-"""Reading ERP exports (Jushuitan-style, docs/protocols): CSV in UTF-8 / UTF-8 with BOM / GB18030,
+"""Reading ERP exports (Jushuitan-style, docs/protocols.md): CSV in UTF-8 / UTF-8 with BOM / GB18030,
 or .xlsx; the header row is found by its column names, because real exports may put a title row
 (名称：聚水潭成本) above it. Everything about the file format stays in this module, and the import,
 the reconciliation and the ERP's day summary all read through `read_table`.
@@ -87,9 +87,10 @@ def read_table(path: Path | str, columns: dict[str, tuple[str, ...]], required: 
     header_at = None
     for index, (_number, row) in enumerate(head):
         names = {_header_name(cell) for cell in row}
-        if any(alias in names for alias in columns[required[0]]) and sum(
-            1 for aliases in columns.values() if any(alias in names for alias in aliases)
-        ) >= 3:
+        if (
+            any(alias in names for alias in columns[required[0]])
+            and sum(1 for aliases in columns.values() if any(alias in names for alias in aliases)) >= 3
+        ):
             header_at = index
             break
     if header_at is None:

@@ -1,10 +1,10 @@
-"""Finance's ERP pages (import, daily export, sync check) and the signed status-event endpoint."""
+"""Finance's ERP pages (import, daily export, a sync check's result) and the signed status-event
+endpoint. The ERP home page and running the sync check raise alerts, so they are
+workflows/erp_bridge.py's."""
 
 from __future__ import annotations
 
-import csv
 import datetime
-import tempfile
 from pathlib import Path
 
 from django.contrib import messages
@@ -16,32 +16,17 @@ from django.views.decorators.http import require_GET, require_POST
 
 from integrations.erp import exporter, inbound, reconciliation, services
 from integrations.erp.models import DailyExport, ImportRun, ReconciliationRun
-from integrations.erp.spreadsheet import UnreadableFile
 from orders.access import Actor, public_endpoint, role_required
-from workflows.models import Alert, AlertKind
+from orders.exports import csv_writer
 
 FINANCE_ROLES = ("finance", "supervisor")
 
 
-def _parse_date(raw: str) -> datetime.date | None:
+def parse_business_date(raw: str) -> datetime.date | None:
     try:
         return datetime.date.fromisoformat(raw)
     except (TypeError, ValueError):
         return None
-
-
-@require_GET
-@role_required(*FINANCE_ROLES)
-def erp_home(request: HttpRequest) -> HttpResponse:
-    yesterday = exporter.today() - datetime.timedelta(days=1)
-    context = {
-        "imports": ImportRun.objects.select_related("uploaded_by")[:10],
-        "exports": DailyExport.objects.exclude(file="")[:14],
-        "runs": ReconciliationRun.objects.all()[:10],
-        "alerts": Alert.objects.filter(kind=AlertKind.RECONCILIATION, for_role__in=FINANCE_ROLES, acknowledged_at__isnull=True)[:10],
-        "yesterday": yesterday.isoformat(),
-    }
-    return render(request, "erp/home.html", context)
 
 
 @require_POST
@@ -97,12 +82,13 @@ def import_retry(request: HttpRequest, run_id: int) -> HttpResponse:
 @role_required(*FINANCE_ROLES)
 def import_errors(request: HttpRequest, run_id: int) -> HttpResponse:
     """The error report: every refused row with its row number, column and reason. UTF-8 with a
-    BOM, so Excel on a Chinese Windows opens it without garbling."""
+    BOM, so Excel on a Chinese Windows opens it without garbling; a value quoted from the file
+    never becomes a formula there (orders/exports.py)."""
     run = get_object_or_404(ImportRun, pk=run_id)
     response = HttpResponse(content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="erp-import-{run.pk}-errors.csv"'
     response.write("\ufeff")
-    writer = csv.writer(response)
+    writer = csv_writer(response)
     writer.writerow([_("Row"), _("Column"), _("Order number"), _("Reason")])
     if run.file_error:
         writer.writerow(["", "", "", run.file_error])
@@ -114,7 +100,7 @@ def import_errors(request: HttpRequest, run_id: int) -> HttpResponse:
 @require_POST
 @role_required(*FINANCE_ROLES)
 def export_produce(request: HttpRequest) -> HttpResponse:
-    day = _parse_date(request.POST.get("date", ""))
+    day = parse_business_date(request.POST.get("date", ""))
     if day is None or day > exporter.today():
         messages.error(request, _("Choose a business date that has begun, like 2024-05-01."))
         return redirect("erp_home")
@@ -125,47 +111,45 @@ def export_produce(request: HttpRequest) -> HttpResponse:
 @require_GET
 @role_required(*FINANCE_ROLES)
 def export_download(request: HttpRequest, business_date: str) -> HttpResponse:
-    day = _parse_date(business_date)
+    day = parse_business_date(business_date)
     export = DailyExport.objects.filter(business_date=day).exclude(file="").first() if day else None
     if export is None or not Path(export.file.path).exists():
         raise Http404(_("No ERP export has been produced for this date yet."))
     return FileResponse(open(export.file.path, "rb"), as_attachment=True, filename=f"erp-export-{business_date}.xlsx")
 
 
-@require_POST
-@role_required(*FINANCE_ROLES)
-def reconciliation_run(request: HttpRequest) -> HttpResponse:
-    day = _parse_date(request.POST.get("date", ""))
-    upload = request.FILES.get("erp_file")
-    if day is None or upload is None:
-        messages.error(request, _("Choose the business date and the ERP's export or day summary for it."))
-        return redirect("erp_home")
-    suffix = Path(upload.name).suffix.lower()[:8]
-    with tempfile.NamedTemporaryFile(suffix=suffix) as temporary:
-        for chunk in upload.chunks():
-            temporary.write(chunk)
-        temporary.flush()
-        try:
-            run = reconciliation.reconciliation_run(
-                business_date=day, erp_path=temporary.name, erp_file_name=upload.name, by=Actor.of(request.user).name
-            )
-        except UnreadableFile as exc:
-            messages.error(request, str(exc))
-            return redirect("erp_home")
-    return redirect("erp_reconciliation_detail", run_id=run.pk)
-
-
 @require_GET
 @role_required(*FINANCE_ROLES)
 def reconciliation_detail(request: HttpRequest, run_id: int) -> HttpResponse:
+    """A sync check's page: polls (htmx) while a worker checks the uploaded file, then the result."""
     run = get_object_or_404(ReconciliationRun, pk=run_id)
-    return render(request, "erp/reconciliation.html", {"run": run, "tolerance": reconciliation.TOLERANCE_PCT})
+    context = {"run": run, "tolerance": reconciliation.TOLERANCE_PCT}
+    if request.htmx:
+        return render(request, "erp/reconciliation.html#reconciliation-result", context)
+    return render(request, "erp/reconciliation.html", context)
 
 
 @csrf_exempt
 @require_POST
 @public_endpoint("WMS/ERP status events: authenticated by an HMAC signature per source system, not by a login")
 def inbound_event(request: HttpRequest) -> HttpResponse:
+    # Refused before the body is read: a sender that is not speaking JSON, or a body no event needs.
+    if request.content_type != "application/json":
+        return JsonResponse(
+            {"ok": False, "error": _("Send the event as JSON with Content-Type: application/json.")},
+            status=415,
+            json_dumps_params={"ensure_ascii": False},
+        )
+    try:
+        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        declared = -1
+    if declared < 0 or declared > inbound.MAX_BODY_BYTES:
+        return JsonResponse(
+            {"ok": False, "error": _("An event body is at most %(limit)d bytes.") % {"limit": inbound.MAX_BODY_BYTES}},
+            status=413,
+            json_dumps_params={"ensure_ascii": False},
+        )
     body = request.body
     source = request.headers.get("X-Beile-Source", "")
     problem = inbound.authenticate(
@@ -178,4 +162,3 @@ def inbound_event(request: HttpRequest) -> HttpResponse:
         return JsonResponse({"ok": False, "error": problem}, status=401)
     status, answer = inbound.inbound_event_handle(source=source, body=body)
     return JsonResponse(answer, status=status, json_dumps_params={"ensure_ascii": False})
-

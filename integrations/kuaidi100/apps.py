@@ -6,4 +6,3 @@ class Kuaidi100Config(AppConfig):
     name = "integrations.kuaidi100"
     label = "kuaidi100"
     verbose_name = _("Kuaidi100 tracking")
-

@@ -1,5 +1,5 @@
 """Kuaidi100 (快递100): the real-time query API, the subscription API and the callback's
-signature, exactly as PROTOCOLS.md describes them. Nothing outside this folder knows that
+signature, exactly as docs/protocols.md describes them. Nothing outside this folder knows that
 `param` is a JSON string inside a form, or that the signature is upper-case MD5."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import requests
 from django.conf import settings
 from django.utils import timezone
 
-# Subscription return codes that will not get better by retrying (PROTOCOLS.md).
+# Subscription return codes that will not get better by retrying (docs/protocols.md).
 PERMANENT_SUBSCRIBE_CODES = {"600", "601", "700", "701", "702"}
 # Query return codes worth asking again later: no result yet, server error, busy.
 TRANSIENT_QUERY_CODES = {"500", "501", "502"}
@@ -33,7 +33,7 @@ class Kuaidi100Error(Exception):
 
 
 def mode() -> str:
-    """"live" with real credentials, "sandbox" against the local fake, "off" without either."""
+    """ "live" with real credentials, "sandbox" against the local fake, "off" without either."""
     config = settings.KUAIDI100
     if config.get("SANDBOX"):
         return "sandbox"
@@ -83,7 +83,10 @@ def query(*, carrier_code: str, tracking_number: str, phone: str = "") -> dict:
     if phone:
         payload["phone"] = phone
     param = _param(payload)
-    result = _post("/poll/query.do", {"customer": config["CUSTOMER"], "sign": query_sign(param, config["KEY"], config["CUSTOMER"]), "param": param})
+    result = _post(
+        "/poll/query.do",
+        {"customer": config["CUSTOMER"], "sign": query_sign(param, config["KEY"], config["CUSTOMER"]), "param": param},
+    )
     if "returnCode" in result or result.get("result") is False:
         code = str(result.get("returnCode", ""))
         raise Kuaidi100Error(result.get("message", ""), code=code, permanent=code not in TRANSIENT_QUERY_CODES)

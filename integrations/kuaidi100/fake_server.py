@@ -1,4 +1,4 @@
-"""A local Kuaidi100 that speaks the real protocol over HTTP (PROTOCOLS.md), for the demo and tests.
+"""A local Kuaidi100 that speaks the real protocol over HTTP (docs/protocols.md), for the demo and tests.
 
 - `POST /poll/query.do`: form `customer`, `sign`, `param`; checks the upper-case MD5 signature
   and answers with the real error codes and messages.
@@ -35,8 +35,18 @@ import requests
 SANDBOX_CUSTOMER = "SANDBOXCUSTOMER0001"
 SANDBOX_KEY = "sandbox-kuaidi100-key"
 KNOWN_CARRIERS = {
-    "shunfeng", "shunfenglengyun", "zhongtong", "yuantong", "yunda", "shentong", "ems", "jd", "jtexpress",
-    "huitongkuaidi", "debangkuaidi", "youzhengguonei",
+    "shunfeng",
+    "shunfenglengyun",
+    "zhongtong",
+    "yuantong",
+    "yunda",
+    "shentong",
+    "ems",
+    "jd",
+    "jtexpress",
+    "huitongkuaidi",
+    "debangkuaidi",
+    "youzhengguonei",
 }
 # A carrier that refuses subscriptions, so the 701 path can be exercised.
 REFUSING_CARRIERS = {"youzhengguonei"}
@@ -94,8 +104,15 @@ class Parcel:
 
 
 class FakeKuaidi100:
-    def __init__(self, *, customer: str = SANDBOX_CUSTOMER, key: str = SANDBOX_KEY, step_seconds: float | None = None,
-                 first_push_seconds: float | None = None, retry_seconds: float = 1800.0):
+    def __init__(
+        self,
+        *,
+        customer: str = SANDBOX_CUSTOMER,
+        key: str = SANDBOX_KEY,
+        step_seconds: float | None = None,
+        first_push_seconds: float | None = None,
+        retry_seconds: float = 1800.0,
+    ):
         self.customer = customer
         self.key = key
         # None: nothing is pushed by itself (tests call push()); a number: the demo's pace.
@@ -216,7 +233,12 @@ class FakeKuaidi100:
             return error("400", "找不到对应公司或参数不完整")
         with self.lock:
             parcel = self.parcels.get(number)
-            if company in SF_CODES and (not parcel or not parcel.phone or not str(param.get("phone", "")) or not parcel.phone.endswith(str(param.get("phone", ""))[-4:])):
+            if company in SF_CODES and (
+                not parcel
+                or not parcel.phone
+                or not str(param.get("phone", ""))
+                or not parcel.phone.endswith(str(param.get("phone", ""))[-4:])
+            ):
                 return error("408", "快递公司参数异常：电话号码校验不通过")
             if parcel is None or not parcel.events:
                 return error("500", "查询无结果，请隔段时间再查")
@@ -244,8 +266,14 @@ class FakeKuaidi100:
             if existing and existing.push_status != "abort":
                 return error("501", "POLL:重复订阅")
             scenario = self.scripted.get(number, scenario_for(number))
-            parcel = Parcel(company=company, number=number, scenario=scenario, phone=str(parameters.get("phone", "")),
-                            callback_url=parameters["callbackurl"], salt=str(parameters.get("salt", "")))
+            parcel = Parcel(
+                company=company,
+                number=number,
+                scenario=scenario,
+                phone=str(parameters.get("phone", "")),
+                callback_url=parameters["callbackurl"],
+                salt=str(parameters.get("salt", "")),
+            )
             if self.first_push_seconds is not None:
                 parcel.next_push_at = time.monotonic() + self.first_push_seconds
             self.parcels[number] = parcel
@@ -254,8 +282,13 @@ class FakeKuaidi100:
     def _result(self, parcel: Parcel, *, with_eta: bool = True) -> dict:
         state = parcel.events[0]["_state"] if parcel.events else "0"
         result = {
-            "message": "ok", "nu": parcel.number, "ischeck": "1" if state in FINAL_STATES else "0", "com": parcel.company,
-            "status": "200", "state": state, "condition": "00",
+            "message": "ok",
+            "nu": parcel.number,
+            "ischeck": "1" if state in FINAL_STATES else "0",
+            "com": parcel.company,
+            "status": "200",
+            "state": state,
+            "condition": "00",
             "data": [{k: v for k, v in event.items() if not k.startswith("_")} for event in parcel.events],
         }
         if with_eta and state not in FINAL_STATES and parcel.events:
@@ -271,8 +304,15 @@ class FakeKuaidi100:
             steps = SCENARIOS[parcel.scenario]
             if not steps and parcel.push_status != "abort":
                 parcel.push_status = "abort"
-                return {"status": "abort", "billstatus": "check", "message": "3天查询无记录", "autoCheck": "0",
-                        "comOld": "", "comNew": "", "lastResult": {**self._result(parcel), "message": "3天查询无记录"}}
+                return {
+                    "status": "abort",
+                    "billstatus": "check",
+                    "message": "3天查询无记录",
+                    "autoCheck": "0",
+                    "comOld": "",
+                    "comNew": "",
+                    "lastResult": {**self._result(parcel), "message": "3天查询无记录"},
+                }
             if parcel.step < len(steps):
                 state, status_name, context, area, code = steps[parcel.step]
                 parcel.step += 1
@@ -281,12 +321,29 @@ class FakeKuaidi100:
                     previous = datetime.datetime.strptime(parcel.events[0]["time"], "%Y-%m-%d %H:%M:%S").replace(tzinfo=BEIJING)
                     moment = max(moment, previous + datetime.timedelta(seconds=1))
                 now = moment.strftime("%Y-%m-%d %H:%M:%S")
-                parcel.events.insert(0, {"time": now, "ftime": now, "context": context, "areaCode": code, "areaName": area,
-                                         "status": status_name, "_state": state})
+                parcel.events.insert(
+                    0,
+                    {
+                        "time": now,
+                        "ftime": now,
+                        "context": context,
+                        "areaCode": code,
+                        "areaName": area,
+                        "status": status_name,
+                        "_state": state,
+                    },
+                )
                 if state in FINAL_STATES:
                     parcel.push_status = "shutdown"
-            return {"status": parcel.push_status, "billstatus": "polling" if parcel.push_status == "polling" else "check",
-                    "message": "", "autoCheck": "0", "comOld": "", "comNew": "", "lastResult": self._result(parcel)}
+            return {
+                "status": parcel.push_status,
+                "billstatus": "polling" if parcel.push_status == "polling" else "check",
+                "message": "",
+                "autoCheck": "0",
+                "comOld": "",
+                "comNew": "",
+                "lastResult": self._result(parcel),
+            }
 
     def deliver(self, number: str, payload: dict, *, sign: str | None = None) -> requests.Response | None:
         """POST one callback to the subscriber, signed with its salt unless `sign` is given; a push
@@ -303,8 +360,9 @@ class FakeKuaidi100:
         except (requests.RequestException, ValueError):
             acknowledged = False
         with self.lock:
-            parcel.pushes.append({"payload": payload, "http": response.status_code if response is not None else None,
-                                  "acknowledged": acknowledged})
+            parcel.pushes.append(
+                {"payload": payload, "http": response.status_code if response is not None else None, "acknowledged": acknowledged}
+            )
             tries = (parcel.pending_retry or {}).get("tries", 0) + 1
             parcel.pending_retry = None if acknowledged else {"payload": payload, "tries": tries}
         return response
@@ -364,8 +422,13 @@ def main() -> None:
     parser.add_argument("--first-push-seconds", type=float, default=3.0, help="time from subscription to the first push")
     parser.add_argument("--retry-seconds", type=float, default=15.0, help="when to retry an unacknowledged push (real: ~30 min)")
     args = parser.parse_args()
-    fake = FakeKuaidi100(customer=args.customer, key=args.key, step_seconds=args.step_seconds,
-                         first_push_seconds=args.first_push_seconds, retry_seconds=args.retry_seconds)
+    fake = FakeKuaidi100(
+        customer=args.customer,
+        key=args.key,
+        step_seconds=args.step_seconds,
+        first_push_seconds=args.first_push_seconds,
+        retry_seconds=args.retry_seconds,
+    )
     fake.start(args.host, args.port)
     print(f"Fake Kuaidi100 on {fake.url}", flush=True)
     try:

@@ -1,5 +1,5 @@
-"""Alert e-mail for the whole cockpit: Django's mail with a connection timeout, so a hung SMTP
-server cannot hold a worker (EMAIL_TIMEOUT)."""
+"""Sending one e-mail: Django's mail with a connection timeout, so a hung SMTP server cannot hold
+a worker (EMAIL_TIMEOUT). Which alerts go to whom, and when, is workflows/alerts.py's."""
 
 from __future__ import annotations
 

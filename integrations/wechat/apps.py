@@ -6,4 +6,3 @@ class WeChatConfig(AppConfig):
     name = "integrations.wechat"
     label = "wechat"
     verbose_name = _("WeChat service account")
-

@@ -1,5 +1,5 @@
 """WeChat service account (服务号): the access token, template messages and the callback
-signature (PROTOCOLS.md). Nothing outside this folder knows an errcode.
+signature (docs/protocols.md). Nothing outside this folder knows an errcode.
 
 One central token: every process reads it from the shared cache (django.core.cache) and only
 one refreshes it, under a lock, before it expires — the stable_token endpoint everywhere, so
@@ -16,14 +16,14 @@ import requests
 from django.conf import settings
 from django.core.cache import cache
 
-TOKEN_KEY = "wechat:access_token"
-TOKEN_LOCK_KEY = "wechat:access_token:lock"
+TOKEN_KEY = "wechat:access_token"  # noqa: S105 - a cache key name, not a secret
+TOKEN_LOCK_KEY = "wechat:access_token:lock"  # noqa: S105 - a cache key name
 # Refresh when 90 % of the lifetime is gone: before expiry, never on every call.
 REFRESH_AT_FRACTION = 0.9
 LOCK_SECONDS = 30
 TOKEN_INVALID = {40001, 40014, 42001}
 SYSTEM_BUSY = -1
-# Recorded on the message and never retried (PROTOCOLS.md): not subscribed, bad openid, user
+# Recorded on the message and never retried (docs/protocols.md): not subscribed, bad openid, user
 # refused, bad argument, quota.
 NOT_RETRIED = {43004, 40003, 43101, 47003, 45009}
 # A callback whose signed timestamp is further than this from our clock is refused as stale
@@ -93,13 +93,20 @@ def access_token(*, rejected: str = "") -> str:
         config = settings.WECHAT
         result = _post_json(
             "/cgi-bin/stable_token",
-            {"grant_type": "client_credential", "appid": config["APP_ID"], "secret": config["APP_SECRET"], "force_refresh": False},
+            {
+                "grant_type": "client_credential",
+                "appid": config["APP_ID"],
+                "secret": config["APP_SECRET"],
+                "force_refresh": False,
+            },
         )
         if "access_token" not in result:
             raise _error_from(result)
         lifetime = int(result.get("expires_in", 7200))
         now = time.time()
-        cache.set(TOKEN_KEY, {"token": result["access_token"], "refresh_at": now + lifetime * REFRESH_AT_FRACTION}, timeout=lifetime)
+        cache.set(
+            TOKEN_KEY, {"token": result["access_token"], "refresh_at": now + lifetime * REFRESH_AT_FRACTION}, timeout=lifetime
+        )
         return result["access_token"]
     finally:
         cache.delete(TOKEN_LOCK_KEY)

@@ -1,4 +1,4 @@
-"""A local WeChat service-account API over HTTP (PROTOCOLS.md), for the demo and tests.
+"""A local WeChat service-account API over HTTP (docs/protocols.md), for the demo and tests.
 
 - `POST /cgi-bin/stable_token`: checks appid/secret, hands out one token per lifetime.
 - `POST /cgi-bin/message/template/send?access_token=…`: checks the token (40001/42001), the
@@ -64,8 +64,17 @@ def _value_problem(key: str, value: str) -> str:
 
 
 class FakeWeChat:
-    def __init__(self, *, app_id: str = SANDBOX_APP_ID, app_secret: str = SANDBOX_APP_SECRET, template_id: str = SANDBOX_TEMPLATE_ID,
-                 callback_token: str = SANDBOX_CALLBACK_TOKEN, report_url: str = "", token_seconds: int = 7200, quota: int = 100_000):
+    def __init__(
+        self,
+        *,
+        app_id: str = SANDBOX_APP_ID,
+        app_secret: str = SANDBOX_APP_SECRET,
+        template_id: str = SANDBOX_TEMPLATE_ID,
+        callback_token: str = SANDBOX_CALLBACK_TOKEN,
+        report_url: str = "",
+        token_seconds: int = 7200,
+        quota: int = 100_000,
+    ):
         self.app_id, self.app_secret, self.template_id = app_id, app_secret, template_id
         self.callback_token, self.report_url = callback_token, report_url
         self.token_seconds, self.quota = token_seconds, quota
@@ -165,9 +174,16 @@ class FakeWeChat:
                 return _error(45009, "reach max api daily quota limit")
             msgid = next(self._msgids)
             self.recent[key] = (now, str(msgid))
-            self.messages.append({"msgid": msgid, "touser": openid, "client_msg_id": key[1], "url": body.get("url", ""),
-                                  "data": {k: (v or {}).get("value", "") for k, v in data.items()},
-                                  "received_at": datetime.datetime.now().strftime("%Y-%m-%d %H:%M:%S")})
+            self.messages.append(
+                {
+                    "msgid": msgid,
+                    "touser": openid,
+                    "client_msg_id": key[1],
+                    "url": body.get("url", ""),
+                    "data": {k: (v or {}).get("value", "") for k, v in data.items()},
+                    "received_at": datetime.datetime.now().strftime("%Y-%m-%d %H:%M:%S"),
+                }
+            )
             status = "failed:user block" if state == "blocked" else "success"
         if self.report_url:
             threading.Thread(target=self._report, args=(openid, msgid, status), daemon=True).start()
@@ -184,7 +200,9 @@ class FakeWeChat:
         )
         query = urlencode({"signature": signature, "timestamp": timestamp, "nonce": nonce, "openid": openid})
         try:
-            response = requests.post(f"{self.report_url}?{query}", data=xml.encode(), headers={"Content-Type": "text/xml"}, timeout=10)
+            response = requests.post(
+                f"{self.report_url}?{query}", data=xml.encode(), headers={"Content-Type": "text/xml"}, timeout=10
+            )
             with self.lock:
                 self.reports.append((str(msgid), response.status_code))
         except requests.RequestException:
@@ -197,14 +215,20 @@ class FakeWeChat:
             counts: dict[str, int] = {}
             for message in self.messages:
                 counts[message["touser"]] = counts.get(message["touser"], 0) + 1
-        rows = "".join(f"<li><a href='/phone/{html.escape(o)}'>{html.escape(o)}</a> · {n} messages</li>" for o, n in counts.items())
-        return ("<!doctype html><meta charset=utf-8><meta http-equiv=refresh content=5><title>Fake WeChat</title>"
-                f"<h1>Fake WeChat service account (sandbox)</h1><p>{len(self.messages)} messages delivered.</p><ul>{rows}</ul>")
+        rows = "".join(
+            f"<li><a href='/phone/{html.escape(o)}'>{html.escape(o)}</a> · {n} messages</li>" for o, n in counts.items()
+        )
+        return (
+            "<!doctype html><meta charset=utf-8><meta http-equiv=refresh content=5><title>Fake WeChat</title>"
+            f"<h1>Fake WeChat service account (sandbox)</h1><p>{len(self.messages)} messages delivered.</p><ul>{rows}</ul>"
+        )
 
     def phone_page(self, openid: str) -> str:
         bubbles = []
         for message in reversed(self.messages_for(openid)):
-            lines = "".join(f"<div><small>{html.escape(k)}</small> {html.escape(str(v))}</div>" for k, v in message["data"].items())
+            lines = "".join(
+                f"<div><small>{html.escape(k)}</small> {html.escape(str(v))}</div>" for k, v in message["data"].items()
+            )
             link = f"<a href='{html.escape(message['url'])}'>详情</a>" if message["url"] else ""
             bubbles.append(f"<div class=msg><b>订单状态通知</b> <small>{message['received_at']}</small>{lines}{link}</div>")
         return (
@@ -270,8 +294,13 @@ def main() -> None:
     parser.add_argument("--template-id", default=SANDBOX_TEMPLATE_ID)
     parser.add_argument("--callback-token", default=SANDBOX_CALLBACK_TOKEN)
     args = parser.parse_args()
-    fake = FakeWeChat(app_id=args.app_id, app_secret=args.app_secret, template_id=args.template_id,
-                      callback_token=args.callback_token, report_url=args.report_url)
+    fake = FakeWeChat(
+        app_id=args.app_id,
+        app_secret=args.app_secret,
+        template_id=args.template_id,
+        callback_token=args.callback_token,
+        report_url=args.report_url,
+    )
     fake.start(args.host, args.port)
     print(f"Fake WeChat on {fake.url} (customer phones at {fake.url}/)", flush=True)
     try:

@@ -1,14 +1,16 @@
-"""Customer pushes through the WeChat service account, via the outbox (workflows.CustomerMessage).
+"""Customer pushes through the WeChat service account, via the outbox (wechat.CustomerMessage).
 
-A push is a row first — order, event, recipient, idempotency key, template values — written in
-the caller's transaction; a task sends it after commit and a beat relay re-sends whatever a
-lost task or a down broker left behind. A message goes out at most once per event:
+A push is a row first — order, event, recipient, idempotency key, template values, link —
+written in the caller's transaction; a task sends it after commit and a beat relay re-sends
+whatever a lost task or a down broker left behind. A message goes out at most once per event:
 
 - one row per (order, event): the idempotency key is unique;
 - one sender at a time: a sender claims the row (locked, attempts + 1, next_attempt_at pushed
   past a lease) before calling WeChat, so the relay and the original task cannot both send;
 - a sender that dies mid-send leaves the claim to expire; the resend carries the same
   `client_msg_id`, which WeChat delivers once per openid within 10 minutes (lease < 10 min).
+
+What a push says is decided in workflows/notifications.py; this module takes the ready values.
 """
 
 from __future__ import annotations
@@ -19,53 +21,38 @@ import logging
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.utils import timezone, translation
+from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_noop
 
 from integrations.wechat import client
-from workflows.frontline.selfservice import link_url
-from orders.models import Order, Shipment, TrackingState
-from workflows.models import CustomerMessage, MessageStatus
+from integrations.wechat.models import CustomerMessage, MessageStatus
+from orders.models import Order
 
 logger = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 8
-# The template's fields, with the kinds WeChat checks (PROTOCOLS.md value limits).
+# The template's fields, with the kinds WeChat checks (docs/protocols.md value limits).
 FIELD_ORDER = "character_string1"  # ≤ 32 characters, no Chinese
 FIELD_STATUS = "thing2"  # ≤ 20 characters
 FIELD_LOCATION = "thing3"
 FIELD_ETA = "time4"  # like 2024-06-21 16:34:24
 FIELD_NOTE = "thing5"
-
-# English msgids stay within the 20-character `thing` limit; the translations must too. Marked
-# with gettext_noop so makemessages extracts them; translated when the push is composed.
-STATE_TEXT = {
-    TrackingState.PICKED_UP: gettext_noop("Picked up"),
-    TrackingState.IN_TRANSIT: gettext_noop("On its way"),
-    TrackingState.OUT_FOR_DELIVERY: gettext_noop("Out for delivery"),
-    TrackingState.SIGNED: gettext_noop("Delivered"),
-    TrackingState.PROBLEM: gettext_noop("Delivery problem"),
-    TrackingState.RETURNED_SIGNED: gettext_noop("Returned to us"),
-    TrackingState.RETURNING: gettext_noop("Being returned"),
-    TrackingState.REFUSED: gettext_noop("Refused at delivery"),
-}
-# A plain explanation for states where something is wrong (issue 5).
-STATE_EXPLANATION = {
-    TrackingState.PROBLEM: gettext_noop("Sorting it out now"),
-    TrackingState.RETURNED_SIGNED: gettext_noop("We will call you"),
-    TrackingState.RETURNING: gettext_noop("We will call you"),
-    TrackingState.REFUSED: gettext_noop("We will call you"),
-}
+THING_LIMIT = 20
 
 
-def _thing(text: str) -> str:
+def thing(text: str) -> str:
+    """A `thing` value: at most 20 characters, never empty."""
     text = " ".join((text or "").split()) or "-"
-    return text if len(text) <= 20 else text[:19] + "…"
+    return text if len(text) <= THING_LIMIT else text[: THING_LIMIT - 1] + "…"
 
 
-def _character_string(text: str) -> str:
+def character_string(text: str) -> str:
+    """A `character_string` value: at most 32 printable ASCII characters, never empty."""
     return "".join(ch for ch in text if ch.isascii() and ch.isprintable())[:32] or "-"
+
+
+def time_value(moment: datetime.datetime) -> str:
+    return timezone.localtime(moment).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _key(order: Order, event_key: str) -> str:
@@ -77,47 +64,28 @@ def client_msg_id(message: CustomerMessage) -> str:
     return hashlib.sha1(message.idempotency_key.encode()).hexdigest()[:32]  # noqa: S324 - an identifier
 
 
-def message_content(*, order: Order, reason: str = "") -> tuple[dict[str, str], bool]:
-    """Template values for the order's current state, and whether they carry location and ETA
-    or an explanation (the customer-perceived-delay measure counts those)."""
-    shipment: Shipment | None = order.shipments.order_by("-created_at").first()
-    state = shipment.tracking_state if shipment else ""
-    with translation.override(settings.LANGUAGE_CODE):
-        if shipment and state in STATE_TEXT:
-            status = _(STATE_TEXT[state])
-        elif shipment:
-            status = _("Shipped by %(carrier)s") % {"carrier": shipment.get_carrier_code_display()}
-        else:
-            status = str(order.get_status_display())
-        explanation = reason or (_(STATE_EXPLANATION[state]) if state in STATE_EXPLANATION else "")
-        location = shipment.last_location if shipment else ""
-        eta = shipment.eta if shipment and shipment.eta else None
-        moment = eta or (shipment.last_event_at if shipment and shipment.last_event_at else timezone.now())
-        data = {
-            FIELD_ORDER: _character_string(order.order_number),
-            FIELD_STATUS: _thing(status),
-            FIELD_LOCATION: _thing(location or (_("Warehouse") if shipment else "-")),
-            FIELD_ETA: timezone.localtime(moment).strftime("%Y-%m-%d %H:%M:%S"),
-            FIELD_NOTE: _thing(explanation or (_("See ETA above") if eta else _("Thank you!"))),
-        }
-    # Issue 6's CPD stops at a push with location and ETA, or with an exception explanation.
-    carries_location = bool(explanation) or (bool(location) and (eta is not None or state == TrackingState.SIGNED))
-    return data, carries_location
+def message_exists(*, order: Order, event_key: str) -> CustomerMessage | None:
+    return CustomerMessage.objects.filter(idempotency_key=_key(order, event_key)).first()
 
 
-def customer_push_order_status(*, order: Order, event_key: str, reason: str = "") -> CustomerMessage:
-    """Queue one push about `order` for `event_key` (e.g. "shipped", "tracking:12:5",
-    f"inquiry:{inquiry.pk}"); the same order and event never make a second message. `reason`
-    (≤ 20 characters shown) explains a problem to the customer. Sent after the caller commits."""
+def customer_message_queue(
+    *, order: Order, event_key: str, content: dict[str, str], carries_location: bool = False, link: str = ""
+) -> CustomerMessage:
+    """Queue one push about `order` for `event_key`; the same order and event never make a
+    second message (the existing row is returned). Sent after the caller commits."""
     key = _key(order, event_key)
     existing = CustomerMessage.objects.filter(idempotency_key=key).first()
     if existing:
         return existing
     openid = order.customer.wechat_openid
-    data, carries_location = message_content(order=order, reason=reason)
     fields = {
-        "order": order, "channel": "wechat", "recipient": openid, "event_key": event_key[:64], "content": data,
+        "order": order,
+        "channel": "wechat",
+        "recipient": openid,
+        "event_key": event_key[:64],
+        "content": content,
         "carries_location": carries_location,
+        "link": link[:400],
     }
     if not openid:
         fields.update(status=MessageStatus.REFUSED, last_error=_("The customer has not followed the WeChat service account."))
@@ -157,9 +125,7 @@ def customer_message_send(*, message_id: int) -> str:
     mine = CustomerMessage.objects.filter(pk=message.pk, attempts=message.attempts)
     try:
         msgid = client.send_template(
-            openid=message.recipient, data=message.content, client_msg_id=client_msg_id(message),
-            # Every push opens the customer's self-service page for the whole story.
-            url=link_url(message.order),
+            openid=message.recipient, data=message.content, client_msg_id=client_msg_id(message), url=message.link
         )
     except client.WeChatError as exc:
         if exc.permanent or message.attempts >= MAX_ATTEMPTS:

@@ -1,4 +1,4 @@
-"""The eight roles of BRIEF.md as auth Groups, so that a fresh database already has them."""
+"""The eight roles of docs/brief.md as auth Groups, so that a fresh database already has them."""
 
 from django.db import migrations
 

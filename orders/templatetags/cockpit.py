@@ -7,8 +7,9 @@ from django import template
 from django.utils.translation import gettext as _
 
 from orders import events
-from orders.access import display_phone
+from orders.access import display_phone, user_roles
 from orders.models import Carrier, OrderStatus, RiskTag, Role
+from orders.privacy import mask_mobile_numbers, sees_full_phone
 
 register = template.Library()
 
@@ -46,6 +47,19 @@ def carrier_label(code: str) -> str:
 def phone(context, number: str) -> str:
     """The number as this viewer may see it (masked for the warehouse and couriers)."""
     return display_phone(context["request"].user, number)
+
+
+@register.filter
+def private(text, user) -> str:
+    """Free text (a note, a hold note, a buyer message, a timeline line …) as this viewer may see
+    it: mobile numbers typed into it masked for the roles that see masked phones, the same rule
+    and shape as structured phones (orders/privacy.py). `{{ note.body|private:request.user }}`"""
+    if text is None or text == "":
+        return text
+    text = str(text)
+    # No user in the context (a page rendered without a request) sees the masked form.
+    roles = user_roles(user) if hasattr(user, "is_authenticated") else frozenset()
+    return text if sees_full_phone(roles) else mask_mobile_numbers(text)
 
 
 @register.filter

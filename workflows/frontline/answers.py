@@ -1,6 +1,7 @@
 """What we tell a customer who asks "where is my order": status, location, ETA and any
 exception explanation. The instant push, the self-service page and the lookup page all say the
-same thing because they all read it from here."""
+same thing because they all read it from here (and what a tracking state means, from
+workflows/notifications.py)."""
 
 from __future__ import annotations
 
@@ -10,20 +11,9 @@ from dataclasses import dataclass
 from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
 
 from orders.models import AddressChangeStatus, AfterSalesKind, AfterSalesStatus, Carrier, Order, OrderStatus, TrackingState
-
-# Kuaidi100 states that mean the parcel is not simply on its way (PROTOCOLS.md `state`).
-TRACKING_EXCEPTIONS = {
-    TrackingState.PROBLEM: gettext_lazy("The carrier reports a problem with the parcel; our logistics team is on it."),
-    TrackingState.RETURNING: gettext_lazy("The parcel is on its way back to us; customer service will contact you."),
-    TrackingState.RETURNED_SIGNED: gettext_lazy("The parcel came back to us; customer service will contact you."),
-    TrackingState.REFUSED: gettext_lazy("Delivery was refused; customer service will contact you."),
-    TrackingState.CUSTOMS_PROBLEM: gettext_lazy("The parcel is held in customs; our logistics team is on it."),
-}
-# BRIEF.md: tracking stalled over 24 hours is an exception (a ticket is opened for logistics).
-STALLED_AFTER = datetime.timedelta(hours=24)
+from workflows.notifications import STALLED, TRACKING_MEANINGS, is_stalled
 
 
 @dataclass
@@ -72,10 +62,12 @@ def order_answer(order: Order, *, now: datetime.datetime | None = None) -> Custo
         location = _("In our warehouse (%(stage)s)") % {"stage": status}
         return CustomerAnswer(status=status, location=location, eta=None, explanation=" ".join(explanations))
 
-    if latest.tracking_state in TRACKING_EXCEPTIONS:
-        explanations.append(str(TRACKING_EXCEPTIONS[latest.tracking_state]))
-    elif order.status == OrderStatus.SHIPPED and (latest.last_event_at or latest.created_at) < now - STALLED_AFTER:
-        explanations.append(_("No tracking update for over 24 hours; we have asked the carrier."))
+    # What the parcel's state means, or its silence: workflows/notifications.py, as the pushes say it.
+    meaning = TRACKING_MEANINGS.get(latest.tracking_state)
+    if meaning is not None and meaning.explanation:
+        explanations.append(_(meaning.explanation))
+    elif order.status == OrderStatus.SHIPPED and is_stalled(latest, now=now):
+        explanations.append(_(STALLED.explanation))
     code = latest.tracking_state
     state = (TrackingState(code).label if code in TrackingState.values else code) if code else _("Handed to the carrier")
     return CustomerAnswer(

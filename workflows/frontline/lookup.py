@@ -11,9 +11,7 @@ from django.db.models import Prefetch, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from workflows.frontline.answers import order_answer
-from workflows.frontline.templatetags.frontline import relative_day
-from workflows.frontline.models import Inquiry, InquiryChannel
+from integrations.wechat.models import CustomerMessage, MessageStatus
 from orders.models import (
     AddressChangeRequest,
     AddressChangeStatus,
@@ -36,9 +34,11 @@ from orders.models import (
     TrackingEvent,
     TrackingState,
 )
-from orders.phones import normalize_mobile
+from orders.phones import normalize_mobile, normalize_order_number
 from orders.templatetags.cockpit import event_summary
-from workflows.models import CustomerMessage, MessageStatus
+from workflows.frontline.answers import order_answer
+from workflows.frontline.models import Inquiry, InquiryChannel
+from workflows.frontline.templatetags.frontline import relative_day
 
 # A customer with more orders sees the newest ones; the page says so.
 MAX_ORDERS = 100
@@ -125,7 +125,7 @@ def _customer(query: str, phone: str | None, result: LookupResult) -> Customer |
         result.found_by = "phone"
         # A receiver's number finds the buyer who sent them the parcel.
         return Customer.objects.filter(phone=phone).first() or Customer.objects.filter(orders__receiver_phone=phone).first()
-    found = Customer.objects.filter(orders__order_number=query).first()
+    found = Customer.objects.filter(orders__order_number=normalize_order_number(query)).first()
     if found:
         result.found_by = "order"
         return found
@@ -186,26 +186,57 @@ def _timeline(orders: list[Order]) -> list[TimelineEntry]:
     for order in orders:
         number = order.order_number
         for event in order.event_list:
-            entries.append(TimelineEntry(event.occurred_at, number, f"event event-{event.kind}", event.actor_name, event_summary(event)))
+            entries.append(
+                TimelineEntry(event.occurred_at, number, f"event event-{event.kind}", event.actor_name, event_summary(event))
+            )
         for note in order.note_list:
-            acks = [_("✔ %(name)s at %(time)s") % {"name": _name(ack.user), "time": _time(ack.acknowledged_at)} for ack in note.ack_list]
+            acks = [
+                _("✔ %(name)s at %(time)s") % {"name": _name(ack.user), "time": _time(ack.acknowledged_at)}
+                for ack in note.ack_list
+            ]
             summary = _("Note (%(audience)s): %(body)s") % {"audience": _label(NoteAudience, note.audience), "body": note.body}
-            entries.append(TimelineEntry(note.created_at, number, f"note note-{note.kind}", _name(note.author), summary, acks or [_("Nobody has acknowledged it yet.")]))
+            entries.append(
+                TimelineEntry(
+                    note.created_at,
+                    number,
+                    f"note note-{note.kind}",
+                    _name(note.author),
+                    summary,
+                    acks or [_("Nobody has acknowledged it yet.")],
+                )
+            )
         for case in order.after_sales.all():
             entries.extend(_case_entries(case, number))
         for change in order.address_changes.all():
             address = f"{change.receiver_name} {change.province}{change.city}{change.district}{change.address}"
-            entries.append(TimelineEntry(change.requested_at, number, "address-change", _name(change.requested_by),
-                                         _("Address change requested: %(address)s") % {"address": address}))
+            entries.append(
+                TimelineEntry(
+                    change.requested_at,
+                    number,
+                    "address-change",
+                    _name(change.requested_by),
+                    _("Address change requested: %(address)s") % {"address": address},
+                )
+            )
             if change.resolved_at:
-                entries.append(TimelineEntry(change.resolved_at, number, "address-change", _name(change.resolved_by),
-                                             _("Address change %(outcome)s") % {"outcome": _label(AddressChangeStatus, change.status)}))
+                entries.append(
+                    TimelineEntry(
+                        change.resolved_at,
+                        number,
+                        "address-change",
+                        _name(change.resolved_by),
+                        _("Address change %(outcome)s") % {"outcome": _label(AddressChangeStatus, change.status)},
+                    )
+                )
         for shipment in order.shipments.all():
             entries.append(_shipment_entry(shipment, number))
         for message in order.message_list:
             entries.append(_message_entry(message, number))
         for inquiry in order.inquiry_list:
-            summary = _("Customer asked (%(channel)s): %(question)s") % {"channel": _label(InquiryChannel, inquiry.channel), "question": inquiry.question}
+            summary = _("Customer asked (%(channel)s): %(question)s") % {
+                "channel": _label(InquiryChannel, inquiry.channel),
+                "question": inquiry.question,
+            }
             detail = (
                 [_("Answered at once by push #%(id)s.") % {"id": inquiry.answer_message_id}]
                 if inquiry.answer_message_id
@@ -221,8 +252,14 @@ def _case_entries(case: AfterSalesCase, number: str) -> list[TimelineEntry]:
     sku = f" · {case.sku_code}" if case.sku_code else ""
     amount = [_("Amount: ¥%(amount)s") % {"amount": case.amount}] if case.amount else []
     entries = [
-        TimelineEntry(case.opened_at, number, "after-sales", _name(case.opened_by),
-                      _("%(kind)s request opened%(sku)s: %(reason)s") % {"kind": kind, "sku": sku, "reason": case.reason}, amount)
+        TimelineEntry(
+            case.opened_at,
+            number,
+            "after-sales",
+            _name(case.opened_by),
+            _("%(kind)s request opened%(sku)s: %(reason)s") % {"kind": kind, "sku": sku, "reason": case.reason},
+            amount,
+        )
     ]
     if case.decided_at:
         decision = _label(AfterSalesStatus, case.status)
@@ -266,4 +303,3 @@ def _message_entry(message: CustomerMessage, number: str) -> TimelineEntry:
     if message.last_error:
         details.append(_("Last error: %(error)s") % {"error": message.last_error})
     return TimelineEntry(message.created_at, number, "message", _("WeChat"), summary, details)
-

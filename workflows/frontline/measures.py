@@ -7,8 +7,8 @@ import datetime
 import statistics
 from dataclasses import dataclass
 
+from integrations.wechat.models import CustomerMessage, MessageStatus
 from workflows.frontline.models import Inquiry, SelfServiceQuery
-from workflows.models import CustomerMessage, MessageStatus
 
 
 @dataclass(frozen=True)
@@ -54,10 +54,16 @@ def perceived_delays(*, start: datetime.datetime, end: datetime.datetime) -> Per
     (the health self-check and the front line read it here)."""
     order_ids = set(Inquiry.objects.filter(asked_at__gte=start, asked_at__lt=end).values_list("order_id", flat=True))
     # The orders' earlier inquiries and answers too: an episode may have begun before the window.
-    inquiries = Inquiry.objects.filter(order_id__in=order_ids, asked_at__lt=end).order_by("order_id", "asked_at").values_list("order_id", "asked_at")
+    inquiries = (
+        Inquiry.objects.filter(order_id__in=order_ids, asked_at__lt=end)
+        .order_by("order_id", "asked_at")
+        .values_list("order_id", "asked_at")
+    )
     answers: dict[int, list[datetime.datetime]] = {}
     for order_id, sent_at in (
-        CustomerMessage.objects.filter(order_id__in=order_ids, carries_location=True, status=MessageStatus.SENT, sent_at__isnull=False)
+        CustomerMessage.objects.filter(
+            order_id__in=order_ids, carries_location=True, status=MessageStatus.SENT, sent_at__isnull=False
+        )
         .order_by("sent_at")
         .values_list("order_id", "sent_at")
     ):

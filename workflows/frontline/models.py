@@ -27,7 +27,7 @@ class Inquiry(models.Model):
     asked_at = models.DateTimeField(_("asked at"), default=timezone.now)
     # The instant answer pushed to the customer; empty when the customer has no WeChat openid.
     answer_message = models.ForeignKey(
-        "workflows.CustomerMessage", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        "wechat.CustomerMessage", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
 
     class Meta:
@@ -56,3 +56,24 @@ class SelfServiceQuery(models.Model):
         verbose_name = _("self-service query")
         verbose_name_plural = _("self-service queries")
         indexes = [models.Index(fields=["viewed_at"], name="selfservice_time")]
+
+
+class SelfServiceFailure(models.Model):
+    """A refused self-service attempt, written only while the shared cache (Redis) is unreachable:
+    the throttle in selfservice.py then counts these rows instead, so guessing stays limited and
+    the page keeps answering. Rows older than the throttle window are deleted as new ones arrive."""
+
+    address = models.CharField(max_length=64)
+    # Empty for a refused signed link: it names no order that could be counted against.
+    order_number = models.CharField(max_length=40, blank=True)
+    failed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = _("self-service failure")
+        verbose_name_plural = _("self-service failures")
+        # The two counts the throttle makes, and the pruning of old rows.
+        indexes = [
+            models.Index(fields=["address", "failed_at"], name="selfservice_fail_address"),
+            models.Index(fields=["order_number", "failed_at"], name="selfservice_fail_order"),
+            models.Index(fields=["failed_at"], name="selfservice_fail_time"),
+        ]

@@ -29,6 +29,7 @@ from orders.models import (
     Shipment,
 )
 from orders.packing import PackLine
+from orders.phones import normalize_order_number
 
 REFUSED = {ScanOutcome.WRONG_ITEM, ScanOutcome.OVER_COUNT, ScanOutcome.INTERCEPTED, ScanOutcome.UNKNOWN, ScanOutcome.NOT_PACKABLE}
 
@@ -62,13 +63,16 @@ class PackingState:
     def station_blockers(self) -> list[str]:
         """Why the station will not pack yet: the same check the service makes."""
         if self.order.status != OrderStatus.PICKING:
-            return [_("This order is %(status)s; only an order in picking can be packed.") % {"status": self.order.get_status_display()}]
+            return [
+                _("This order is %(status)s; only an order in picking can be packed.")
+                % {"status": self.order.get_status_display()}
+            ]
         return self.refusals
 
 
 def order_for_code(code: str) -> Order | None:
     """An order by its number, else by a waybill (tracking number) on it."""
-    order = Order.objects.filter(order_number=code).first()
+    order = Order.objects.filter(order_number=normalize_order_number(code)).first()
     if order is None:
         shipment = Shipment.objects.select_related("order").filter(tracking_number=code.upper()).first()
         order = shipment.order if shipment else None
@@ -127,7 +131,9 @@ def pack_scan(*, code: str, by: Actor, current: Order | None) -> tuple[Order | N
         if current is None:
             return None, PackScan.objects.create(order=None, code=code, outcome=ScanOutcome.UNKNOWN, scanned_by=by.user)
         product = Product.objects.filter(barcode=code).first()
-        return current, PackScan.objects.create(order=current, code=code, outcome=ScanOutcome.WRONG_ITEM, product=product, scanned_by=by.user)
+        return current, PackScan.objects.create(
+            order=current, code=code, outcome=ScanOutcome.WRONG_ITEM, product=product, scanned_by=by.user
+        )
 
 
 def _item_scan(order: Order, product: Product, code: str, by: Actor) -> PackScan:
@@ -158,4 +164,8 @@ def scan_message(scan: PackScan) -> str:
         ScanOutcome.RESTART: _("Verification restarted: scan every item again."),
         ScanOutcome.UNKNOWN: _("No order or waybill %(code)s. Scan the order number or the waybill first."),
     }
-    return messages[scan.outcome] % {"product": product, "order": scan.order.order_number if scan.order else "", "code": scan.code}
+    return messages[scan.outcome] % {
+        "product": product,
+        "order": scan.order.order_number if scan.order else "",
+        "code": scan.code,
+    }

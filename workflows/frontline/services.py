@@ -5,13 +5,13 @@ from __future__ import annotations
 from django.db import transaction
 from django.utils.translation import gettext as _
 
-from workflows.frontline.answers import order_answer
-from workflows.frontline.models import Inquiry, InquiryChannel
+from integrations.wechat.models import CustomerMessage
 from orders.access import Actor
 from orders.models import Order
 from orders.services import NotAllowed, OrderError
-from integrations.wechat.services import customer_push_order_status
-from workflows.models import CustomerMessage
+from workflows.frontline.answers import order_answer
+from workflows.frontline.models import Inquiry, InquiryChannel
+from workflows.notifications import customer_push_order_status
 
 INQUIRY_ROLES = {"service", "sales", "supervisor"}
 
@@ -25,7 +25,9 @@ def inquiry_record(*, order: Order, by: Actor, channel: str, question: str = "")
         raise NotAllowed(_("Only customer service, sales or a supervisor record inquiries."))
     question = (question or "").strip()[:300] or _("Where is my order?")
     with transaction.atomic():
-        inquiry = Inquiry.objects.create(order=order, customer_id=order.customer_id, channel=channel, question=question, recorded_by=by.user)
+        inquiry = Inquiry.objects.create(
+            order=order, customer_id=order.customer_id, channel=channel, question=question, recorded_by=by.user
+        )
         message = inquiry_answer_push(order=order, inquiry=inquiry)
         if message is not None:
             inquiry.answer_message = message

@@ -3,7 +3,6 @@ self-service status page. Every htmx action also works as a plain form POST + re
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
 from urllib.parse import quote, urlencode
 
 from django.contrib import messages
@@ -17,16 +16,16 @@ from django.utils.http import RFC3986_SUBDELIMS
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from orders import rules, services
+from orders.access import Actor, client_ip, public_endpoint, role_required
+from orders.models import AfterSalesKind, Note, NoteAudience, NoteKind, Order, OrderLine, PackScan
+from orders.phones import ORDER_NUMBER_MAX_LENGTH, normalize_last_four, normalize_order_number
+from orders.privacy import mask_phone
 from workflows.frontline import lookup as lookup_selectors
 from workflows.frontline import packing, selfservice
 from workflows.frontline.answers import order_answer
 from workflows.frontline.models import InquiryChannel, SelfServiceVia
 from workflows.frontline.services import inquiry_record
-from orders import services
-from orders import rules
-from orders.access import Actor, public_endpoint, role_required
-from orders.models import AfterSalesKind, Note, NoteAudience, NoteKind, Order, OrderLine, PackScan
-from orders.privacy import mask_phone
 
 LOOKUP_ROLES = rules.SCREEN_ROLES["lookup"]
 PDA_ROLES = rules.SCREEN_ROLES["pda"]
@@ -85,7 +84,9 @@ def lookup(request: HttpRequest) -> HttpResponse:
     if request.htmx and request.htmx.target == "timeline-older-entries":
         older = lookup_selectors.lookup(request.GET.get("q", "")).timeline[lookup_selectors.TIMELINE_SHOWN :]
         return render(request, "frontline/lookup.html#timeline-entries", {"entries": lookup_selectors.dress(older)})
-    context = _lookup_context(request.GET.get("q", ""), forms_for=request.GET.get("forms", ""), whole_timeline=request.GET.get("timeline") == "all")
+    context = _lookup_context(
+        request.GET.get("q", ""), forms_for=request.GET.get("forms", ""), whole_timeline=request.GET.get("timeline") == "all"
+    )
     if request.htmx and request.htmx.target == "lookup-result":
         return render(request, "frontline/lookup.html#lookup-result", context)
     return render(request, "frontline/lookup.html", context)
@@ -97,7 +98,12 @@ def lookup_forms(request: HttpRequest, order_number: str) -> HttpResponse:
     """One order's note / after-sales / address forms, loaded when its block's details open;
     without JavaScript, the lookup page again with that order's forms open."""
     query = request.GET.get("q") or order_number
-    order = get_object_or_404(Order.objects.prefetch_related(Prefetch("lines", queryset=OrderLine.objects.order_by("is_gift", "id"), to_attr="line_list")), order_number=order_number)
+    order = get_object_or_404(
+        Order.objects.prefetch_related(
+            Prefetch("lines", queryset=OrderLine.objects.order_by("is_gift", "id"), to_attr="line_list")
+        ),
+        order_number=order_number,
+    )
     if not request.htmx:
         return redirect(reverse("lookup") + "?" + urlencode({"q": query, "forms": order_number}) + f"#order-{order_number}")
     return render(request, "frontline/lookup.html#order-actions", {"order": order, "query": query, **_form_choices()})
@@ -105,33 +111,42 @@ def lookup_forms(request: HttpRequest, order_number: str) -> HttpResponse:
 
 def _note(request, order, actor):
     services.order_add_note(
-        order=order, by=actor, body=request.POST.get("body", ""), kind=request.POST.get("kind", NoteKind.INFO), audience=request.POST.get("audience", "")
+        order=order,
+        by=actor,
+        body=request.POST.get("body", ""),
+        kind=request.POST.get("kind", NoteKind.INFO),
+        audience=request.POST.get("audience", ""),
     )
     return _("Note added to %(order)s.") % {"order": order.order_number}
 
 
 def _open_case(request, order, actor):
-    try:
-        amount = Decimal(request.POST.get("amount") or "0").quantize(Decimal("0.01"))
-    except InvalidOperation as exc:
-        raise services.OrderError(_("Enter the amount as a number, e.g. 59.90.")) from exc
     services.after_sales_open(
-        order=order, by=actor, kind=request.POST.get("kind", ""), reason=request.POST.get("reason", ""), sku_code=request.POST.get("sku_code", ""), amount=amount
+        order=order,
+        by=actor,
+        kind=request.POST.get("kind", ""),
+        reason=request.POST.get("reason", ""),
+        sku_code=request.POST.get("sku_code", ""),
+        amount=request.POST.get("amount", ""),
     )
     return _("After-sales case opened on %(order)s.") % {"order": order.order_number}
 
 
 def _request_address(request, order, actor):
-    services.address_change_request(order=order, by=actor, **{name: request.POST.get(name, "") for name in services.ADDRESS_FIELDS})
+    services.address_change_request(
+        order=order, by=actor, **{name: request.POST.get(name, "") for name in services.ADDRESS_FIELDS}
+    )
     if order.status in ("packed",):
-        return _("Address change requested: %(order)s is already packed, so it is intercepted and will not ship until the change is applied.") % {
-            "order": order.order_number
-        }
+        return _(
+            "Address change requested: %(order)s is already packed, so it is intercepted and will not ship until the change is applied."
+        ) % {"order": order.order_number}
     return _("Address change requested on %(order)s; packing waits until it is applied.") % {"order": order.order_number}
 
 
 def _inquiry(request, order, actor):
-    inquiry = inquiry_record(order=order, by=actor, channel=request.POST.get("channel", ""), question=request.POST.get("question", ""))
+    inquiry = inquiry_record(
+        order=order, by=actor, channel=request.POST.get("channel", ""), question=request.POST.get("question", "")
+    )
     answer = order_answer(order).as_text()
     if inquiry.answer_message_id:
         return _("Inquiry recorded; the customer was sent: %(answer)s") % {"answer": answer}
@@ -167,7 +182,9 @@ def lookup_action(request: HttpRequest, order_number: str, action: str) -> HttpR
 # --- PDA packing station -----------------------------------------------------------------------
 
 
-def _station(request: HttpRequest, order: Order | None, *, last_scan: PackScan | None = None, error: str = "", notice: str = "") -> HttpResponse:
+def _station(
+    request: HttpRequest, order: Order | None, *, last_scan: PackScan | None = None, error: str = "", notice: str = ""
+) -> HttpResponse:
     context = {"order": order, "error": error, "notice": notice, "last_scan": last_scan}
     if order is not None:
         order.phone_masked = mask_phone(order.receiver_phone)
@@ -215,7 +232,9 @@ def _pda_reply(request: HttpRequest, order: Order | None, *, error: str = "", no
 @role_required(*PDA_ROLES)
 def pda_acknowledge(request: HttpRequest, order_number: str) -> HttpResponse:
     order = get_object_or_404(Order, order_number=order_number)
-    note = get_object_or_404(Note, pk=request.POST.get("note_id") or 0, order=order)
+    raw = request.POST.get("note_id", "")
+    note_id = int(raw) if raw.isascii() and raw.isdigit() else 0  # "abc", "1.5", "９": no note (404)
+    note = get_object_or_404(Note, pk=note_id, order=order)
     try:
         services.note_acknowledge(note=note, by=Actor.of(request.user))
     except services.OrderError as exc:
@@ -246,12 +265,18 @@ def pda_pack(request: HttpRequest, order_number: str) -> HttpResponse:
 
 
 def _client_address(request: HttpRequest) -> str:
-    return request.META.get("REMOTE_ADDR", "") or "unknown"
+    # The address as seen through TRUSTED_PROXY_COUNT proxies (one rule with login throttling):
+    # behind a proxy REMOTE_ADDR is the proxy's, shared by every customer.
+    return (client_ip(request) or "unknown")[:64]
 
 
 def _track_page(request: HttpRequest, order: Order, via: str) -> HttpResponse:
     selfservice.self_service_query_record(order=order, via=via)
-    order = Order.objects.select_related("customer").prefetch_related("shipments__events", "address_changes", "after_sales").get(pk=order.pk)
+    order = (
+        Order.objects.select_related("customer")
+        .prefetch_related("shipments__events", "address_changes", "after_sales")
+        .get(pk=order.pk)
+    )
     shipments = list(order.shipments.all())
     context = {
         "order": order,
@@ -265,21 +290,31 @@ def _track_page(request: HttpRequest, order: Order, via: str) -> HttpResponse:
 
 
 @require_http_methods(["GET", "POST"])
-@public_endpoint("The customer's self-service status page, opened from the WeChat menu; order number + last 4 digits, rate-limited.")
+@public_endpoint(
+    "The customer's self-service status page, opened from the WeChat menu; order number + last 4 digits, rate-limited."
+)
 def track(request: HttpRequest) -> HttpResponse:
     if request.method == "GET":
         return render(request, "frontline/track.html", {"form_only": True})
-    order_number = request.POST.get("order_number", "").strip()[:40]
-    last4 = request.POST.get("last4", "").strip()
+    # A customer types on a phone: full-width digits and letters, lower case, spaces around.
+    # Cut before normalising so a megabyte of text costs nothing.
+    order_number = normalize_order_number(request.POST.get("order_number", "")[:200])
+    last4 = normalize_last_four(request.POST.get("last4", "")[:50])
     address = _client_address(request)
-    context = {"form_only": True, "order_number": order_number}
-    if selfservice.too_many_failures(address=address, order_number=order_number):
+    problem = selfservice.code_problem(order_number=order_number, last4=last4)
+    # A malformed number is counted against the address only: it names no order.
+    counted_number = "" if problem else order_number
+    context = {"form_only": True, "order_number": order_number[:ORDER_NUMBER_MAX_LENGTH]}
+    if selfservice.too_many_failures(address=address, order_number=counted_number):
         context["error"] = _("Too many wrong attempts. For your security, please wait 15 minutes or contact customer service.")
         return render(request, "frontline/track.html", context, status=429)
-    order = selfservice.order_for_code(order_number, last4)
+    order = None if problem else selfservice.order_for_code(order_number, last4)
     if order is None:
-        selfservice.record_failure(address=address, order_number=order_number)
-        context["error"] = _("The order number and the last 4 digits of the phone do not match. Check the order number on your order confirmation.")
+        # Every refused attempt counts; "no such order" and "wrong digits" read the same.
+        selfservice.record_failure(address=address, order_number=counted_number)
+        context["error"] = problem or _(
+            "The order number and the last 4 digits of the phone do not match. Check the order number on your order confirmation."
+        )
         return render(request, "frontline/track.html", context, status=400)
     return _track_page(request, order, SelfServiceVia.CODE)
 
@@ -287,19 +322,38 @@ def track(request: HttpRequest) -> HttpResponse:
 @require_GET
 @public_endpoint("The signed link inside each WeChat push; the signature and its expiry are the access check.")
 def track_link(request: HttpRequest, token: str) -> HttpResponse:
-    address = _client_address(request)
-    if selfservice.too_many_failures(address=address, order_number=""):
-        return render(request, "frontline/track.html", {"form_only": True, "error": _("Too many wrong attempts. Please wait 15 minutes.")}, status=429)
+    # The signature is checked first: a valid link is its own proof and opens the page whatever
+    # other clients have failed. Only a bad signature is counted, against this address alone.
     try:
         order_number = selfservice.order_number_from_token(token)
     except signing.SignatureExpired:
         return render(
-            request, "frontline/track.html",
-            {"form_only": True, "error": _("This link has expired. Enter your order number and the last 4 digits of your phone instead.")},
+            request,
+            "frontline/track.html",
+            {
+                "form_only": True,
+                "error": _("This link has expired. Enter your order number and the last 4 digits of your phone instead."),
+            },
             status=410,
         )
     except signing.BadSignature:
-        selfservice.record_failure(address=address, order_number="")
-        return render(request, "frontline/track.html", {"form_only": True, "error": _("This link is not valid. Enter your order number and the last 4 digits of your phone.")}, status=400)
+        address = _client_address(request)
+        if selfservice.too_many_failures(address=address):
+            return render(
+                request,
+                "frontline/track.html",
+                {"form_only": True, "error": _("Too many wrong attempts. Please wait 15 minutes.")},
+                status=429,
+            )
+        selfservice.record_failure(address=address)
+        return render(
+            request,
+            "frontline/track.html",
+            {
+                "form_only": True,
+                "error": _("This link is not valid. Enter your order number and the last 4 digits of your phone."),
+            },
+            status=400,
+        )
     order = get_object_or_404(Order, order_number=order_number)
     return _track_page(request, order, SelfServiceVia.LINK)

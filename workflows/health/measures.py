@@ -1,4 +1,4 @@
-"""The business's measures (BRIEF.md, "The measures"), each computed from what happened on one
+"""The business's measures (docs/brief.md, "The measures"), each computed from what happened on one
 business day in Asia/Shanghai.
 
 Each measure is a plain function `measure_<key>(*, day) -> MeasureValue`; `value` is None when
@@ -36,22 +36,22 @@ BUSINESS_TZ = ZoneInfo(settings.TIME_ZONE)
 # How many rows the "orders behind the number" page lists, worst first.
 BEHIND_LIMIT = 200
 
-# Targets from BRIEF.md's table, shared by the registry and the "orders behind" pages.
+# Targets from docs/brief.md's table, shared by the registry and the "orders behind" pages.
 DELAY_TARGET_MINUTES = 15
 CLOSURE_TARGET_MINUTES = 120
 CONSISTENCY_TARGET_PERCENT = 99.5
 SELF_SERVICE_TARGET_PERCENT = 75
-# BRIEF.md gives no wrong-shipment target, only the seed's result (6.8% → 0.9%); that result is the bar.
+# docs/brief.md gives no wrong-shipment target, only the seed's result (6.8% → 0.9%); that result is the bar.
 WRONG_SHIPMENT_TARGET_PERCENT = 0.9
 # Customers report a wrong item or a missing gift within the 7-day return period.
 WRONG_SHIPMENT_CLAIM_DAYS = 7
-# BRIEF.md gives CPD no target; its goal for this system is "a proactive push within a minute of an inquiry".
+# docs/brief.md gives CPD no target; its goal for this system is "a proactive push within a minute of an inquiry".
 PERCEIVED_DELAY_TARGET_MINUTES = 1
-# BRIEF.md gives no rush target, only the seed's result (8.2 h → 1.4 h); that result is the bar.
+# docs/brief.md gives no rush target, only the seed's result (8.2 h → 1.4 h); that result is the bar.
 RUSH_TARGET_MINUTES = 84
 # Every order over its stage limit is a red flag on the board: the healthy number is none.
 OVER_LIMIT_TARGET = 0
-# BRIEF.md: "a difference over 0.5% sends an email alert", i.e. at least 99.5% consistent.
+# docs/brief.md: "a difference over 0.5% sends an email alert", i.e. at least 99.5% consistent.
 ERP_CONSISTENCY_TARGET_PERCENT = 99.5
 
 
@@ -89,9 +89,8 @@ def nearest_rank(sorted_values: list[float], percent: int) -> float:
 
 def _delay_events(day: datetime.date):
     start, end = business_day_bounds(day)
-    return (
-        OrderEvent.objects.filter(source_time__isnull=False, occurred_at__gte=start, occurred_at__lt=end)
-        .annotate(delay=ExpressionWrapper(F("occurred_at") - F("source_time"), output_field=DurationField()))
+    return OrderEvent.objects.filter(source_time__isnull=False, occurred_at__gte=start, occurred_at__lt=end).annotate(
+        delay=ExpressionWrapper(F("occurred_at") - F("source_time"), output_field=DurationField())
     )
 
 
@@ -100,9 +99,7 @@ def measure_status_update_delay(*, day: datetime.date) -> MeasureValue:
     if not delays:
         return MeasureValue(None)
     median = statistics.median(delays)
-    return MeasureValue(
-        round(median, 2), len(delays), {"median": round(median, 2), "p95": round(nearest_rank(delays, 95), 2)}
-    )
+    return MeasureValue(round(median, 2), len(delays), {"median": round(median, 2), "p95": round(nearest_rank(delays, 95), 2)})
 
 
 def behind_status_update_delay(*, day: datetime.date) -> list[BehindRow]:
@@ -138,8 +135,9 @@ def _exceptions(day: datetime.date) -> tuple[list, list, datetime.datetime]:
         for tag in OrderTag.objects.filter(still_open, opened_at__lte=as_of).select_related("order")
     ] + [
         (ticket.order.order_number, ticket.get_kind_display(), as_of - ticket.opened_at)
-        for ticket in Ticket.objects.filter(Q(closed_at__isnull=True) | Q(closed_at__gt=as_of), opened_at__lte=as_of)
-        .select_related("order")
+        for ticket in Ticket.objects.filter(
+            Q(closed_at__isnull=True) | Q(closed_at__gt=as_of), opened_at__lte=as_of
+        ).select_related("order")
     ]
     return closed, open_now, as_of
 
@@ -159,10 +157,20 @@ def measure_exception_closure(*, day: datetime.date) -> MeasureValue:
 def behind_exception_closure(*, day: datetime.date) -> list[BehindRow]:
     closed, open_now, _as_of = _exceptions(day)
     rows = [
-        BehindRow(number, _("%(what)s, closed") % {"what": what}, format_minutes(_minutes(took)), _minutes(took) > CLOSURE_TARGET_MINUTES)
+        BehindRow(
+            number,
+            _("%(what)s, closed") % {"what": what},
+            format_minutes(_minutes(took)),
+            _minutes(took) > CLOSURE_TARGET_MINUTES,
+        )
         for number, what, took in closed
     ] + [
-        BehindRow(number, _("%(what)s, still open") % {"what": what}, format_minutes(_minutes(age)), _minutes(age) > CLOSURE_TARGET_MINUTES)
+        BehindRow(
+            number,
+            _("%(what)s, still open") % {"what": what},
+            format_minutes(_minutes(age)),
+            _minutes(age) > CLOSURE_TARGET_MINUTES,
+        )
         for number, what, age in open_now
     ]
     return sorted(rows, key=lambda row: (not row.off_target, row.order_number))[:BEHIND_LIMIT]
@@ -184,10 +192,14 @@ def _wrong_shipment_cases(day: datetime.date):
 
 def measure_wrong_shipment_rate(*, day: datetime.date) -> MeasureValue:
     start, end = business_day_bounds(day)
-    shipped = Order.objects.filter(shipped_at__gte=start, shipped_at__lt=end).count()
+    shipped_that_day = Order.objects.filter(shipped_at__gte=start, shipped_at__lt=end)
+    shipped = shipped_that_day.count()
     # Per order: two claims about the same parcel are one wrong shipment.
     wrong = _wrong_shipment_cases(day).values("order_id").distinct().count()
-    detail = {"wrong_orders": wrong, "shipped": shipped}
+    # Parcels the WMS reported packed without item-by-item scans here (orders/packing.py): the
+    # share of shipments this measure cannot vouch for.
+    unverified = shipped_that_day.filter(packed_unverified=True).count()
+    detail = {"wrong_orders": wrong, "shipped": shipped, "packed_unverified": unverified}
     if not shipped:
         return MeasureValue(None, 0, detail)
     return MeasureValue(round(100 * wrong / shipped, 2), shipped, detail)
@@ -224,7 +236,10 @@ def behind_self_service_share(*, day: datetime.date) -> list[BehindRow]:
         BehindRow(
             inquiry.order.order_number,
             _("asked by %(channel)s, recorded by %(person)s")
-            % {"channel": inquiry.get_channel_display(), "person": inquiry.recorded_by.first_name if inquiry.recorded_by else "—"},
+            % {
+                "channel": inquiry.get_channel_display(),
+                "person": inquiry.recorded_by.first_name if inquiry.recorded_by else "—",
+            },
             f"{timezone.localtime(inquiry.asked_at, BUSINESS_TZ):%H:%M}",
             False,
         )
@@ -257,11 +272,21 @@ def behind_perceived_delay(*, day: datetime.date) -> list[BehindRow]:
     for episode in episodes:
         if episode.delay is None:
             waited = _minutes(as_of - episode.asked_at)
-            what = _("asked %(time)s, no push with location yet") % {"time": f"{timezone.localtime(episode.asked_at, BUSINESS_TZ):%H:%M}"}
+            what = _("asked %(time)s, no push with location yet") % {
+                "time": f"{timezone.localtime(episode.asked_at, BUSINESS_TZ):%H:%M}"
+            }
         else:
             waited = _minutes(episode.delay)
-            what = _("asked %(time)s, answered with location") % {"time": f"{timezone.localtime(episode.asked_at, BUSINESS_TZ):%H:%M}"}
-        rows.append((episode.answered_at is None, waited, BehindRow(numbers[episode.order_id], what, format_minutes(waited), waited > PERCEIVED_DELAY_TARGET_MINUTES)))
+            what = _("asked %(time)s, answered with location") % {
+                "time": f"{timezone.localtime(episode.asked_at, BUSINESS_TZ):%H:%M}"
+            }
+        rows.append(
+            (
+                episode.answered_at is None,
+                waited,
+                BehindRow(numbers[episode.order_id], what, format_minutes(waited), waited > PERCEIVED_DELAY_TARGET_MINUTES),
+            )
+        )
     # Still waiting first, then the longest waits.
     rows.sort(key=lambda row: (not row[0], -row[1]))
     return [row for *_, row in rows[:BEHIND_LIMIT]]
@@ -288,7 +313,12 @@ def measure_rush_handling(*, day: datetime.date) -> MeasureValue:
 def behind_rush_handling(*, day: datetime.date) -> list[BehindRow]:
     orders = _rush_orders(day).order_by("-handling", "id")[:BEHIND_LIMIT]
     return [
-        BehindRow(order.order_number, order.rush_reason, format_minutes(_minutes(order.handling)), _minutes(order.handling) > RUSH_TARGET_MINUTES)
+        BehindRow(
+            order.order_number,
+            order.rush_reason,
+            format_minutes(_minutes(order.handling)),
+            _minutes(order.handling) > RUSH_TARGET_MINUTES,
+        )
         for order in orders
     ]
 
@@ -315,7 +345,8 @@ def measure_orders_over_limit(*, day: datetime.date) -> MeasureValue:
 
 
 def _latest_reconciliation(day: datetime.date) -> ReconciliationRun | None:
-    return ReconciliationRun.objects.filter(business_date=day).order_by("-ran_at", "-id").first()
+    # A run still checking its file, or one whose file could not be read, has no numbers yet.
+    return ReconciliationRun.objects.filter(business_date=day, state="done").order_by("-ran_at", "-id").first()
 
 
 def measure_erp_consistency(*, day: datetime.date) -> MeasureValue:
@@ -323,7 +354,9 @@ def measure_erp_consistency(*, day: datetime.date) -> MeasureValue:
     if run is None:
         return MeasureValue(None)
     differing = len(run.only_ours) + len(run.only_erp) + len(run.amount_mismatches)
-    return MeasureValue(float(run.consistency_rate), run.our_order_count, {"erp_orders": run.erp_order_count, "differing": differing})
+    return MeasureValue(
+        float(run.consistency_rate), run.our_order_count, {"erp_orders": run.erp_order_count, "differing": differing}
+    )
 
 
 def behind_erp_consistency(*, day: datetime.date) -> list[BehindRow]:
@@ -362,7 +395,11 @@ def behind_cross_role_consistency(*, day: datetime.date) -> list[BehindRow]:
             BehindRow(
                 task.sample.order.order_number,
                 _("%(group)s (%(person)s) said: %(answer)s")
-                % {"group": task.get_group_display(), "person": task.assignee.get_full_name() or task.assignee.username, "answer": answer},
+                % {
+                    "group": task.get_group_display(),
+                    "person": task.assignee.get_full_name() or task.assignee.username,
+                    "answer": answer,
+                },
                 _("system: %(status)s") % {"status": task.sample.get_system_state_display()},
                 task.matches is False,
             )
@@ -501,7 +538,7 @@ MEASURES: list[Measure] = [
         method=gettext_lazy(
             "Median, over the waits that began that day, from a customer's first “where is my order” to the first "
             "push with location, ETA or an exception explanation that WeChat accepted; p90 alongside, waits still "
-            "unanswered are counted (target: BRIEF.md's goal of a push within a minute of an inquiry)."
+            "unanswered are counted (target: the brief's goal of a push within a minute of an inquiry)."
         ),
         compute=measure_perceived_delay,
         behind=behind_perceived_delay,
@@ -557,6 +594,7 @@ DETAIL_LABELS = {
     "oldest_open_minutes": gettext_lazy("oldest open"),
     "p90": gettext_lazy("p90"),
     "wrong_orders": gettext_lazy("orders with a wrong or missing item"),
+    "packed_unverified": gettext_lazy("packed without scan verification here"),
     "self_served": gettext_lazy("self-service"),
     "assisted": gettext_lazy("asked customer service"),
     "longest_minutes": gettext_lazy("longest"),
@@ -572,7 +610,7 @@ MINUTE_DETAILS = {"median", "p95", "p90", "oldest_open_minutes", "longest_minute
 
 
 def describe_detail(detail: dict) -> str:
-    """"median 8.0 min · p95 14.0 min" for the page and the CSV."""
+    """ "median 8.0 min · p95 14.0 min" for the page and the CSV."""
     parts = []
     for key, value in detail.items():
         if value is None or key not in DETAIL_LABELS:
@@ -580,4 +618,3 @@ def describe_detail(detail: dict) -> str:
         shown = format_minutes(value) if key in MINUTE_DETAILS else str(value)
         parts.append(f"{DETAIL_LABELS[key]} {shown}")
     return " · ".join(parts)
-

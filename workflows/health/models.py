@@ -27,7 +27,7 @@ class DailyMeasure(models.Model):
 
 
 class CheckerGroup(models.TextChoices):
-    """The three sides of BRIEF.md's cross-role consistency check."""
+    """The three sides of docs/brief.md's cross-role consistency check."""
 
     SALES = "sales", _("Sales")
     WAREHOUSE = "warehouse", _("Warehouse")
@@ -54,7 +54,7 @@ class ConsistencySample(models.Model):
 
 
 class ConsistencyTask(models.Model):
-    """"Which status is this order in?" for one person of one side, answered without seeing the system's."""
+    """ "Which status is this order in?" for one person of one side, answered without seeing the system's."""
 
     sample = models.ForeignKey(ConsistencySample, on_delete=models.CASCADE, related_name="tasks")
     group = models.CharField(max_length=16, choices=CheckerGroup.choices)

@@ -81,9 +81,13 @@ def chart(measure: Measure, values: list[tuple[datetime.date, float | None]]) ->
             bars.append(Bar(x, BASELINE - 2, BAR_SLOT - 2, 2, "none", f"{day:%m-%d}: {_('no data')}"))
             continue
         y = min(y_of(value), BASELINE - 1)  # a zero still shows as a sliver, unlike a missing day
-        bars.append(Bar(x, y, BAR_SLOT - 2, round(BASELINE - y, 2), _state(measure, value), f"{day:%m-%d}: {measure.format(value)}"))
+        bars.append(
+            Bar(x, y, BAR_SLOT - 2, round(BASELINE - y, 2), _state(measure, value), f"{day:%m-%d}: {measure.format(value)}")
+        )
     label = _("%(measure)s, last %(days)d days; target %(target)s") % {
-        "measure": measure.label, "days": len(values), "target": measure.target_text()
+        "measure": measure.label,
+        "days": len(values),
+        "target": measure.target_text(),
     }
     return Chart(bars=bars, target_y=y_of(measure.target), label=label)
 

@@ -20,7 +20,7 @@ from workflows.health.models import CheckerGroup, ConsistencySample, Consistency
 logger = logging.getLogger(__name__)
 
 SAMPLES_PER_DAY = 5
-# BRIEF.md: "sales, warehouse and service each state the status"; the warehouse side is a
+# docs/brief.md: "sales, warehouse and service each state the status"; the warehouse side is a
 # dispatcher or a packer.
 GROUP_ROLES = {
     CheckerGroup.SALES: ["sales"],
@@ -38,7 +38,12 @@ def measure_store(*, measure: Measure, day: datetime.date) -> DailyMeasure:
     row, _created = DailyMeasure.objects.update_or_create(
         key=measure.key,
         day=day,
-        defaults={"value": result.value, "sample_size": result.sample_size, "detail": result.detail, "computed_at": timezone.now()},
+        defaults={
+            "value": result.value,
+            "sample_size": result.sample_size,
+            "detail": result.detail,
+            "computed_at": timezone.now(),
+        },
     )
     return row
 

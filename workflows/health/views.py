@@ -3,7 +3,6 @@ status-check tasks the sampled people answer."""
 
 from __future__ import annotations
 
-import csv
 import datetime
 
 from django.contrib import messages
@@ -14,6 +13,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from orders import rules
 from orders.access import role_required
+from orders.exports import csv_writer
 from orders.models import OrderStatus
 from orders.services import OrderError
 from workflows.health import selectors, services
@@ -37,15 +37,22 @@ def health_csv(request: HttpRequest) -> HttpResponse:
     response = HttpResponse(content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="health-{today:%Y-%m-%d}.csv"'
     response.write("\ufeff")  # Excel opens UTF-8 Chinese correctly only with the BOM
-    writer = csv.writer(response)
+    writer = csv_writer(response)  # formula-safe (orders/exports.py)
     writer.writerow([_("Measure"), _("Target"), _("Day"), _("Value"), _("Sample size"), _("Details"), _("Status"), _("Method")])
     states = {"good": _("on target"), "bad": _("off target"), "none": _("no data yet")}
     for row in selectors.health_rows():
-        writer.writerow([
-            row.measure.label, row.measure.target_text(), today.isoformat(),
-            "" if row.today.value is None else row.today.value, row.today.sample_size, row.detail_text,
-            states[row.state], row.measure.method,
-        ])
+        writer.writerow(
+            [
+                row.measure.label,
+                row.measure.target_text(),
+                today.isoformat(),
+                "" if row.today.value is None else row.today.value,
+                row.today.sample_size,
+                row.detail_text,
+                states[row.state],
+                row.measure.method,
+            ]
+        )
     return response
 
 
@@ -63,27 +70,35 @@ def health_behind(request: HttpRequest, key: str) -> HttpResponse:
     except ValueError as exc:
         raise Http404(_("Give the day as YYYY-MM-DD.")) from exc
     value = selectors.measure_on(measure=measure, day=day, today=today)
-    return render(request, "health/behind.html", {
-        "measure": measure,
-        "day": day,
-        "is_today": day == today,
-        "value": value,
-        "value_text": measure.format(value.value if value else None),
-        "detail_text": describe_detail(value.detail) if value else "",
-        "rows": measure.behind(day=day),
-        "previous_day": day - datetime.timedelta(days=1),
-        "next_day": day + datetime.timedelta(days=1) if day < today else None,
-    })
+    return render(
+        request,
+        "health/behind.html",
+        {
+            "measure": measure,
+            "day": day,
+            "is_today": day == today,
+            "value": value,
+            "value_text": measure.format(value.value if value else None),
+            "detail_text": describe_detail(value.detail) if value else "",
+            "rows": measure.behind(day=day),
+            "previous_day": day - datetime.timedelta(days=1),
+            "next_day": day + datetime.timedelta(days=1) if day < today else None,
+        },
+    )
 
 
 @require_GET
 @role_required(*CHECKER_ROLES)
 def status_checks(request: HttpRequest) -> HttpResponse:
-    return render(request, "health/checks.html", {
-        "open_tasks": selectors.open_status_checks(user=request.user),
-        "answered_tasks": selectors.answered_status_checks(user=request.user),
-        "statuses": OrderStatus.choices,
-    })
+    return render(
+        request,
+        "health/checks.html",
+        {
+            "open_tasks": selectors.open_status_checks(user=request.user),
+            "answered_tasks": selectors.answered_status_checks(user=request.user),
+            "statuses": OrderStatus.choices,
+        },
+    )
 
 
 @require_POST
@@ -95,5 +110,7 @@ def status_check_answer(request: HttpRequest, task_id: int) -> HttpResponse:
     except OrderError as exc:
         messages.error(request, str(exc))
     else:
-        messages.success(request, _("Thank you: your answer for order %(number)s is recorded.") % {"number": task.sample.order.order_number})
+        messages.success(
+            request, _("Thank you: your answer for order %(number)s is recorded.") % {"number": task.sample.order.order_number}
+        )
     return redirect("health:checks")

@@ -6,7 +6,8 @@ from django.conf import settings
 
 from integrations.kuaidi100 import client as kuaidi100
 from integrations.wechat import client as wechat
-from workflows.models import CustomerMessage, Ticket
+from integrations.wechat.models import CustomerMessage
+from workflows.models import Ticket
 
 register = template.Library()
 

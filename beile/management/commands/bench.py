@@ -50,11 +50,24 @@ from integrations.erp.importer import COLUMNS, REQUIRED, import_orders, parse_am
 from integrations.erp.models import ReconciliationRun
 from integrations.erp.reconciliation import our_side, reconciliation_run
 from integrations.erp.spreadsheet import read_table
+from orders import events as order_events
 from orders import selectors
-from orders.models import ACTIVE_STATUSES, AfterSalesCase, Customer, Note, Order, OrderEvent, OrderLine, Product, Shipment, TrackingEvent
+from orders.access import Actor
+from orders.models import (
+    ACTIVE_STATUSES,
+    AfterSalesCase,
+    Customer,
+    Note,
+    Order,
+    OrderEvent,
+    OrderLine,
+    Product,
+    Shipment,
+    StageRule,
+    TrackingEvent,
+)
 from orders.phones import normalize_mobile
 from workflows import sla
-from orders.models import StageRule
 
 ROOT = Path(settings.BASE_DIR)
 PARTS = ("pages", "import", "sweep", "load")
@@ -136,6 +149,7 @@ CHILDREN = [
        FROM orders_order WHERE order_number LIKE %(like)s AND id %% 50 = 0 AND status = 'completed'""",
 ]
 
+
 def percentiles(samples: list[float], *, upper: float = 0.95) -> tuple[float, float]:
     ordered = sorted(samples)
     return statistics.median(ordered), ordered[min(len(ordered) - 1, int(len(ordered) * upper))]
@@ -184,8 +198,28 @@ class Row:
 
 # --- The ERP import baseline (one save() per row) and its input file -------------------------------
 
-ERP_HEADER = ["订单号", "下单时间", "付款日期", "应付金额", "已付金额", "运费", "状态", "快递公司", "收货人姓名", "省份", "城市",
-              "区县", "地址", "手机", "商品编码", "商品名称", "数量", "商品单价", "是否赠品", "订单退款金额"]
+ERP_HEADER = [
+    "订单号",
+    "下单时间",
+    "付款日期",
+    "应付金额",
+    "已付金额",
+    "运费",
+    "状态",
+    "快递公司",
+    "收货人姓名",
+    "省份",
+    "城市",
+    "区县",
+    "地址",
+    "手机",
+    "商品编码",
+    "商品名称",
+    "数量",
+    "商品单价",
+    "是否赠品",
+    "订单退款金额",
+]
 
 
 def write_export(path: Path, *, prefix: str, lines: int, day: datetime.date, seed: int) -> int:
@@ -201,11 +235,32 @@ def write_export(path: Path, *, prefix: str, lines: int, day: datetime.date, see
         phone = f"13{rng.randint(0, 9)}{rng.randint(0, 99_999_999):08d}"
         refund = "10.00" if number % 50 == 0 else "0"
         for index in range(count):
-            out.append(",".join([
-                f"{prefix}{number:08d}", placed, placed, str(total), str(total), "0", "已付款", "中通", "王丽", "浙江省",
-                "杭州市", "萧山区", f"市心北路{number}号", phone, f"BENCH-SKU-{rng.randint(0, 49):02d}", "", "1",
-                str(prices[index]), "否", refund,
-            ]))
+            out.append(
+                ",".join(
+                    [
+                        f"{prefix}{number:08d}",
+                        placed,
+                        placed,
+                        str(total),
+                        str(total),
+                        "0",
+                        "已付款",
+                        "中通",
+                        "王丽",
+                        "浙江省",
+                        "杭州市",
+                        "萧山区",
+                        f"市心北路{number}号",
+                        phone,
+                        f"BENCH-SKU-{rng.randint(0, 49):02d}",
+                        "",
+                        "1",
+                        str(prices[index]),
+                        "否",
+                        refund,
+                    ]
+                )
+            )
         written += count
     path.write_text("\n".join(out) + "\n", encoding="utf-8-sig")
     return number
@@ -222,15 +277,28 @@ def naive_import(path: Path) -> int:
         order = Order.objects.filter(order_number=row[index["order_number"]]).first()
         if order is None:
             order = Order(
-                order_number=row[index["order_number"]], source="erp", customer=customer,
-                receiver_name=row[index["receiver_name"]], receiver_phone=phone, province=row[index["province"]],
-                city=row[index["city"]], district=row[index["district"]], address=row[index["address"]],
-                total_amount=parse_amount(row[index["total_amount"]]), placed_at=parse_erp_time(row[index["placed_at"]]),
+                order_number=row[index["order_number"]],
+                source="erp",
+                customer=customer,
+                receiver_name=row[index["receiver_name"]],
+                receiver_phone=phone,
+                province=row[index["province"]],
+                city=row[index["city"]],
+                district=row[index["district"]],
+                address=row[index["address"]],
+                total_amount=parse_amount(row[index["total_amount"]]),
+                placed_at=parse_erp_time(row[index["placed_at"]]),
             )
             order.save()
         product = products[row[index["sku_code"]]]
-        OrderLine(order=order, product=product, sku_code=product.sku_code, product_name=product.name,
-                  quantity=int(row[index["quantity"]]), unit_price=parse_amount(row[index["unit_price"]])).save()
+        OrderLine(
+            order=order,
+            product=product,
+            sku_code=product.sku_code,
+            product_name=product.name,
+            quantity=int(row[index["quantity"]]),
+            unit_price=parse_amount(row[index["unit_price"]]),
+        ).save()
     return len(table.rows)
 
 
@@ -250,9 +318,12 @@ SELECT o.id, o.order_number, o.status, o.placed_at, o.total_amount, o.receiver_n
   (SELECT json_agg(json_build_object('kind', a.kind, 'status', a.status)) FROM orders_aftersalescase a WHERE a.order_id = o.id)
 FROM orders_order o
 """
-RAW_LOOKUP = ORDER_WITH_CHILDREN + """
+RAW_LOOKUP = (
+    ORDER_WITH_CHILDREN
+    + """
 WHERE o.customer_id = (SELECT id FROM orders_customer WHERE phone = %(phone)s) OR o.receiver_phone = %(phone)s
 ORDER BY o.placed_at DESC"""
+)
 RAW_CARD = ORDER_WITH_CHILDREN + "WHERE o.order_number = %(number)s"
 RAW_PDA = ORDER_WITH_CHILDREN + "WHERE o.id = (SELECT order_id FROM orders_shipment WHERE tracking_number = %(code)s LIMIT 1)"
 RAW_LIST = """
@@ -284,7 +355,9 @@ class Command(BaseCommand):
         parser.add_argument("--active", type=int, default=60_000, help="open orders (default 60,000)")
         parser.add_argument("--only", default=",".join(PARTS), help=f"comma-separated parts: {','.join(PARTS)}")
         parser.add_argument("--reuse", "--keep", action="store_true", help="measure the data set an earlier run generated")
-        parser.add_argument("--database-url", default="", help="run against this (throw-away) database; created and migrated if missing")
+        parser.add_argument(
+            "--database-url", default="", help="run against this (throw-away) database; created and migrated if missing"
+        )
         parser.add_argument("--runs", type=int, default=100, help="requests per page measurement")
         parser.add_argument("--import-lines", type=int, default=100_000)
         parser.add_argument("--naive-lines", type=int, default=1_000)
@@ -359,7 +432,9 @@ class Command(BaseCommand):
             )
 
     def _generate(self, *, orders: int, customers: int, active: int) -> None:
-        others = Order.objects.exclude(order_number__startswith=PREFIX).exclude(order_number__regex=r"^(LD|BENCH|NAIVE|RECON)").count()
+        others = (
+            Order.objects.exclude(order_number__startswith=PREFIX).exclude(order_number__regex=r"^(LD|BENCH|NAIVE|RECON)").count()
+        )
         if others:
             raise CommandError(f"This database holds {others} other orders; point --database-url at a throw-away database.")
         started = time.perf_counter()
@@ -372,8 +447,10 @@ class Command(BaseCommand):
             cursor.execute(CUSTOMERS, {"customers": customers})
             cursor.execute("SELECT min(id) FROM orders_customer")
             first_customer = cursor.fetchone()[0]
-            cursor.execute(ORDERS, {"orders": orders, "active": active, "customers": customers, "prefix": PREFIX,
-                                    "first_customer": first_customer})
+            cursor.execute(
+                ORDERS,
+                {"orders": orders, "active": active, "customers": customers, "prefix": PREFIX, "first_customer": first_customer},
+            )
             for statement in CHILDREN:
                 cursor.execute(statement, {"like": PREFIX + "%"})
         self._target_customer()
@@ -390,35 +467,87 @@ class Command(BaseCommand):
         for n in range(20):
             placed = now - datetime.timedelta(days=n * 7)
             order = Order.objects.create(
-                order_number=f"{PREFIX}T{n:04d}", customer=customer, receiver_name=customer.name, receiver_phone=TARGET_PHONE,
-                province="浙江省", city="杭州市", district="萧山区", address="市心北路1号", total_amount=Decimal("99.00"),
-                carrier_code="zhongtong", status="completed", placed_at=placed, stage_entered_at=placed, shipped_at=placed,
+                order_number=f"{PREFIX}T{n:04d}",
+                customer=customer,
+                receiver_name=customer.name,
+                receiver_phone=TARGET_PHONE,
+                province="浙江省",
+                city="杭州市",
+                district="萧山区",
+                address="市心北路1号",
+                total_amount=Decimal("99.00"),
+                carrier_code="zhongtong",
+                status="completed",
+                placed_at=placed,
+                stage_entered_at=placed,
+                shipped_at=placed,
             )
-            OrderLine.objects.create(order=order, product=product, sku_code=product.sku_code, product_name=product.name,
-                                     quantity=2, unit_price=product.unit_price)
-            shipment = Shipment.objects.create(order=order, carrier_code="zhongtong", tracking_number=f"ZT{n:010d}",
-                                               tracking_state="3", last_location="浙江,杭州市", created_at=placed)
+            OrderLine.objects.create(
+                order=order,
+                product=product,
+                sku_code=product.sku_code,
+                product_name=product.name,
+                quantity=2,
+                unit_price=product.unit_price,
+            )
+            shipment = Shipment.objects.create(
+                order=order,
+                carrier_code="zhongtong",
+                tracking_number=f"ZT{n:010d}",
+                tracking_state="3",
+                last_location="浙江,杭州市",
+                created_at=placed,
+            )
             TrackingEvent.objects.bulk_create(
-                TrackingEvent(shipment=shipment, occurred_at=placed + datetime.timedelta(hours=h), context=f"[杭州市]快件在途 {h}")
+                TrackingEvent(
+                    shipment=shipment, occurred_at=placed + datetime.timedelta(hours=h), context=f"[杭州市]快件在途 {h}"
+                )
                 for h in range(5)
             )
             OrderEvent.objects.bulk_create(
-                OrderEvent(order=order, kind="status", occurred_at=placed + datetime.timedelta(hours=h), actor_name="bench",
-                           payload={"from": "paid", "to": "picking"})
+                order_events.status_changed(
+                    order=order,
+                    by=Actor.system("bench"),
+                    transition="start_picking",
+                    source="paid",
+                    target="picking",
+                    as_supervisor=False,
+                    occurred_at=placed + datetime.timedelta(hours=h),
+                    save=False,
+                )
                 for h in range(5)
             )
             Note.objects.create(order=order, body="客户要求放门口", audience="logistics")
-            AfterSalesCase.objects.create(order=order, kind="return", status="rejected", reason="不想要了", decision_reason="已拆封",
-                                          decided_by_department="技术部", decided_at=placed)
+            AfterSalesCase.objects.create(
+                order=order,
+                kind="return",
+                status="rejected",
+                reason="不想要了",
+                decision_reason="已拆封",
+                decided_by_department="技术部",
+                decided_at=placed,
+            )
         # The PDA's packing station: an order in picking whose line never completes.
         packing_customer = Customer.objects.get(phone="17000000002")
         pda = Order.objects.create(
-            order_number=f"{PREFIX}PDA", customer=packing_customer, receiver_name=packing_customer.name,
+            order_number=f"{PREFIX}PDA",
+            customer=packing_customer,
+            receiver_name=packing_customer.name,
             receiver_phone=packing_customer.phone,
-            province="浙江省", city="杭州市", address="市心北路1号", carrier_code="zhongtong", status="picking",
+            province="浙江省",
+            city="杭州市",
+            address="市心北路1号",
+            carrier_code="zhongtong",
+            status="picking",
         )
-        OrderLine.objects.create(order=pda, product=product, sku_code=product.sku_code, product_name=product.name,
-                                 quantity=1_000_000, unit_price=product.unit_price)
+        OrderLine.objects.create(
+            order=pda,
+            product=product,
+            sku_code=product.sku_code,
+            product_name=product.name,
+            quantity=1_000_000,
+            unit_price=product.unit_price,
+        )
 
     def _user(self, role: str, *, password: str | None = None) -> User:
         user, _ = User.objects.get_or_create(username=f"bench-{role}", defaults={"first_name": f"bench {role}"})
@@ -445,21 +574,29 @@ class Command(BaseCommand):
         verdict = ""
         if target_ms is not None:
             verdict = "met" if p95 <= target_ms else f"**missed** ({p95 / target_ms:.2f}×)"
-        self.rows.append(Row(what, f"{p50:.1f} ms", f"{p95:.1f} ms", str(queries),
-                             f"p95 ≤ {target_ms:.0f} ms" if target_ms else "", verdict))
+        self.rows.append(
+            Row(what, f"{p50:.1f} ms", f"{p95:.1f} ms", str(queries), f"p95 ≤ {target_ms:.0f} ms" if target_ms else "", verdict)
+        )
 
     def _raw(self, sql: str, params: dict):
         def call():
             with connection.cursor() as cursor:
                 cursor.execute(sql, params)
                 assert cursor.fetchall()
+
         return call
 
     def _pages(self, runs: int) -> None:
         baseline_runs = max(runs // 10, 5)
         service, supervisor, packer = self._user("service"), self._user("supervisor"), self._user("packer")
-        card_number = Order.objects.filter(order_number__startswith=f"{PREFIX}T").order_by("order_number").values_list("order_number", flat=True)[3]
-        waybill = Shipment.objects.filter(tracking_number__startswith="ZB").order_by("-id").values_list("tracking_number", flat=True)[0]
+        card_number = (
+            Order.objects.filter(order_number__startswith=f"{PREFIX}T")
+            .order_by("order_number")
+            .values_list("order_number", flat=True)[3]
+        )
+        waybill = (
+            Shipment.objects.filter(tracking_number__startswith="ZB").order_by("-id").values_list("tracking_number", flat=True)[0]
+        )
         # Page 10,000 (order 500,000) at full size; the middle of a smaller data set.
         deep_number = min(DEEP_PAGE, Order.objects.count() // selectors.PAGE_SIZE // 2)
         deep = Order.objects.order_by("-placed_at", "-id").only("pk", "placed_at")[deep_number * selectors.PAGE_SIZE - 1]
@@ -481,8 +618,11 @@ class Command(BaseCommand):
             def naive_lookup():
                 # An admin-style search: icontains on the phone columns (no index can serve it), then
                 # every child table loaded order by order.
-                found = list(Order.objects.filter(Q(receiver_phone__icontains=TARGET_PHONE) | Q(customer__phone__icontains=TARGET_PHONE))
-                             .select_related("customer").order_by("-placed_at"))
+                found = list(
+                    Order.objects.filter(Q(receiver_phone__icontains=TARGET_PHONE) | Q(customer__phone__icontains=TARGET_PHONE))
+                    .select_related("customer")
+                    .order_by("-placed_at")
+                )
                 for order in found:
                     list(order.lines.all()), list(order.events.all()), list(order.after_sales.all()), list(order.notes.all())
                     for shipment in order.shipments.all():
@@ -518,18 +658,27 @@ class Command(BaseCommand):
                     # Django admin's changelist: a COUNT(*) for the paginator, then OFFSET/LIMIT.
                     queryset = Order.objects.select_related("customer").order_by("-placed_at", "-id")
                     queryset.count()
-                    assert len(queryset[offset:offset + selectors.PAGE_SIZE]) == selectors.PAGE_SIZE
+                    assert len(queryset[offset : offset + selectors.PAGE_SIZE]) == selectors.PAGE_SIZE
+
                 return call
 
             far = datetime.datetime(9999, 1, 1, tzinfo=datetime.UTC)
             self._measure("order list /orders/, first page", runs, first_page, target_ms=50)
             self._measure("  baseline: admin-style COUNT(*) + OFFSET 0", baseline_runs, naive_page(0))
-            self._measure("  baseline: raw SQL lower bound (keyset, one query)", runs, self._raw(RAW_LIST, {"placed": far, "id": 0}))
+            self._measure(
+                "  baseline: raw SQL lower bound (keyset, one query)", runs, self._raw(RAW_LIST, {"placed": far, "id": 0})
+            )
             self._measure(f"order list, keyset page {deep_number:,} (?cursor=)", runs, deep_page, target_ms=50)
-            self._measure(f"  baseline: admin-style COUNT(*) + OFFSET {deep_number * selectors.PAGE_SIZE:,}", baseline_runs,
-                          naive_page(deep_number * selectors.PAGE_SIZE))
-            self._measure("  baseline: raw SQL lower bound (keyset, one query)", runs,
-                          self._raw(RAW_LIST, {"placed": deep.placed_at, "id": deep.pk}))
+            self._measure(
+                f"  baseline: admin-style COUNT(*) + OFFSET {deep_number * selectors.PAGE_SIZE:,}",
+                baseline_runs,
+                naive_page(deep_number * selectors.PAGE_SIZE),
+            )
+            self._measure(
+                "  baseline: raw SQL lower bound (keyset, one query)",
+                runs,
+                self._raw(RAW_LIST, {"placed": deep.placed_at, "id": deep.pk}),
+            )
 
             def board():
                 assert as_supervisor.get("/board/").status_code == 200
@@ -548,10 +697,19 @@ class Command(BaseCommand):
                 assert as_packer.post("/pda/scan/", {"code": waybill}, HTTP_HX_REQUEST="true").status_code == 200
 
             def scan_item():
-                assert as_packer.post("/pda/scan/", {"code": product.barcode, "order": pda_order}, HTTP_HX_REQUEST="true").status_code == 200
+                assert (
+                    as_packer.post(
+                        "/pda/scan/", {"code": product.barcode, "order": pda_order}, HTTP_HX_REQUEST="true"
+                    ).status_code
+                    == 200
+                )
 
             def naive_scan():
-                found = Order.objects.filter(Q(order_number__icontains=waybill) | Q(shipments__tracking_number__icontains=waybill)).distinct().first()
+                found = (
+                    Order.objects.filter(Q(order_number__icontains=waybill) | Q(shipments__tracking_number__icontains=waybill))
+                    .distinct()
+                    .first()
+                )
                 list(found.lines.all())
 
             self._measure("PDA scan a waybill → order opened (POST /pda/scan/)", runs, scan_waybill, target_ms=50)
@@ -578,11 +736,14 @@ class Command(BaseCommand):
         overdue = [
             order.pk
             for order in Order.objects.filter(status__in=ACTIVE_STATUSES, is_held=False, sla_breached_at__isnull=True)
-            .only("pk", "status", "stage_entered_at", "is_rush", "rush_deadline").iterator(chunk_size=5000)
+            .only("pk", "status", "stage_entered_at", "is_rush", "rush_deadline")
+            .iterator(chunk_size=5000)
             if order.stage_entered_at + limits[order.status] <= now or (order.is_rush and order.rush_deadline <= now)
         ]
         naive_ms = (time.perf_counter() - started) * 1000
-        self.rows.append(Row(f"  baseline: scan every open order in Python ({len(overdue):,} found), no writes", f"{naive_ms:.0f} ms"))
+        self.rows.append(
+            Row(f"  baseline: scan every open order in Python ({len(overdue):,} found), no writes", f"{naive_ms:.0f} ms")
+        )
 
     # --- ERP import and reconciliation -----------------------------------------------------------
 
@@ -627,13 +788,33 @@ class Command(BaseCommand):
             self._clean_import()
 
         rate = lines / bulk_seconds
-        self.rows.append(Row(f"ERP import, {lines:,} lines ({orders:,} orders)", f"{rate:,.0f} lines/s", f"{bulk_seconds:.1f} s", "",
-                             "≥ 20,000 lines/s", "met" if rate >= 20_000 else f"**missed** ({rate / 20_000:.0%} of target)"))
-        self.rows.append(Row("  the same file again, nothing changed", f"{lines / reimport_seconds:,.0f} lines/s", f"{reimport_seconds:.1f} s"))
-        self.rows.append(Row(f"  baseline: one save() per row ({naive_rows:,} lines)", f"{naive_rows / naive_seconds:,.0f} lines/s",
-                             f"{naive_seconds:.1f} s"))
-        self.rows.append(Row(f"reconciliation of one day ({made:,} orders, {recon_lines:,} ERP rows), consistency {run.consistency_rate}%",
-                             f"{recon_seconds:.2f} s", f"our side {our_seconds:.2f} s"))
+        self.rows.append(
+            Row(
+                f"ERP import, {lines:,} lines ({orders:,} orders)",
+                f"{rate:,.0f} lines/s",
+                f"{bulk_seconds:.1f} s",
+                "",
+                "≥ 20,000 lines/s",
+                "met" if rate >= 20_000 else f"**missed** ({rate / 20_000:.0%} of target)",
+            )
+        )
+        self.rows.append(
+            Row("  the same file again, nothing changed", f"{lines / reimport_seconds:,.0f} lines/s", f"{reimport_seconds:.1f} s")
+        )
+        self.rows.append(
+            Row(
+                f"  baseline: one save() per row ({naive_rows:,} lines)",
+                f"{naive_rows / naive_seconds:,.0f} lines/s",
+                f"{naive_seconds:.1f} s",
+            )
+        )
+        self.rows.append(
+            Row(
+                f"reconciliation of one day ({made:,} orders, {recon_lines:,} ERP rows), consistency {run.consistency_rate}%",
+                f"{recon_seconds:.2f} s",
+                f"our side {our_seconds:.2f} s",
+            )
+        )
 
     # --- Concurrent transitions through HTTP -----------------------------------------------------
 
@@ -661,41 +842,72 @@ class Command(BaseCommand):
                    FROM orders_order o JOIN orders_product p ON p.sku_code = 'BENCH-SKU-02' WHERE o.order_number LIKE %s""",
                 [prefix + "%"],
             )
-        numbers = list(Order.objects.filter(order_number__startswith=prefix).order_by("id").values_list("order_number", flat=True))
+        numbers = list(
+            Order.objects.filter(order_number__startswith=prefix).order_by("id").values_list("order_number", flat=True)
+        )
         port = free_port()
         var_dir = tempfile.TemporaryDirectory(prefix="beile-bench-")
         env = {
-            **os.environ, "DATABASE_URL": self._database_url(), "DEBUG": "0", "SECRET_KEY": secrets.token_urlsafe(40),
-            "ALLOWED_HOSTS": "127.0.0.1", "HOST": "127.0.0.1", "PORT": str(port), "WEB_CONCURRENCY": "4", "LOG_LEVEL": "WARNING",
+            **os.environ,
+            "DATABASE_URL": self._database_url(),
+            "DEBUG": "0",
+            "SECRET_KEY": secrets.token_urlsafe(40),
+            "ALLOWED_HOSTS": "127.0.0.1",
+            "HOST": "127.0.0.1",
+            "PORT": str(port),
+            "WEB_CONCURRENCY": "4",
+            "LOG_LEVEL": "WARNING",
             "BEILE_VAR_DIR": var_dir.name,
         }
         # As a deployment does: the manifest storage needs collected static files.
         subprocess.run([sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"], cwd=ROOT, env=env, check=True)
-        web = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "beile.wsgi"], cwd=ROOT, env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        worker = subprocess.Popen([sys.executable, "-m", "celery", "-A", "beile", "worker", "-l", "WARNING"], cwd=ROOT, env=env,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        web = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "beile.wsgi"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "beile", "worker", "-l", "WARNING"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         try:
             base = f"http://127.0.0.1:{port}"
             self._wait_until_up(base)
             result = LoadDriver(base=base, username=reviewer.username, password=password).run(
-                numbers=numbers, threads=threads, seconds=seconds,
+                numbers=numbers,
+                threads=threads,
+                seconds=seconds,
             )
             committed = Order.objects.filter(order_number__startswith=prefix, status="paid").count()
             rate = committed / result.wall_seconds
             p50, p99 = percentiles(result.latencies_ms, upper=0.99) if result.latencies_ms else (0, 0)
-            self.rows.append(Row(
-                f"status transitions through HTTP (approve), gunicorn 4 workers, {threads} client threads, "
-                f"{len(result.latencies_ms):,} requests in {result.wall_seconds:.1f} s, {committed:,} committed, {result.errors} errors",
-                f"{p50:.0f} ms", f"p99 {p99:.0f} ms", "", "≥ 300 transitions/s",
-                f"{rate:,.0f}/s " + ("met" if rate >= 300 else "**missed**"),
-            ))
+            self.rows.append(
+                Row(
+                    f"status transitions through HTTP (approve), gunicorn 4 workers, {threads} client threads, "
+                    f"{len(result.latencies_ms):,} requests in {result.wall_seconds:.1f} s, {committed:,} committed, {result.errors} errors",
+                    f"{p50:.0f} ms",
+                    f"p99 {p99:.0f} ms",
+                    "",
+                    "≥ 300 transitions/s",
+                    f"{rate:,.0f}/s " + ("met" if rate >= 300 else "**missed**"),
+                )
+            )
             time.sleep(5)  # let the worker take what the transitions queued
             web_rss = max((rss_mib(pid) for pid in children(web.pid)), default=0.0)
             worker_rss = [rss_mib(worker.pid), *(rss_mib(pid) for pid in children(worker.pid))]
             self.rows.append(Row("RSS of a gunicorn web worker after the run (largest of 4)", f"{web_rss:.0f} MiB"))
-            self.rows.append(Row("RSS of the Celery worker after the run (main / largest pool process)",
-                                 f"{worker_rss[0]:.0f} MiB", f"{max(worker_rss[1:], default=0):.0f} MiB"))
+            self.rows.append(
+                Row(
+                    "RSS of the Celery worker after the run (main / largest pool process)",
+                    f"{worker_rss[0]:.0f} MiB",
+                    f"{max(worker_rss[1:], default=0):.0f} MiB",
+                )
+            )
         finally:
             for process in (web, worker):
                 process.terminate()
@@ -725,18 +937,31 @@ class Command(BaseCommand):
     # --- The table -------------------------------------------------------------------------------
 
     def _print_table(self, load_before: tuple[float, float, float]) -> None:
-        cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                    if line.startswith("model name")), platform.processor())
-        memory = next(int(line.split()[1]) // 1024 // 1024 for line in Path("/proc/meminfo").read_text().splitlines()
-                      if line.startswith("MemTotal"))
+        cpu = next(
+            (
+                line.split(":", 1)[1].strip()
+                for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")
+            ),
+            platform.processor(),
+        )
+        memory = next(
+            int(line.split()[1]) // 1024 // 1024
+            for line in Path("/proc/meminfo").read_text().splitlines()
+            if line.startswith("MemTotal")
+        )
         with connection.cursor() as cursor:
             cursor.execute("SHOW server_version")
             postgres = cursor.fetchone()[0]
         load_after = os.getloadavg()
         self.stdout.write("")
-        self.stdout.write(f"Machine: {os.cpu_count()} cores ({cpu}), {memory} GiB RAM, PostgreSQL {postgres}, Python {platform.python_version()}")
-        self.stdout.write(f"Load average (1/5/15 min): {' / '.join(f'{x:.2f}' for x in load_before)} at the start, "
-                          f"{' / '.join(f'{x:.2f}' for x in load_after)} at the end")
+        self.stdout.write(
+            f"Machine: {os.cpu_count()} cores ({cpu}), {memory} GiB RAM, PostgreSQL {postgres}, Python {platform.python_version()}"
+        )
+        self.stdout.write(
+            f"Load average (1/5/15 min): {' / '.join(f'{x:.2f}' for x in load_before)} at the start, "
+            f"{' / '.join(f'{x:.2f}' for x in load_after)} at the end"
+        )
         self.stdout.write("")
         self.stdout.write("| what | p50 / result | p95 / detail | queries | target | verdict |")
         self.stdout.write("|---|---|---|---|---|---|")
@@ -762,15 +987,22 @@ class LoadDriver:
         self.origin = "https://" + base.split("://", 1)[1]
 
     def _headers(self, cookies: dict[str, str], path: str) -> dict[str, str]:
-        return {"X-Forwarded-Proto": "https", "Origin": self.origin, "Referer": self.origin + path,
-                "Cookie": "; ".join(f"{name}={value}" for name, value in cookies.items())}
+        return {
+            "X-Forwarded-Proto": "https",
+            "Origin": self.origin,
+            "Referer": self.origin + path,
+            "Cookie": "; ".join(f"{name}={value}" for name, value in cookies.items()),
+        }
 
     def _log_in(self, http: requests.Session) -> dict[str, str]:
         cookies: dict[str, str] = {}
         response = http.get(f"{self.base}/login/", headers=self._headers(cookies, "/login/"), timeout=30)
         cookies.update(response.cookies.get_dict())
         response = http.post(
-            f"{self.base}/login/", headers=self._headers(cookies, "/login/"), allow_redirects=False, timeout=30,
+            f"{self.base}/login/",
+            headers=self._headers(cookies, "/login/"),
+            allow_redirects=False,
+            timeout=30,
             data={"username": self.username, "password": self.password, "csrfmiddlewaretoken": cookies["csrftoken"]},
         )
         assert response.status_code == 302, f"login failed: {response.status_code}"
@@ -798,8 +1030,13 @@ class LoadDriver:
                     return
                 path = f"/orders/{number}/approve/"
                 started = time.perf_counter()
-                response = http.post(f"{self.base}{path}", headers=self._headers(cookies, path), allow_redirects=False, timeout=30,
-                                     data={"csrfmiddlewaretoken": cookies["csrftoken"]})
+                response = http.post(
+                    f"{self.base}{path}",
+                    headers=self._headers(cookies, path),
+                    allow_redirects=False,
+                    timeout=30,
+                    data={"csrfmiddlewaretoken": cookies["csrftoken"]},
+                )
                 elapsed = (time.perf_counter() - started) * 1000
                 with lock:
                     latencies.append(elapsed)

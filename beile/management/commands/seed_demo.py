@@ -5,7 +5,6 @@ history cannot use); the events written beside them name the demo users as actor
 reads like real work.
 """
 
-import csv
 import datetime
 import random
 import tempfile
@@ -16,9 +15,13 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.utils import timezone
 
-from integrations.erp.reconciliation import reconciliation_run
 from integrations.wechat.fake_server import sandbox_openid
-from workflows.frontline.models import Inquiry, SelfServiceQuery
+from integrations.wechat.models import CustomerMessage, MessageStatus
+from orders import clock
+from orders import events as order_events
+from orders.access import Actor
+from orders.clock import business_day_bounds, business_today
+from orders.exports import csv_writer
 from orders.models import (
     AddressChangeRequest,
     AfterSalesCase,
@@ -33,13 +36,11 @@ from orders.models import (
     Shipment,
     TrackingEvent,
 )
+from workflows.erp_bridge import erp_sync_check
+from workflows.frontline.models import Inquiry, SelfServiceQuery
 from workflows.health.models import ConsistencySample, ConsistencyTask
 from workflows.health.services import measures_store_day
-from workflows.models import CustomerMessage, MessageStatus, Ticket
-from orders import clock
-from orders import events as order_events
-from orders.access import Actor
-from orders.clock import business_day_bounds, business_today
+from workflows.models import Ticket
 
 DEMO_USERS = [
     # username (= role), full name
@@ -77,7 +78,35 @@ PRODUCTS = [
 ]
 
 SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈姚卢姜崔钟谭陆汪范金石廖贾夏韦付方白邹孟熊秦邱江尹薛闫段雷侯龙史陶黎贺顾毛郝龚邵万钱严覃武戴莫孔向汤"
-GIVEN = ["婷", "静", "敏", "丽", "芳", "娜", "雪", "慧", "莉", "洁", "琳", "晓燕", "佳怡", "梦琪", "雨涵", "欣怡", "子涵", "思琪", "诗涵", "伟", "磊", "军", "洋", "勇", "杰", "浩然", "子轩"]
+GIVEN = [
+    "婷",
+    "静",
+    "敏",
+    "丽",
+    "芳",
+    "娜",
+    "雪",
+    "慧",
+    "莉",
+    "洁",
+    "琳",
+    "晓燕",
+    "佳怡",
+    "梦琪",
+    "雨涵",
+    "欣怡",
+    "子涵",
+    "思琪",
+    "诗涵",
+    "伟",
+    "磊",
+    "军",
+    "洋",
+    "勇",
+    "杰",
+    "浩然",
+    "子轩",
+]
 PLACES = [
     ("浙江省", "杭州市", "萧山区", ["宁围街道市心北路{n}号", "北干街道金城路{n}号丽晶国际{b}幢", "城厢街道人民路{n}弄{b}号"]),
     ("浙江省", "杭州市", "西湖区", ["文三路{n}号颐高数码{b}楼", "古墩路{n}号西城时代家园{b}幢"]),
@@ -108,7 +137,15 @@ TRACKING_TEXTS = [
 ]
 
 # How the week's orders spread over the statuses (weights).
-STATUS_MIX = [("pending_review", 6), ("paid", 8), ("picking", 10), ("packed", 6), ("shipped", 25), ("completed", 40), ("cancelled", 5)]
+STATUS_MIX = [
+    ("pending_review", 6),
+    ("paid", 8),
+    ("picking", 10),
+    ("packed", 6),
+    ("shipped", 25),
+    ("completed", 40),
+    ("cancelled", 5),
+]
 FLOW = ["pending_review", "paid", "picking", "packed", "shipped", "completed"]
 STAGE_ACTORS = {"paid": "reviewer", "picking": "dispatcher", "packed": "packer", "shipped": "courier", "completed": "courier"}
 TRANSITION_OF = {"paid": "approve", "picking": "start_picking", "packed": "pack", "shipped": "ship", "completed": "complete"}
@@ -156,7 +193,13 @@ class Command(BaseCommand):
         for sku, barcode, name, price, cold in PRODUCTS:
             product, _ = Product.objects.update_or_create(
                 sku_code=sku,
-                defaults={"barcode": barcode, "name": name, "unit_price": Decimal(price), "cold_chain": cold, "image": f"/static/img/products/{sku}.svg"},
+                defaults={
+                    "barcode": barcode,
+                    "name": name,
+                    "unit_price": Decimal(price),
+                    "cold_chain": cold,
+                    "image": f"/static/img/products/{sku}.svg",
+                },
             )
             products.append(product)
         return products
@@ -184,7 +227,7 @@ class Command(BaseCommand):
         customers = list(Customer.objects.all())
         sellable = [p for p in products if not p.sku_code.startswith("GIFT")]
         gifts = [p for p in products if p.sku_code.startswith("GIFT")]
-        statuses, weights = zip(*STATUS_MIX)
+        statuses, weights = zip(*STATUS_MIX, strict=True)
 
         plans = []
         for index in range(count):
@@ -196,14 +239,22 @@ class Command(BaseCommand):
             customer = rng.choice(customers)
             province, city, district, streets = rng.choice(PLACES)
             fuzzy = status == "pending_review" and rng.random() < 0.12
-            address = rng.choice(FUZZY_ADDRESSES) if fuzzy else rng.choice(streets).format(n=rng.randrange(1, 999), b=rng.randrange(1, 30))
+            address = (
+                rng.choice(FUZZY_ADDRESSES)
+                if fuzzy
+                else rng.choice(streets).format(n=rng.randrange(1, 999), b=rng.randrange(1, 30))
+            )
             picks = rng.sample(sellable, rng.choice([1, 1, 2, 2, 3, 4]))
             lines = [(p, rng.choice([1, 1, 1, 2, 3]), False) for p in picks]
             if rng.random() < 0.3:
                 lines.append((rng.choice(gifts), 1, True))
             cold = any(p.cold_chain for p, _, _ in lines)
             total = sum((p.unit_price * qty for p, qty, _ in lines), Decimal("0.00"))
-            carrier = "shunfenglengyun" if cold and (status not in ("pending_review", "paid") or rng.random() < 0.5) else rng.choice(CARRIERS)
+            carrier = (
+                "shunfenglengyun"
+                if cold and (status not in ("pending_review", "paid") or rng.random() < 0.5)
+                else rng.choice(CARRIERS)
+            )
             # Demo history is created at its final status; every later change goes through services.
             order = Order(
                 status=status,
@@ -235,7 +286,9 @@ class Command(BaseCommand):
                 order.rush_reason = rng.choice(RUSH_REASONS)
                 order.rush_deadline = now + datetime.timedelta(hours=rng.randrange(1, 10))
                 order.rush_filed_at = order.placed_at
-        shipped_plans = sorted((plan for plan in plans if plan[1] in ("shipped", "completed")), key=lambda plan: plan[0].placed_at, reverse=True)
+        shipped_plans = sorted(
+            (plan for plan in plans if plan[1] in ("shipped", "completed")), key=lambda plan: plan[0].placed_at, reverse=True
+        )
         for order, status, _lines, _fuzzy in shipped_plans[::RUSH_EVERY]:
             # Filed from the rush link and pushed through every stage: the rush handling time.
             order.is_rush = True
@@ -247,28 +300,53 @@ class Command(BaseCommand):
             if status in ("pending_review", "paid", "picking") and rng.random() < 0.04:
                 order.is_held = True
                 order.hold_reason = rng.choice(["stock_shortage", "customer_request", "payment_check"])
-                order.hold_note = {"stock_shortage": "等待补货，预计明早到仓", "customer_request": "客户要求周末后再发", "payment_check": "金额与支付记录不符，财务核对中"}[order.hold_reason]
+                order.hold_note = {
+                    "stock_shortage": "等待补货，预计明早到仓",
+                    "customer_request": "客户要求周末后再发",
+                    "payment_check": "金额与支付记录不符，财务核对中",
+                }[order.hold_reason]
                 order.held_at = now - datetime.timedelta(minutes=rng.randrange(5, 120))
                 order.hold_until = now + datetime.timedelta(hours=rng.randrange(2, 30))
                 order.hold_owner = users["dispatcher"]
         Order.objects.bulk_create([order for order, *_ in plans], batch_size=500)
-        saved = {o.order_number: o for o in Order.objects.filter(order_number__in=[p[0].order_number for p in plans]).select_related("customer")}
+        saved = {
+            o.order_number: o
+            for o in Order.objects.filter(order_number__in=[p[0].order_number for p in plans]).select_related("customer")
+        }
 
         lines_out, events, notes, tags, shipments, cases, changes, tickets = [], [], [], [], [], [], [], []
         for plan_order, status, lines, fuzzy in plans:
             order = saved[plan_order.order_number]
             for product, quantity, gift in lines:
                 lines_out.append(
-                    OrderLine(order=order, product=product, sku_code=product.sku_code, product_name=product.name, quantity=quantity,
-                              unit_price=Decimal("0.00") if gift else product.unit_price, is_gift=gift, cold_chain=product.cold_chain)
+                    OrderLine(
+                        order=order,
+                        product=product,
+                        sku_code=product.sku_code,
+                        product_name=product.name,
+                        quantity=quantity,
+                        unit_price=Decimal("0.00") if gift else product.unit_price,
+                        is_gift=gift,
+                        cold_chain=product.cold_chain,
+                    )
                 )
-            events.append(order_events.created(order=order, by=Actor.system("ERP"), source=order.source, source_time=order.placed_at,
-                                               occurred_at=order.created_at, save=False))
+            events.append(
+                order_events.created(
+                    order=order,
+                    by=Actor.system("ERP"),
+                    source=order.source,
+                    source_time=order.placed_at,
+                    occurred_at=order.created_at,
+                    save=False,
+                )
+            )
             self._history(order, status, users, events)
             if fuzzy:
                 tags.append(OrderTag(order=order, tag="fuzzy_address", opened_at=order.placed_at + datetime.timedelta(minutes=2)))
             if rng.random() < 0.03:
-                tags.append(OrderTag(order=order, tag="invoice_pending", opened_at=order.placed_at + datetime.timedelta(minutes=5)))
+                tags.append(
+                    OrderTag(order=order, tag="invoice_pending", opened_at=order.placed_at + datetime.timedelta(minutes=5))
+                )
             tags.extend(self._resolved_tags(rng, order, status, users))
             if status in ("shipped", "completed") and rng.random() < 0.03:
                 ticket = self._ticket(rng, order, users)
@@ -277,8 +355,17 @@ class Command(BaseCommand):
             if rng.random() < 0.18:
                 kind, audience, body = rng.choice(NOTES)
                 author_role = {"service": "service", "warehouse": "service", "logistics": "sales", "": "sales"}[audience]
-                notes.append(Note(order=order, author=users[author_role], author_role=author_role, kind=kind, audience=audience,
-                                  body=body, created_at=order.placed_at + datetime.timedelta(minutes=rng.randrange(1, 30))))
+                notes.append(
+                    Note(
+                        order=order,
+                        author=users[author_role],
+                        author_role=author_role,
+                        kind=kind,
+                        audience=audience,
+                        body=body,
+                        created_at=order.placed_at + datetime.timedelta(minutes=rng.randrange(1, 30)),
+                    )
+                )
             if status in ("shipped", "completed"):
                 shipments.append(self._shipment(rng, order, status))
                 if rng.random() < 0.06:
@@ -286,9 +373,18 @@ class Command(BaseCommand):
                     if case is not None:
                         cases.append(case)
             if status == "picking" and rng.random() < 0.02:
-                changes.append(AddressChangeRequest(order=order, receiver_name=order.receiver_name, receiver_phone=order.receiver_phone,
-                                                    province=order.province, city=order.city, district=order.district,
-                                                    address="改送：" + order.address, requested_by=users["service"]))
+                changes.append(
+                    AddressChangeRequest(
+                        order=order,
+                        receiver_name=order.receiver_name,
+                        receiver_phone=order.receiver_phone,
+                        province=order.province,
+                        city=order.city,
+                        district=order.district,
+                        address="改送：" + order.address,
+                        requested_by=users["service"],
+                    )
+                )
         OrderLine.objects.bulk_create(lines_out, batch_size=1000)
         OrderEvent.objects.bulk_create(events, batch_size=1000)
         OrderTag.objects.bulk_create(tags)
@@ -324,24 +420,52 @@ class Command(BaseCommand):
         tags = []
         if status not in ("pending_review", "cancelled") and rng.random() < 0.06:
             opened = order.placed_at + datetime.timedelta(minutes=2)
-            resolved = max(opened + datetime.timedelta(minutes=3), min(opened + datetime.timedelta(minutes=rng.randrange(5, 150)), order.paid_at))
-            tags.append(OrderTag(order=order, tag="fuzzy_address", opened_at=opened, opened_by=users["reviewer"], resolved_at=resolved,
-                                 resolved_by=users["reviewer"], resolution="已电话联系客户，补全门牌号"))
+            resolved = max(
+                opened + datetime.timedelta(minutes=3),
+                min(opened + datetime.timedelta(minutes=rng.randrange(5, 150)), order.paid_at),
+            )
+            tags.append(
+                OrderTag(
+                    order=order,
+                    tag="fuzzy_address",
+                    opened_at=opened,
+                    opened_by=users["reviewer"],
+                    resolved_at=resolved,
+                    resolved_by=users["reviewer"],
+                    resolution="已电话联系客户，补全门牌号",
+                )
+            )
         if status in ("shipped", "completed") and rng.random() < 0.04:
             opened = order.placed_at + datetime.timedelta(minutes=5)
             resolved = opened + datetime.timedelta(minutes=rng.randrange(30, 300))
             if resolved <= timezone.now():  # an order may already carry an open invoice tag: only resolved ones here
-                tags.append(OrderTag(order=order, tag="invoice_pending", opened_at=opened, opened_by=users["service"], resolved_at=resolved,
-                                     resolved_by=users["finance"], resolution="电子发票已开具并发送"))
+                tags.append(
+                    OrderTag(
+                        order=order,
+                        tag="invoice_pending",
+                        opened_at=opened,
+                        opened_by=users["service"],
+                        resolved_at=resolved,
+                        resolved_by=users["finance"],
+                        resolution="电子发票已开具并发送",
+                    )
+                )
         return tags
 
     def _ticket(self, rng: random.Random, order: Order, users: dict[str, User]) -> Ticket:
         opened = order.shipped_at + datetime.timedelta(hours=24, minutes=rng.randrange(0, 120))
         closed = opened + datetime.timedelta(minutes=rng.randrange(20, 240))
         done = closed < timezone.now() and rng.random() < 0.85
-        return Ticket(order=order, kind="stalled", owner=users["courier"], summary="物流超过24小时没有更新",
-                      opened_at=opened, closed_at=closed if done else None,
-                      closed_by=users["courier"] if done else None, resolution="已联系网点，包裹已继续转运" if done else "")
+        return Ticket(
+            order=order,
+            kind="stalled",
+            owner=users["courier"],
+            summary="物流超过24小时没有更新",
+            opened_at=opened,
+            closed_at=closed if done else None,
+            closed_by=users["courier"] if done else None,
+            resolution="已联系网点，包裹已继续转运" if done else "",
+        )
 
     def _status_queries(self, rng: random.Random, users: dict[str, User], shipped: list[Order]) -> None:
         """After shipping, customers look their order up on the self-service page, and now and then
@@ -362,14 +486,30 @@ class Command(BaseCommand):
                 delay = datetime.timedelta(seconds=rng.randrange(3, 50) if rng.random() < 0.75 else rng.randrange(90, 15 * 60))
                 sent = min(asked + delay, now)
                 answer = CustomerMessage(
-                    order=order, recipient=order.customer.wechat_openid, event_key="inquiry",
-                    idempotency_key=f"demo:inquiry:{order.order_number}", carries_location=True,
+                    order=order,
+                    recipient=order.customer.wechat_openid,
+                    event_key="inquiry",
+                    idempotency_key=f"demo:inquiry:{order.order_number}",
+                    carries_location=True,
                     content={"character_string1": order.order_number, "thing3": f"{order.province[:2]},{order.city}"},
-                    status=MessageStatus.SENT, attempts=1, created_at=asked, next_attempt_at=asked, sent_at=sent,
+                    status=MessageStatus.SENT,
+                    attempts=1,
+                    created_at=asked,
+                    next_attempt_at=asked,
+                    sent_at=sent,
                 )
                 answers.append(answer)
-            inquiries.append(Inquiry(order=order, customer=order.customer, channel=rng.choice(["phone", "wechat"]), question="我的订单到哪了？",
-                                     recorded_by=users["service"], asked_at=asked, answer_message=answer))
+            inquiries.append(
+                Inquiry(
+                    order=order,
+                    customer=order.customer,
+                    channel=rng.choice(["phone", "wechat"]),
+                    question="我的订单到哪了？",
+                    recorded_by=users["service"],
+                    asked_at=asked,
+                    answer_message=answer,
+                )
+            )
         SelfServiceQuery.objects.bulk_create(views, batch_size=1000)
         CustomerMessage.objects.bulk_create(answers)
         Inquiry.objects.bulk_create(inquiries)
@@ -382,21 +522,26 @@ class Command(BaseCommand):
         for offset, missing, amount_off in ((2, 1, 0), (1, 1, 1), (0, 0, 0)):
             day = today - datetime.timedelta(days=offset)
             start, end = business_day_bounds(day)
-            rows = list(Order.objects.filter(placed_at__gte=start, placed_at__lt=end).order_by("placed_at")
-                        .values_list("order_number", "placed_at", "total_amount", "refund_amount"))
+            rows = list(
+                Order.objects.filter(placed_at__gte=start, placed_at__lt=end)
+                .order_by("placed_at")
+                .values_list("order_number", "placed_at", "total_amount", "refund_amount")
+            )
             if not rows:
                 continue
             # The ERP lacks the cheapest orders (a small one slips through unnoticed); shuffled like an export.
             rows = sorted(rows, key=lambda row: row[2])[missing:]
             rng.shuffle(rows)
             with tempfile.NamedTemporaryFile("w", suffix=".csv", encoding="utf-8-sig", newline="") as erp_file:
-                writer = csv.writer(erp_file)
+                writer = csv_writer(erp_file)  # a cockpit-written CSV: formula-safe like all (orders/exports.py)
                 writer.writerow(["订单号", "下单时间", "应付金额", "订单退款金额"])
                 for index, (number, placed, total, refund) in enumerate(rows):
                     total = total + Decimal("10.00") if index < amount_off else total  # keyed in wrong in the ERP
                     writer.writerow([number, f"{timezone.localtime(placed):%Y-%m-%d %H:%M:%S}", total, refund])
                 erp_file.flush()
-                reconciliation_run(business_date=day, erp_path=erp_file.name, erp_file_name=f"聚水潭订单导出-{day:%Y%m%d}.csv", by="吴敏")
+                erp_sync_check(
+                    business_date=day, erp_path=erp_file.name, erp_file_name=f"聚水潭订单导出-{day:%Y%m%d}.csv", by="吴敏"
+                )
 
     def _status_checks(self, rng: random.Random, users: dict[str, User], orders: list[Order]) -> None:
         """A week of the daily cross-role status checks: at 10:00, five orders active at that moment,
@@ -414,7 +559,11 @@ class Command(BaseCommand):
             chosen = sorted(rng.sample(active, min(5, len(active))), key=lambda pair: pair[1] == "pending_review")
             for slot, (order, state) in enumerate(chosen, start=1):
                 sample = ConsistencySample.objects.create(day=day, slot=slot, order=order, system_state=state, sampled_at=moment)
-                for group, person in (("sales", "sales"), ("warehouse", rng.choice(["dispatcher", "packer"])), ("service", "service")):
+                for group, person in (
+                    ("sales", "sales"),
+                    ("warehouse", rng.choice(["dispatcher", "packer"])),
+                    ("service", "service"),
+                ):
                     task = ConsistencyTask(sample=sample, group=group, assignee=users[person])
                     if not (offset == 0 and group == "sales"):
                         lagging = offset == 0 and slot == 1 and group == "warehouse"
@@ -448,17 +597,34 @@ class Command(BaseCommand):
     def _history(self, order: Order, status: str, users: dict[str, User], events: list) -> None:
         previous = "pending_review"
         if status == "cancelled":
-            events.append(order_events.status_changed(
-                order=order, by=Actor.of(users["service"], "service"), transition="cancel", source=previous, target="cancelled",
-                as_supervisor=False, reason=order.cancel_reason, occurred_at=order.cancelled_at, save=False,
-            ))
+            events.append(
+                order_events.status_changed(
+                    order=order,
+                    by=Actor.of(users["service"], "service"),
+                    transition="cancel",
+                    source=previous,
+                    target="cancelled",
+                    as_supervisor=False,
+                    reason=order.cancel_reason,
+                    occurred_at=order.cancelled_at,
+                    save=False,
+                )
+            )
             return
         for stage in FLOW[1 : FLOW.index(status) + 1]:
             actor = users[STAGE_ACTORS[stage]]
-            events.append(order_events.status_changed(
-                order=order, by=Actor.of(actor, STAGE_ACTORS[stage]), transition=TRANSITION_OF[stage], source=previous, target=stage,
-                as_supervisor=False, occurred_at=getattr(order, f"{stage}_at"), save=False,
-            ))
+            events.append(
+                order_events.status_changed(
+                    order=order,
+                    by=Actor.of(actor, STAGE_ACTORS[stage]),
+                    transition=TRANSITION_OF[stage],
+                    source=previous,
+                    target=stage,
+                    as_supervisor=False,
+                    occurred_at=getattr(order, f"{stage}_at"),
+                    save=False,
+                )
+            )
             previous = stage
 
     def _shipment(self, rng: random.Random, order: Order, status: str) -> tuple[Shipment, list[dict]]:
@@ -470,12 +636,25 @@ class Command(BaseCommand):
             if moment > timezone.now():
                 break
             city = order.city
-            texts.append({"occurred_at": moment, "context": text.format(city=city), "area_name": area.format(province=order.province[:2], city=city), "status_name": state})
+            texts.append(
+                {
+                    "occurred_at": moment,
+                    "context": text.format(city=city),
+                    "area_name": area.format(province=order.province[:2], city=city),
+                    "status_name": state,
+                }
+            )
         last_state = texts[-1]["status_name"] if texts else ""
-        shipment = Shipment(order=order, carrier_code=order.carrier_code, tracking_number=f"{order.carrier_code[:2].upper()}{rng.randrange(10**11, 10**12)}",
-                            channel=order.carrier_code, tracking_state=last_state,
-                            last_location=texts[-1]["area_name"] if texts else "", last_event_at=texts[-1]["occurred_at"] if texts else None,
-                            created_at=order.shipped_at)
+        shipment = Shipment(
+            order=order,
+            carrier_code=order.carrier_code,
+            tracking_number=f"{order.carrier_code[:2].upper()}{rng.randrange(10**11, 10**12)}",
+            channel=order.carrier_code,
+            tracking_state=last_state,
+            last_location=texts[-1]["area_name"] if texts else "",
+            last_event_at=texts[-1]["occurred_at"] if texts else None,
+            created_at=order.shipped_at,
+        )
         return shipment, texts
 
     def _case(self, rng: random.Random, order: Order, lines: list, users: dict[str, User]) -> AfterSalesCase | None:
@@ -487,12 +666,17 @@ class Command(BaseCommand):
         if opened > timezone.now():
             return None  # the customer has not complained yet (piling these up at "now" would skew today's rate)
         return AfterSalesCase(
-            order=order, sku_code=product.sku_code, kind=kind,
+            order=order,
+            sku_code=product.sku_code,
+            kind=kind,
             status=("rejected" if rejected else "approved") if decided else "open",
             reason=rng.choice(["罐体凹陷", "尺码不合适", "少发赠品口水巾", "发错规格", "宝宝不爱喝"]),
             amount=product.unit_price if kind in ("refund", "return") else Decimal("0.00"),
-            opened_by=users["service"], opened_at=opened,
-            decision_reason=(rng.choice(["已拆封影响二次销售", "超出7天无理由期限"]) if rejected else "核实属实，同意处理") if decided else "",
+            opened_by=users["service"],
+            opened_at=opened,
+            decision_reason=(rng.choice(["已拆封影响二次销售", "超出7天无理由期限"]) if rejected else "核实属实，同意处理")
+            if decided
+            else "",
             decided_by=users["service"] if decided else None,
             decided_by_department=(rng.choice(["技术部", "品控部"]) if rejected else "售后部") if decided else "",
             decided_at=min(opened + datetime.timedelta(hours=rng.randrange(2, 30)), timezone.now()) if decided else None,

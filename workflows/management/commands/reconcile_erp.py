@@ -9,8 +9,9 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from integrations.erp.reconciliation import TOLERANCE_PCT, reconciliation_run
+from integrations.erp.reconciliation import TOLERANCE_PCT
 from integrations.erp.spreadsheet import UnreadableFile
+from workflows.erp_bridge import erp_sync_check
 
 
 class Command(BaseCommand):
@@ -26,7 +27,7 @@ class Command(BaseCommand):
         except ValueError as exc:
             raise CommandError(f"--date must look like 2024-05-01, not {date!r}") from exc
         try:
-            run = reconciliation_run(business_date=day, erp_path=erp, erp_file_name=Path(erp).name, by="command line")
+            run = erp_sync_check(business_date=day, erp_path=erp, erp_file_name=Path(erp).name, by="command line")
         except UnreadableFile as exc:
             self.stderr.write(f"{erp}: {exc}")
             sys.exit(2)

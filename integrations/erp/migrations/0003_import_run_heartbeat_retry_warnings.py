@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('erp', '0001_erp_bridge'),
+        ('erp', '0002_reconciliation_run_task'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

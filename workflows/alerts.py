@@ -1,0 +1,154 @@
+"""Alerts: raising one (in-app, for a role) and the one path that e-mails them.
+
+Every alert — an SLA breach, a ticket, an ERP sync difference — is a row first (`Alert`, its
+unique dedupe_key makes "alert once" a database fact) and is e-mailed by `alerts_email_send`:
+
+- the rows are *claimed* (email_claimed_at set in a short transaction) and the lock released
+  before the mail server is called, so a slow or hung SMTP server never blocks a person
+  acknowledging an alert, nor the next SLA sweep;
+- a send that succeeds marks its alerts e-mailed (never sent again); a send that fails releases
+  the claim, and the next sweep (every minute) retries it for EMAIL_RETRY_WINDOW; a claim left
+  by a crashed sender expires after EMAIL_CLAIM (longer than the SMTP timeout);
+- each address gets each new alert once per batch: addresses that get the same alerts share one
+  e-mail (finance and supervisors hear of one ERP difference in one message).
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import smtplib
+
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from integrations.mail.client import send_alert_email
+from workflows.models import Alert
+
+logger = logging.getLogger(__name__)
+
+# An alert whose e-mail failed is retried by the next sweeps for this long.
+EMAIL_RETRY_WINDOW = datetime.timedelta(hours=24)
+# How long a sender's claim holds; longer than one send can take (EMAIL_TIMEOUT, a few connects).
+EMAIL_CLAIM = datetime.timedelta(minutes=5)
+EMAIL_BATCH = 5000
+
+
+def alert_raise(
+    *,
+    kind: str,
+    for_role: str,
+    dedupe_key: str,
+    message: str,
+    order_id: int | None = None,
+    link: str = "",
+    created_at: datetime.datetime | None = None,
+) -> tuple[Alert, bool]:
+    """The alert for `dedupe_key`, raised now if there is none. Returns (alert, created). The
+    caller sends it (alerts_email_send, or the nudge task after commit); the sweep retries."""
+    return Alert.objects.get_or_create(
+        dedupe_key=dedupe_key,
+        defaults={
+            "kind": kind,
+            "for_role": for_role,
+            "order_id": order_id,
+            "message": message[:500],
+            "link": link[:200],
+            "created_at": created_at or timezone.now(),
+        },
+    )
+
+
+def alert_email_soon(alert: Alert) -> None:
+    """After the caller commits, ask a worker to e-mail the alert; a broker outage only delays it
+    to the next sweep."""
+    from workflows.tasks import email_alert
+
+    def nudge():
+        try:
+            email_alert.apply_async(args=[alert.pk], retry=False)
+        except Exception:  # noqa: BLE001 - any broker error; the row is the record
+            logger.warning("broker unavailable; alert %s left to the next sweep", alert.pk)
+
+    transaction.on_commit(nudge)
+
+
+def alert_recipients(role: str) -> list[str]:
+    people = User.objects.filter(is_active=True, groups__name=role).exclude(email="").values_list("email", flat=True)
+    return sorted(set(people) | set(settings.ALERT_EMAILS))
+
+
+def _due(now: datetime.datetime):
+    return Alert.objects.filter(emailed_at__isnull=True, created_at__gte=now - EMAIL_RETRY_WINDOW).filter(
+        Q(email_claimed_at__isnull=True) | Q(email_claimed_at__lt=now - EMAIL_CLAIM)
+    )
+
+
+def _claim(now: datetime.datetime, alert_ids: list[int] | None) -> list[Alert]:
+    due = _due(now)
+    if alert_ids is not None:
+        due = due.filter(pk__in=alert_ids)
+    with transaction.atomic():
+        # SKIP LOCKED: rows another sender is claiming right now are theirs. The lock lasts
+        # only as long as this claim, never across the send below.
+        alerts = list(due.select_for_update(skip_locked=True).order_by("created_at")[:EMAIL_BATCH])
+        Alert.objects.filter(pk__in=[alert.pk for alert in alerts]).update(email_claimed_at=now)
+    return alerts
+
+
+def _subject(alerts: list[Alert]) -> str:
+    site = _("Beile Order Cockpit")
+    if len(alerts) == 1:
+        return f"[{site}] {alerts[0].message}"
+    return _("[%(site)s] %(count)d new alerts") % {"site": site, "count": len(alerts)}
+
+
+def _body(alerts: list[Alert]) -> str:
+    base = settings.PUBLIC_BASE_URL.rstrip("/")
+    return "\n\n".join(alert.message + (f"\n{base}{alert.link}" if alert.link else "") for alert in alerts) + "\n"
+
+
+def alerts_email_send(*, now: datetime.datetime | None = None, alert_ids: list[int] | None = None) -> int:
+    """E-mail the alerts not yet e-mailed (or just `alert_ids`); returns how many e-mails went out."""
+    now = now or timezone.now()
+    alerts = _claim(now, alert_ids)
+    if not alerts:
+        return 0
+    # Who gets what: each address, the alerts of its roles (an alert's text once, even when it
+    # was raised for two of the address's roles).
+    per_address: dict[str, dict[str, Alert]] = {}
+    recipients_of_role: dict[str, list[str]] = {}
+    for alert in alerts:
+        if alert.for_role not in recipients_of_role:
+            recipients_of_role[alert.for_role] = alert_recipients(alert.for_role)
+        for address in recipients_of_role[alert.for_role]:
+            per_address.setdefault(address, {}).setdefault(alert.message, alert)
+    # Addresses receiving the same alerts share one e-mail.
+    mails: dict[tuple[str, ...], tuple[list[str], list[Alert]]] = {}
+    for address, by_message in sorted(per_address.items()):
+        chosen = sorted(by_message.values(), key=lambda alert: (alert.created_at, alert.pk))
+        mails.setdefault(tuple(by_message), ([], chosen))[0].append(address)
+    failed: set[str] = set()
+    sent = 0
+    for messages, (addresses, chosen) in mails.items():
+        try:
+            send_alert_email(subject=_subject(chosen), body=_body(chosen), recipients=addresses)
+        except (OSError, smtplib.SMTPException):
+            logger.exception("E-mailing %d alerts failed; the next sweep retries", len(chosen))
+            failed.update(messages)
+            continue
+        sent += 1
+    # An alert is done when every e-mail carrying its text went out; the others (a failed send,
+    # or nobody to send to) are released for the next sweep.
+    reached = {message for messages in mails for message in messages} - failed
+    done = [alert.pk for alert in alerts if alert.message in reached]
+    mine = Alert.objects.filter(pk__in=[alert.pk for alert in alerts], email_claimed_at=now)
+    mine.filter(pk__in=done).update(emailed_at=timezone.now(), email_claimed_at=None)
+    mine.exclude(pk__in=done).update(email_claimed_at=None)
+    if not per_address:
+        logger.warning("No e-mail address for roles %s: %d alerts stay in-app only", sorted(recipients_of_role), len(alerts))
+    return sent
