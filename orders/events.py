@@ -353,7 +353,9 @@ def _amount_check(payload: dict) -> str:
     check = payload.get("amount_check")
     if not check:
         return ""
-    return _(" — amount payable %(total)s does not match the lines %(lines)s + shipping %(fee)s − discount %(discount)s = %(expected)s") % {
+    return _(
+        " — amount payable %(total)s does not match the lines %(lines)s + shipping %(fee)s − discount %(discount)s = %(expected)s"
+    ) % {
         "total": check.get("total_amount", ""),
         "lines": check.get("lines", ""),
         "fee": check.get("shipping_fee", ""),

@@ -30,8 +30,27 @@ PEAK_MEMORY_MB = 300  # the issue's budget for a worker reading any upload
 ADDRESS_SPACE_CAP = 2 * 1024**3  # a child that tries to materialise 137 GB fails fast instead of swapping the machine
 
 HEADER = [
-    "订单号", "下单时间", "付款日期", "应付金额", "已付金额", "运费", "状态", "快递公司", "快递单号", "收货人姓名", "省份", "城市",
-    "区县", "地址", "手机", "买家留言", "商品编码", "商品名称", "数量", "商品单价", "是否赠品",
+    "订单号",
+    "下单时间",
+    "付款日期",
+    "应付金额",
+    "已付金额",
+    "运费",
+    "状态",
+    "快递公司",
+    "快递单号",
+    "收货人姓名",
+    "省份",
+    "城市",
+    "区县",
+    "地址",
+    "手机",
+    "买家留言",
+    "商品编码",
+    "商品名称",
+    "数量",
+    "商品单价",
+    "是否赠品",
 ]
 
 
@@ -63,21 +82,49 @@ def cell(column: int, row: int, value: str) -> bytes:
 
 
 def row_xml(number: int, values: list[str]) -> bytes:
-    return f'<row r="{number}">'.encode() + b"".join(cell(i, number, v) for i, v in enumerate(values, start=1) if v != "") + b"</row>"
+    return (
+        f'<row r="{number}">'.encode()
+        + b"".join(cell(i, number, v) for i, v in enumerate(values, start=1) if v != "")
+        + b"</row>"
+    )
 
 
 def data_values(number: str, **overrides) -> list[str]:
     values = {
-        "订单号": number, "下单时间": "2024-05-01 10:20:30", "付款日期": "2024-05-01 10:21:00", "应付金额": "59.90",
-        "已付金额": "59.90", "运费": "0", "状态": "已付款", "快递公司": "中通", "快递单号": "", "收货人姓名": "王丽",
-        "省份": "浙江省", "城市": "杭州市", "区县": "萧山区", "地址": "市心北路100号", "手机": "13800138000", "买家留言": "",
-        "商品编码": "NUK-AFZ-02", "商品名称": "", "数量": "1", "商品单价": "59.90", "是否赠品": "否",
+        "订单号": number,
+        "下单时间": "2024-05-01 10:20:30",
+        "付款日期": "2024-05-01 10:21:00",
+        "应付金额": "59.90",
+        "已付金额": "59.90",
+        "运费": "0",
+        "状态": "已付款",
+        "快递公司": "中通",
+        "快递单号": "",
+        "收货人姓名": "王丽",
+        "省份": "浙江省",
+        "城市": "杭州市",
+        "区县": "萧山区",
+        "地址": "市心北路100号",
+        "手机": "13800138000",
+        "买家留言": "",
+        "商品编码": "NUK-AFZ-02",
+        "商品名称": "",
+        "数量": "1",
+        "商品单价": "59.90",
+        "是否赠品": "否",
     } | overrides
     return [values[column] for column in HEADER]
 
 
-def write_xlsx(path: Path, rows, *, dimension: str | None = None, prolog: bytes = b"", cut_at: int | None = None,
-               compression=zipfile.ZIP_DEFLATED) -> Path:
+def write_xlsx(
+    path: Path,
+    rows,
+    *,
+    dimension: str | None = None,
+    prolog: bytes = b"",
+    cut_at: int | None = None,
+    compression=zipfile.ZIP_DEFLATED,
+) -> Path:
     """A minimal workbook whose sheet XML is exactly what is given: `rows` is an iterable of
     `<row>` bytes, streamed into the zip (a million rows never sit in memory)."""
     with zipfile.ZipFile(path, "w", compression) as archive:
@@ -154,7 +201,11 @@ def import_in_child(path: Path, *, timeout: float = 120) -> dict:
     command = [sys.executable, str(ROOT / "manage.py"), "import_orders", str(path), "--dry-run"]
     watcher = subprocess.run(
         [sys.executable, "-c", CHILD, str(ADDRESS_SPACE_CAP), str(timeout), *command],
-        capture_output=True, text=True, cwd=ROOT, env=os.environ | {"DEBUG": "1"}, timeout=timeout + 60,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=os.environ | {"DEBUG": "1"},
+        timeout=timeout + 60,
     )
     return json.loads(watcher.stdout)
 
@@ -174,9 +225,15 @@ def test_a_sheet_declaring_the_whole_grid_is_read_by_its_cells(tmp_path):
 
 
 def test_one_cell_at_xfd1048576_is_refused_by_the_row_limit(tmp_path):
-    path = write_xlsx(tmp_path / "far.xlsx", [
-        row_xml(1, HEADER), row_xml(2, data_values("E1")), b'<row r="1048576"><c r="XFD1048576" t="inlineStr"><is><t>x</t></is></c></row>',
-    ], dimension="A1:XFD1048576")
+    path = write_xlsx(
+        tmp_path / "far.xlsx",
+        [
+            row_xml(1, HEADER),
+            row_xml(2, data_values("E1")),
+            b'<row r="1048576"><c r="XFD1048576" t="inlineStr"><is><t>x</t></is></c></row>',
+        ],
+        dimension="A1:XFD1048576",
+    )
     assert path.stat().st_size < 5000
     result = import_in_child(path)
     assert result["code"] == 2, result
@@ -186,9 +243,15 @@ def test_one_cell_at_xfd1048576_is_refused_by_the_row_limit(tmp_path):
 
 
 def test_a_far_cell_at_row_3000_costs_no_hundreds_of_megabytes(tmp_path):
-    path = write_xlsx(tmp_path / "far3000.xlsx", [
-        row_xml(1, HEADER), row_xml(2, data_values("E1")), b'<row r="3000"><c r="XFD3000" t="inlineStr"><is><t>x</t></is></c></row>',
-    ], dimension="A1:XFD3000")
+    path = write_xlsx(
+        tmp_path / "far3000.xlsx",
+        [
+            row_xml(1, HEADER),
+            row_xml(2, data_values("E1")),
+            b'<row r="3000"><c r="XFD3000" t="inlineStr"><is><t>x</t></is></c></row>',
+        ],
+        dimension="A1:XFD3000",
+    )
     result = import_in_child(path)
     assert result["code"] == 2, result
     assert "第 3000 行" in result["output"] and "256" in result["output"]
@@ -218,10 +281,16 @@ def test_a_zip_bomb_is_refused_by_its_compression_ratio(tmp_path):
 
 
 def test_an_entity_expansion_sheet_is_refused(tmp_path):
-    laughs = b'<!DOCTYPE worksheet [<!ENTITY a "aaaaaaaaaaaaaaaaaaaa">' + b"".join(
-        f'<!ENTITY {chr(98 + i)} "{("&" + chr(97 + i) + ";") * 20}">'.encode() for i in range(8)
-    ) + b"]>"
-    path = write_xlsx(tmp_path / "laughs.xlsx", [row_xml(1, HEADER), b'<row r="2"><c r="A2" t="inlineStr"><is><t>&i;</t></is></c></row>'], prolog=laughs)
+    laughs = (
+        b'<!DOCTYPE worksheet [<!ENTITY a "aaaaaaaaaaaaaaaaaaaa">'
+        + b"".join(f'<!ENTITY {chr(98 + i)} "{("&" + chr(97 + i) + ";") * 20}">'.encode() for i in range(8))
+        + b"]>"
+    )
+    path = write_xlsx(
+        tmp_path / "laughs.xlsx",
+        [row_xml(1, HEADER), b'<row r="2"><c r="A2" t="inlineStr"><is><t>&i;</t></is></c></row>'],
+        prolog=laughs,
+    )
     result = import_in_child(path)
     assert result["code"] == 2, result
     assert "实体" in result["output"] and "Traceback" not in result["output"]
@@ -268,16 +337,34 @@ def cfb_with(stream_names: list[str]) -> bytes:
 @pytest.mark.parametrize(
     ("name", "build", "expected"),
     [
-        ("truncated sheet XML", lambda p: write_xlsx(p, [row_xml(1, HEADER), row_xml(2, data_values("E1"))], cut_at=900), "已损坏"),
+        (
+            "truncated sheet XML",
+            lambda p: write_xlsx(p, [row_xml(1, HEADER), row_xml(2, data_values("E1"))], cut_at=900),
+            "已损坏",
+        ),
         ("zip without a workbook", zip_without_workbook, "不是 Excel 工作簿"),
         ("zip cut off", lambda p: p.write_bytes(real_xlsx(p).read_bytes()[:3000]) and p, "已损坏"),
         ("text named .xlsx", lambda p: p.write_text("this is not a workbook\n") and p, "没有找到表头"),
         ("empty file", lambda p: p.write_bytes(b"") or p, "文件是空的"),
         ("password-protected workbook", lambda p: p.write_bytes(cfb_with(["EncryptionInfo", "EncryptedPackage"])) and p, "密码"),
-        ("CSV in an unknown encoding", lambda p: p.write_bytes("订单号,商品编码\n".encode() + b"\xff\xfe\xfa,x\n") and p, "UTF-8"),
+        (
+            "CSV in an unknown encoding",
+            lambda p: p.write_bytes("订单号,商品编码\n".encode() + b"\xff\xfe\xfa,x\n") and p,
+            "UTF-8",
+        ),
         ("CSV in UTF-16", lambda p: p.write_bytes(",".join(HEADER).encode("utf-16")) and p, "不是表格文件"),
-        ("CSV with NUL bytes further down", lambda p: p.write_bytes(write_csv(p, [data_values(f"E{n}") for n in range(200)]).read_bytes() + b"E9,\x00\x00\n") and p, "NUL"),
-        ("CSV with one 10 MB line", lambda p: p.write_bytes(",".join(HEADER).encode() + b"\n" + b"x" * (10 * 1024 * 1024) + b"\n") and p, "100,000"),
+        (
+            "CSV with NUL bytes further down",
+            lambda p: (
+                p.write_bytes(write_csv(p, [data_values(f"E{n}") for n in range(200)]).read_bytes() + b"E9,\x00\x00\n") and p
+            ),
+            "NUL",
+        ),
+        (
+            "CSV with one 10 MB line",
+            lambda p: p.write_bytes(",".join(HEADER).encode() + b"\n" + b"x" * (10 * 1024 * 1024) + b"\n") and p,
+            "100,000",
+        ),
     ],
 )
 def test_a_broken_file_gets_one_clear_message_and_exit_2(tmp_path, name, build, expected):
@@ -295,7 +382,12 @@ def test_a_zip_with_a_corrupted_sheet_stream_is_damaged_not_a_traceback(tmp_path
     with zipfile.ZipFile(path) as archive:
         info = archive.getinfo("xl/worksheets/sheet1.xml")
     local = info.header_offset  # the local header's own name and extra lengths (its zip64 extra differs from the directory's)
-    start = local + 30 + int.from_bytes(data[local + 26 : local + 28], "little") + int.from_bytes(data[local + 28 : local + 30], "little")
+    start = (
+        local
+        + 30
+        + int.from_bytes(data[local + 26 : local + 28], "little")
+        + int.from_bytes(data[local + 28 : local + 30], "little")
+    )
     for offset in range(start + 200, start + 260):  # flip bytes inside the deflate stream
         data[offset] ^= 0x5A
     path.write_bytes(bytes(data))
@@ -477,11 +569,18 @@ def test_a_run_whose_worker_died_is_failed_by_the_reaper_and_can_be_retried(tmp_
     stored.write_bytes(path.read_bytes())
     long_ago = timezone.now() - datetime.timedelta(minutes=6)
     dead = ImportRun.objects.create(
-        file="erp/imports/test-reaper.csv", original_name="ok.csv", uploaded_by=people["finance"],
-        state=ImportState.RUNNING, started_at=long_ago, heartbeat_at=long_ago,
+        file="erp/imports/test-reaper.csv",
+        original_name="ok.csv",
+        uploaded_by=people["finance"],
+        state=ImportState.RUNNING,
+        started_at=long_ago,
+        heartbeat_at=long_ago,
     )
     alive = ImportRun.objects.create(
-        file="erp/imports/test-reaper.csv", original_name="ok.csv", state=ImportState.RUNNING, heartbeat_at=timezone.now(),
+        file="erp/imports/test-reaper.csv",
+        original_name="ok.csv",
+        state=ImportState.RUNNING,
+        heartbeat_at=timezone.now(),
     )
     assert "erp-reap-import-runs" in settings.CELERY_BEAT_SCHEDULE
     assert tasks.reap_import_runs() == 1
@@ -524,10 +623,18 @@ def test_a_worker_killed_mid_import_leaves_a_run_the_reaper_fails(tmp_path, sett
     db = connection.settings_dict
     url = f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
     worker = subprocess.Popen(
-        [sys.executable, str(ROOT / "manage.py"), "shell", "-c",
-         f"from integrations.erp import services; from integrations.erp.models import ImportRun; "
-         f"services.import_run_execute(run=ImportRun.objects.get(pk={run.pk}))"],
-        cwd=ROOT, env=os.environ | {"DATABASE_URL": url}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            str(ROOT / "manage.py"),
+            "shell",
+            "-c",
+            f"from integrations.erp import services; from integrations.erp.models import ImportRun; "
+            f"services.import_run_execute(run=ImportRun.objects.get(pk={run.pk}))",
+        ],
+        cwd=ROOT,
+        env=os.environ | {"DATABASE_URL": url},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         deadline = time.monotonic() + 60
@@ -570,12 +677,29 @@ if __name__ == "__main__":  # write the largest hostile files for docs/benchmark
     target = Path(sys.argv[1])
     target.mkdir(parents=True, exist_ok=True)
     million_row_zip(target / "million-rows.xlsx")
-    write_xlsx(target / "grid.xlsx", [row_xml(1, HEADER)] + [row_xml(n, data_values(f"BAD NUMBER {n}")) for n in range(2, 3002)],
-               dimension="A1:XFD1048576")
-    write_xlsx(target / "far3000.xlsx", [row_xml(1, HEADER), row_xml(2, data_values("E1")),
-                                         b'<row r="3000"><c r="XFD3000" t="inlineStr"><is><t>x</t></is></c></row>'], dimension="A1:XFD3000")
-    write_xlsx(target / "xfd1048576.xlsx", [row_xml(1, HEADER), row_xml(2, data_values("E1")),
-                                            b'<row r="1048576"><c r="XFD1048576" t="inlineStr"><is><t>x</t></is></c></row>'], dimension="A1:XFD1048576")
+    write_xlsx(
+        target / "grid.xlsx",
+        [row_xml(1, HEADER)] + [row_xml(n, data_values(f"BAD NUMBER {n}")) for n in range(2, 3002)],
+        dimension="A1:XFD1048576",
+    )
+    write_xlsx(
+        target / "far3000.xlsx",
+        [
+            row_xml(1, HEADER),
+            row_xml(2, data_values("E1")),
+            b'<row r="3000"><c r="XFD3000" t="inlineStr"><is><t>x</t></is></c></row>',
+        ],
+        dimension="A1:XFD3000",
+    )
+    write_xlsx(
+        target / "xfd1048576.xlsx",
+        [
+            row_xml(1, HEADER),
+            row_xml(2, data_values("E1")),
+            b'<row r="1048576"><c r="XFD1048576" t="inlineStr"><is><t>x</t></is></c></row>',
+        ],
+        dimension="A1:XFD1048576",
+    )
     huge = "A" * (64 * 1024 * 1024)
     write_xlsx(target / "bomb.xlsx", [row_xml(1, HEADER), row_xml(2, data_values("E1", 地址=huge))])
     for path in sorted(target.iterdir()):

@@ -143,7 +143,8 @@ ZERO = Decimal("0.00")
 MAX_AMOUNT = Decimal("1e10")
 # Every text the import stores, with its field's length: a longer value is refused, never cut.
 MAX_LENGTHS = {
-    key: Order._meta.get_field(key).max_length for key in ("receiver_name", "province", "city", "district", "address", "buyer_message")
+    key: Order._meta.get_field(key).max_length
+    for key in ("receiver_name", "province", "city", "district", "address", "buyer_message")
 }
 PRODUCT_NAME_LENGTH = OrderLine._meta.get_field("product_name").max_length
 SKU_LENGTH = OrderLine._meta.get_field("sku_code").max_length
@@ -452,19 +453,28 @@ def _group_rows(
             # check below reports the order's 应付金额 against the lines counted.
             repeated = next(
                 (
-                    earlier for earlier in draft.lines
-                    if earlier.sku_code == sku and earlier.quantity == quantity and earlier.unit_price == price
-                    and earlier.is_gift == gift and earlier.product_name == name
+                    earlier
+                    for earlier in draft.lines
+                    if earlier.sku_code == sku
+                    and earlier.quantity == quantity
+                    and earlier.unit_price == price
+                    and earlier.is_gift == gift
+                    and earlier.product_name == name
                 ),
                 None,
             )
             if repeated is not None:
-                warnings.add(RowError(
-                    number, "",
-                    _("Row %(row)d repeats row %(first)d of order %(number)s exactly; it is counted once. If the customer bought it twice, write quantity %(quantity)d in one row.")
-                    % {"row": number, "first": repeated.row, "number": draft.number, "quantity": quantity * 2},
-                    draft.number,
-                ))
+                warnings.add(
+                    RowError(
+                        number,
+                        "",
+                        _(
+                            "Row %(row)d repeats row %(first)d of order %(number)s exactly; it is counted once. If the customer bought it twice, write quantity %(quantity)d in one row."
+                        )
+                        % {"row": number, "first": repeated.row, "number": draft.number, "quantity": quantity * 2},
+                        draft.number,
+                    )
+                )
                 continue
         draft.lines.append(LineDraft(number, sku, name, quantity, price, gift))
     summary.total_rows = read
@@ -472,8 +482,12 @@ def _group_rows(
 
 
 def _too_long(value: str, limit: int) -> str:
-    return _("%(value)s… is %(length)d characters long; at most %(limit)d fit. Shorten it in the ERP and export again (the import does not cut text).") % {
-        "value": value[:20], "length": len(value), "limit": limit,
+    return _(
+        "%(value)s… is %(length)d characters long; at most %(limit)d fit. Shorten it in the ERP and export again (the import does not cut text)."
+    ) % {
+        "value": value[:20],
+        "length": len(value),
+        "limit": limit,
     }
 
 
@@ -670,15 +684,19 @@ def _validate(draft: OrderDraft, table: Table, order_keys: list[str], products: 
     values["erp_status"] = text("erp_status", "")
     if tracking and not (tracking.isascii() and TRACKING_NUMBER.fullmatch(tracking)):
         draft.error(
-            row_of("tracking_number", first_row), labels["tracking_number"],
-            _("The waybill number %(value)s is not a carrier's format: ASCII letters and digits only (no full-width characters), at most 32.")
+            row_of("tracking_number", first_row),
+            labels["tracking_number"],
+            _(
+                "The waybill number %(value)s is not a carrier's format: ASCII letters and digits only (no full-width characters), at most 32."
+            )
             % {"value": tracking[:40]},
         )
     elif _initial_status(values) in (OrderStatus.SHIPPED, OrderStatus.COMPLETED) and not (tracking and values["carrier_code"]):
         # A shipped order without its waybill would be a shipment nobody can track or verify.
         draft.error(
-            first_row, labels.get("tracking_number", "快递单号"),
-            _("A shipped or completed order needs its carrier (快递公司) and waybill number (快递单号).")
+            first_row,
+            labels.get("tracking_number", "快递单号"),
+            _("A shipped or completed order needs its carrier (快递公司) and waybill number (快递单号)."),
         )
     for line in draft.lines:
         if line.sku_code not in products:
@@ -712,14 +730,30 @@ def _check_amounts(draft: OrderDraft, discount: Decimal, warnings: ErrorLog, col
     if expected == total:
         return
     values["amount_check"] = {
-        "lines": str(lines_total), "shipping_fee": str(fee), "discount": str(discount), "expected": str(expected), "total_amount": str(total),
+        "lines": str(lines_total),
+        "shipping_fee": str(fee),
+        "discount": str(discount),
+        "expected": str(expected),
+        "total_amount": str(total),
     }
-    warnings.add(RowError(
-        draft.first_row, column,
-        _("应付金额 %(total)s differs from the lines %(lines)s + shipping %(fee)s − discount %(discount)s = %(expected)s (difference %(difference)s). Imported and marked on the order; check it.")
-        % {"total": total, "lines": lines_total, "fee": fee, "discount": discount, "expected": expected, "difference": total - expected},
-        draft.number,
-    ))
+    warnings.add(
+        RowError(
+            draft.first_row,
+            column,
+            _(
+                "应付金额 %(total)s differs from the lines %(lines)s + shipping %(fee)s − discount %(discount)s = %(expected)s (difference %(difference)s). Imported and marked on the order; check it."
+            )
+            % {
+                "total": total,
+                "lines": lines_total,
+                "fee": fee,
+                "discount": discount,
+                "expected": expected,
+                "difference": total - expected,
+            },
+            draft.number,
+        )
+    )
 
 
 def _carrier_code(text: str) -> str | None:

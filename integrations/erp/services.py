@@ -78,7 +78,9 @@ def import_run_execute(*, run: ImportRun) -> ImportRun:
         logger.exception("ERP import run %s stopped", run.pk)
         _fail(
             run,
-            _("The import stopped on an unexpected error (%(error)s). Orders of the chunks already written stay; retry the run, and tell the administrator if it happens again.")
+            _(
+                "The import stopped on an unexpected error (%(error)s). Orders of the chunks already written stay; retry the run, and tell the administrator if it happens again."
+            )
             % {"error": exc.__class__.__name__},
         )
         run.refresh_from_db()
@@ -135,8 +137,12 @@ def import_run_retry(*, run: ImportRun, user) -> ImportRun:
 
     with transaction.atomic():
         retry = ImportRun.objects.create(
-            file=run.file.name, original_name=run.original_name, uploaded_by=user, dry_run=run.dry_run,
-            preview_of=run.preview_of, retry_of=run,
+            file=run.file.name,
+            original_name=run.original_name,
+            uploaded_by=user,
+            dry_run=run.dry_run,
+            preview_of=run.preview_of,
+            retry_of=run,
         )
         tasks.run_import.delay_on_commit(retry.pk)
     return retry

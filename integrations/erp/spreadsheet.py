@@ -149,13 +149,16 @@ def _too_many_rows() -> UnreadableFile:
 
 def _too_many_cells() -> UnreadableFile:
     return UnreadableFile(
-        _("The file has more than %(limit)s cells; export only the order columns, or split the export.") % {"limit": f"{MAX_CELLS:,}"}
+        _("The file has more than %(limit)s cells; export only the order columns, or split the export.")
+        % {"limit": f"{MAX_CELLS:,}"}
     )
 
 
 def _too_wide(number: int) -> UnreadableFile:
     return UnreadableFile(
-        _("Row %(row)d has a filled cell beyond column %(limit)d; an ERP export has far fewer columns. Delete the stray cells and save again.")
+        _(
+            "Row %(row)d has a filled cell beyond column %(limit)d; an ERP export has far fewer columns. Delete the stray cells and save again."
+        )
         % {"row": number, "limit": MAX_COLUMNS}
     )
 
@@ -178,7 +181,9 @@ def _raw_rows(path: Path) -> Iterator[tuple[int, list]]:
     if head.startswith(OLE_MAGIC):
         if _holds_encrypted_package(path):
             raise UnreadableFile(
-                _("The workbook is password-protected (encrypted). Remove the password in Excel (File → Info → Protect Workbook) and upload again.")
+                _(
+                    "The workbook is password-protected (encrypted). Remove the password in Excel (File → Info → Protect Workbook) and upload again."
+                )
             )
         raise UnreadableFile(_("This is an old Excel .xls file. Save it as .xlsx or CSV and upload again."))
     return _csv_rows(path)
@@ -199,7 +204,9 @@ def _holds_encrypted_package(path: Path) -> bool:
 
 
 def _damaged(detail: str = "") -> UnreadableFile:
-    message = _("The workbook is damaged (cut off or not saved completely) and cannot be read. Open it in Excel, save it again as .xlsx and upload that.")
+    message = _(
+        "The workbook is damaged (cut off or not saved completely) and cannot be read. Open it in Excel, save it again as .xlsx and upload that."
+    )
     return UnreadableFile(f"{message} ({detail})" if detail else message)
 
 
@@ -209,12 +216,16 @@ def _check_archive(archive: zipfile.ZipFile) -> None:
     for info in archive.infolist():
         if info.flag_bits & 0x1:
             raise UnreadableFile(
-                _("The workbook is password-protected (encrypted). Remove the password in Excel (File → Info → Protect Workbook) and upload again.")
+                _(
+                    "The workbook is password-protected (encrypted). Remove the password in Excel (File → Info → Protect Workbook) and upload again."
+                )
             )
         total += info.file_size
         if info.file_size >= RATIO_CHECKED_FROM and info.file_size > MAX_COMPRESSION_RATIO * max(info.compress_size, 1):
             raise UnreadableFile(
-                _("The workbook unpacks to more than %(ratio)d times its size (%(name)s); that is a zip bomb, not an export. Refused.")
+                _(
+                    "The workbook unpacks to more than %(ratio)d times its size (%(name)s); that is a zip bomb, not an export. Refused."
+                )
                 % {"ratio": MAX_COMPRESSION_RATIO, "name": info.filename[:80]}
             )
         if info.filename.lower().endswith("sharedstrings.xml") and info.file_size > MAX_SHARED_STRINGS_BYTES:
@@ -335,7 +346,9 @@ def _xml_problem(exc: Exception, row: int | None = None) -> UnreadableFile:
         causes.append(causes[-1].__cause__)
     if any(isinstance(cause, DefusedXmlException) for cause in causes):
         return UnreadableFile(
-            _("The workbook contains XML entity or DTD declarations, which Excel never writes (they can expand to gigabytes). Refused; export the file again from the ERP.")
+            _(
+                "The workbook contains XML entity or DTD declarations, which Excel never writes (they can expand to gigabytes). Refused; export the file again from the ERP."
+            )
         )
     if any(isinstance(cause, ParseError | zlib.error | EOFError | zipfile.BadZipFile) for cause in causes):
         return _damaged(_("row %(row)d") % {"row": row} if row else "")
@@ -361,7 +374,9 @@ def _csv_encoding(path: Path) -> str:
                         if offset + nul < 4096:
                             raise UnreadableFile(_("This is not a spreadsheet: upload the ERP export as CSV or .xlsx."))
                         raise UnreadableFile(
-                            _("The file contains NUL bytes (at byte %(offset)d): it is binary or UTF-16 text, not a CSV. Save it as CSV (UTF-8) and upload again.")
+                            _(
+                                "The file contains NUL bytes (at byte %(offset)d): it is binary or UTF-16 text, not a CSV. Save it as CSV (UTF-8) and upload again."
+                            )
                             % {"offset": offset + nul}
                         )
                     decoder.decode(chunk)
@@ -412,5 +427,6 @@ def _csv_records(handle, delimiter: str) -> Iterator[tuple[int, list]]:
                 yield number, row
     except csv.Error as exc:
         raise UnreadableFile(
-            _("Row %(row)d cannot be read as CSV (%(error)s); save the file as CSV (UTF-8) again.") % {"row": number + 1, "error": exc}
+            _("Row %(row)d cannot be read as CSV (%(error)s); save the file as CSV (UTF-8) again.")
+            % {"row": number + 1, "error": exc}
         ) from exc
