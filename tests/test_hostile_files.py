@@ -704,3 +704,28 @@ if __name__ == "__main__":  # write the largest hostile files for docs/benchmark
     write_xlsx(target / "bomb.xlsx", [row_xml(1, HEADER), row_xml(2, data_values("E1", 地址=huge))])
     for path in sorted(target.iterdir()):
         print(path, path.stat().st_size)
+
+
+@pytest.mark.django_db
+def test_a_sync_check_whose_worker_died_is_failed_by_the_reaper(settings):
+    from django.utils import timezone
+
+    from integrations.erp import tasks
+    from integrations.erp.models import ImportState, ReconciliationRun
+
+    long_ago = timezone.now() - datetime.timedelta(hours=1)
+    stuck = ReconciliationRun.objects.create(
+        business_date=datetime.date(2026, 12, 1),
+        ran_by="小财",
+        erp_file_name="erp.xlsx",
+        state=ImportState.RUNNING,
+        ran_at=long_ago,
+    )
+    fresh = ReconciliationRun.objects.create(
+        business_date=datetime.date(2026, 12, 1), ran_by="小财", erp_file_name="erp.xlsx", state=ImportState.QUEUED
+    )
+    assert tasks.reap_import_runs() == 1
+    stuck.refresh_from_db()
+    fresh.refresh_from_db()
+    assert stuck.state == ImportState.FAILED and stuck.file_error and stuck.finished_at is not None
+    assert fresh.state == ImportState.QUEUED

@@ -295,3 +295,15 @@ def test_every_page_links_an_icon_that_exists(client, people):
     assert 'rel="icon"' in client.get("/track/").content.decode()
     response = client.get("/favicon.ico")
     assert response.status_code == 302 and response["Location"] == icon.group(1)
+
+
+@pytest.mark.django_db
+def test_a_csrf_failure_is_the_cockpits_chinese_page(people):
+    from django.test import Client
+
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(people["reviewer"])
+    response = client.post("/orders/T0000000001/approve/", HTTP_ACCEPT_LANGUAGE="zh-hans")
+    body = response.content.decode()
+    assert response.status_code == 403
+    assert 'id="error-403-csrf"' in body and "表单已过期" in body

@@ -3,6 +3,7 @@ reap runs whose worker died, retry a failed run."""
 
 from __future__ import annotations
 
+import datetime
 import logging
 
 from django.core.files.uploadedfile import UploadedFile
@@ -11,7 +12,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from integrations.erp.importer import import_orders
-from integrations.erp.models import ImportRun, ImportState
+from integrations.erp.models import ImportRun, ImportState, ReconciliationRun
 from integrations.erp.spreadsheet import UnreadableFile
 
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024
@@ -124,6 +125,23 @@ def import_runs_reap() -> int:
             "Orders of the chunks already written stay; retry the run to import the rest."
         )
         % {"minutes": ImportRun.HEARTBEAT_LEASE.seconds // 60},
+        finished_at=timezone.now(),
+    )
+
+
+# A sync check reads one day's file in seconds; one still unfinished after this lost its worker.
+RECONCILIATION_LEASE = datetime.timedelta(minutes=15)
+
+
+def reconciliation_runs_reap() -> int:
+    """Mark failed every uploaded sync check still queued or running long after it was uploaded
+    (its worker died); the user sees why and uploads the file again. Beat runs this with the
+    import reaper."""
+    return ReconciliationRun.objects.filter(
+        state__in=[ImportState.QUEUED, ImportState.RUNNING], ran_at__lt=timezone.now() - RECONCILIATION_LEASE
+    ).update(
+        state=ImportState.FAILED,
+        file_error=_("The check stopped: the worker running it ended before it finished. Upload the file again."),
         finished_at=timezone.now(),
     )
 

@@ -16,8 +16,8 @@ def run_import(run_id: int) -> None:
 
 @shared_task
 def reap_import_runs() -> int:
-    """Beat runs this every minute: imports whose worker died are marked failed (retryable)."""
-    return services.import_runs_reap()
+    """Beat runs this every minute: imports (retryable) and sync checks whose worker died are marked failed."""
+    return services.import_runs_reap() + services.reconciliation_runs_reap()
 
 
 @shared_task(acks_late=True)
