@@ -194,6 +194,8 @@ CELERY_BEAT_SCHEDULE: dict = {
     "sla-sweep": {"task": "workflows.tasks.sla_sweep", "schedule": 60.0, "options": {"expires": 55}},
     # Reactions a crash or a broker outage left undone after a status change (workflows/reactions.py).
     "workflows-relay-reactions": {"task": "workflows.tasks.relay_reactions", "schedule": 30.0},
+    # Bulk batches a lost task or a dead worker left queued or running (workflows/bulk.py).
+    "workflows-resume-bulk-batches": {"task": "workflows.tasks.resume_bulk_batches", "schedule": 60.0},
 }
 
 # --- Auth -------------------------------------------------------------------------------------

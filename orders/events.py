@@ -12,7 +12,10 @@ the reader's language when the timeline is shown.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import datetime
+from collections.abc import Iterator
 from decimal import Decimal
 
 from django.utils import timezone
@@ -36,6 +39,21 @@ from orders.models import (
 )
 
 
+# The bulk batch an event belongs to (workflows/bulk.py runs each order of a batch through the
+# same service as one order, inside `in_batch`): every creator's payload then carries the batch
+# id, so each order's timeline names the batch that changed it.
+_batch: contextvars.ContextVar[int | None] = contextvars.ContextVar("order_event_batch", default=None)
+
+
+@contextlib.contextmanager
+def in_batch(batch_id: int) -> Iterator[None]:
+    token = _batch.set(batch_id)
+    try:
+        yield
+    finally:
+        _batch.reset(token)
+
+
 def _event(
     order: Order,
     kind: str,
@@ -46,6 +64,9 @@ def _event(
     occurred_at: datetime.datetime | None = None,
     save: bool = True,
 ) -> OrderEvent:
+    batch_id = _batch.get()
+    if batch_id is not None:
+        payload = {**payload, "batch": batch_id}
     event = OrderEvent(
         order=order,
         kind=kind,
@@ -366,6 +387,14 @@ def _amount_check(payload: dict) -> str:
 
 def describe(event: OrderEvent) -> str:
     """What happened, in one line of the reader's language (the card's and the lookup's timeline)."""
+    text = _describe(event)
+    batch_id = (event.payload or {}).get("batch")
+    if batch_id:
+        text += _(" (bulk batch #%(batch)s)") % {"batch": batch_id}
+    return text
+
+
+def _describe(event: OrderEvent) -> str:
     payload = event.payload or {}
     kind = event.kind
     if kind == EventKind.STATUS:

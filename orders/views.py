@@ -29,6 +29,7 @@ from orders.models import (
     NoteAudience,
     NoteKind,
     Order,
+    OrderSource,
     OrderStatus,
     RiskTag,
     Role,
@@ -52,15 +53,7 @@ def home(request: HttpRequest) -> HttpResponse:
 @role_required(*rules.SCREEN_ROLES["orders"])
 def order_list(request: HttpRequest) -> HttpResponse:
     params = request.GET
-    filters = selectors.OrderFilters(
-        status=params.get("status", "") if params.get("status", "") in OrderStatus.values else "",
-        tag=params.get("tag", "") if params.get("tag", "") in RiskTag.values else "",
-        rush=params.get("rush") == "1",
-        held=params.get("held") == "1",
-        overdue=params.get("overdue") == "1",
-        mine=params.get("mine") == "1",
-        query=params.get("q", "")[:64],
-    )
+    filters = selectors.OrderFilters.from_params(params)
     page = selectors.order_list(user=request.user, filters=filters, cursor=params.get("cursor", ""))
     for order in page.orders:
         order.phone_display = display_phone(request.user, order.receiver_phone)
@@ -68,6 +61,8 @@ def order_list(request: HttpRequest) -> HttpResponse:
         "page": page,
         "statuses": OrderStatus.choices,
         "tags": RiskTag.choices,
+        "carriers": Carrier.choices,
+        "sources": OrderSource.choices,
         "querystring": _querystring_without_cursor(request),
     }
     if request.htmx and params.get("cursor"):

@@ -5,7 +5,7 @@ import logging
 from celery import shared_task
 
 from integrations.kuaidi100.services import subscriptions_due_for_poll
-from workflows import alerts, erp_bridge, reactions, sla, tracking
+from workflows import alerts, bulk, erp_bridge, exports, reactions, sla, tracking
 
 logger = logging.getLogger(__name__)
 
@@ -61,3 +61,24 @@ def watch_shipments() -> int:
 def reconcile_upload(run_id: int) -> None:
     """The ERP sync check of an uploaded file (the claim makes a redelivery harmless)."""
     erp_bridge.reconciliation_upload_execute(run_id=run_id)
+
+
+@shared_task(acks_late=True)
+def run_bulk_batch(batch_id: int) -> None:
+    """A bulk action over many orders (the batch's claim and the per-order result rows make a
+    redelivery harmless: it continues with the orders still waiting)."""
+    bulk.batch_execute(batch_id=batch_id)
+
+
+@shared_task
+def resume_bulk_batches() -> int:
+    pks = bulk.batches_resume()
+    for pk in pks:
+        run_bulk_batch.apply_async(args=[pk], retry=False)
+    return len(pks)
+
+
+@shared_task(acks_late=True)
+def export_orders_xlsx(run_id: int) -> None:
+    """An .xlsx export of a view (the claim makes a redelivery harmless)."""
+    exports.export_execute(run_id=run_id)

@@ -1,0 +1,27 @@
+"""The order list's saved-views panel and bulk bar, drawn here so the list's own view
+(orders/views.py, the ground floor) stays unaware of the floor above it."""
+
+from django import template
+
+from workflows import list_views
+
+register = template.Library()
+
+
+@register.inclusion_tag("workflows/saved_views.html", takes_context=True)
+def saved_views_panel(context):
+    request = context["request"]
+    return {"request": request, **list_views.panel_context(request)}
+
+
+@register.inclusion_tag("workflows/_bulk_bar.html", takes_context=True)
+def bulk_bar(context):
+    request = context["request"]
+    page = context.get("page")
+    return {
+        "request": request,
+        "csrf_token": context.get("csrf_token"),
+        "filter_params": page.filters.to_params() if page else {},
+        "current_view": request.GET.get("view", "") if request.GET.get("view", "").isdigit() else "",
+        **list_views.bulk_bar_context(request),
+    }
