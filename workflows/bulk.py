@@ -58,8 +58,18 @@ def _assign(order: Order, by: Actor, version: int | None, params: dict) -> None:
     services.order_assign(order=order, by=by, assignee=params["_assignee"], expected_version=version)
 
 
+def _until(raw: str) -> datetime.datetime | None:
+    """The expected release as typed in the bar (a datetime-local field: Beijing wall-clock time)."""
+    if not raw:
+        return None
+    value = parse_datetime(raw.replace(" ", "T"))
+    if value is None:
+        raise BulkRefused(_("Enter the time like 2026-11-24 18:00."))
+    return timezone.make_aware(value) if timezone.is_naive(value) else value
+
+
 def _hold(order: Order, by: Actor, version: int | None, params: dict) -> None:
-    until = parse_datetime(params["until"]) if params.get("until") else None
+    until = _until(params.get("until", ""))
     services.order_hold(
         order=order, by=by, reason=params.get("reason", ""), until=until, note=params.get("note", ""), expected_version=version
     )
@@ -134,9 +144,12 @@ def _clean_params(action: str, params: dict) -> dict:
     """The form's input, checked once for the whole batch (each service checks it again)."""
     if action not in ACTIONS:
         raise BulkRefused(_("Unknown action."))
-    params = {key: (value or "").strip() for key, value in params.items() if isinstance(value, str)}
+    # Only what was filled in: the bar sends every action's fields, most of them empty.
+    params = {key: value.strip() for key, value in params.items() if isinstance(value, str) and value.strip()}
     if action == BulkAction.HOLD and params.get("reason") not in HoldReason.values:
         raise BulkRefused(_("Choose a hold reason."))
+    if action == BulkAction.HOLD:
+        _until(params.get("until", ""))
     if action in (BulkAction.TAG_ADD, BulkAction.TAG_RESOLVE) and params.get("tag") not in RiskTag.values:
         raise BulkRefused(_("Unknown tag."))
     if action == BulkAction.TAG_RESOLVE and not params.get("resolution"):
