@@ -4,6 +4,7 @@ changing overlapping selections at once."""
 
 from __future__ import annotations
 
+import datetime
 import threading
 import time
 from decimal import Decimal
@@ -131,7 +132,11 @@ def test_every_action_goes_through_its_service(people):
         (BulkAction.NOTE, {"body": "今天下午四点前发", "audience": "warehouse"}, lambda o: o.notes.filter(body="今天下午四点前发").exists()),
         (BulkAction.TAG_ADD, {"tag": "invoice_pending"}, lambda o: o.tags.filter(tag="invoice_pending", resolved_at=None).exists()),
         (BulkAction.TAG_RESOLVE, {"tag": "invoice_pending", "resolution": "已开票"}, lambda o: not o.tags.filter(resolved_at=None).exists()),
-        (BulkAction.HOLD, {"reason": "stock_shortage", "note": "等到货"}, lambda o: o.is_held and o.hold_note == "等到货"),
+        (
+            BulkAction.HOLD,
+            {"reason": "stock_shortage", "note": "等到货", "until": f"{timezone.localtime() + datetime.timedelta(days=1):%Y-%m-%dT%H:%M}"},
+            lambda o: o.is_held and o.hold_note == "等到货" and o.hold_until is not None,
+        ),
         (BulkAction.RELEASE, {}, lambda o: not o.is_held),
         (BulkAction.START_PICKING, {}, lambda o: o.status == OrderStatus.PICKING),
     ]
