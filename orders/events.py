@@ -38,7 +38,6 @@ from orders.models import (
     TrackingState,
 )
 
-
 # The bulk batch an event belongs to (workflows/bulk.py runs each order of a batch through the
 # same service as one order, inside `in_batch`): every creator's payload then carries the batch
 # id, so each order's timeline names the batch that changed it.

@@ -49,7 +49,14 @@ def _orders(count: int, *, prefix: str, status: str = OrderStatus.PENDING_REVIEW
     )
     OrderLine.objects.bulk_create(
         [
-            OrderLine(order=order, product=product, sku_code=product.sku_code, product_name=product.name, quantity=1, unit_price=product.unit_price)
+            OrderLine(
+                order=order,
+                product=product,
+                sku_code=product.sku_code,
+                product_name=product.name,
+                quantity=1,
+                unit_price=product.unit_price,
+            )
             for order in orders
         ],
         batch_size=2000,
@@ -71,7 +78,9 @@ def test_five_thousand_orders_with_mixed_outcomes(people):
     Order.objects.filter(pk__in=[o.pk for o in held]).update(is_held=True, hold_reason="stock_shortage")
     OrderTag.objects.bulk_create([OrderTag(order=o, tag=RiskTag.FUZZY_ADDRESS) for o in fuzzy])
     reviewer = people["reviewer"]
-    batch = bulk.batch_create(user=reviewer, action=BulkAction.APPROVE, params={}, filters=None, order_numbers=[o.order_number for o in orders])
+    batch = bulk.batch_create(
+        user=reviewer, action=BulkAction.APPROVE, params={}, filters=None, order_numbers=[o.order_number for o in orders]
+    )
     assert batch.total == 5000
     # Someone works on 50 orders on their cards after the selection was made.
     for order in changed:
@@ -105,7 +114,9 @@ def test_five_thousand_orders_with_mixed_outcomes(people):
 def test_retry_runs_only_the_refused(people):
     orders = _orders(4, prefix="RT")
     services.order_hold(order=orders[0], by=Actor.of(people["reviewer"]), reason="stock_shortage", until=None)
-    batch = bulk.batch_create(user=people["reviewer"], action=BulkAction.APPROVE, params={}, order_numbers=[o.order_number for o in orders])
+    batch = bulk.batch_create(
+        user=people["reviewer"], action=BulkAction.APPROVE, params={}, order_numbers=[o.order_number for o in orders]
+    )
     batch = bulk.batch_execute(batch_id=batch.pk)
     assert (batch.done_count, batch.refused_count) == (3, 1)
     with pytest.raises(bulk.BulkRefused):
@@ -129,19 +140,37 @@ def test_every_action_goes_through_its_service(people):
     cases = [
         (BulkAction.SET_CARRIER, {"carrier": "shunfeng"}, lambda o: o.carrier_code == "shunfeng"),
         (BulkAction.ASSIGN, {"assignee": "packer"}, lambda o: o.claimed_by_id == people["packer"].pk),
-        (BulkAction.NOTE, {"body": "今天下午四点前发", "audience": "warehouse"}, lambda o: o.notes.filter(body="今天下午四点前发").exists()),
-        (BulkAction.TAG_ADD, {"tag": "invoice_pending"}, lambda o: o.tags.filter(tag="invoice_pending", resolved_at=None).exists()),
-        (BulkAction.TAG_RESOLVE, {"tag": "invoice_pending", "resolution": "已开票"}, lambda o: not o.tags.filter(resolved_at=None).exists()),
+        (
+            BulkAction.NOTE,
+            {"body": "今天下午四点前发", "audience": "warehouse"},
+            lambda o: o.notes.filter(body="今天下午四点前发").exists(),
+        ),
+        (
+            BulkAction.TAG_ADD,
+            {"tag": "invoice_pending"},
+            lambda o: o.tags.filter(tag="invoice_pending", resolved_at=None).exists(),
+        ),
+        (
+            BulkAction.TAG_RESOLVE,
+            {"tag": "invoice_pending", "resolution": "已开票"},
+            lambda o: not o.tags.filter(resolved_at=None).exists(),
+        ),
         (
             BulkAction.HOLD,
-            {"reason": "stock_shortage", "note": "等到货", "until": f"{timezone.localtime() + datetime.timedelta(days=1):%Y-%m-%dT%H:%M}"},
+            {
+                "reason": "stock_shortage",
+                "note": "等到货",
+                "until": f"{timezone.localtime() + datetime.timedelta(days=1):%Y-%m-%dT%H:%M}",
+            },
             lambda o: o.is_held and o.hold_note == "等到货" and o.hold_until is not None,
         ),
         (BulkAction.RELEASE, {}, lambda o: not o.is_held),
         (BulkAction.START_PICKING, {}, lambda o: o.status == OrderStatus.PICKING),
     ]
     for action, params, check in cases:
-        batch = bulk.batch_execute(batch_id=bulk.batch_create(user=supervisor, action=action, params=params, order_numbers=numbers).pk)
+        batch = bulk.batch_execute(
+            batch_id=bulk.batch_create(user=supervisor, action=action, params=params, order_numbers=numbers).pk
+        )
         assert batch.done_count == 2, (action, list(batch.items.values_list("message", flat=True)))
         for order in orders:
             order.refresh_from_db()
@@ -155,11 +184,15 @@ def test_role_matrix_refuses_a_whole_batch_and_each_order(people):
     with pytest.raises(bulk.BulkRefused, match="角色|role"):
         bulk.batch_create(user=people["packer"], action=BulkAction.APPROVE, params={}, order_numbers=[order.order_number])
     with pytest.raises(bulk.BulkRefused):
-        bulk.batch_create(user=people["reviewer"], action=BulkAction.HOLD, params={"reason": "nonsense"}, order_numbers=[order.order_number])
+        bulk.batch_create(
+            user=people["reviewer"], action=BulkAction.HOLD, params={"reason": "nonsense"}, order_numbers=[order.order_number]
+        )
     with pytest.raises(bulk.BulkRefused):
         bulk.batch_create(user=people["reviewer"], action=BulkAction.APPROVE, params={}, order_numbers=[])
     # A note is open to every role, but the service still decides per order.
-    batch = bulk.batch_create(user=people["finance"], action=BulkAction.NOTE, params={"body": "发票已寄"}, order_numbers=[order.order_number])
+    batch = bulk.batch_create(
+        user=people["finance"], action=BulkAction.NOTE, params={"body": "发票已寄"}, order_numbers=[order.order_number]
+    )
     assert bulk.batch_execute(batch_id=batch.pk).done_count == 1
 
 
@@ -203,7 +236,8 @@ def test_two_people_bulk_change_overlapping_selections_at_once(people):
     overlap = orders[20:40]
     for order in overlap:
         outcomes = {
-            item.batch_id: item for item in BulkItem.objects.filter(order=order, batch__in=[first, second]).select_related("batch")
+            item.batch_id: item
+            for item in BulkItem.objects.filter(order=order, batch__in=[first, second]).select_related("batch")
         }
         done = [i for i in outcomes.values() if i.outcome == ItemOutcome.DONE]
         told = [i for i in outcomes.values() if i.outcome == ItemOutcome.CONFLICT]
@@ -232,7 +266,9 @@ def test_bulk_pages(client, people):
     assert 'id="count-done">1<' in page and 'id="count-refused">1<' in page
     assert orders[1].order_number in page and 'id="retry-refused"' in page
     # The whole view: every order the filters select.
-    response = client.post(reverse("bulk_start"), {"action": "note", "body": "统一备注", "kind": "", "scope": "view", "status": "paid"})
+    response = client.post(
+        reverse("bulk_start"), {"action": "note", "body": "统一备注", "kind": "", "scope": "view", "status": "paid"}
+    )
     assert response.status_code == 302
     view_batch = BulkBatch.objects.latest("pk")
     assert view_batch.total == Order.objects.filter(status="paid").count() == 1
@@ -243,5 +279,7 @@ def test_bulk_pages(client, people):
     assert client.post(reverse("bulk_start"), {"action": "approve"}).status_code == 403
     # A refused batch comes back to the list with the reason.
     client.login(username="packer", password=PASSWORD)
-    response = client.post(reverse("bulk_start"), {"action": "approve", "scope": "selected", "order": [orders[0].order_number]}, follow=True)
+    response = client.post(
+        reverse("bulk_start"), {"action": "approve", "scope": "selected", "order": [orders[0].order_number]}, follow=True
+    )
     assert "角色" in response.content.decode()

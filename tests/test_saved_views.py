@@ -52,7 +52,7 @@ def test_private_and_shared_views_are_seen_only_by_whom_they_are_for(client, peo
 
 @pytest.mark.django_db
 def test_a_shared_view_runs_as_the_person_looking(client, people):
-    """"待我处理" is each viewer's own work; a warehouse role opening a shared view sees the phone
+    """ "待我处理" is each viewer's own work; a warehouse role opening a shared view sees the phone
     masked, exactly as on its own list."""
     reviewing = make_order(status="pending_review", phone="13812345678")
     make_order(status="picking", phone="13812345678")
@@ -60,10 +60,15 @@ def test_a_shared_view_runs_as_the_person_looking(client, people):
         view = SavedView.objects.get(shared_with_role=role, name="待我处理")
         counts = dict(saved_views.view_counts(people[role]))
         assert counts[view] == 1
-        assert list(selectors.filtered_orders(user=people[role], filters=saved_views.filters_of(view)).values_list("status", flat=True)) == [status]
+        assert list(
+            selectors.filtered_orders(user=people[role], filters=saved_views.filters_of(view)).values_list("status", flat=True)
+        ) == [status]
     view = SavedView.objects.get(shared_with_role="supervisor", name="今日超时")
     supervisor_view = saved_views.saved_view_create(
-        user=people["supervisor"], name="全部待审", filters=selectors.OrderFilters(status="pending_review"), share_with_role="packer"
+        user=people["supervisor"],
+        name="全部待审",
+        filters=selectors.OrderFilters(status="pending_review"),
+        share_with_role="packer",
     )
     client.login(username="packer", password=PASSWORD)
     page = client.get(reverse("saved_view_open", args=[supervisor_view.pk]), follow=True).content.decode()

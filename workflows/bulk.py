@@ -93,7 +93,11 @@ def _set_carrier(order: Order, by: Actor, version: int | None, params: dict) -> 
 
 def _note(order: Order, by: Actor, version: int | None, params: dict) -> None:
     services.order_add_note(
-        order=order, by=by, body=params.get("body", ""), kind=params.get("kind", NoteKind.INFO), audience=params.get("audience", "")
+        order=order,
+        by=by,
+        body=params.get("body", ""),
+        kind=params.get("kind", NoteKind.INFO),
+        audience=params.get("audience", ""),
     )
 
 
@@ -190,7 +194,7 @@ def batch_create(
     params = _clean_params(action, params)
     _may_run(user, action, params)
     if order_numbers is not None:
-        queryset = Order.objects.filter(order_number__in=list(order_numbers)[:MAX_BATCH + 1])
+        queryset = Order.objects.filter(order_number__in=list(order_numbers)[: MAX_BATCH + 1])
     elif filters is not None:
         queryset = selectors.filtered_orders(user=user, filters=filters)
     else:
@@ -210,9 +214,7 @@ def _add_items(batch: BulkBatch, rows: QuerySet) -> int:
     for pk, version in rows.order_by("pk").iterator(chunk_size=2000):
         total += 1
         if total > MAX_BATCH:
-            raise BulkRefused(
-                _("A batch takes at most %(limit)d orders; narrow the view first.") % {"limit": MAX_BATCH}
-            )
+            raise BulkRefused(_("A batch takes at most %(limit)d orders; narrow the view first.") % {"limit": MAX_BATCH})
         chunk.append(BulkItem(batch=batch, order_id=pk, expected_version=version))
         if len(chunk) >= 2000:
             BulkItem.objects.bulk_create(chunk)

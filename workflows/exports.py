@@ -255,4 +255,3 @@ def export_of(*, run_id: int, user) -> ExportRun:
 
 def csv_filename() -> str:
     return f"orders-{timezone.localtime():%Y%m%d-%H%M}.csv"
-

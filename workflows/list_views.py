@@ -121,7 +121,10 @@ def bulk_start(request: HttpRequest) -> HttpResponse:
     view = None
     if post.get("view", "").isdigit():
         view = saved_views.visible_views(request.user).filter(pk=int(post["view"])).first()
-    params = {key: post.get(key, "") for key in ("reason", "until", "note", "tag", "resolution", "carrier", "body", "kind", "audience", "assignee")}
+    params = {
+        key: post.get(key, "")
+        for key in ("reason", "until", "note", "tag", "resolution", "carrier", "body", "kind", "audience", "assignee")
+    }
     try:
         batch = bulk.batch_create(
             user=request.user,
@@ -195,7 +198,9 @@ def bulk_bar_context(request: HttpRequest) -> dict:
 @role_required(*LIST_ROLES)
 def export_csv(request: HttpRequest) -> StreamingHttpResponse:
     filters = selectors.OrderFilters.from_params(request.GET)
-    response = StreamingHttpResponse(exports.csv_stream(user=request.user, filters=filters), content_type="text/csv; charset=utf-8")
+    response = StreamingHttpResponse(
+        exports.csv_stream(user=request.user, filters=filters), content_type="text/csv; charset=utf-8"
+    )
     response["Content-Disposition"] = f'attachment; filename="{exports.csv_filename()}"'
     return response
 

@@ -60,9 +60,7 @@ def saved_view_create(*, user, name: str, filters: selectors.OrderFilters, share
         raise ViewRefused(_("You can share a view only with a role you have."))
     if share_with_role and share_with_role not in rules.ALL_ROLES:
         raise ViewRefused(_("Choose the role to share with."))
-    return SavedView.objects.create(
-        name=name, owner=user, shared_with_role=share_with_role, filters=filters.to_params()
-    )
+    return SavedView.objects.create(name=name, owner=user, shared_with_role=share_with_role, filters=filters.to_params())
 
 
 def saved_view_delete(*, view: SavedView, user) -> None:
