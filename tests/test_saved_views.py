@@ -87,7 +87,8 @@ def test_save_pin_and_land(client, people):
     assert view.owner == people["dispatcher"] and view.filters == {"status": "picking", "cold": "1"}
     page = client.get(response["Location"]).content.decode()
     assert cold.order_number in page and page.count('class="order-row') == 1
-    assert f'id="saved-view-count-{view.pk}">1<' in page
+    panel = client.get(reverse("saved_view_counts") + f"?view={view.pk}").content.decode()
+    assert f'id="saved-view-count-{view.pk}">1<' in panel and f'id="saved-view-{view.pk}" class="current"' in panel
     client.post(reverse("saved_view_pin", args=[view.pk]))
     landing = client.get(reverse("home"))
     assert landing.status_code == 302 and f"view={view.pk}" in landing["Location"] and "cold=1" in landing["Location"]

@@ -13,6 +13,6 @@ urlpatterns = [
     path("bulk/<int:batch_id>/retry/", list_views.bulk_retry, name="bulk_retry"),
     path("export.csv", list_views.export_csv, name="export_csv"),
     path("export.xlsx", list_views.export_xlsx, name="export_xlsx"),
-    path("exports/<int:run_id>/", list_views.export_run, name="export_run"),
-    path("exports/<int:run_id>/download/", list_views.export_download, name="export_download"),
+    path("exports/<int:export_id>/", list_views.export_run, name="export_run"),
+    path("exports/<int:export_id>/download/", list_views.export_download, name="export_download"),
 ]

@@ -209,20 +209,20 @@ def export_csv(request: HttpRequest) -> StreamingHttpResponse:
 @role_required(*LIST_ROLES)
 def export_xlsx(request: HttpRequest) -> HttpResponse:
     run = exports.export_start(user=request.user, filters=selectors.OrderFilters.from_params(request.POST))
-    return redirect("export_run", run_id=run.pk)
+    return redirect("export_run", export_id=run.pk)
 
 
-def _export_or_404(request: HttpRequest, run_id: int) -> ExportRun:
+def _export_or_404(request: HttpRequest, export_id: int) -> ExportRun:
     try:
-        return exports.export_of(run_id=run_id, user=request.user)
+        return exports.export_of(run_id=export_id, user=request.user)
     except ExportRun.DoesNotExist as exc:
         raise Http404(_("No such export.")) from exc
 
 
 @require_GET
 @role_required(*LIST_ROLES)
-def export_run(request: HttpRequest, run_id: int) -> HttpResponse:
-    run = _export_or_404(request, run_id)
+def export_run(request: HttpRequest, export_id: int) -> HttpResponse:
+    run = _export_or_404(request, export_id)
     if request.htmx:
         return render(request, "workflows/export.html#export-progress", {"run": run})
     return render(request, "workflows/export.html", {"run": run})
@@ -230,8 +230,8 @@ def export_run(request: HttpRequest, run_id: int) -> HttpResponse:
 
 @require_GET
 @role_required(*LIST_ROLES)
-def export_download(request: HttpRequest, run_id: int) -> FileResponse:
-    run = _export_or_404(request, run_id)
+def export_download(request: HttpRequest, export_id: int) -> FileResponse:
+    run = _export_or_404(request, export_id)
     if not run.file:
         raise Http404(_("The file is not ready."))
     return FileResponse(run.file.open("rb"), as_attachment=True, filename=run.file.name.rsplit("/", 1)[-1])
