@@ -46,6 +46,7 @@ class Board:
     now: datetime.datetime
     counts: list[StageCount]
     rush: list[Order]
+    rush_total: int
     red: list[Order]
     holds: list[Order]
     tags: list[OrderTag]
@@ -73,7 +74,11 @@ def board(*, filters: BoardFilters) -> Board:
         )
 
     # Index order_open_rush: open rush orders by expected completion, soonest first.
-    rush = list(orders.filter(is_rush=True, status__in=ACTIVE_STATUSES).order_by("rush_deadline", "pk")[:LANE_SIZE])
+    open_rush = orders.filter(is_rush=True, status__in=ACTIVE_STATUSES)
+    rush = list(open_rush.order_by("rush_deadline", "pk")[:LANE_SIZE])
+    # A full lane hides the later deadlines: say how many open rush orders there are in all, so
+    # the lane can link to the rest (the rush confirmation promises the order is on the board).
+    rush_total = open_rush.count() if len(rush) == LANE_SIZE else len(rush)
     # Index order_stage_due: the longest overdue first (held and finished orders have no due).
     red = list(orders.filter(stage_due_at__lte=now).order_by("stage_due_at", "pk")[:LANE_SIZE])
     # Index order_hold_until (partial, is_held).
@@ -82,6 +87,7 @@ def board(*, filters: BoardFilters) -> Board:
         now=now,
         counts=_stage_counts(now, rules),
         rush=rush,
+        rush_total=rush_total,
         red=red,
         holds=holds,
         tags=list(tags.order_by("opened_at")[:LANE_SIZE]),
