@@ -9,6 +9,10 @@ from django.utils import timezone
 
 from orders.models import Order
 from tests.conftest import PASSWORD, make_order
+from tests.logistics_fixtures import fake_wechat  # noqa: F401 - fixture
+from tests.test_tickets_stalled import tracked_shipment
+from workflows import tracking
+from workflows.models import Ticket
 
 pytestmark = pytest.mark.django_db
 
@@ -34,3 +38,15 @@ def test_a_rush_beyond_the_full_lane_is_one_link_away_on_the_board(client, peopl
     listed = client.get(more.group(1).replace("&amp;", "&")).content.decode()
     assert tomorrow.order_number in listed
     assert listed.count('class="rush"') == 21  # the open ones only
+
+
+def test_a_stalled_parcel_ticket_names_the_configured_window_not_24_hours(fake_wechat, client, people, settings):  # noqa: F811
+    settings.TRACKING_STALL_HOURS = 6
+    tracked_shipment(number="ZT6006", hours_silent=7)
+    assert tracking.shipments_stalled_scan() == 1
+    ticket = Ticket.objects.get()
+    client.login(username="courier", password=PASSWORD)
+    for url in ("/tickets/", f"/tickets/{ticket.pk}/"):
+        page = client.get(url).content.decode()
+        assert "24" not in re.sub(r"\d{4,}|\d\d-\d\d \d\d:\d\d", "", page.split("<main", 1)[1]), url
+        assert re.search(r"\b6 ?(h|小时)", page), url
