@@ -8,7 +8,7 @@ import pytest
 from django.utils import timezone
 
 from orders.models import Order
-from tests.conftest import PASSWORD, make_order
+from tests.conftest import PASSWORD, make_order, make_product
 from tests.logistics_fixtures import fake_wechat  # noqa: F401 - fixture
 from tests.test_tickets_stalled import tracked_shipment
 from workflows import tracking
@@ -50,3 +50,35 @@ def test_a_stalled_parcel_ticket_names_the_configured_window_not_24_hours(fake_w
         page = client.get(url).content.decode()
         assert "24" not in re.sub(r"\d{4,}|\d\d-\d\d \d\d:\d\d", "", page.split("<main", 1)[1]), url
         assert re.search(r"\b6 ?(h|小时)", page), url
+
+
+def pda_client(client):
+    client.login(username="packer", password=PASSWORD)
+    client.cookies["django_language"] = "zh-hans"
+    return client
+
+
+def scan(client, code, order=""):
+    return client.post("/pda/scan/", {"code": code, "order": order}, HTTP_HX_REQUEST="true").content.decode()
+
+
+def test_the_pda_says_a_cold_chain_order_is_on_the_wrong_carrier_when_it_opens_in_words(client, people):
+    yoghurt = make_product(cold_chain=True)
+    order = make_order(status="picking", lines=[(yoghurt, 2)], carrier_code="zhongtong")
+    html = scan(pda_client(client), order.order_number)  # opened: not one item scanned yet
+    guards = re.search(r'<ul[^>]*id="pda-guards".*?</ul>', html, re.S)
+    assert guards, "the cold-chain refusal waits until every item is scanned"
+    assert "顺丰冷运" in guards.group(0) and "中通" in guards.group(0)
+    assert "shunfenglengyun" not in html
+
+
+def test_after_a_successful_pack_the_pda_shows_no_refusal(client, people):
+    order = make_order(status="picking", lines=[(make_product(), 1)])
+    client = pda_client(client)
+    scan(client, order.order_number)
+    scan(client, order.lines.get().product.barcode, order.order_number)
+    html = client.post(f"/pda/{order.order_number}/pack/", HTTP_HX_REQUEST="true").content.decode()
+    order.refresh_from_db()
+    assert order.status == "packed"
+    assert 'id="station-notice"' in html
+    assert "只有配货中的订单才能打包" not in html and 'class="blockers' not in html
