@@ -9,6 +9,8 @@ from django.utils import timezone
 
 from orders.models import Order
 from tests.conftest import PASSWORD, make_order, make_product
+from workflows import sla
+from workflows.models import Alert
 from tests.logistics_fixtures import fake_wechat  # noqa: F401 - fixture
 from tests.test_tickets_stalled import tracked_shipment
 from workflows import tracking
@@ -82,3 +84,26 @@ def test_after_a_successful_pack_the_pda_shows_no_refusal(client, people):
     assert order.status == "packed"
     assert 'id="station-notice"' in html
     assert "只有配货中的订单才能打包" not in html and 'class="blockers' not in html
+
+
+def test_acknowledging_an_alert_visibly_changes_its_card_and_the_change_outlives_the_next_poll(client, people):
+    order = make_order(status="picking")
+    Order.objects.filter(pk=order.pk).update(stage_due_at=timezone.now() - datetime.timedelta(minutes=30))
+    sla.sla_sweep()
+    alert = Alert.objects.get(order=order, kind="sla_breach")
+    client.login(username="supervisor", password=PASSWORD)
+    body = client.post(f"/board/alerts/{alert.pk}/acknowledge/", HTTP_HX_REQUEST="true").content.decode()
+    card = re.search(rf'<li[^>]*id="red-{order.order_number}".*?</li>', body, re.S).group(0)
+    assert f'id="acked-{alert.pk}"' in card and "老郑" in card
+    polled = client.get("/board/", HTTP_HX_REQUEST="true").content.decode()  # the board's 5-second poll
+    assert f'id="acked-{alert.pk}"' in polled
+
+
+def test_the_erp_page_shows_a_difference_alert_once_though_two_roles_hold_it(client, people):
+    message = "2026-11-30 ERP 对账差异 1.10%，超过 0.5%"
+    for role in ("finance", "supervisor"):  # as workflows/erp_bridge.py raises it: one row per role
+        Alert.objects.create(
+            kind="reconciliation", for_role=role, message=message, link="/erp/reconciliations/1/", dedupe_key=f"x:{role}"
+        )
+    client.login(username="finance", password=PASSWORD)
+    assert client.get("/erp/").content.decode().count(message) == 1

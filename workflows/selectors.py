@@ -149,16 +149,24 @@ def _attach_card_details(orders: list[Order], rules: dict[str, StageRule]) -> No
     open_tags: dict[int, list[str]] = {}
     for order_id, tag in OrderTag.objects.filter(order_id__in=ids, resolved_at__isnull=True).values_list("order_id", "tag"):
         open_tags.setdefault(order_id, []).append(tag)
-    alerts = {
-        alert.order_id: alert
-        for alert in Alert.objects.filter(order_id__in=ids, kind=AlertKind.SLA_BREACH, acknowledged_at__isnull=True).order_by(
-            "created_at"
-        )
-    }
+    # The breach alerts of each card's current stage: the open one gets the Acknowledge button, an
+    # acknowledged one stays on the card as "acknowledged by …", so acknowledging visibly lands.
+    alerts: dict[int, Alert] = {}
+    acknowledged: dict[int, Alert] = {}
+    entered = {order.pk: order.stage_entered_at for order in orders}
+    for alert in (
+        Alert.objects.filter(order_id__in=ids, kind=AlertKind.SLA_BREACH)
+        .select_related("acknowledged_by")
+        .order_by("created_at")
+    ):
+        if entered.get(alert.order_id) and alert.created_at < entered[alert.order_id]:
+            continue  # an earlier stage's breach
+        (alerts if alert.acknowledged_at is None else acknowledged)[alert.order_id] = alert
     assignees = _assignees({rule.responsible_role for rule in rules.values()})
     for order in orders:
         order.open_tags = open_tags.get(order.pk, [])
         order.open_alert = alerts.get(order.pk)
+        order.acknowledged_alert = None if order.open_alert else acknowledged.get(order.pk)
         rule = rules.get(order.status)
         order.responsible_role = rule.responsible_role if rule else ""
         order.assignee_choices = assignees.get(order.responsible_role, [])
