@@ -107,3 +107,32 @@ def test_the_erp_page_shows_a_difference_alert_once_though_two_roles_hold_it(cli
         )
     client.login(username="finance", password=PASSWORD)
     assert client.get("/erp/").content.decode().count(message) == 1
+
+
+def test_todays_erp_export_is_written_by_a_worker_while_the_page_shows_its_progress(
+    client, people, django_capture_on_commit_callbacks, monkeypatch
+):
+    from integrations.erp import exporter
+    from integrations.erp.tasks import produce_daily_export
+
+    for _ in range(5):
+        make_order(status="paid")
+    day = exporter.today().isoformat()
+    client.login(username="finance", password=PASSWORD)
+    with django_capture_on_commit_callbacks(execute=False) as queued:
+        response = client.post("/erp/exports/", {"date": day})
+    assert response.status_code == 302 and response["Location"] == f"/erp/exports/{day}/"  # not the file, seconds later
+    assert len(queued) == 1
+    waiting = client.get(f"/erp/exports/{day}/", HTTP_HX_REQUEST="true")
+    assert 'id="export-bar"' in waiting.content.decode() and "HX-Redirect" not in waiting
+    assert 'hx-trigger="every 500ms"' in client.get(f"/erp/exports/{day}/").content.decode()
+
+    notes = []
+    monkeypatch.setattr(exporter, "PROGRESS_EVERY", 2)
+    exporter.write_export(exporter.today(), "/dev/null", lambda done, total: notes.append((done, total)))
+    assert notes == [(0, 5), (2, 5), (4, 5)]
+
+    produce_daily_export.apply(args=[day, "吴敏"]).get()  # the worker's run
+    ready = client.get(f"/erp/exports/{day}/", HTTP_HX_REQUEST="true")
+    assert ready["HX-Redirect"] == f"/erp/exports/{day}.xlsx"
+    assert client.get(ready["HX-Redirect"]).status_code == 200
