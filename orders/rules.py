@@ -157,7 +157,9 @@ def _cold_chain_blocker(order: Order) -> list[str]:
     # Read through .all(): the card has the lines prefetched already.
     if any(line.cold_chain for line in order.lines.all()) and order.carrier_code != COLD_CHAIN_CARRIER:
         return [
-            _("This order has cold-chain items: it must use the %(channel)s channel, not %(carrier)s; change its carrier before packing.")
+            _(
+                "This order has cold-chain items: it must use the %(channel)s channel, not %(carrier)s; change its carrier before packing."
+            )
             % {"channel": _carrier_label(COLD_CHAIN_CARRIER), "carrier": _carrier_label(order.carrier_code)}
         ]
     return []

@@ -9,12 +9,10 @@ from django.utils import timezone
 
 from orders.models import Order
 from tests.conftest import PASSWORD, make_order, make_product
-from workflows import sla
-from workflows.models import Alert
 from tests.logistics_fixtures import fake_wechat  # noqa: F401 - fixture
 from tests.test_tickets_stalled import tracked_shipment
-from workflows import tracking
-from workflows.models import Ticket
+from workflows import sla, tracking
+from workflows.models import Alert, Ticket
 
 pytestmark = pytest.mark.django_db
 

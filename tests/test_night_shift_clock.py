@@ -18,8 +18,12 @@ def at(day: int, hour: int, minute: int = 0) -> datetime.datetime:
     return datetime.datetime(2026, 11, day, hour, minute, tzinfo=SHANGHAI)
 
 
-NIGHT = StageRule(stage="picking", time_limit=datetime.timedelta(hours=4), work_starts=datetime.time(18), work_ends=datetime.time(9))
-DAY = StageRule(stage="picking", time_limit=datetime.timedelta(hours=4), work_starts=datetime.time(9), work_ends=datetime.time(18))
+NIGHT = StageRule(
+    stage="picking", time_limit=datetime.timedelta(hours=4), work_starts=datetime.time(18), work_ends=datetime.time(9)
+)
+DAY = StageRule(
+    stage="picking", time_limit=datetime.timedelta(hours=4), work_starts=datetime.time(9), work_ends=datetime.time(18)
+)
 
 
 @pytest.mark.parametrize(

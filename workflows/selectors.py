@@ -155,9 +155,7 @@ def _attach_card_details(orders: list[Order], rules: dict[str, StageRule]) -> No
     acknowledged: dict[int, Alert] = {}
     entered = {order.pk: order.stage_entered_at for order in orders}
     for alert in (
-        Alert.objects.filter(order_id__in=ids, kind=AlertKind.SLA_BREACH)
-        .select_related("acknowledged_by")
-        .order_by("created_at")
+        Alert.objects.filter(order_id__in=ids, kind=AlertKind.SLA_BREACH).select_related("acknowledged_by").order_by("created_at")
     ):
         if entered.get(alert.order_id) and alert.created_at < entered[alert.order_id]:
             continue  # an earlier stage's breach
