@@ -189,14 +189,20 @@ def demo_world(demo, world: World, settings) -> World:  # noqa: F811 - pytest's 
                 "delivery_status": delivery,
             },
         )
+    # A demo order with tracking (a location) and a customer's question answered by a push.
+    shipped = Order.objects.filter(order_number__startswith="BL", shipments__last_location__gt="")
+    world.extra["demo_order"] = shipped.filter(inquiries__answer_message__isnull=False).first() or shipped.first()
     return world
 
 
 def urls_of(route, world: World) -> list[str]:
     url = build_url(route, world)
     urls = [url] + [url + query for query in WITH_QUERY.get(route.name, [])]
-    if "order_number" in route.kwargs:  # also a shipped order with tracking, pushes and a ticket
-        urls.append(build_url(route, world, order_number=world.extra["ticket"].shipment.order.order_number))
+    if "order_number" in route.kwargs:  # also shipped orders with tracking, pushes and a ticket
+        for order in (world.extra["ticket"].shipment.order, world.extra["demo_order"]):
+            urls.append(build_url(route, world, order_number=order.order_number))
+    if route.name == "lookup":
+        urls.append(f"{url}?q={world.extra['demo_order'].order_number}")
     return urls
 
 
