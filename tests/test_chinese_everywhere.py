@@ -25,6 +25,7 @@ from django.utils import timezone
 from integrations.kuaidi100 import client as kuaidi100_client
 from integrations.wechat.models import CustomerMessage, MessageStatus
 from orders.models import Customer, Order, Shipment, StageRule, TrackingState
+from tests.conftest import ROOT
 from tests.test_security_matrix import (
     CUSTOMER_PHONE,
     IDENTITIES,
@@ -286,3 +287,15 @@ def test_systems_are_named_in_chinese_on_the_timelines(demo_world):
         text = visible_text(client.get(url).content.decode())
         assert "快递100" in text and "仓储系统" in text, url
         assert not {"kuaidi100", "WMS"} & set(LATIN_WORD.findall(text)), url
+
+
+def test_no_template_comment_spans_lines():
+    """Django's `{# #}` ends at the line's end: a comment that goes on is printed as text, on
+    pages the walk above may not reach with data. Longer comments use {% comment %}."""
+    spanning = []
+    for path in sorted((ROOT / "templates").rglob("*.html")):
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+            for start in [match.start() for match in re.finditer(r"\{#", line)]:
+                if "#}" not in line[start:]:
+                    spanning.append(f"{path.relative_to(ROOT)}:{number}")
+    assert not spanning, f"multi-line {{# #}} comments (use {{% comment %}}): {spanning}"
