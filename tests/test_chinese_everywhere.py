@@ -20,12 +20,14 @@ import pytest
 from django.core.management import call_command
 from django.test import Client
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from integrations.kuaidi100 import client as kuaidi100_client
 from integrations.wechat.models import CustomerMessage, MessageStatus
+from orders import events as order_events
+from orders.access import Actor
 from orders.models import Customer, Order, Shipment, StageRule, TrackingState
-from tests.conftest import ROOT
+from tests.conftest import ROOT, make_order
 from tests.test_security_matrix import (
     CUSTOMER_PHONE,
     IDENTITIES,
@@ -299,3 +301,28 @@ def test_no_template_comment_spans_lines():
                 if "#}" not in line[start:]:
                     spanning.append(f"{path.relative_to(ROOT)}:{number}")
     assert not spanning, f"multi-line {{# #}} comments (use {{% comment %}}): {spanning}"
+
+
+@pytest.mark.django_db
+def test_system_events_are_described_in_chinese():
+    """What the WMS and the ERP import did, as the timelines say it: the system's name, the
+    transition's and the fields' names, not their codes."""
+    order = make_order(status="paid")
+    refused = order_events.sync_refused(
+        order=order, by=Actor.system("WMS"), action="start_picking", event_id="e1", reason="订单被挂起", source_time=None
+    )
+    updated = order_events.import_updated(
+        order=order,
+        by=Actor.system("ERP"),
+        fields=["total_amount", "receiver_phone"],
+        before={},
+        after={},
+        import_run=None,
+        source_time=None,
+    )
+    with translation.override("zh-hans"):
+        texts = [order_events.describe(refused), order_events.describe(updated), order_events.actor_label(refused)]
+    assert "仓储系统" in texts[0] and "开始配货" in texts[0], texts
+    assert "ERP 系统" in texts[1] and "应付金额" in texts[1], texts
+    assert texts[2] == "仓储系统"
+    assert not [word for text in texts for word in english_words(text)], texts
