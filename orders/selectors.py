@@ -12,6 +12,7 @@ from django.utils import timezone
 from orders import clock, packing, rules
 from orders.access import Actor, user_roles
 from orders.models import (
+    ACTIVE_STATUSES,
     Carrier,
     FeedbackRequest,
     Note,
@@ -37,6 +38,7 @@ class OrderFilters:
     status: str = ""
     tag: str = ""
     rush: bool = False
+    open: bool = False  # not yet completed or cancelled
     held: bool = False
     overdue: bool = False
     mine: bool = False
@@ -49,7 +51,7 @@ class OrderFilters:
     placed_from: datetime.date | None = None
     placed_to: datetime.date | None = None
 
-    FLAGS = ("rush", "held", "overdue", "mine", "cold", "todo")
+    FLAGS = ("rush", "open", "held", "overdue", "mine", "cold", "todo")
 
     @classmethod
     def from_params(cls, params) -> OrderFilters:
@@ -146,6 +148,8 @@ def filtered_orders(*, user, filters: OrderFilters) -> QuerySet[Order]:
         )
     if filters.rush:
         queryset = queryset.filter(is_rush=True)
+    if filters.open:
+        queryset = queryset.filter(status__in=ACTIVE_STATUSES)
     if filters.held:
         queryset = queryset.filter(is_held=True)
     if filters.overdue:

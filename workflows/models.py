@@ -51,7 +51,8 @@ class Alert(models.Model):
 
 
 class TicketKind(models.TextChoices):
-    STALLED = "stalled", _("No tracking update for 24 h")
+    # The window is a setting (workflows/notifications.py stall_after); the ticket's summary names it.
+    STALLED = "stalled", _("No tracking update")
     PROBLEM = "problem", _("Carrier reports a problem")
     RETURNED = "returned", _("Returned or refused")
     ABORTED = "aborted", _("Tracking aborted")
@@ -92,7 +93,7 @@ class TicketNote(models.Model):
 class SavedView(models.Model):
     """The order list's filters under a name (orders/selectors.py OrderFilters.to_params()):
     private to its owner, or shared with one role. The defaults each role starts with are shared
-    views without an owner (workflows/migrations/0007_default_saved_views.py)."""
+    views without an owner (workflows/migrations/0008_default_saved_views.py)."""
 
     name = models.CharField(_("name"), max_length=60)
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="+")

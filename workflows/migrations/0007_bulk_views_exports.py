@@ -10,7 +10,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('orders', '0008_packscan_in_orders'),
-        ('workflows', '0005_alert_link_and_email_claim'),
+        ('workflows', '0006_ticket_kind_stalled_label'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
