@@ -15,7 +15,9 @@ from workflows.models import BulkBatch, SavedView
 pytestmark = [pytest.mark.browser]
 
 
-def test_reviewer_approves_a_saved_view_in_bulk(transactional_db, celery_worker, people, new_page, live_server):
+def test_reviewer_approves_a_saved_view_in_bulk(
+    transactional_db, default_saved_views, celery_worker, people, new_page, live_server
+):
     orders = [make_order(status="pending_review") for _ in range(12)]
     for order in orders[:2]:
         services.order_hold(order=order, by=Actor.of(people["supervisor"]), reason="stock_shortage", until=None)

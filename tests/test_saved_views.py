@@ -13,6 +13,9 @@ from workflows import saved_views
 from workflows.models import SavedView
 
 
+pytestmark = pytest.mark.usefixtures("default_saved_views")
+
+
 def _names(user) -> set[str]:
     return set(saved_views.visible_views(user).values_list("name", flat=True))
 

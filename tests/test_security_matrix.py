@@ -197,7 +197,7 @@ def fast_password_hashing(settings):
 
 
 @pytest.fixture
-def world(people, settings, tmp_path) -> World:
+def world(people, default_saved_views, settings, tmp_path) -> World:
     settings.MEDIA_ROOT = tmp_path / "media"
     order = make_order(phone=CUSTOMER_PHONE, buyer_message="请尽快发货")
     supervisor = Actor.of(people["supervisor"])

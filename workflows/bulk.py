@@ -311,6 +311,9 @@ def _run_one(batch: BulkBatch, item: BulkItem, run: Callable, actor: Actor, para
             outcome, message = ItemOutcome.CONFLICT, str(error)
         except services.OrderError as error:
             outcome, message = ItemOutcome.REFUSED, str(error)
+        except Exception:  # noqa: BLE001 - one broken order must not stop (or, on redelivery, loop) the batch
+            logger.exception("bulk batch %s: order %s failed", batch.pk, item.order_id)
+            outcome, message = ItemOutcome.REFUSED, _("Unexpected error; this order was not changed. Try it on its card.")
         BulkItem.objects.filter(pk=item.pk).update(outcome=outcome, message=message[:500])
     return outcome
 
