@@ -12,7 +12,6 @@ from tests.conftest import PASSWORD, make_order, make_product
 from workflows import saved_views
 from workflows.models import SavedView
 
-
 pytestmark = pytest.mark.usefixtures("default_saved_views")
 
 
