@@ -53,6 +53,8 @@ class TicketKind(models.TextChoices):
     PROBLEM = "problem", _("Carrier reports a problem")
     RETURNED = "returned", _("Returned or refused")
     ABORTED = "aborted", _("Tracking aborted")
+    # Issue 13: a shipped parcel's address change the carrier takes only by phone (e.g. SF).
+    ADDRESS_CHANGE = "address_change", _("Address change by the carrier's hotline")
 
 
 class Ticket(models.Model):
