@@ -224,3 +224,40 @@ def test_a_wrong_signature_or_unsigned_result_never_reaches_a_request(ladder, pe
         f"{live_server.url}/integrations/kuaidi100/intercept/", data={"param": param, "sign": md5_upper(param + SALT)}, timeout=5
     )
     assert unknown.status_code == 404
+
+
+def test_the_customer_asks_on_the_self_service_page_with_the_signed_token(people):
+    from workflows.frontline import selfservice
+
+    order = make_order(status="paid")
+    client = Client()
+    client.cookies["django_language"] = "zh-hans"
+    page = client.post("/track/", {"order_number": order.order_number, "last4": "8000"}).content.decode()
+    assert 'id="address-change-form"' in page
+    token = selfservice.link_token(order)
+    bad = client.post("/track/address/", {**NEW, "receiver_phone": "12345", "token": token})
+    assert bad.status_code == 400 and "手机号" in bad.content.decode()
+    forged = client.post("/track/address/", {**NEW, "token": token + "x"})
+    assert forged.status_code == 400
+    assert not AddressChangeRequest.objects.exists()
+    ok = client.post("/track/address/", {**NEW, "token": token})
+    assert ok.status_code == 200 and 'id="address-change-notice"' in ok.content.decode()
+    change = AddressChangeRequest.objects.get(order=order)
+    assert change.source == "customer" and change.due_at > change.requested_at
+    assert change.previous["address"] == "市心北路100号"
+
+
+def test_address_change_closure_time_is_a_health_measure(people):
+    from orders.clock import business_today
+    from workflows.health.measures import MEASURES_BY_KEY
+
+    measure = MEASURES_BY_KEY["address_change_closure"]
+    order = make_order(status="paid")
+    waiting = make_order(status="paid")
+    _handle(_request(order, people), people)
+    _request(waiting, people)
+    value = measure.compute(day=business_today())
+    assert value.value is not None and value.sample_size == 1 and value.detail["open"] == 1
+    assert measure.healthy(value.value) and measure.target == 120
+    behind = {row.order_number for row in measure.behind(day=business_today())}
+    assert behind == {order.order_number, waiting.order_number}

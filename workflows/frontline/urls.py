@@ -13,5 +13,6 @@ urlpatterns = [
     path("pda/<str:order_number>/restart/", views.pda_restart, name="pda_restart"),
     path("pda/<str:order_number>/pack/", views.pda_pack, name="pda_pack"),
     path("track/", views.track, name="track"),
+    path("track/address/", views.track_address_change, name="track_address_change"),
     path("track/s/<str:token>/", views.track_link, name="track_link"),
 ]
