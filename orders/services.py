@@ -789,7 +789,9 @@ def address_change_apply(*, change: AddressChangeRequest, by: Actor) -> AddressC
     return change
 
 
-def address_change_refuse(*, change: AddressChangeRequest, by: Actor, reason: str, rung: str = "") -> AddressChangeRequest:
+def address_change_refuse(
+    *, change: AddressChangeRequest, by: Actor, reason: str, rung: str = "", declined: bool = False
+) -> AddressChangeRequest:
     """A request that cannot be done: the parcel was delivered or signed (rung "refuse": an
     after-sales case is offered instead), or a person declines it with a reason."""
     reason = (reason or "").strip()
@@ -797,13 +799,14 @@ def address_change_refuse(*, change: AddressChangeRequest, by: Actor, reason: st
         raise OrderError(_("Say why the address change is refused."))
     with transaction.atomic():
         order, role, change = _lock_waiting(change, by, "resolve_address_change")
-        _close(change, by, AddressChangeStatus.REFUSED, rung=rung, reason=reason)
+        status = AddressChangeStatus.REJECTED if declined else AddressChangeStatus.REFUSED
+        _close(change, by, status, rung=rung, reason=reason)
         _save(order, [])
         event = events.address_change(
             order=order,
             by=_as(by, role),
             change_id=change.pk,
-            action="refused",
+            action=str(status),
             after=change.new_receiver(),
             rung=rung,
             reason=reason,
@@ -817,7 +820,7 @@ def address_change_resolve(*, change: AddressChangeRequest, by: Actor, apply: bo
     rungs) or decline."""
     if apply:
         return address_change_apply(change=change, by=by)
-    return address_change_refuse(change=change, by=by, reason=_("Declined by the cockpit"))
+    return address_change_refuse(change=change, by=by, reason=_("Declined by the cockpit"), declined=True)
 
 
 def address_change_to_carrier(
