@@ -199,6 +199,8 @@ def _station(
     if order is not None:
         order.phone_masked = mask_phone(order.receiver_phone)
         context["state"] = packing.packing_state(order=order, user=request.user, last_scan=last_scan)
+        # Issue 13: an address changed once picking began; the label must be reprinted before shipping.
+        context["reprint_pending"] = order.address_changes.filter(reprint_pending=True).exists()
     if last_scan is not None:
         context["scan_message"] = packing.scan_message(last_scan)
         context["scan_refused"] = last_scan.outcome in packing.REFUSED
@@ -250,6 +252,18 @@ def pda_acknowledge(request: HttpRequest, order_number: str) -> HttpResponse:
     except services.OrderError as exc:
         return _pda_reply(request, order, error=str(exc))
     return _pda_reply(request, order, notice=_("Note acknowledged."))
+
+
+@require_POST
+@role_required(*PDA_ROLES)
+def pda_reprint(request: HttpRequest, order_number: str) -> HttpResponse:
+    """The packer reprinted the waybill with the new address (orders/rules.py, the waybill_reprint guard)."""
+    order = get_object_or_404(Order, order_number=order_number)
+    try:
+        services.address_change_confirm_reprint(order=order, by=Actor.of(request.user))
+    except services.OrderError as exc:
+        return _pda_reply(request, order, error=str(exc))
+    return _pda_reply(request, order, notice=_("Waybill reprinted"))
 
 
 @require_POST
