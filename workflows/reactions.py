@@ -17,28 +17,16 @@ from django.db.models import CharField, Exists, OuterRef, Q, Value
 from django.db.models.functions import Cast, Concat
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_noop
 
 from integrations.kuaidi100.services import shipment_track
 from integrations.wechat.models import CustomerMessage
 from orders import events
 from orders.models import EventKind, Order, OrderEvent, OrderStatus, Shipment
-from workflows.notifications import customer_push_order_status
+from workflows.notifications import ADDRESS_CHANGE_PUSH_TEXT, customer_push_order_status
 
 # Older misses are left alone: a shipped push a day late would confuse more than it helps.
 RELAY_WINDOW = datetime.timedelta(hours=24)
 SHIPPED_PUSH = "shipped"
-
-
-# Issue 13: what the customer is told when an address change ends (≤ 20 characters shown).
-ADDRESS_CHANGE_PUSH_TEXT = {
-    "applied": gettext_noop("New address applied"),
-    "rerouted": gettext_noop("Carrier rerouted to new address"),
-    "intercepted": gettext_noop("Parcel intercepted, returning"),
-    "failed": gettext_noop("Address change failed"),
-    "refused": gettext_noop("Address change not possible"),
-    "rejected": gettext_noop("Address change not possible"),
-}
 
 
 def address_change_push_key(change_id: int) -> str:
