@@ -430,6 +430,8 @@ SYSTEM_ACTORS = {
     "ERP": gettext_noop("ERP system"),
     "WMS": gettext_noop("Warehouse system"),
     "bench": gettext_noop("Benchmark data"),
+    # Issue 13: the customer asking for another address on the self-service page.
+    "customer": gettext_noop("Customer (self-service page)"),
 }
 
 

@@ -98,7 +98,7 @@ def _intercept(change: AddressChangeRequest, by: Actor, shipment: Shipment) -> A
                 change=change, by=by, rung=AddressChangeRung.CARRIER_INTERCEPT, shipment=shipment
             )
             return services.address_change_carrier_outcome(
-                change=change, by=Actor.system("Kuaidi100"), outcome=AddressChangeStatus.FAILED, reason=exc.message or str(exc)
+                change=change, by=Actor.system("kuaidi100"), outcome=AddressChangeStatus.FAILED, reason=exc.message or str(exc)
             )
     return services.address_change_to_carrier(
         change=change, by=by, rung=AddressChangeRung.CARRIER_INTERCEPT, shipment=shipment, task_id=task_id
@@ -175,7 +175,7 @@ def intercept_result_record(*, result: kuaidi100.InterceptResult) -> AddressChan
         raise services.OrderConflict(_("This interception result was already recorded; the repeated callback was not taken."))
     return services.address_change_carrier_outcome(
         change=change,
-        by=Actor.system("Kuaidi100"),
+        by=Actor.system("kuaidi100"),
         outcome=AddressChangeStatus.REROUTED if result.success else AddressChangeStatus.FAILED,
         reason=result.message if not result.success else "",
     )

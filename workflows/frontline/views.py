@@ -340,7 +340,7 @@ def track_address_change(request: HttpRequest) -> HttpResponse:
     try:
         services.address_change_request(
             order=order,
-            by=Actor.system(_("Customer")),
+            by=Actor.system("customer"),
             source=AddressChangeSource.CUSTOMER,
             **{field: request.POST.get(field, "")[:200] for field in fields},
         )

@@ -448,7 +448,7 @@ class Command(BaseCommand):
         demo = Order.objects.filter(order_number__startswith="BL", is_held=False).exclude(address_changes__isnull=False)
 
         def ask(order: Order, source: str = "service") -> AddressChangeRequest:
-            by = Actor.system("客户") if source == "customer" else service
+            by = Actor.system("customer") if source == "customer" else service
             return order_services.address_change_request(
                 order=order,
                 by=by,
@@ -474,7 +474,7 @@ class Command(BaseCommand):
             .select_related("customer")
             .order_by("order_number")[:3]
         )
-        kuaidi100 = Actor.system("Kuaidi100")
+        kuaidi100 = Actor.system("kuaidi100")
         for index, (order, outcome) in enumerate(zip(intercepting, ("rerouted", "failed", ""), strict=False)):
             # Kuaidi100's interception, as its result callback leaves it (the demo has no task at the fake).
             change = order_services.address_change_to_carrier(
