@@ -10,7 +10,9 @@ import pytest
 from django.test import Client
 from django.utils import translation
 
+from integrations.kuaidi100 import services as kuaidi100_services
 from integrations.kuaidi100.fake_server import md5_upper
+from integrations.kuaidi100.models import TrackingSubscription
 from integrations.wechat.models import CustomerMessage
 from orders import packing, rules, services
 from orders.access import Actor
@@ -261,3 +263,23 @@ def test_address_change_closure_time_is_a_health_measure(people):
     assert measure.healthy(value.value) and measure.target == 120
     behind = {row.order_number for row in measure.behind(day=business_today())}
     assert behind == {order.order_number, waiting.order_number}
+
+
+def test_kuaidi100_refusing_at_once_is_the_outcome_and_a_busy_kuaidi100_changes_nothing(ladder, people):
+    order = shipped_order(tracking_number="ZT1300009", carrier_code="zhongtong")
+    change = _request(order, people)
+    # Busy (a transient code): the request stays open for another try, nothing recorded.
+    ladder.fail_next("/label/order", "502", "服务器繁忙")
+    with translation.override("zh-hans"), pytest.raises(services.OrderError) as busy:
+        _handle(change, people)
+    assert "快递100" in str(busy.value)
+    assert AddressChangeRequest.objects.get(pk=change.pk).status == "open"
+    # The parcel was signed at the carrier before our tracking heard of it: Kuaidi100 refuses.
+    subscription = TrackingSubscription.objects.get(shipment__order=order)
+    assert kuaidi100_services.shipment_subscribe(subscription_id=subscription.pk) == "subscribed"
+    for _step in range(5):
+        ladder.advance("ZT1300009")
+    change = _handle(change, people)
+    assert change.status == "failed" and "签收" in change.outcome_reason
+    assert Order.objects.get(pk=order.pk).address == "市心北路100号"
+    assert _push(change) is not None
