@@ -643,8 +643,10 @@ class StageRule(models.Model):
         db_table = "workflows_stagerule"
         constraints = [
             models.CheckConstraint(
-                condition=(Q(work_starts__isnull=True) & Q(work_ends__isnull=True)) | Q(work_starts__lt=models.F("work_ends")),
-                name="stage_rule_working_hours_ordered",
+                # Both or neither; an end before the start is a night shift crossing midnight.
+                condition=(Q(work_starts__isnull=True) & Q(work_ends__isnull=True))
+                | (Q(work_starts__isnull=False) & Q(work_ends__isnull=False) & ~Q(work_starts=models.F("work_ends"))),
+                name="stage_rule_working_hours_set",
             )
         ]
 

@@ -159,14 +159,22 @@ def _fuzzy_address_blocker(order: Order) -> list[str]:
     return []
 
 
+def _carrier_label(code: str) -> str:
+    from orders.models import Carrier  # orders.models reads this module's guards
+
+    return Carrier(code).label if code in Carrier.values else code or "—"
+
+
 def _cold_chain_blocker(order: Order) -> list[str]:
     """docs/brief.md: an order with a cold-chain item must use SF cold chain or it cannot go to packing;
     the same holds at the dock (order_ship sets the carrier it ships with before this runs)."""
     # Read through .all(): the card has the lines prefetched already.
     if any(line.cold_chain for line in order.lines.all()) and order.carrier_code != COLD_CHAIN_CARRIER:
         return [
-            _("This order has cold-chain items: it must use the SF cold chain channel (%(code)s) before packing.")
-            % {"code": COLD_CHAIN_CARRIER}
+            _(
+                "This order has cold-chain items: it must use the %(channel)s channel, not %(carrier)s; change its carrier before packing."
+            )
+            % {"channel": _carrier_label(COLD_CHAIN_CARRIER), "carrier": _carrier_label(order.carrier_code)}
         ]
     return []
 

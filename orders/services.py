@@ -972,8 +972,9 @@ def stage_rule_update(
         raise OrderError(_("A time limit is between 1 minute and 31 days."))
     if (work_starts is None) != (work_ends is None):
         raise OrderError(_("Give both the start and the end of working hours, or neither."))
-    if work_starts is not None and work_starts >= work_ends:
-        raise OrderError(_("Working hours must end after they start (e.g. 09:00 to 18:00)."))
+    if work_starts is not None and work_starts == work_ends:
+        # An end before the start is a night shift (18:00 to 09:00 the next morning): orders/clock.py.
+        raise OrderError(_("Working hours must not start and end at the same time (e.g. 09:00 to 18:00, or 18:00 to 09:00)."))
     with transaction.atomic():
         rule = StageRule.objects.select_for_update().get(pk=rule.pk)
         rule.responsible_role = responsible_role

@@ -55,6 +55,7 @@ def order_list(request: HttpRequest) -> HttpResponse:
         status=params.get("status", "") if params.get("status", "") in OrderStatus.values else "",
         tag=params.get("tag", "") if params.get("tag", "") in RiskTag.values else "",
         rush=params.get("rush") == "1",
+        open=params.get("open") == "1",
         held=params.get("held") == "1",
         overdue=params.get("overdue") == "1",
         mine=params.get("mine") == "1",

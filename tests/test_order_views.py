@@ -181,7 +181,7 @@ def test_card_shows_five_dimensions_and_the_blocked_pack_button(people):
     assert "赠品口水巾不要漏放" in body and "今天能发吗？" in body and "Invoice pending" in body and "上次少发赠品" in body
     pack = re.search(r'<form[^>]*id="transition-pack".*?</form>', body, re.S).group(0)
     assert re.search(r"<button[^>]*disabled", pack)
-    assert "it must use the SF cold chain channel (shunfenglengyun) before packing." in pack
+    assert "it must use the SF cold chain channel, not ZTO; change its carrier before packing." in pack
     # The pack verification (orders/packing.py), as on the PDA: nothing scanned yet, two notes to read.
     assert "Every item, gifts included, must be scanned at the packing station (PDA) before packing." in pack
     assert "0 of 2 scanned." in pack

@@ -157,7 +157,7 @@ def test_cold_chain_order_needs_sf_cold_chain_to_pack(people):
     with pytest.raises(services.TransitionBlocked) as refused:
         services.order_transition(order=order, name="pack", by=packer)
     assert refused.value.reasons == [
-        "This order has cold-chain items: it must use the SF cold chain channel (shunfenglengyun) before packing."
+        "This order has cold-chain items: it must use the SF cold chain channel, not ZTO; change its carrier before packing."
     ]
     order.refresh_from_db()
     assert order.status == "picking" and status_events(order) == []

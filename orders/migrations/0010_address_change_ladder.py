@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('orders', '0008_packscan_in_orders'),
+        ('orders', '0009_stage_rule_night_shifts'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
