@@ -211,6 +211,10 @@ def test_the_inbox_shows_old_and_new_receiver_who_asked_and_the_deadline(people)
     body = client.get("/address-changes/").content.decode()
     assert f'id="address-change-{change.pk}"' in body
     assert "世纪大道1号" in body and "市心北路100号" in body
+    supervisor = Client()
+    supervisor.login(username="supervisor", password=PASSWORD)
+    board = supervisor.get("/board/").content.decode()
+    assert 'id="lane-address-changes"' in board and f'id="address-change-{change.pk}"' in board
     response = client.post(f"/address-changes/{change.pk}/handle/")
     assert response.status_code == 302
     assert AddressChangeRequest.objects.get(pk=change.pk).status == "applied"
