@@ -55,6 +55,10 @@ ACTION_ROLES: dict[str, frozenset[str]] = {
     # Applying a change is a decision about the order, not warehouse work: the warehouse is told
     # (the request intercepts packing) but does not decide.
     "resolve_address_change": frozenset({"reviewer", "service"}),
+    # The waybill printed with the old address was reprinted (the picking/packed rung).
+    "confirm_reprint": frozenset({"dispatcher", "packer", "courier"}),
+    # The courier records what the carrier's hotline said (the rung for carriers without interception).
+    "record_carrier_outcome": frozenset({"courier"}),
     "open_after_sales": frozenset({"service", "sales"}),
     # Finance decides money (refunds); customer service decides every case.
     "decide_after_sales": frozenset({"service"}),
@@ -85,6 +89,8 @@ SCREEN_ROLES: dict[str, tuple[str, ...]] = {
     "tickets": ("courier", "supervisor"),
     "board": ("supervisor",),
     "rush": ("sales", "supervisor"),
+    # Issue 13: one inbox of address-change requests.
+    "address_changes": ("reviewer", "service", "supervisor"),
 }
 
 
@@ -131,6 +137,14 @@ def _interception_blockers(order: Order) -> list[str]:
     return reasons
 
 
+def _waybill_reprint_blocker(order: Order) -> list[str]:
+    """Issue 13: an address changed while picking or packed leaves a label with the old address;
+    the parcel leaves only after the waybill was reprinted."""
+    if order.address_changes.filter(reprint_pending=True).exists():
+        return [_("The address changed after picking began: reprint the waybill with the new address before shipping.")]
+    return []
+
+
 def _no_items_blocker(order: Order) -> list[str]:
     """Issue 11: "no items → no approve / pack". A rush order filed for a new phone starts empty
     (¥0.00); its items arrive with the ERP import."""
@@ -175,6 +189,7 @@ GUARDS: dict[str, tuple[tuple[str, ...], Callable[[Order], list[str]]]] = {
     "fuzzy_address": (("approve",), _fuzzy_address_blocker),
     "cold_chain": (("pack", "ship"), _cold_chain_blocker),
     "interception": (("pack", "ship"), _interception_blockers),
+    "waybill_reprint": (("ship",), _waybill_reprint_blocker),
 }
 
 

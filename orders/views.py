@@ -121,6 +121,10 @@ def _card_context(request: HttpRequest, order_number: str) -> dict:
         # Holds and carrier changes only make sense before the parcel leaves (the services agree).
         "is_active": order.status in ACTIVE_STATUSES,
         "stage_clock": clock.stage_clock(order),
+        # Issue 13: the label printed with the old address must be reprinted before shipping.
+        "reprint_pending": any(change.reprint_pending for change in order.address_changes.all()),
+        "can_confirm_reprint": may("confirm_reprint"),
+        "can_handle_address_change": may("resolve_address_change"),
     }
 
 
@@ -299,6 +303,11 @@ def _resolve_address(request, order, actor, version):
     return _("Address change handled.")
 
 
+def _confirm_reprint(request, order, actor, version):
+    services.address_change_confirm_reprint(order=order, by=actor)
+    return _("Waybill reprinted")
+
+
 def _int(raw: str | None) -> int:
     try:
         return int(raw or "")
@@ -329,6 +338,7 @@ ACTIONS: dict[str, ActionHandler] = {
     "correct_address": _correct_address,
     "request_address": _request_address,
     "resolve_address": _resolve_address,
+    "confirm_reprint": _confirm_reprint,
 }
 
 

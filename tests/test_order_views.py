@@ -234,6 +234,10 @@ def _change(order, people):
     )
 
 
+def _applied_while_packed(order, people):
+    services.address_change_apply(change=_change(order, people), by=Actor.of(people["reviewer"]))
+
+
 def _scanned(order, people):
     scan_every_item(order, people["packer"])
 
@@ -329,6 +333,14 @@ ACTION_CASES = {
         lambda o: o.address_changes.exists(),
     ),
     "resolve_address": ("paid", "reviewer", _change, {"decision": "apply"}, lambda o: o.address == "江南大道1号"),
+    # Issue 13: an address applied while packed leaves a waybill to reprint before shipping.
+    "confirm_reprint": (
+        "packed",
+        "packer",
+        _applied_while_packed,
+        {},
+        lambda o: not o.address_changes.filter(reprint_pending=True).exists(),
+    ),
 }
 ID_FIELDS = {"acknowledge": "note_id", "answer": "request_id", "decide_case": "case_id", "resolve_address": "change_id"}
 

@@ -56,6 +56,8 @@ class TicketKind(models.TextChoices):
     PROBLEM = "problem", _("Carrier reports a problem")
     RETURNED = "returned", _("Returned or refused")
     ABORTED = "aborted", _("Tracking aborted")
+    # Issue 13: a shipped parcel's address change the carrier takes only by phone (e.g. SF).
+    ADDRESS_CHANGE = "address_change", _("Address change by the carrier's hotline")
 
 
 class Ticket(models.Model):
@@ -93,7 +95,7 @@ class TicketNote(models.Model):
 class SavedView(models.Model):
     """The order list's filters under a name (orders/selectors.py OrderFilters.to_params()):
     private to its owner, or shared with one role. The defaults each role starts with are shared
-    views without an owner (workflows/migrations/0008_default_saved_views.py)."""
+    views without an owner (workflows/migrations/0009_default_saved_views.py)."""
 
     name = models.CharField(_("name"), max_length=60)
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="+")

@@ -12,7 +12,16 @@ from django.core.cache import cache
 from django.db.models import Count, Exists, F, OuterRef, Q
 from django.utils import timezone
 
-from orders.models import ACTIVE_STATUSES, Order, OrderStatus, OrderTag, RiskTag, StageRule
+from orders.models import (
+    ACTIVE_STATUSES,
+    ADDRESS_CHANGE_WAITING,
+    AddressChangeRequest,
+    Order,
+    OrderStatus,
+    OrderTag,
+    RiskTag,
+    StageRule,
+)
 from workflows.models import Alert, AlertKind, Ticket
 
 logger = logging.getLogger(__name__)
@@ -52,6 +61,8 @@ class Board:
     tags: list[OrderTag]
     tickets: list[Ticket]
     rules: dict[str, StageRule] = field(default_factory=dict)
+    # Issue 13: waiting address-change requests, the one due first on top.
+    address_changes: list[AddressChangeRequest] = field(default_factory=list)
 
 
 def board(*, filters: BoardFilters) -> Board:
@@ -93,6 +104,12 @@ def board(*, filters: BoardFilters) -> Board:
         tags=list(tags.order_by("opened_at")[:LANE_SIZE]),
         tickets=list(tickets.order_by("opened_at")[:LANE_SIZE]),
         rules=rules,
+        # Index address_change_waiting (partial: open and with the carrier), by deadline.
+        address_changes=list(
+            AddressChangeRequest.objects.filter(status__in=ADDRESS_CHANGE_WAITING)
+            .select_related("order")
+            .order_by("due_at", "pk")[:LANE_SIZE]
+        ),
     )
     _attach_card_details(rush + red + holds, rules)
     return board

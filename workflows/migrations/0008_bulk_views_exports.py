@@ -10,7 +10,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('orders', '0008_packscan_in_orders'),
-        ('workflows', '0006_ticket_kind_stalled_label'),
+        ('workflows', '0007_ticket_kind_address_change'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -43,5 +43,5 @@ def remove_default_views(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("workflows", "0007_bulk_views_exports")]
+    dependencies = [("workflows", "0008_bulk_views_exports")]
     operations = [migrations.RunPython(create_default_views, remove_default_views)]
