@@ -44,5 +44,6 @@ urlpatterns = [
     # Kuaidi100's push is read by integrations/kuaidi100/callback.py and reacted to by workflows/tracking.py.
     path("integrations/kuaidi100/callback/", tracking.kuaidi100_callback, name="kuaidi100_callback"),
     path("integrations/wechat/", include("integrations.wechat.urls")),
+    path("integrations/sms/", include("integrations.sms.urls")),
     path("", include("workflows.urls")),
 ]
