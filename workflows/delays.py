@@ -35,7 +35,7 @@ from workflows import notifications
 REASONS = {
     "stalled": notifications.STALLED.note,
     "missed_eta": gettext_noop("Later than expected"),
-    "stage": gettext_noop("Preparing takes longer"),
+    "stage": gettext_noop("Preparing delayed"),
 }
 # A breach or a missed ETA older than this is not pushed any more (a restart after a long outage).
 LOOKBACK = datetime.timedelta(hours=6)
