@@ -18,6 +18,7 @@ from decimal import Decimal
 from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from orders.access import Actor
 from orders.models import (
@@ -201,6 +202,20 @@ def carrier_set(*, order: Order, by: Actor, carrier: str, previous: str) -> Orde
     return _event(order, EventKind.CARRIER, by, {"carrier": carrier, "previous": previous})
 
 
+def waybill_changed(
+    *, order: Order, by: Actor, change: str, carrier: str, tracking_number: str, shipment_id: int, previous: str, reason: str
+) -> OrderEvent:
+    payload = {
+        "change": change,
+        "carrier": carrier,
+        "tracking_number": tracking_number,
+        "shipment_id": shipment_id,
+        "previous": previous,
+        "reason": reason,
+    }
+    return _event(order, EventKind.WAYBILL, by, payload)
+
+
 def tracking_changed(
     *,
     order: Order,
@@ -364,6 +379,26 @@ def _amount_check(payload: dict) -> str:
     }
 
 
+WAYBILL_CHANGES = {
+    "reship": gettext_lazy("Reshipped"),
+    "swap": gettext_lazy("Carrier swapped"),
+    "split": gettext_lazy("Another parcel"),
+}
+
+
+def _waybill(payload: dict) -> str:
+    text = _("%(change)s: %(carrier)s %(number)s") % {
+        "change": WAYBILL_CHANGES.get(payload.get("change", ""), payload.get("change", "")),
+        "carrier": _label(Carrier, payload.get("carrier", "")),
+        "number": payload.get("tracking_number", ""),
+    }
+    if payload.get("previous"):
+        text += _(" (replaces %(number)s)") % {"number": payload["previous"]}
+    if payload.get("reason"):
+        text += f" — {payload['reason']}"
+    return text
+
+
 def describe(event: OrderEvent) -> str:
     """What happened, in one line of the reader's language (the card's and the lookup's timeline)."""
     payload = event.payload or {}
@@ -412,6 +447,8 @@ def describe(event: OrderEvent) -> str:
         return _address_change(payload)
     if kind == EventKind.CARRIER:
         return _("Carrier channel: %(carrier)s") % {"carrier": _label(Carrier, payload.get("carrier", ""))}
+    if kind == EventKind.WAYBILL:
+        return _waybill(payload)
     if kind == EventKind.TRACKING:
         text = _label(TrackingState, payload.get("tracking_state", "")) or _label(EventKind, kind)
         if payload.get("context"):

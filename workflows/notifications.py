@@ -139,8 +139,10 @@ def message_content(
     """Template values for the order's current state, and whether they carry location and ETA
     or an explanation (the customer-perceived-delay measure counts those). `new_eta` is a
     predicted delivery time that replaces the carrier's (the delay push)."""
-    shipment: Shipment | None = order.shipments.order_by("-created_at").first()
-    parcels = order.shipments.count()
+    # Every parcel the order travels in now (a replaced waybill no longer counts).
+    active = order.shipments.filter(replaced_at__isnull=True)
+    shipment: Shipment | None = active.order_by("-created_at", "-pk").first() or order.shipments.order_by("-created_at").first()
+    parcels = active.count()
     state = shipment.tracking_state if shipment else ""
     meaning = TRACKING_MEANINGS.get(state)
     with translation.override(settings.LANGUAGE_CODE):

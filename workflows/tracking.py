@@ -133,6 +133,7 @@ def shipments_stalled_scan(*, now: datetime.datetime | None = None) -> int:
     stalled = (
         Shipment.objects.filter(
             order__status=OrderStatus.SHIPPED,
+            replaced_at__isnull=True,
             subscription__state__in=[SubscriptionState.PENDING, SubscriptionState.ACTIVE],
         )
         .filter(Q(last_event_at__lt=threshold) | Q(last_event_at__isnull=True, created_at__lt=threshold))
