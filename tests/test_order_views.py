@@ -257,6 +257,13 @@ ACTION_CASES = {
     "pack": ("picking", "packer", _scanned, {}, lambda o: o.status == "packed"),
     "ship": ("packed", "courier", None, {"carrier_code": "yunda", "tracking_number": "YD88"}, lambda o: o.status == "shipped"),
     "complete": ("shipped", "service", None, {}, lambda o: o.status == "completed"),
+    "waybill": (
+        "shipped",
+        "courier",
+        None,
+        {"change": "split", "carrier_code": "yunda", "tracking_number": "YD89"},
+        lambda o: o.shipments.filter(tracking_number="YD89").exists(),
+    ),
     "cancel": ("paid", "service", None, {"reason": "重复下单"}, lambda o: o.status == "cancelled"),
     "carrier": ("paid", "dispatcher", None, {"carrier_code": "shunfenglengyun"}, lambda o: o.carrier_code == "shunfenglengyun"),
     "hold": (
