@@ -329,6 +329,8 @@ SMS = {
         "day": int(os.environ.get("SMS_LIMIT_PER_DAY", "10")),
     },
 }
+# The health page's target for the SMS cost per day, in yuan.
+SMS_DAILY_BUDGET = float(os.environ.get("SMS_DAILY_BUDGET", "50"))
 # WeCom group robots (integrations/wecom): one webhook per role, WECOM_WEBHOOK_<ROLE> (the key in
 # the URL is the credential). In DEBUG without any, every role posts to the local fake robot.
 WECOM_SANDBOX = DEBUG and not any(key.startswith("WECOM_WEBHOOK_") for key in os.environ)

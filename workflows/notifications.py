@@ -24,7 +24,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 
 from django.db import transaction
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, OuterRef, Q
 
 from integrations.sms import services as sms
 from integrations.sms.models import SmsMessage, SmsOptOut
@@ -233,6 +233,14 @@ def _sms_push(
         carries_location=carries_location,
         not_before=not_before,
     )
+
+
+def problem_push() -> Q:
+    """Pushes that tell the customer of a problem: the delay pushes (workflows/delays.py) and the
+    tracking states whose meaning carries a note (a problem, a return, a refusal, tracking lost).
+    The proactive-reach measure counts them."""
+    states = [state for state, meaning in TRACKING_MEANINGS.items() if meaning.note]
+    return Q(event_key__startswith=DELAY_PREFIX) | Q(event_key__regex=r"^tracking:[0-9]+:(" + "|".join([*states, "abort"]) + r")$")
 
 
 def push_exists(*, order: Order, event_key: str) -> bool:
