@@ -6,7 +6,6 @@ import datetime
 
 import pytest
 import time_machine
-from django.conf import settings
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 

@@ -79,7 +79,9 @@ def test_the_reach_measures_come_from_what_happened(client, people, fake_wechat,
     # The SMS platform's receipt comes back with the billed segments.
     for sent in fake_sms.messages:
         response = client.post(
-            f"/integrations/sms/report/?token={settings.SMS['CALLBACK_TOKEN']}", [fake_sms.receipt_of(sent)], content_type="application/json"
+            f"/integrations/sms/report/?token={settings.SMS['CALLBACK_TOKEN']}",
+            [fake_sms.receipt_of(sent)],
+            content_type="application/json",
         )
         assert response.status_code == 200
 

@@ -38,7 +38,14 @@ def test_a_reship_resubscribes_and_tells_the_customer(client, people, fake_kuaid
     assert client.login(username="courier", password=PASSWORD)
     response = client.post(
         f"/orders/{order.order_number}/waybill/",
-        {"version": order.version, "change": "reship", "replaces": old.pk, "carrier_code": "shunfeng", "tracking_number": "sf7002", "reason": "lost"},
+        {
+            "version": order.version,
+            "change": "reship",
+            "replaces": old.pk,
+            "carrier_code": "shunfeng",
+            "tracking_number": "sf7002",
+            "reason": "lost",
+        },
     )
     assert response.status_code in (200, 302)
     new = Shipment.objects.get(order=order, tracking_number="SF7002")
@@ -66,9 +73,7 @@ def test_a_reship_resubscribes_and_tells_the_customer(client, people, fake_kuaid
 def test_a_split_parcel_adds_one_and_the_push_counts_both(people, fake_kuaidi100, fake_wechat, settings):
     settings.CUSTOMER_QUIET_HOURS = (0, 0)
     order = shipped_order(tracking_number="ZT7101")
-    order_change_waybill(
-        order=order, by=courier(people), change="split", carrier_code="zhongtong", tracking_number="ZT7102"
-    )
+    order_change_waybill(order=order, by=courier(people), change="split", carrier_code="zhongtong", tracking_number="ZT7102")
     reactions.reactions_relay()
     assert Shipment.objects.filter(order=order, replaced_at__isnull=True).count() == 2
     push = CustomerMessage.objects.get(order=order, event_key__startswith="waybill:")
@@ -80,7 +85,9 @@ def test_only_the_courier_changes_a_waybill_and_only_while_shipped(people, fake_
     old = Shipment.objects.get(order=order)
     service = Actor.of(people["service"])
     with pytest.raises(NotAllowed):
-        order_change_waybill(order=order, by=service, change="reship", replaces=old, carrier_code="zhongtong", tracking_number="ZT7202")
+        order_change_waybill(
+            order=order, by=service, change="reship", replaces=old, carrier_code="zhongtong", tracking_number="ZT7202"
+        )
     with pytest.raises(OrderError):
         order_change_waybill(order=order, by=courier(people), change="reship", carrier_code="zhongtong", tracking_number="ZT7202")
     with pytest.raises(OrderError):

@@ -48,7 +48,9 @@ def test_a_burst_of_breaches_is_one_markdown_message_with_the_order_links(fake_w
 
 def test_each_role_hears_on_its_own_robot_and_a_role_without_one_is_skipped(fake_wecom):
     now = timezone.now()
-    alerts.alert_raise(kind=AlertKind.RECONCILIATION, for_role="finance", dedupe_key="erp:1", message="ERP 差异 0.8%", link="/erp/")
+    alerts.alert_raise(
+        kind=AlertKind.RECONCILIATION, for_role="finance", dedupe_key="erp:1", message="ERP 差异 0.8%", link="/erp/"
+    )
     alerts.alert_raise(kind=AlertKind.TICKET, for_role="courier", dedupe_key="ticket:1", message="停滞包裹", link="/tickets/1/")
     alerts.alert_raise(kind=AlertKind.SYSTEM, for_role="packer", dedupe_key="sys:1", message="no robot for packers")
     assert alerts.alerts_robot_queue(now=now) == 2
@@ -86,7 +88,11 @@ def test_the_robots_own_refusals(fake_wecom):
 
 
 def test_an_unreachable_robot_never_writes_its_key_into_the_error(settings):
-    settings.WECOM = {"SANDBOX": False, "WEBHOOKS": {"supervisor": "http://127.0.0.1:9/cgi-bin/webhook/send?key=SECRETKEY"}, "PER_MINUTE": 18}
+    settings.WECOM = {
+        "SANDBOX": False,
+        "WEBHOOKS": {"supervisor": "http://127.0.0.1:9/cgi-bin/webhook/send?key=SECRETKEY"},
+        "PER_MINUTE": 18,
+    }
     alerts.alert_raise(kind=AlertKind.SYSTEM, for_role="supervisor", dedupe_key="s:y", message="y")
     alerts.alerts_robot_queue()
     message = RobotMessage.objects.get()

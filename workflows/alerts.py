@@ -175,7 +175,7 @@ def _robot_markdown(role: str, alerts: list[Alert], more: int, numbers: dict[int
         link = f"/orders/{numbers[alert.order_id]}/" if alert.order_id in numbers else alert.link
         target = f" [{_('Open')}]({base}{link})" if link else ""
         when = timezone.localtime(alert.created_at).strftime("%H:%M")
-        lines.append(f"> <font color=\"warning\">{when}</font> {alert.message}{target}")
+        lines.append(f'> <font color="warning">{when}</font> {alert.message}{target}')
     if more:
         lines.append(_("…and %(count)d more on the board") % {"count": more})
     return "\n".join(lines)

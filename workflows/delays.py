@@ -83,9 +83,7 @@ def missed_eta_scan(*, now: datetime.datetime | None = None) -> int:
     """Parcels past their carrier's ETA and not delivered: one push per missed ETA."""
     now = now or timezone.now()
     late = (
-        Shipment.objects.filter(
-            order__status=OrderStatus.SHIPPED, replaced_at__isnull=True, eta__lt=now, eta__gte=now - LOOKBACK
-        )
+        Shipment.objects.filter(order__status=OrderStatus.SHIPPED, replaced_at__isnull=True, eta__lt=now, eta__gte=now - LOOKBACK)
         .exclude(tracking_state__in=[TrackingState.SIGNED, TrackingState.RETURNED_SIGNED])
         .select_related("order__customer")
     )

@@ -19,12 +19,11 @@ import datetime
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.db import transaction
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
-
-from django.db import transaction
-from django.db.models import Exists, OuterRef, Q
 
 from integrations.sms import services as sms
 from integrations.sms.models import SmsMessage, SmsOptOut
@@ -133,9 +132,7 @@ FALLBACK_WINDOW = datetime.timedelta(hours=24)
 DELAY_PREFIX = "delay:"
 
 
-def message_content(
-    *, order: Order, reason: str = "", new_eta: datetime.datetime | None = None
-) -> tuple[dict[str, str], bool]:
+def message_content(*, order: Order, reason: str = "", new_eta: datetime.datetime | None = None) -> tuple[dict[str, str], bool]:
     """Template values for the order's current state, and whether they carry location and ETA
     or an explanation (the customer-perceived-delay measure counts those). `new_eta` is a
     predicted delivery time that replaces the carrier's (the delay push)."""
@@ -240,7 +237,9 @@ def problem_push() -> Q:
     tracking states whose meaning carries a note (a problem, a return, a refusal, tracking lost).
     The proactive-reach measure counts them."""
     states = [state for state, meaning in TRACKING_MEANINGS.items() if meaning.note]
-    return Q(event_key__startswith=DELAY_PREFIX) | Q(event_key__regex=r"^tracking:[0-9]+:(" + "|".join([*states, "abort"]) + r")$")
+    return Q(event_key__startswith=DELAY_PREFIX) | Q(
+        event_key__regex=r"^tracking:[0-9]+:(" + "|".join([*states, "abort"]) + r")$"
+    )
 
 
 def push_exists(*, order: Order, event_key: str) -> bool:

@@ -65,9 +65,7 @@ def missed_waybill_events(*, now: datetime.datetime | None = None) -> list[int]:
     """Waybill changes of the last day whose subscription or push is missing (few: a loop is fine)."""
     now = now or timezone.now()
     missed = []
-    for event in OrderEvent.objects.filter(kind=EventKind.WAYBILL, occurred_at__gte=now - RELAY_WINDOW).select_related(
-        "order"
-    ):
+    for event in OrderEvent.objects.filter(kind=EventKind.WAYBILL, occurred_at__gte=now - RELAY_WINDOW).select_related("order"):
         shipment_id = event.payload.get("shipment_id")
         unsubscribed = Shipment.objects.filter(pk=shipment_id, subscription__isnull=True).exists()
         unpushed = event.order.status == OrderStatus.SHIPPED and not push_exists(

@@ -161,7 +161,9 @@ class FakeSms:
             )
             success = phone not in self.undeliverable
         if self.report_url:
-            threading.Thread(target=self._report, args=(phone, biz_id, size, success, params.get("OutId", "")), daemon=True).start()
+            threading.Thread(
+                target=self._report, args=(phone, biz_id, size, success, params.get("OutId", "")), daemon=True
+            ).start()
         return 200, {"Code": "OK", "Message": "OK", "BizId": biz_id, "RequestId": secrets.token_hex(8).upper()}
 
     def _post(self, url: str, items: list[dict]) -> int:

@@ -148,7 +148,10 @@ def sms_send(*, message_id: int) -> str:
     mine = SmsMessage.objects.filter(pk=message.pk, attempts=message.attempts)
     try:
         biz_id = client.send_sms(
-            phone=message.phone, template_code=message.template_code, template_param=message.params, out_id=message.idempotency_key
+            phone=message.phone,
+            template_code=message.template_code,
+            template_param=message.params,
+            out_id=message.idempotency_key,
         )
     except client.SmsError as exc:
         if exc.permanent or message.attempts >= MAX_ATTEMPTS:

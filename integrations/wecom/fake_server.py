@@ -76,7 +76,13 @@ class FakeWeComRobot:
             if sum(1 for m in self.messages if m["key"] == key and now - m["at"] < 60) >= self.per_minute:
                 return {"errcode": 45009, "errmsg": "api freq out of limit"}
             self.messages.append(
-                {"key": key, "msgtype": kind, "content": content, "at": now, "received_at": datetime.datetime.now().strftime("%H:%M:%S")}
+                {
+                    "key": key,
+                    "msgtype": kind,
+                    "content": content,
+                    "at": now,
+                    "received_at": datetime.datetime.now().strftime("%H:%M:%S"),
+                }
             )
             return {"errcode": 0, "errmsg": "ok"}
 

@@ -4,20 +4,46 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('orders', '0008_packscan_in_orders'),
+        ("orders", "0008_packscan_in_orders"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='shipment',
-            name='replaced_at',
-            field=models.DateTimeField(blank=True, null=True, verbose_name='replaced'),
+            model_name="shipment",
+            name="replaced_at",
+            field=models.DateTimeField(blank=True, null=True, verbose_name="replaced"),
         ),
         migrations.AlterField(
-            model_name='orderevent',
-            name='kind',
-            field=models.CharField(choices=[('created', 'Created'), ('status', 'Status changed'), ('hold', 'Put on hold'), ('release', 'Released'), ('claim', 'Claimed'), ('unclaim', 'Unclaimed'), ('note', 'Note'), ('acknowledge', 'Note acknowledged'), ('feedback_ask', 'Feedback requested'), ('feedback_answer', 'Feedback answered'), ('tag', 'Tag added'), ('untag', 'Tag resolved'), ('after_sales', 'After-sales'), ('address_change', 'Address change'), ('carrier', 'Carrier channel'), ('tracking', 'Tracking update'), ('import_update', 'Updated from import'), ('sync_refused', 'Refused from an outside system'), ('phone_reveal', 'Phone number revealed'), ('rush', 'Rush'), ('sla_breach', 'Stage time limit exceeded'), ('assign', 'Assigned'), ('waybill', 'Waybill changed')], max_length=20),
+            model_name="orderevent",
+            name="kind",
+            field=models.CharField(
+                choices=[
+                    ("created", "Created"),
+                    ("status", "Status changed"),
+                    ("hold", "Put on hold"),
+                    ("release", "Released"),
+                    ("claim", "Claimed"),
+                    ("unclaim", "Unclaimed"),
+                    ("note", "Note"),
+                    ("acknowledge", "Note acknowledged"),
+                    ("feedback_ask", "Feedback requested"),
+                    ("feedback_answer", "Feedback answered"),
+                    ("tag", "Tag added"),
+                    ("untag", "Tag resolved"),
+                    ("after_sales", "After-sales"),
+                    ("address_change", "Address change"),
+                    ("carrier", "Carrier channel"),
+                    ("tracking", "Tracking update"),
+                    ("import_update", "Updated from import"),
+                    ("sync_refused", "Refused from an outside system"),
+                    ("phone_reveal", "Phone number revealed"),
+                    ("rush", "Rush"),
+                    ("sla_breach", "Stage time limit exceeded"),
+                    ("assign", "Assigned"),
+                    ("waybill", "Waybill changed"),
+                ],
+                max_length=20,
+            ),
         ),
     ]

@@ -47,14 +47,14 @@ class PerceivedDelays:
 
 def perceived_delays(*, start: datetime.datetime, end: datetime.datetime) -> PerceivedDelays:
     """Customer-perceived delay (CPD) over the episodes whose first inquiry falls in [start, end):
-    from the first "where is my order" to the first push carrying location/ETA or an exception
-    explanation sent at or after it. Repeated questions before the answer belong to the same
-    episode, so a customer who asks three times counts once, from the first time; a question
-    asked before `start` and repeated inside the window is an episode of the earlier day, not a
-    new one. The clock stops when the push is sent (accepted by WeChat), not when it is queued:
-    the customer perceives the message, not our intention to send it. Both channels count: a
-WeChat push or an SMS. The one definition of CPD
-    (the health self-check and the front line read it here)."""
+        from the first "where is my order" to the first push carrying location/ETA or an exception
+        explanation sent at or after it. Repeated questions before the answer belong to the same
+        episode, so a customer who asks three times counts once, from the first time; a question
+        asked before `start` and repeated inside the window is an episode of the earlier day, not a
+        new one. The clock stops when the push is sent (accepted by WeChat), not when it is queued:
+        the customer perceives the message, not our intention to send it. Both channels count: a
+    WeChat push or an SMS. The one definition of CPD
+        (the health self-check and the front line read it here)."""
     order_ids = set(Inquiry.objects.filter(asked_at__gte=start, asked_at__lt=end).values_list("order_id", flat=True))
     # The orders' earlier inquiries and answers too: an episode may have begun before the window.
     inquiries = (
@@ -124,8 +124,8 @@ def proactive_reach(*, start: datetime.datetime, end: datetime.datetime) -> Proa
     then: reached first when such a push was sent before the first inquiry (or none came)."""
     first_push: dict[int, datetime.datetime] = {}
     for outbox, sent in ((CustomerMessage, MessageStatus.SENT), (SmsMessage, SmsStatus.SENT)):
-        for order_id, sent_at in (
-            outbox.objects.filter(problem_push(), status=sent, sent_at__lt=end).values_list("order_id", "sent_at")
+        for order_id, sent_at in outbox.objects.filter(problem_push(), status=sent, sent_at__lt=end).values_list(
+            "order_id", "sent_at"
         ):
             if order_id not in first_push or sent_at < first_push[order_id]:
                 first_push[order_id] = sent_at

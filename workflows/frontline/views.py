@@ -16,6 +16,7 @@ from django.utils.http import RFC3986_SUBDELIMS
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from integrations.sms.services import message_exists as sms_message_exists
 from orders import rules, services
 from orders.access import Actor, client_ip, public_endpoint, role_required
 from orders.models import AfterSalesKind, Note, NoteAudience, NoteKind, Order, OrderLine, PackScan
@@ -150,6 +151,8 @@ def _inquiry(request, order, actor):
     answer = order_answer(order).as_text()
     if inquiry.answer_message_id:
         return _("Inquiry recorded; the customer was sent: %(answer)s") % {"answer": answer}
+    if sms_message_exists(order=order, event_key=f"inquiry:{inquiry.pk}"):
+        return _("Inquiry recorded; the customer was sent by SMS: %(answer)s") % {"answer": answer}
     return _("Inquiry recorded. The customer has no WeChat push; tell them: %(answer)s") % {"answer": answer}
 
 

@@ -24,11 +24,11 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from integrations.erp.models import ReconciliationRun
+from integrations.sms.models import SmsMessage, SmsStatus
+from integrations.wechat.models import CustomerMessage, MessageStatus
 from orders.clock import business_day_bounds, business_today  # the calendar's home; re-exported for workflows/health
 from orders.models import AfterSalesCase, AfterSalesKind, AfterSalesStatus, Order, OrderEvent, OrderStatus, OrderTag
 from orders.selectors import overdue_filter
-from integrations.sms.models import SmsMessage, SmsStatus
-from integrations.wechat.models import CustomerMessage, MessageStatus
 from workflows.frontline.measures import perceived_delays, proactive_reach, status_queries
 from workflows.frontline.models import Inquiry
 from workflows.health.models import ConsistencyTask
@@ -294,9 +294,11 @@ def _failures(day: datetime.date) -> list[tuple[int, str, str]]:
         )
     )
     failed = []
-    for order_id, event_key, error, report in CustomerMessage.objects.filter(created_at__gte=start, created_at__lt=end).filter(
-        Q(status=MessageStatus.REFUSED) | Q(delivery_status__startswith="failed")
-    ).values_list("order_id", "event_key", "last_error", "delivery_status"):
+    for order_id, event_key, error, report in (
+        CustomerMessage.objects.filter(created_at__gte=start, created_at__lt=end)
+        .filter(Q(status=MessageStatus.REFUSED) | Q(delivery_status__startswith="failed"))
+        .values_list("order_id", "event_key", "last_error", "delivery_status")
+    ):
         if (order_id, event_key) not in sms_sent:
             reason = report if report.startswith("failed") else (error.split(" ")[0] if error[:1].isdigit() else _("no openid"))
             failed.append((order_id, "WeChat", reason))
@@ -314,7 +316,10 @@ def measure_push_failures(*, day: datetime.date) -> MeasureValue:
     pushes = (
         CustomerMessage.objects.filter(created_at__gte=start, created_at__lt=end).values_list("order_id", "event_key").distinct()
     )
-    total = len(set(pushes) | set(SmsMessage.objects.filter(created_at__gte=start, created_at__lt=end).values_list("order_id", "event_key")))
+    total = len(
+        set(pushes)
+        | set(SmsMessage.objects.filter(created_at__gte=start, created_at__lt=end).values_list("order_id", "event_key"))
+    )
     failures = _failures(day)
     reasons: dict[str, int] = {}
     for _order_id, channel, reason in failures:

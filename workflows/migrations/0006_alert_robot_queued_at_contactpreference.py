@@ -7,27 +7,52 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('orders', '0008_packscan_in_orders'),
-        ('workflows', '0005_alert_link_and_email_claim'),
+        ("orders", "0008_packscan_in_orders"),
+        ("workflows", "0005_alert_link_and_email_claim"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='alert',
-            name='robot_queued_at',
+            model_name="alert",
+            name="robot_queued_at",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.CreateModel(
-            name='ContactPreference',
+            name="ContactPreference",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('channel', models.CharField(choices=[('auto', 'WeChat, else SMS'), ('wechat', 'WeChat only'), ('sms', 'SMS only'), ('none', 'No messages (unsubscribed)')], default='auto', max_length=8)),
-                ('updated_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('customer', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='contact_preference', to='orders.customer')),
-                ('updated_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "channel",
+                    models.CharField(
+                        choices=[
+                            ("auto", "WeChat, else SMS"),
+                            ("wechat", "WeChat only"),
+                            ("sms", "SMS only"),
+                            ("none", "No messages (unsubscribed)"),
+                        ],
+                        default="auto",
+                        max_length=8,
+                    ),
+                ),
+                ("updated_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "customer",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="contact_preference", to="orders.customer"
+                    ),
+                ),
+                (
+                    "updated_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
         ),
     ]
