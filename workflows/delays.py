@@ -24,19 +24,14 @@ from django.conf import settings
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_noop
 
 from integrations.sms.models import SmsMessage
 from integrations.wechat.models import CustomerMessage
 from orders.models import ACTIVE_STATUSES, Order, OrderStatus, Shipment, StageRule, TrackingState
 from workflows import notifications
 
-# Why a parcel is late, as the customer reads it (≤ 20 characters: a WeChat `thing`).
-REASONS = {
-    "stalled": notifications.STALLED.note,
-    "missed_eta": gettext_noop("Later than expected"),
-    "stage": gettext_noop("Preparing delayed"),
-}
+# Why a parcel is late, per cause (the customer's words live with the other push texts).
+REASONS = notifications.DELAY_REASONS
 # A breach or a missed ETA older than this is not pushed any more (a restart after a long outage).
 LOOKBACK = datetime.timedelta(hours=6)
 
@@ -92,7 +87,7 @@ def missed_eta_scan(*, now: datetime.datetime | None = None) -> int:
         key = delay_event_key("eta", shipment.pk, f"{shipment.eta:%Y%m%d%H%M}")
         if notifications.push_exists(order=shipment.order, event_key=key):
             continue
-        pushed += delay_push(order=shipment.order, cause="missed_eta", key=key, now=now, shipment=shipment) is not None
+        pushed += delay_push(order=shipment.order, cause="eta", key=key, now=now, shipment=shipment) is not None
     return pushed
 
 

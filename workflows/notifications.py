@@ -130,6 +130,13 @@ def is_stalled(shipment: Shipment, *, now: datetime.datetime) -> bool:
 # A WeChat refusal older than this is not followed by an SMS: news that late would confuse.
 FALLBACK_WINDOW = datetime.timedelta(hours=24)
 DELAY_PREFIX = "delay:"
+# Why a parcel is late, per cause of a delay push (workflows/delays.py), as the customer reads it
+# (≤ 20 characters: a WeChat `thing`).
+DELAY_REASONS = {
+    "stalled": STALLED.note,
+    "eta": gettext_noop("Later than expected"),
+    "stage": gettext_noop("Preparing delayed"),
+}
 
 
 def message_content(*, order: Order, reason: str = "", new_eta: datetime.datetime | None = None) -> tuple[dict[str, str], bool]:
@@ -315,3 +322,46 @@ def sms_fallback_scan(*, now: datetime.datetime | None = None, limit: int = 500)
             )
         queued += text is not None
     return queued
+
+
+# --- What staff read about a push ----------------------------------------------------------------
+
+
+def push_about(event_key: str) -> str:
+    """What a push was about, in the reader's language, from the event key it was queued under
+    (customer_push_order_status's callers: "shipped", "tracking:<shipment>:<state or abort>",
+    "delay:<cause>:…", "waybill:<event>", "inquiry:<id>"; "stalled:<shipment>:<time>" before
+    issue 18). The card's panel and the lookup show it."""
+    kind, _sep, rest = event_key.partition(":")
+    if kind == "shipped":
+        return _("Shipped")
+    if kind == "tracking":
+        state = rest.rpartition(":")[2]
+        if state == "abort":
+            return _(ABORTED.note)
+        meaning = TRACKING_MEANINGS.get(state)
+        return _("Tracking: %(state)s") % {"state": _(meaning.text)} if meaning else _("Tracking update")
+    if kind == "stalled":
+        return _(STALLED.note)
+    if kind == "delay":
+        cause = rest.partition(":")[0]
+        return _(DELAY_REASONS[cause]) if cause in DELAY_REASONS else _("Delay")
+    if kind == "waybill":
+        return _("Waybill changed")
+    if kind == "inquiry":
+        return _("Answer to the customer's question")
+    return _("Order status")
+
+
+# WeChat's delivery report (TEMPLATESENDJOBFINISH's Status, docs/protocols.md): "success",
+# "failed:user block" (the customer refuses the account's messages), "failed: system failed".
+DELIVERY_REPORTS = {
+    "success": gettext_noop("delivered"),
+    "failed:userblock": gettext_noop("not delivered: the customer blocks our messages"),
+    "failed:systemfailed": gettext_noop("not delivered: WeChat failed"),
+}
+
+
+def delivery_text(delivery_status: str) -> str:
+    report = DELIVERY_REPORTS.get(delivery_status.replace(" ", "").lower())
+    return _(report) if report else _("not delivered")

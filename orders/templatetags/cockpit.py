@@ -85,6 +85,12 @@ def event_summary(event) -> str:
 
 
 @register.filter
+def event_actor(event) -> str:
+    """Who did it: a person's name, or the system's in the user's language (orders/events.py)."""
+    return events.actor_label(event)
+
+
+@register.filter
 def person(user) -> str:
     """A user's display name ("" for nobody), so templates never reach into a missing user."""
     if user is None:
