@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 import time_machine
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from integrations.sms import services as sms
 from integrations.sms.models import SmsMessage
@@ -102,7 +102,8 @@ def test_the_reach_measures_come_from_what_happened(client, people, fake_wechat,
 
     # Failures by reason: the WeChat-only customer who does not follow.
     failures = measures.measure_push_failures(day=DAY)
-    assert "WeChat 43004 ×1" in failures.detail["by_reason"]
+    with translation.override("zh-hans"):
+        assert "微信：未关注服务号 ×1" == measures.measure_push_failures(day=DAY).detail["by_reason"]
     total = failures.sample_size
     assert failures.value == round(100 / total, 2)
     [row] = measures.behind_push_failures(day=DAY)

@@ -18,6 +18,8 @@ from urllib.parse import quote
 
 import requests
 from django.conf import settings
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 # Refusals worth another try, later: the provider's own trouble, and its per-phone flow control
 # (`isv.BUSINESS_LIMIT_CONTROL` is not retried at once: the caller backs off for an hour).
@@ -107,6 +109,27 @@ def callback_token_valid(token: str) -> bool:
     """Receipts and replies are pushed to a URL carrying our token (the provider signs nothing)."""
     expected = settings.SMS["CALLBACK_TOKEN"]
     return bool(expected) and hmac.compare_digest(expected, token or "")
+
+
+# Why an SMS did not reach the phone, for people (the health page's failures by reason).
+ERROR_REASONS = {
+    "isv.MOBILE_NUMBER_ILLEGAL": gettext_noop("invalid phone number"),
+    "isv.SMS_TEMPLATE_ILLEGAL": gettext_noop("template not approved"),
+    "isv.SMS_SIGNATURE_ILLEGAL": gettext_noop("signature not approved"),
+    "isv.TEMPLATE_MISSING_PARAMETERS": gettext_noop("template values missing"),
+    "isv.INVALID_JSON_PARAM": gettext_noop("template values missing"),
+    "SignatureDoesNotMatch": gettext_noop("credentials rejected"),
+    "InvalidAccessKeyId.NotFound": gettext_noop("credentials rejected"),
+    RATE_LIMITED: gettext_noop("over the per-phone limit"),
+    "opted_out": gettext_noop("unsubscribed"),
+}
+
+
+def error_text(code: str, *, delivery: bool = False) -> str:
+    """A refusal code (or, with `delivery`, a carrier's receipt code) in the reader's language."""
+    if code in ERROR_REASONS:
+        return _(ERROR_REASONS[code])
+    return _("not delivered by the carrier") if delivery else _("refused by the SMS platform")
 
 
 # Replies that unsubscribe (the templates end with 回T退订): T, TD, 退订, N, 0000.

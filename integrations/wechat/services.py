@@ -24,6 +24,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from integrations.wechat import client
 from integrations.wechat.models import CustomerMessage, MessageStatus
@@ -168,6 +169,23 @@ def customer_messages_relay(*, now: datetime.datetime | None = None, limit: int 
 # tells ("failed:user block"). A push like that needs another channel (workflows/notifications.py).
 UNREACHABLE_CODES = ("43004", "43101", "40003")
 BLOCKED_REPORT = "failed:user block"
+
+
+# Why WeChat refused a message, for people (the health page's failures by reason).
+REFUSAL_REASONS = {
+    "43004": gettext_noop("not following the service account"),
+    "43101": gettext_noop("refuses our messages"),
+    "40003": gettext_noop("not a valid openid"),
+    "47003": gettext_noop("message values refused"),
+    "45009": gettext_noop("daily quota reached"),
+}
+
+
+def refusal_text(last_error: str) -> str:
+    code = (last_error or "").split(" ", 1)[0]
+    if code in REFUSAL_REASONS:
+        return _(REFUSAL_REASONS[code])
+    return _("no openid") if not code[:1].isdigit() else _("refused by WeChat")
 
 
 def unreachable_messages(*, since: datetime.datetime):

@@ -24,8 +24,10 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from integrations.erp.models import ReconciliationRun
+from integrations.sms.client import error_text as sms_error_text
 from integrations.sms.models import SmsMessage, SmsStatus
 from integrations.wechat.models import CustomerMessage, MessageStatus
+from integrations.wechat.services import refusal_text as wechat_refusal_text
 from orders.clock import business_day_bounds, business_today  # the calendar's home; re-exported for workflows/health
 from orders.events import actor_label
 from orders.models import AfterSalesCase, AfterSalesKind, AfterSalesStatus, Order, OrderEvent, OrderStatus, OrderTag
@@ -34,6 +36,7 @@ from workflows.frontline.measures import perceived_delays, proactive_reach, stat
 from workflows.frontline.models import Inquiry
 from workflows.health.models import ConsistencyTask
 from workflows.models import Ticket
+from workflows.notifications import delivery_text
 
 BUSINESS_TZ = ZoneInfo(settings.TIME_ZONE)
 # How many rows the "orders behind the number" page lists, worst first.
@@ -301,14 +304,14 @@ def _failures(day: datetime.date) -> list[tuple[int, str, str]]:
         .values_list("order_id", "event_key", "last_error", "delivery_status")
     ):
         if (order_id, event_key) not in sms_sent:
-            reason = report if report.startswith("failed") else (error.split(" ")[0] if error[:1].isdigit() else _("no openid"))
-            failed.append((order_id, "WeChat", reason))
+            reason = delivery_text(report) if report.startswith("failed") else wechat_refusal_text(error)
+            failed.append((order_id, _("WeChat"), reason))
     for order_id, code, delivery_error in (
         SmsMessage.objects.filter(created_at__gte=start, created_at__lt=end)
         .filter(Q(status=SmsStatus.REFUSED) | Q(delivery_status="failed"))
         .values_list("order_id", "error_code", "delivery_error")
     ):
-        failed.append((order_id, "SMS", code or delivery_error))
+        failed.append((order_id, _("SMS"), sms_error_text(code) if code else sms_error_text(delivery_error, delivery=True)))
     return failed
 
 
@@ -324,8 +327,8 @@ def measure_push_failures(*, day: datetime.date) -> MeasureValue:
     failures = _failures(day)
     reasons: dict[str, int] = {}
     for _order_id, channel, reason in failures:
-        reasons[f"{channel} {reason}"] = reasons.get(f"{channel} {reason}", 0) + 1
-    detail = {"by_reason": ", ".join(f"{reason} ×{count}" for reason, count in sorted(reasons.items(), key=lambda r: -r[1]))}
+        reasons[f"{channel}：{reason}"] = reasons.get(f"{channel}：{reason}", 0) + 1
+    detail = {"by_reason": "，".join(f"{reason} ×{count}" for reason, count in sorted(reasons.items(), key=lambda r: -r[1]))}
     if not total:
         return MeasureValue(None, 0, detail)
     return MeasureValue(round(100 * len(failures) / total, 2), total, detail)
@@ -656,7 +659,7 @@ MEASURES: list[Measure] = [
         unit="yuan",
         method=gettext_lazy(
             "The SMS sent that day: billed segments from the delivery receipts × the price per segment (a message "
-            "without a receipt yet counts one segment); target: the daily SMS budget (SMS_DAILY_BUDGET)."
+            "without a receipt yet counts one segment); target: the daily SMS budget."
         ),
         compute=measure_sms_cost,
     ),
