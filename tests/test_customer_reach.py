@@ -209,3 +209,21 @@ def test_the_signature_matches_the_documented_example():
         "Version": "2017-05-25",
     }
     assert sms_client.signature(params, "testSecret", method="GET") == "zJDF+Lrzhj/ThnlvIToysFRq6t4="
+
+
+def test_customer_service_records_the_opt_out_on_the_lookup(client, people, fake_wechat, fake_sms, daytime):
+    order = shipped(bound=False)
+    assert client.login(username="service", password="test-password-123")
+    page = client.get("/service/lookup/", {"q": order.customer.phone}).content.decode()
+    assert 'id="contact-form"' in page
+    response = client.post(f"/service/lookup/{order.order_number}/contact/", {"channel": "none", "q": order.customer.phone})
+    assert response.status_code == 302
+    assert notifications.contact_channel(order.customer) == ContactChannel.NONE
+    assert notifications.customer_push_order_status(order=order, event_key="shipped") is None
+    assert client.post(f"/service/lookup/{order.order_number}/contact/", {"channel": "pigeon"}).status_code == 302
+    assert notifications.contact_channel(order.customer) == ContactChannel.NONE
+    # Only the lookup's roles may change it.
+    client.logout()
+    assert client.login(username="packer", password="test-password-123")
+    assert client.post(f"/service/lookup/{order.order_number}/contact/", {"channel": "auto"}).status_code == 403
+    assert notifications.contact_channel(order.customer) == ContactChannel.NONE

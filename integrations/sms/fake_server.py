@@ -36,7 +36,7 @@ SANDBOX_SIGN_NAME = "贝乐母婴"
 SANDBOX_CALLBACK_TOKEN = "sandbox-sms-token"  # noqa: S105
 # The approved templates (only these can be sent), with the texts the carriers approved.
 TEMPLATES = {
-    "SMS_BEILE_STATUS": "您的订单${order}${status}，${location}，预计${eta}到达。${note} 详情${link} 回T退订",
+    "SMS_BEILE_STATUS": "您的订单${order}：${status}，${location}，${eta}。${note} 详情${link} 回T退订",
     "SMS_BEILE_DELAY": "抱歉，您的订单${order}${note}，新的预计送达时间${eta}。详情${link} 回T退订",
 }
 PHONE = re.compile(r"^1\d{10}$")
