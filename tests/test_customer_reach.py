@@ -3,6 +3,7 @@ template) to a customer WeChat cannot reach; an opted-out customer gets nothing;
 keeps the outbox guarantees and the carriers' per-phone limits. Both fakes over real HTTP."""
 
 import datetime
+import time
 from decimal import Decimal
 
 import pytest
@@ -227,3 +228,24 @@ def test_customer_service_records_the_opt_out_on_the_lookup(client, people, fake
     assert client.login(username="packer", password="test-password-123")
     assert client.post(f"/service/lookup/{order.order_number}/contact/", {"channel": "auto"}).status_code == 403
     assert notifications.contact_channel(order.customer) == ContactChannel.NONE
+
+
+@pytest.mark.django_db(transaction=True)
+def test_receipts_and_replies_come_back_over_http(live_server, fake_wechat, fake_sms, daytime):
+    """The fake platform pushes the delivery receipt and the customer's 退订 reply to the running
+    cockpit, as the real one does: both are recorded."""
+    fake_sms.report_url = f"{live_server.url}/integrations/sms/report/?token={SMS_TOKEN}"
+    fake_sms.reply_url = f"{live_server.url}/integrations/sms/reply/?token={SMS_TOKEN}"
+    order = shipped(bound=False)
+    notifications.customer_push_order_status(order=order, event_key="shipped")
+    assert send_all_sms() == ["sent"]
+    deadline = time.monotonic() + 10
+    while not fake_sms.reports and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert fake_sms.reports and fake_sms.reports[0][1] == 200
+    text = SmsMessage.objects.get()
+    assert text.delivery_status == "delivered" and text.segments >= 1
+    assert fake_sms.reply(order.customer.phone, "TD") == 200
+    assert SmsOptOut.objects.filter(phone=order.customer.phone).exists()
+    notifications.customer_push_order_status(order=order, event_key="tracking:9:5")
+    assert SmsMessage.objects.count() == 1
