@@ -63,12 +63,28 @@ def _interception(order, people):
     services.after_sales_open(order=order, by=Actor.of(people["service"]), kind="refund", reason="不要了", amount=Decimal("1.00"))
 
 
+def _waybill_reprint(order, people):
+    # Issue 13: an address change applied once picking began leaves a label to reprint.
+    change = services.address_change_request(
+        order=order,
+        by=Actor.of(people["service"]),
+        receiver_name="李娜",
+        receiver_phone="13912345678",
+        province="上海市",
+        city="上海市",
+        district="浦东新区",
+        address="世纪大道1号",
+    )
+    services.address_change_apply(change=change, by=Actor.of(people["reviewer"]))
+
+
 BREAK = {
     "hold": _hold,
     "no_items": _no_items,
     "fuzzy_address": _fuzzy_address,
     "cold_chain": _cold_chain,
     "interception": _interception,
+    "waybill_reprint": _waybill_reprint,
 }
 
 

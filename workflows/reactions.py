@@ -13,24 +13,48 @@ from __future__ import annotations
 import datetime
 
 from django.conf import settings
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import CharField, Exists, OuterRef, Q, Value
+from django.db.models.functions import Cast, Concat
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from integrations.kuaidi100.services import shipment_track
+from integrations.sms.models import SmsMessage
 from integrations.wechat.models import CustomerMessage
+from orders import events
 from orders.models import EventKind, Order, OrderEvent, OrderStatus, Shipment
-from workflows.notifications import customer_push_order_status, push_exists
+from workflows.models import ContactChannel, ContactPreference
+from workflows.notifications import ADDRESS_CHANGE_PUSH_TEXT, customer_push_order_status, push_exists
 
 # Older misses are left alone: a shipped push a day late would confuse more than it helps.
 RELAY_WINDOW = datetime.timedelta(hours=24)
 SHIPPED_PUSH = "shipped"
 
 
+def address_change_push_key(change_id: int) -> str:
+    return f"address_change:{change_id}"
+
+
+def react_to_address_change_event(event: OrderEvent) -> str:
+    """An address change ended: one push to the customer with its outcome."""
+    action = event.payload.get("action")
+    if action not in events.ADDRESS_CHANGE_OUTCOMES or not event.payload.get("change_id"):
+        return "nothing to do"
+    order = Order.objects.select_related("customer").get(pk=event.order_id)
+    with translation.override(settings.LANGUAGE_CODE):
+        reason = _(ADDRESS_CHANGE_PUSH_TEXT[action])
+    customer_push_order_status(order=order, event_key=address_change_push_key(event.payload["change_id"]), reason=reason)
+    return "address change pushed"
+
+
 def react_to_status_event(*, event_id: int) -> str:
-    event = OrderEvent.objects.filter(pk=event_id, kind__in=[EventKind.STATUS, EventKind.WAYBILL]).first()
+    event = OrderEvent.objects.filter(
+        pk=event_id, kind__in=(EventKind.STATUS, EventKind.ADDRESS_CHANGE, EventKind.WAYBILL)
+    ).first()
     if event is None:
         return "no such status event"
+    if event.kind == EventKind.ADDRESS_CHANGE:
+        return react_to_address_change_event(event)
     if event.kind == EventKind.WAYBILL:
         return react_to_waybill_event(event)
     if event.payload.get("to") != OrderStatus.SHIPPED:
@@ -76,14 +100,32 @@ def missed_waybill_events(*, now: datetime.datetime | None = None) -> list[int]:
     return missed
 
 
+def _unpushed(event_key) -> Q:
+    """No push under `event_key` on either channel (WeChat, SMS), and the customer has not chosen
+    "no messages" (then none is missing)."""
+    wechat = CustomerMessage.objects.filter(order_id=OuterRef("order_id"), event_key=event_key)
+    text = SmsMessage.objects.filter(order_id=OuterRef("order_id"), event_key=event_key)
+    silenced = ContactPreference.objects.filter(customer_id=OuterRef("order__customer_id"), channel=ContactChannel.NONE)
+    return ~Exists(wechat) & ~Exists(text) & ~Exists(silenced)
+
+
 def missed_status_events(*, now: datetime.datetime | None = None):
     """Shipped events of the last day whose push or subscription is missing."""
     now = now or timezone.now()
-    push_missing = ~Exists(CustomerMessage.objects.filter(order_id=OuterRef("order_id"), event_key=SHIPPED_PUSH))
+    push_missing = _unpushed(SHIPPED_PUSH)
     subscription_missing = Exists(Shipment.objects.filter(order_id=OuterRef("order_id"), subscription__isnull=True))
     return OrderEvent.objects.filter(
         kind=EventKind.STATUS, occurred_at__gte=now - RELAY_WINDOW, payload__to=OrderStatus.SHIPPED
     ).filter(Q(push_missing) | Q(subscription_missing))
+
+
+def missed_address_change_events(*, now: datetime.datetime | None = None):
+    """Address-change outcomes of the last day whose push is missing."""
+    now = now or timezone.now()
+    events_ = OrderEvent.objects.filter(
+        kind=EventKind.ADDRESS_CHANGE, occurred_at__gte=now - RELAY_WINDOW, payload__action__in=events.ADDRESS_CHANGE_OUTCOMES
+    )
+    return events_.filter(_unpushed(Concat(Value("address_change:"), Cast(OuterRef("payload__change_id"), CharField()))))
 
 
 def reactions_relay(*, now: datetime.datetime | None = None, limit: int = 500) -> int:
@@ -93,5 +135,8 @@ def reactions_relay(*, now: datetime.datetime | None = None, limit: int = 500) -
         done += 1
     for event_id in missed_waybill_events(now=now)[:limit]:
         react_to_status_event(event_id=event_id)
+        done += 1
+    for event in missed_address_change_events(now=now).order_by("occurred_at")[:limit]:
+        react_to_address_change_event(event)
         done += 1
     return done
