@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 import time_machine
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from integrations.sms import client as sms_client
 from integrations.sms import services as sms
@@ -249,3 +249,23 @@ def test_receipts_and_replies_come_back_over_http(live_server, fake_wechat, fake
     assert SmsOptOut.objects.filter(phone=order.customer.phone).exists()
     notifications.customer_push_order_status(order=order, event_key="tracking:9:5")
     assert SmsMessage.objects.count() == 1
+
+
+def test_without_credentials_outside_debug_the_sms_channel_is_off(fake_wechat, settings):
+    settings.SMS = {**settings.SMS, "SANDBOX": False, "ACCESS_KEY_ID": "", "ACCESS_KEY_SECRET": ""}
+    assert sms_client.mode() == "off"
+    order = shipped(bound=False)
+    notifications.customer_push_order_status(order=order, event_key="shipped")
+    assert not SmsMessage.objects.exists()
+
+
+def test_the_card_lists_the_sms_beside_the_wechat_pushes(client, people, fake_wechat, fake_sms, daytime):
+    order = shipped(bound=False)
+    notifications.customer_push_order_status(order=order, event_key="shipped")
+    assert send_all_sms() == ["sent"]
+    assert client.login(username="service", password="test-password-123")
+    with translation.override("zh-hans"):
+        page = client.get(f"/orders/{order.order_number}/", HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
+    panel = page[page.index('id="customer-messages"') :]
+    assert "短信 · 已发货" in panel and "微信 · 已发货" in panel
+    assert 'id="provider-sms"' in page and 'id="provider-wecom"' in page

@@ -66,12 +66,13 @@ def sms_queue(
 ) -> SmsMessage | None:
     """Queue one SMS about `order` for `event_key` (the existing row when there is one). None
     when the phone replied 退订. `not_before` holds it (quiet hours); otherwise it goes after
-    the caller commits."""
+    the caller commits. None as well while the platform is off (no credentials)."""
     key = _key(order, event_key)
     existing = SmsMessage.objects.filter(idempotency_key=key).first()
     if existing:
         return existing
-    if opted_out(phone):
+    if opted_out(phone) or client.mode() == "off":
+        # Off (no credentials outside DEBUG): visibly no SMS channel, rather than rows refused later.
         return None
     due = not_before or timezone.now()
     try:
