@@ -52,5 +52,6 @@ urlpatterns = [
     path("address-changes/", address_change_views.inbox, name="address_change_inbox"),
     path("address-changes/<int:pk>/<slug:action>/", address_change_views.handle, name="address_change_action"),
     path("integrations/wechat/", include("integrations.wechat.urls")),
+    path("integrations/sms/", include("integrations.sms.urls")),
     path("", include("workflows.urls")),
 ]

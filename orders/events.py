@@ -244,6 +244,20 @@ def carrier_set(*, order: Order, by: Actor, carrier: str, previous: str) -> Orde
     return _event(order, EventKind.CARRIER, by, {"carrier": carrier, "previous": previous})
 
 
+def waybill_changed(
+    *, order: Order, by: Actor, change: str, carrier: str, tracking_number: str, shipment_id: int, previous: str, reason: str
+) -> OrderEvent:
+    payload = {
+        "change": change,
+        "carrier": carrier,
+        "tracking_number": tracking_number,
+        "shipment_id": shipment_id,
+        "previous": previous,
+        "reason": reason,
+    }
+    return _event(order, EventKind.WAYBILL, by, payload)
+
+
 def tracking_changed(
     *,
     order: Order,
@@ -420,6 +434,28 @@ def _amount_check(payload: dict) -> str:
     }
 
 
+WAYBILL_CHANGES = {
+    "reship": gettext_noop("Reshipped"),
+    "swap": gettext_noop("Carrier swapped"),
+    "split": gettext_noop("Another parcel"),
+}
+
+
+def _waybill(payload: dict) -> str:
+    text = _("%(change)s: %(carrier)s %(number)s") % {
+        "change": _(WAYBILL_CHANGES[payload["change"]])
+        if payload.get("change") in WAYBILL_CHANGES
+        else payload.get("change", ""),
+        "carrier": _label(Carrier, payload.get("carrier", "")),
+        "number": payload.get("tracking_number", ""),
+    }
+    if payload.get("previous"):
+        text += _(" (replaces %(number)s)") % {"number": payload["previous"]}
+    if payload.get("reason"):
+        text += f" — {payload['reason']}"
+    return text
+
+
 # The transitions, as a sentence names them ("Done: approve." on the card, a refused request from the WMS).
 TRANSITION_LABELS = {
     "approve": gettext_noop("approve"),
@@ -522,6 +558,8 @@ def _describe(event: OrderEvent) -> str:
         return _address_change(payload)
     if kind == EventKind.CARRIER:
         return _("Carrier channel: %(carrier)s") % {"carrier": _label(Carrier, payload.get("carrier", ""))}
+    if kind == EventKind.WAYBILL:
+        return _waybill(payload)
     if kind == EventKind.TRACKING:
         text = _label(TrackingState, payload.get("tracking_state", "")) or _label(EventKind, kind)
         if payload.get("context"):

@@ -302,6 +302,9 @@ class Shipment(models.Model):
     last_location = models.CharField(_("last location"), max_length=120, blank=True)
     last_event_at = models.DateTimeField(_("last tracking event"), null=True, blank=True)
     eta = models.DateTimeField(_("ETA"), null=True, blank=True)
+    # A waybill replaced by another (a reship, a carrier swap): kept for the history and shown to
+    # the customer as replaced, no longer watched for delays.
+    replaced_at = models.DateTimeField(_("replaced"), null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
 
@@ -602,6 +605,8 @@ class EventKind(models.TextChoices):
     RUSH = "rush", _("Rush")
     SLA_BREACH = "sla_breach", _("Stage time limit exceeded")
     ASSIGN = "assign", _("Assigned")
+    # A shipped order's parcel changed: a reship, a carrier swap or one more parcel of a split.
+    WAYBILL = "waybill", _("Waybill changed")
 
 
 class OrderEvent(models.Model):

@@ -120,6 +120,7 @@ def _card_context(request: HttpRequest, order_number: str) -> dict:
         "after_sales_kinds": AfterSalesKind.choices,
         # Holds and carrier changes only make sense before the parcel leaves (the services agree).
         "is_active": order.status in ACTIVE_STATUSES,
+        "can_change_waybill": may("change_waybill") and order.status == OrderStatus.SHIPPED,
         "stage_clock": clock.stage_clock(order),
         # Issue 13: the label printed with the old address must be reprinted before shipping.
         "reprint_pending": any(change.reprint_pending for change in order.address_changes.all()),
@@ -180,6 +181,21 @@ def _ship(request, order, actor, version):
         expected_version=version,
     )
     return _("Shipped.")
+
+
+def _change_waybill(request, order, actor, version):
+    replaces_id = request.POST.get("replaces", "")
+    replaces = order.shipments.filter(pk=int(replaces_id)).first() if replaces_id.isdigit() else None
+    services.order_change_waybill(
+        order=order,
+        by=actor,
+        change=request.POST.get("change", ""),
+        carrier_code=request.POST.get("carrier_code", ""),
+        tracking_number=request.POST.get("tracking_number", ""),
+        replaces=replaces,
+        reason=request.POST.get("reason", ""),
+    )
+    return _("Waybill changed; the customer is told.")
 
 
 def _cancel(request, order, actor, version):
@@ -321,6 +337,7 @@ ACTIONS: dict[str, ActionHandler] = {
     "pack": _transition("pack"),
     "complete": _transition("complete"),
     "ship": _ship,
+    "waybill": _change_waybill,
     "cancel": _cancel,
     "carrier": _set_carrier,
     "hold": _hold,

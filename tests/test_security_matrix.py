@@ -73,6 +73,8 @@ CSRF_EXEMPT_WEBHOOKS: dict[str, str] = {
     "kuaidi100_callback": "MD5(param + salt), upper case; refused while no salt is configured; a repeated push adds nothing",
     "kuaidi100_intercept_callback": "MD5(param + salt), upper case; a result for a request that already has its outcome is refused",
     "wechat_callback": "sha1(sorted token, timestamp, nonce); timestamp within 5 minutes; each signature is used once",
+    "sms_report": "the SMS platform signs nothing: our callback token in the URL, compared in constant time; a repeated receipt changes nothing",
+    "sms_reply": "the SMS platform signs nothing: our callback token in the URL, compared in constant time; a repeated 退订 changes nothing",
 }
 
 # Statuses other than 200 / redirect that an allowed role may get from the matrix's sample

@@ -10,7 +10,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from orders.models import Order, Shipment
+from orders.models import Customer, Order, Shipment
 
 
 class AlertKind(models.TextChoices):
@@ -38,6 +38,8 @@ class Alert(models.Model):
     # if it refuses, so the send happens outside any row lock; a claim a crashed sender left
     # behind expires after alerts.EMAIL_CLAIM.
     email_claimed_at = models.DateTimeField(null=True, blank=True)
+    # Handed to the role's WeCom group robot (workflows/alerts.py batches them per role).
+    robot_queued_at = models.DateTimeField(null=True, blank=True)
     acknowledged_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -220,3 +222,20 @@ class ExportRun(models.Model):
     @property
     def percent(self) -> int:
         return int(100 * self.processed / self.total) if self.total else (100 if self.finished else 0)
+
+
+class ContactChannel(models.TextChoices):
+    AUTO = "auto", _("WeChat, else SMS")
+    WECHAT = "wechat", _("WeChat only")
+    SMS = "sms", _("SMS only")
+    NONE = "none", _("No messages (unsubscribed)")
+
+
+class ContactPreference(models.Model):
+    """How a customer wants to hear from us (workflows/notifications.py reads it). No row means
+    AUTO: WeChat when they follow the service account, else SMS. NONE is 退订: nothing at all."""
+
+    customer = models.OneToOneField(Customer, on_delete=models.CASCADE, related_name="contact_preference")
+    channel = models.CharField(max_length=8, choices=ContactChannel.choices, default=ContactChannel.AUTO)
+    updated_at = models.DateTimeField(default=timezone.now)
+    updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")

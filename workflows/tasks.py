@@ -5,7 +5,7 @@ import logging
 from celery import shared_task
 
 from integrations.kuaidi100.services import subscriptions_due_for_poll
-from workflows import alerts, bulk, erp_bridge, exports, reactions, sla, tracking
+from workflows import alerts, bulk, delays, erp_bridge, exports, notifications, reactions, sla, tracking
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +30,9 @@ def relay_reactions() -> int:
 # The old name (integrations/mail/tasks.py) kept for one release, for messages already queued.
 @shared_task(name="integrations.mail.tasks.send_alert_email", acks_late=True)
 def email_alert(alert_id: int) -> int:
-    """E-mail one alert now (the claim makes a redelivery harmless); the SLA sweep retries failures."""
+    """E-mail one alert now (the claim makes a redelivery harmless); the SLA sweep retries failures.
+    The role's WeCom robot gets it in the same breath (batched with whatever else is new)."""
+    alerts.alerts_robot_queue()
     return alerts.alerts_email_send(alert_ids=[alert_id])
 
 
@@ -82,3 +84,13 @@ def resume_bulk_batches() -> int:
 def export_orders_xlsx(run_id: int) -> None:
     """An .xlsx export of a view (the claim makes a redelivery harmless)."""
     exports.export_execute(run_id=run_id)
+
+
+@shared_task
+def sms_fallback() -> int:
+    return notifications.sms_fallback_scan()
+
+
+@shared_task(acks_late=True)
+def delays_scan() -> int:
+    return delays.delays_scan()
