@@ -17,6 +17,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from integrations.kuaidi100.client import INTERCEPT_CARRIERS
+from integrations.sms.models import SmsMessage, SmsStatus
 from integrations.wechat.fake_server import sandbox_openid
 from integrations.wechat.models import CustomerMessage, MessageStatus
 from orders import clock
@@ -563,7 +564,8 @@ class Command(BaseCommand):
         ask customer service, whose recorded inquiry pushes the location to their WeChat within
         seconds (sometimes minutes, when WeChat is slow); customers without WeChat get no push."""
         now = timezone.now()
-        views, inquiries, answers = [], [], []
+        views, inquiries, answers, texts = [], [], [], []
+        asked_orders: set[int] = set()
         for order in shipped:
             for _view in range(rng.choice([0, 0, 1, 1, 2, 3])):
                 viewed = order.shipped_at + datetime.timedelta(minutes=rng.randrange(10, 40 * 60))
@@ -590,6 +592,11 @@ class Command(BaseCommand):
                     sent_at=sent,
                 )
                 answers.append(answer)
+            else:
+                # A customer who does not follow the service account is answered by SMS
+                # (workflows/notifications.py), with the platform's receipt and its billed segment.
+                texts.append(self._sms(order, "inquiry", min(asked + datetime.timedelta(seconds=rng.randrange(5, 90)), now)))
+            asked_orders.add(order.pk)
             inquiries.append(
                 Inquiry(
                     order=order,
@@ -603,7 +610,45 @@ class Command(BaseCommand):
             )
         SelfServiceQuery.objects.bulk_create(views, batch_size=1000)
         CustomerMessage.objects.bulk_create(answers)
+        # One non-follower asks today, so the health page's SMS cost has a today like the rest.
+        non_followers = [order for order in shipped if not order.customer.wechat_openid and order.pk not in asked_orders]
+        if non_followers and not any(timezone.localtime(text.sent_at).date() == business_today() for text in texts):
+            order = non_followers[0]
+            asked = now - datetime.timedelta(minutes=20)
+            texts.append(self._sms(order, "inquiry", asked + datetime.timedelta(seconds=30)))
+            inquiries.append(
+                Inquiry(
+                    order=order,
+                    customer=order.customer,
+                    channel="phone",
+                    question="我的订单到哪了？",
+                    recorded_by=users["service"],
+                    asked_at=asked,
+                )
+            )
+        SmsMessage.objects.bulk_create(texts)
         Inquiry.objects.bulk_create(inquiries)
+
+    @staticmethod
+    def _sms(order: Order, event_key: str, sent: datetime.datetime) -> SmsMessage:
+        return SmsMessage(
+            order=order,
+            phone=order.receiver_phone,
+            event_key=event_key,
+            idempotency_key=f"demo:sms:{event_key}:{order.order_number}",
+            template_code=settings.SMS["TEMPLATE_STATUS"],
+            params={"order": order.order_number, "place": order.city},
+            carries_location=True,
+            status=SmsStatus.SENT,
+            attempts=1,
+            created_at=sent,
+            next_attempt_at=sent,
+            sent_at=sent,
+            delivery_status="delivered",
+            delivered_at=sent,
+            segments=1,
+            cost=Decimal(str(settings.SMS["PRICE_PER_SEGMENT"])),
+        )
 
     def _reconciliations(self, rng: random.Random) -> None:
         """Finance's ERP sync checks of the last three days against the ERP's order export: today's
