@@ -63,6 +63,9 @@ class Product(models.Model):
     image = models.CharField(_("main image"), max_length=200, blank=True, help_text=_("Path under static/ or a URL."))
     cold_chain = models.BooleanField(_("cold chain required"), default=False)
     unit_price = models.DecimalField(_("list price"), max_digits=12, decimal_places=2, default=Decimal("0.00"))
+    spec = models.CharField(_("specification"), max_length=120, blank=True)
+    # A product the company gives away (a sample, a cooler bag): what a gift line usually holds.
+    is_gift = models.BooleanField(_("gift item"), default=False)
 
     class Meta:
         verbose_name = _("product")
@@ -262,6 +265,10 @@ class OrderLine(models.Model):
     unit_price = models.DecimalField(_("unit price"), max_digits=12, decimal_places=2)
     is_gift = models.BooleanField(_("gift"), default=False)
     cold_chain = models.BooleanField(_("cold chain"), default=False)
+    # Gift provenance (issue 16): who put a gift line on the order, a person or a system (the
+    # actor's name), and the gift rule that made it when one did ("满199送冰袋").
+    gift_added_by = models.CharField(_("gift added by"), max_length=64, blank=True)
+    gift_rule = models.CharField(_("gift rule"), max_length=64, blank=True)
 
     class Meta:
         verbose_name = _("order line")
@@ -337,6 +344,8 @@ class AfterSalesKind(models.TextChoices):
     REFUND = "refund", _("Refund")
     EXCHANGE = "exchange", _("Exchange")
     MISSING_GIFT = "missing_gift", _("Missing gift")
+    # Shipped in one system, no sign of the parcel at the carrier (or the reverse): workflows/ghosts.py.
+    GHOST_ORDER = "ghost_order", _("Ghost order")
     WRONG_ITEM = "wrong_item", _("Wrong item")
     DAMAGED = "damaged", _("Damaged")
 
@@ -402,6 +411,8 @@ class RiskTag(models.TextChoices):
     HIGH_RISK_REFUND = "high_risk_refund", _("High-risk refund")
     INVOICE_PENDING = "invoice_pending", _("Invoice pending")
     MISSING_GIFT = "missing_gift", _("Missing gift")
+    # Shipped in one system, no sign of the parcel at the carrier (or the reverse): workflows/ghosts.py.
+    GHOST_ORDER = "ghost_order", _("Ghost order")
 
 
 class OrderTag(models.Model):

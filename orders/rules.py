@@ -80,6 +80,8 @@ SCREEN_ROLES: dict[str, tuple[str, ...]] = {
     "health": ("supervisor", "finance"),
     "status_check": ("sales", "dispatcher", "packer", "service"),
     "erp": ("finance", "supervisor"),
+    # The product master and its import (issue 16): finance keeps prices, the supervisor the rest.
+    "products": ("supervisor", "finance"),
     "lookup": ("service", "supervisor", "sales"),
     "pda": ("packer", "supervisor"),
     "tickets": ("courier", "supervisor"),

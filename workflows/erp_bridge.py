@@ -153,7 +153,7 @@ def _alert_once(run: ReconciliationRun) -> None:
 def erp_home(request: HttpRequest) -> HttpResponse:
     yesterday = exporter.today() - datetime.timedelta(days=1)
     context = {
-        "imports": ImportRun.objects.select_related("uploaded_by")[:10],
+        "imports": ImportRun.objects.filter(kind="orders").select_related("uploaded_by")[:10],
         "exports": DailyExport.objects.exclude(file="")[:14],
         "runs": ReconciliationRun.objects.all()[:10],
         "alerts": Alert.objects.filter(kind=AlertKind.RECONCILIATION, for_role__in=FINANCE_ROLES, acknowledged_at__isnull=True)[
