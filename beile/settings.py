@@ -194,7 +194,12 @@ CELERY_BEAT_SCHEDULE: dict = {
     "sla-sweep": {"task": "workflows.tasks.sla_sweep", "schedule": 60.0, "options": {"expires": 55}},
     # Reactions a crash or a broker outage left undone after a status change (workflows/reactions.py).
     "workflows-relay-reactions": {"task": "workflows.tasks.relay_reactions", "schedule": 30.0},
+    # Ghost orders (workflows/ghosts.py): shipped in one system, no sign of the parcel in another.
+    "workflows-ghost-check": {"task": "workflows.tasks.ghost_check", "schedule": 900.0, "options": {"expires": 850}},
 }
+# How long the systems may disagree about a shipped order before the ghost check opens an
+# exception (shipped 12 h ago and still no carrier pickup scan: a parcel still in the sorting area).
+GHOST_ORDER_WINDOW = datetime.timedelta(hours=float(os.environ.get("GHOST_ORDER_WINDOW_HOURS", "12")))
 
 # --- Auth -------------------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [

@@ -158,8 +158,12 @@ def feedback_answered(*, order: Order, by: Actor, request_id: int, answer: str) 
     return _event(order, EventKind.FEEDBACK_ANSWER, by, {"request_id": request_id, "answer": answer})
 
 
-def tag_added(*, order: Order, by: Actor, tag: str) -> OrderEvent:
-    return _event(order, EventKind.TAG, by, {"tag": tag})
+def tag_added(*, order: Order, by: Actor, tag: str, note: str = "") -> OrderEvent:
+    """`note`: why a system opened it (the ghost check's disagreement, the gift a message promised)."""
+    payload = {"tag": tag}
+    if note:
+        payload["note"] = note
+    return _event(order, EventKind.TAG, by, payload)
 
 
 def tag_resolved(*, order: Order, by: Actor, tag: str, resolution: str) -> OrderEvent:
@@ -403,8 +407,8 @@ def describe(event: OrderEvent) -> str:
         return _("Answered: %(answer)s") % {"answer": payload.get("answer", "")}
     if kind in (EventKind.TAG, EventKind.UNTAG):
         text = _label(RiskTag, payload.get("tag", "")) or _label(EventKind, kind)
-        if payload.get("resolution"):
-            text += f": {payload['resolution']}"
+        if payload.get("resolution") or payload.get("note"):
+            text += f": {payload.get('resolution') or payload['note']}"
         return text
     if kind == EventKind.AFTER_SALES:
         return _after_sales(payload)

@@ -71,6 +71,9 @@ TAG_RESOLVER_ROLES: dict[str, frozenset[str]] = {
     "high_risk_refund": frozenset({"service", "finance"}),
     "invoice_pending": frozenset({"finance"}),
     "missing_gift": frozenset({"service"}),
+    # The warehouse finds the parcel (or its waybill) and gets it to the carrier; the courier
+    # answers for the pickup. The ghost check also releases it itself once the signals agree.
+    "ghost_order": frozenset({"dispatcher", "courier"}),
 }
 
 # The screens each role works on (views use @role_required(*SCREEN_ROLES[...]); the navigation

@@ -488,7 +488,7 @@ def feedback_answer(*, request: FeedbackRequest, by: Actor, answer: str) -> Feed
 # --- Exception tags ----------------------------------------------------------------------------
 
 
-def order_tag_add(*, order: Order, by: Actor, tag: str) -> OrderTag:
+def order_tag_add(*, order: Order, by: Actor, tag: str, note: str = "") -> OrderTag:
     if tag not in RiskTag.values:
         raise OrderError(_("Unknown tag."))
     with transaction.atomic():
@@ -499,7 +499,7 @@ def order_tag_add(*, order: Order, by: Actor, tag: str) -> OrderTag:
             return existing
         order_tag = OrderTag.objects.create(order=order, tag=tag, opened_by=by.user)
         _save(order, [])
-        events.tag_added(order=order, by=_as(by, role), tag=tag)
+        events.tag_added(order=order, by=_as(by, role), tag=tag, note=note)
     return order_tag
 
 

@@ -22,7 +22,7 @@ STAGE_COUNTS_MAX_AGE = datetime.timedelta(seconds=5)  # the board's poll interva
 # Each lane shows its most urgent cards; the stage counts say how many there are in all.
 LANE_SIZE = 20
 # The exception lane: fuzzy address, high-risk refund, invoice pending.
-BOARD_TAGS = [RiskTag.FUZZY_ADDRESS, RiskTag.HIGH_RISK_REFUND, RiskTag.INVOICE_PENDING]
+BOARD_TAGS = [RiskTag.FUZZY_ADDRESS, RiskTag.HIGH_RISK_REFUND, RiskTag.INVOICE_PENDING, RiskTag.GHOST_ORDER, RiskTag.MISSING_GIFT]
 
 
 @dataclass

@@ -25,7 +25,17 @@ from django.utils.translation import gettext_lazy
 
 from integrations.erp.models import ReconciliationRun
 from orders.clock import business_day_bounds, business_today  # the calendar's home; re-exported for workflows/health
-from orders.models import AfterSalesCase, AfterSalesKind, AfterSalesStatus, Order, OrderEvent, OrderStatus, OrderTag
+from orders.models import (
+    AfterSalesCase,
+    AfterSalesKind,
+    AfterSalesStatus,
+    EventKind,
+    Order,
+    OrderEvent,
+    OrderStatus,
+    OrderTag,
+    RiskTag,
+)
 from orders.selectors import overdue_filter
 from workflows.frontline.measures import perceived_delays, status_queries
 from workflows.frontline.models import Inquiry
@@ -51,6 +61,8 @@ PERCEIVED_DELAY_TARGET_MINUTES = 1
 RUSH_TARGET_MINUTES = 84
 # Every order over its stage limit is a red flag on the board: the healthy number is none.
 OVER_LIMIT_TARGET = 0
+# A shipped order with no parcel at the carrier is always a mistake somewhere: the healthy number is none.
+GHOST_TARGET = 0
 # docs/brief.md: "a difference over 0.5% sends an email alert", i.e. at least 99.5% consistent.
 ERP_CONSISTENCY_TARGET_PERCENT = 99.5
 
@@ -341,6 +353,45 @@ def measure_orders_over_limit(*, day: datetime.date) -> MeasureValue:
     return MeasureValue(float(counts["over"]), counts["clocked"], {"clocked": counts["clocked"]})
 
 
+# --- Ghost orders ----------------------------------------------------------------------------
+
+
+def _ghost_tags(day: datetime.date):
+    start, end = business_day_bounds(day)
+    return OrderTag.objects.filter(tag=RiskTag.GHOST_ORDER, opened_at__gte=start, opened_at__lt=end)
+
+
+def measure_ghost_orders(*, day: datetime.date) -> MeasureValue:
+    """Orders the ghost check (workflows/ghosts.py) found that day: shipped in one system with no
+    sign of the parcel in another beyond the window. Zero is a value: the check ran and found none."""
+    start, end = business_day_bounds(day)
+    shipped = Order.objects.filter(shipped_at__gte=start, shipped_at__lt=end).count()
+    tags = _ghost_tags(day)
+    count = tags.values("order").distinct().count()
+    still_open = tags.filter(resolved_at__isnull=True).count()
+    if not shipped and not count:
+        return MeasureValue(None)
+    return MeasureValue(float(count), shipped, {"open": still_open})
+
+
+def behind_ghost_orders(*, day: datetime.date) -> list[BehindRow]:
+    tags = _ghost_tags(day).select_related("order").order_by("opened_at", "id")[:BEHIND_LIMIT]
+    notes = dict(
+        OrderEvent.objects.filter(kind=EventKind.TAG, payload__tag=RiskTag.GHOST_ORDER, order__in=[tag.order_id for tag in tags])
+        .order_by("occurred_at")
+        .values_list("order_id", "payload__note")
+    )
+    return [
+        BehindRow(
+            tag.order.order_number,
+            notes.get(tag.order_id) or tag.get_tag_display(),
+            _("released") if tag.resolved_at else _("open"),
+            tag.resolved_at is None,
+        )
+        for tag in tags
+    ]
+
+
 # --- ERP consistency rate --------------------------------------------------------------------
 
 
@@ -569,6 +620,20 @@ MEASURES: list[Measure] = [
         compute=measure_orders_over_limit,
         behind_url_name="order_list",
         behind_query="?overdue=1",
+    ),
+    Measure(
+        key="ghost_orders",
+        label=gettext_lazy("Ghost orders"),
+        target=GHOST_TARGET,
+        direction="at_most",
+        unit="orders",
+        method=gettext_lazy(
+            "Orders the ghost check found that day: shipped here or in the ERP, but no carrier pickup scan (揽收) within "
+            "the window (12 h by default), or reported shipped by the ERP/WMS while still not shipped here; the sample "
+            "is the orders shipped that day."
+        ),
+        compute=measure_ghost_orders,
+        behind=behind_ghost_orders,
     ),
     Measure(
         key="erp_consistency",
