@@ -170,6 +170,10 @@ def tag_resolved(*, order: Order, by: Actor, tag: str, resolution: str) -> Order
     return _event(order, EventKind.UNTAG, by, {"tag": tag, "resolution": resolution})
 
 
+def gift_added(*, order: Order, by: Actor, sku: str, name: str, quantity: int, rule: str) -> OrderEvent:
+    return _event(order, EventKind.GIFT, by, {"sku": sku, "name": name, "quantity": quantity, "rule": rule})
+
+
 def after_sales_opened(*, order: Order, by: Actor, case_id: int, kind: str, sku: str, reason: str, amount: Decimal) -> OrderEvent:
     payload = {"case_id": case_id, "action": "opened", "kind": kind, "sku": sku, "reason": reason, "amount": str(amount)}
     return _event(order, EventKind.AFTER_SALES, by, payload)
@@ -409,6 +413,14 @@ def describe(event: OrderEvent) -> str:
         text = _label(RiskTag, payload.get("tag", "")) or _label(EventKind, kind)
         if payload.get("resolution") or payload.get("note"):
             text += f": {payload.get('resolution') or payload['note']}"
+        return text
+    if kind == EventKind.GIFT:
+        text = _("Gift added: %(name)s × %(quantity)s") % {
+            "name": payload.get("name", ""),
+            "quantity": payload.get("quantity", 1),
+        }
+        if payload.get("rule"):
+            text += _(" (gift rule %(rule)s)") % {"rule": payload["rule"]}
         return text
     if kind == EventKind.AFTER_SALES:
         return _after_sales(payload)

@@ -550,6 +550,7 @@ class EventKind(models.TextChoices):
     RUSH = "rush", _("Rush")
     SLA_BREACH = "sla_breach", _("Stage time limit exceeded")
     ASSIGN = "assign", _("Assigned")
+    GIFT = "gift", _("Gift added")
 
 
 class OrderEvent(models.Model):

@@ -45,9 +45,11 @@ from orders.models import (
     NoteAudience,
     NoteKind,
     Order,
+    OrderLine,
     OrderSource,
     OrderStatus,
     OrderTag,
+    Product,
     RiskTag,
     Role,
     Shipment,
@@ -213,6 +215,8 @@ def _apply_transition(
         source_time=source_time,
         **(extra or {}),
     )
+    if name in ("approve", "start_picking"):
+        order_flag_missing_gift(order)
     # What reacts to a status change (the customer's push, the carrier subscription) lives on a
     # higher floor (workflows/reactions.py) and reads it from this event, which commits with the
     # change: the nudge below makes it prompt, the relay there makes it certain (a crash or a
@@ -483,6 +487,67 @@ def feedback_answer(*, request: FeedbackRequest, by: Actor, answer: str) -> Feed
         _save(order, [])
         events.feedback_answered(order=order, by=_as(by, role), request_id=request.pk, answer=answer)
     return request
+
+
+# --- Gifts ---------------------------------------------------------------------------------------
+
+GIFT_CHECK = Actor.system("gift check")
+GIFT_STATUSES = (OrderStatus.PENDING_REVIEW, OrderStatus.PAID, OrderStatus.PICKING)
+
+
+def order_flag_missing_gift(order: Order) -> None:
+    """An order approved or sent to picking whose buyer message or notes promise a gift it has no
+    line for gets the "missing gift" exception now, before anyone reaches the pack bench (where
+    the gift_missing guard refuses it: orders/rules.py)."""
+    promise = rules.gift_promise_unmet(order)
+    if not promise or order.tags.filter(tag=RiskTag.MISSING_GIFT, resolved_at__isnull=True).exists():
+        return
+    OrderTag.objects.create(order=order, tag=RiskTag.MISSING_GIFT)
+    events.tag_added(order=order, by=GIFT_CHECK, tag=RiskTag.MISSING_GIFT, note=promise[:100])
+
+
+def order_add_gift(
+    *, order: Order, by: Actor, product: Product, quantity: int = 1, rule: str = "", expected_version: int | None = None
+) -> OrderLine:
+    """Put a gift on an order before it is packed. The line records who added it (a person, or a
+    system with its gift rule), and an open "missing gift" exception is closed by it."""
+    rule = (rule or "").strip()[:64]
+    if not 1 <= quantity <= 99:
+        raise OrderError(_("A gift quantity is between 1 and 99."))
+    with transaction.atomic():
+        order = _lock(order, expected_version)
+        role = _acting_role(by, rules.ACTION_ROLES["add_gift"]) if not by.is_system else ""
+        if order.status not in GIFT_STATUSES:
+            raise OrderError(
+                _("This order is %(status)s; a gift can be added only before packing.") % {"status": order.get_status_display()}
+            )
+        line = OrderLine.objects.create(
+            order=order,
+            product=product,
+            sku_code=product.sku_code,
+            product_name=product.name,
+            quantity=quantity,
+            unit_price=Decimal("0.00"),
+            is_gift=True,
+            cold_chain=product.cold_chain,
+            gift_added_by=by.name[:64],
+            gift_rule=rule,
+        )
+        fields = []
+        if product.cold_chain and not order.requires_cold_chain:
+            order.requires_cold_chain = True
+            fields.append("requires_cold_chain")
+        _save(order, fields)
+        acting = _as(by, role)
+        events.gift_added(order=order, by=acting, sku=product.sku_code, name=product.name, quantity=quantity, rule=rule)
+        tag = order.tags.filter(tag=RiskTag.MISSING_GIFT, resolved_at__isnull=True).first()
+        if tag is not None:
+            tag.resolved_at = timezone.now()
+            tag.resolved_by = by.user
+            tag.resolution = _("Gift added: %(name)s × %(quantity)s") % {"name": product.name, "quantity": quantity}
+            tag.save(update_fields=["resolved_at", "resolved_by", "resolution"])
+            events.tag_resolved(order=order, by=acting, tag=RiskTag.MISSING_GIFT, resolution=tag.resolution)
+    return line
 
 
 # --- Exception tags ----------------------------------------------------------------------------

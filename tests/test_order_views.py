@@ -330,6 +330,13 @@ ACTION_CASES = {
     ),
     "resolve_address": ("paid", "reviewer", _change, {"decision": "apply"}, lambda o: o.address == "江南大道1号"),
 }
+ACTION_CASES["add_gift"] = (
+    "paid",
+    "service",
+    lambda order, people: make_product(sku="GIFT-ICE"),
+    {"sku_code": "GIFT-ICE", "quantity": "1", "rule": "满199送冰袋"},
+    lambda o: o.lines.filter(is_gift=True, gift_rule="满199送冰袋", gift_added_by="小服").exists(),
+)
 ID_FIELDS = {"acknowledge": "note_id", "answer": "request_id", "decide_case": "case_id", "resolve_address": "change_id"}
 
 

@@ -63,12 +63,20 @@ def _interception(order, people):
     services.after_sales_open(order=order, by=Actor.of(people["service"]), kind="refund", reason="不要了", amount=Decimal("1.00"))
 
 
+def _gift_missing(order, people):
+    # The buyer was promised a gift; the order has no gift line (and nobody decided none is due).
+    order.lines.filter(is_gift=True).delete()
+    order.buyer_message = "记得送冰袋"
+    order.save(update_fields=["buyer_message"])
+
+
 BREAK = {
     "hold": _hold,
     "no_items": _no_items,
     "fuzzy_address": _fuzzy_address,
     "cold_chain": _cold_chain,
     "interception": _interception,
+    "gift_missing": _gift_missing,
 }
 
 

@@ -956,7 +956,19 @@ def _customers(drafts: list[OrderDraft], now) -> dict[str, int]:
     return found
 
 
-LINE_COLUMNS = ("order_id", "product_id", "sku_code", "product_name", "quantity", "unit_price", "is_gift", "cold_chain")
+# gift_added_by: a gift line of an ERP file was put there by the ERP (its gift strategy), the
+# provenance every gift line records (issue 16).
+LINE_COLUMNS = (
+    "order_id",
+    "product_id",
+    "sku_code",
+    "product_name",
+    "quantity",
+    "unit_price",
+    "is_gift",
+    "cold_chain",
+    "gift_added_by",
+)
 # Every column an event creator fills (orders/events.py): an unsaved event becomes one COPY row.
 EVENT_COLUMNS = ("order_id", "kind", "occurred_at", "source_time", "actor_user_id", "actor_name", "actor_role", "payload")
 _event_row = attrgetter(*EVENT_COLUMNS)
@@ -1008,6 +1020,7 @@ def _line_rows(order_id: int, draft: OrderDraft, products: dict[str, Product]) -
                 line.unit_price,
                 line.is_gift,
                 product.cold_chain,
+                ERP.name if line.is_gift else "",
             )
         )
     return rows
