@@ -15,9 +15,11 @@ from __future__ import annotations
 import datetime
 from decimal import Decimal
 
+from django.core.exceptions import FieldDoesNotExist
 from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from orders.access import Actor
 from orders.models import (
@@ -372,6 +374,55 @@ def _amount_check(payload: dict) -> str:
     }
 
 
+# The transitions, as a sentence names them ("Done: approve." on the card, a refused request from the WMS).
+TRANSITION_LABELS = {
+    "approve": gettext_noop("approve"),
+    "start_picking": gettext_noop("start picking"),
+    "pack": gettext_noop("pack"),
+    "ship": gettext_noop("ship"),
+    "complete": gettext_noop("complete"),
+    "cancel": gettext_noop("cancel"),
+}
+
+
+def _fields(names: list[str]) -> str:
+    labels = []
+    for name in names:
+        try:
+            labels.append(str(Order._meta.get_field(name).verbose_name))
+        except FieldDoesNotExist:
+            labels.append(name)
+    return "、".join(labels)
+
+
+# The systems that act on orders (Actor.system(name)), as the timelines name them: the SLA sweep
+# and reactions ("system"), the tracking integration ("kuaidi100"), the ERP import and the
+# inbound status events (their source: "ERP", "WMS"), the benchmark's generator ("bench").
+SYSTEM_ACTORS = {
+    "system": gettext_noop("System"),
+    "kuaidi100": gettext_noop("Kuaidi100"),
+    "ERP": gettext_noop("ERP system"),
+    "WMS": gettext_noop("Warehouse system"),
+    "bench": gettext_noop("Benchmark data"),
+    # Issue 16: the checks that open exceptions themselves (workflows/ghosts.py, services' gift check).
+    "ghost check": gettext_noop("Ghost-order check"),
+    "gift check": gettext_noop("Gift check"),
+}
+
+
+def actor_label(event: OrderEvent) -> str:
+    """Who did it, as a reader names them: a person's name, or the system's name in the reader's language."""
+    if event.actor_user_id is None and event.actor_name in SYSTEM_ACTORS:
+        return _(SYSTEM_ACTORS[event.actor_name])
+    return event.actor_name
+
+
+def name_label(name: str) -> str:
+    """A stored actor name (a gift line's `gift_added_by`) as a reader names it: a system's in the
+    reader's language, a person's as it is."""
+    return _(SYSTEM_ACTORS[name]) if name in SYSTEM_ACTORS else name
+
+
 def describe(event: OrderEvent) -> str:
     """What happened, in one line of the reader's language (the card's and the lookup's timeline)."""
     payload = event.payload or {}
@@ -379,7 +430,7 @@ def describe(event: OrderEvent) -> str:
     if kind == EventKind.STATUS:
         return _status(payload)
     if kind == EventKind.CREATED:
-        return _("Order created (%(source)s)") % {"source": event.actor_name} + _amount_check(payload)
+        return _("Order created (%(source)s)") % {"source": actor_label(event)} + _amount_check(payload)
     if kind == EventKind.HOLD:
         return _("Put on hold: %(reason)s %(note)s") % {
             "reason": _label(HoldReason, payload.get("reason", "")),
@@ -435,13 +486,15 @@ def describe(event: OrderEvent) -> str:
         return text
     if kind == EventKind.IMPORT_UPDATE:
         return _("Updated from %(source)s: %(fields)s") % {
-            "source": event.actor_name,
-            "fields": ", ".join(payload.get("fields", [])),
+            "source": actor_label(event),
+            "fields": _fields(payload.get("fields", [])),
         } + _amount_check(payload)
     if kind == EventKind.SYNC_REFUSED:
         return _("%(source)s asked for %(action)s; refused: %(reason)s") % {
-            "source": event.actor_name,
-            "action": payload.get("action", ""),
+            "source": actor_label(event),
+            "action": _(TRANSITION_LABELS[payload["action"]])
+            if payload.get("action") in TRANSITION_LABELS
+            else payload.get("action", ""),
             "reason": payload.get("reason", ""),
         }
     if kind == EventKind.PHONE_REVEAL:

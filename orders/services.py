@@ -88,7 +88,7 @@ def _lock(order: Order, expected_version: int | None) -> Order:
     if expected_version is not None and locked.version != expected_version:
         # Viewing a phone number is logged but changes nothing: name the last real change.
         last = locked.events.exclude(kind=EventKind.PHONE_REVEAL).order_by("-occurred_at", "-id").first()
-        who = last.actor_name if last else _("someone")
+        who = events.actor_label(last) if last else _("someone")
         when = date_format(timezone.localtime(last.occurred_at), "H:i:s") if last else ""
         raise OrderConflict(
             _("%(who)s changed this order at %(when)s; the card now shows the latest state. Please check and try again.")

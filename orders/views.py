@@ -12,10 +12,9 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_POST
 
-from orders import clock, rules, selectors, services
+from orders import clock, events, rules, selectors, services
 from orders.access import Actor, display_phone, public_endpoint, role_required, user_roles
 from orders.models import (
     ACTIVE_STATUSES,
@@ -171,7 +170,7 @@ def _parse_local_datetime(raw: str) -> datetime.datetime | None:
 def _transition(name: str) -> ActionHandler:
     def handler(request, order, actor, version):
         services.order_transition(order=order, name=name, by=actor, expected_version=version)
-        return _("Done: %(action)s.") % {"action": TRANSITION_LABELS[name]}
+        return _("Done: %(action)s.") % {"action": _(events.TRANSITION_LABELS[name])}
 
     return handler
 
@@ -329,17 +328,6 @@ def _int(raw: str | None) -> int:
     except ValueError as exc:
         raise Http404 from exc
 
-
-# Lazy: each request translates them in its own language (plain gettext here would freeze the
-# language of whichever request imported this module first).
-TRANSITION_LABELS = {
-    "approve": gettext_lazy("approve"),
-    "start_picking": gettext_lazy("start picking"),
-    "pack": gettext_lazy("pack"),
-    "ship": gettext_lazy("ship"),
-    "complete": gettext_lazy("complete"),
-    "cancel": gettext_lazy("cancel"),
-}
 
 ACTIONS: dict[str, ActionHandler] = {
     "approve": _transition("approve"),

@@ -161,3 +161,40 @@ def customer_push_order_status(*, order: Order, event_key: str, reason: str = ""
     return wechat.customer_message_queue(
         order=order, event_key=event_key, content=content, carries_location=carries_location, link=link_url(order)
     )
+
+
+# --- What staff read about a push ----------------------------------------------------------------
+
+
+def push_about(event_key: str) -> str:
+    """What a push was about, in the reader's language, from the event key it was queued under
+    (customer_push_order_status's callers: "shipped", "tracking:<shipment>:<state or abort>",
+    "stalled:<shipment>:<time>", "inquiry:<id>"). The card's panel and the lookup show it."""
+    kind, _sep, rest = event_key.partition(":")
+    if kind == "shipped":
+        return _("Shipped")
+    if kind == "tracking":
+        state = rest.rpartition(":")[2]
+        if state == "abort":
+            return _(ABORTED.note)
+        meaning = TRACKING_MEANINGS.get(state)
+        return _("Tracking: %(state)s") % {"state": _(meaning.text)} if meaning else _("Tracking update")
+    if kind == "stalled":
+        return _(STALLED.note)
+    if kind == "inquiry":
+        return _("Answer to the customer's question")
+    return _("Order status")
+
+
+# WeChat's delivery report (TEMPLATESENDJOBFINISH's Status, docs/protocols.md): "success",
+# "failed:user block" (the customer refuses the account's messages), "failed: system failed".
+DELIVERY_REPORTS = {
+    "success": gettext_noop("delivered"),
+    "failed:userblock": gettext_noop("not delivered: the customer blocks our messages"),
+    "failed:systemfailed": gettext_noop("not delivered: WeChat failed"),
+}
+
+
+def delivery_text(delivery_status: str) -> str:
+    report = DELIVERY_REPORTS.get(delivery_status.replace(" ", "").lower())
+    return _(report) if report else _("not delivered")

@@ -19,7 +19,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from orders import rules
 from orders import services as order_services
 from orders.access import Actor, role_required
-from orders.models import Order, RiskTag, Role, StageRule
+from orders.models import Order, OrderStatus, RiskTag, Role, StageRule
 from orders.phones import normalize_mobile
 from orders.services import OrderError
 from workflows import selectors, services
@@ -132,7 +132,9 @@ def stage_rules(request: HttpRequest) -> HttpResponse:
                 work_ends=ends,
             )
             messages.success(
-                request, _("Rule for %(stage)s saved; open orders in that stage have new due times.") % {"stage": rule.stage}
+                request,
+                _("Rule for %(stage)s saved; open orders in that stage have new due times.")
+                % {"stage": OrderStatus(rule.stage).label},
             )
         except OrderError as exc:
             messages.error(request, str(exc))

@@ -12,6 +12,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from integrations.wechat.models import CustomerMessage, MessageStatus
+from orders.events import actor_label
 from orders.models import (
     AddressChangeRequest,
     AddressChangeStatus,
@@ -39,6 +40,7 @@ from orders.templatetags.cockpit import event_summary
 from workflows.frontline.answers import order_answer
 from workflows.frontline.models import Inquiry, InquiryChannel
 from workflows.frontline.templatetags.frontline import relative_day
+from workflows.notifications import delivery_text, push_about
 
 # A customer with more orders sees the newest ones; the page says so.
 MAX_ORDERS = 100
@@ -187,7 +189,7 @@ def _timeline(orders: list[Order]) -> list[TimelineEntry]:
         number = order.order_number
         for event in order.event_list:
             entries.append(
-                TimelineEntry(event.occurred_at, number, f"event event-{event.kind}", event.actor_name, event_summary(event))
+                TimelineEntry(event.occurred_at, number, f"event event-{event.kind}", actor_label(event), event_summary(event))
             )
         for note in order.note_list:
             acks = [
@@ -297,9 +299,9 @@ def _message_entry(message: CustomerMessage, number: str) -> TimelineEntry:
         str(value.get("value", "")) if isinstance(value, dict) else str(value) for value in content.values() if value
     )
     summary = _("Pushed to the customer (%(state)s): %(text)s") % {"state": _label(MessageStatus, message.status), "text": text}
-    details = [_("Event: %(key)s") % {"key": message.event_key}]
+    details = [_("About: %(subject)s") % {"subject": push_about(message.event_key)}]
     if message.delivery_status:
-        details.append(_("Delivery: %(status)s") % {"status": message.delivery_status})
+        details.append(_("Delivery: %(status)s") % {"status": delivery_text(message.delivery_status)})
     if message.last_error:
         details.append(_("Last error: %(error)s") % {"error": message.last_error})
     return TimelineEntry(message.created_at, number, "message", _("WeChat"), summary, details)

@@ -25,6 +25,7 @@ from django.utils.translation import gettext_lazy
 
 from integrations.erp.models import ReconciliationRun
 from orders.clock import business_day_bounds, business_today  # the calendar's home; re-exported for workflows/health
+from orders.events import actor_label
 from orders.models import (
     AfterSalesCase,
     AfterSalesKind,
@@ -119,7 +120,7 @@ def behind_status_update_delay(*, day: datetime.date) -> list[BehindRow]:
     return [
         BehindRow(
             event.order.order_number,
-            _("%(kind)s by %(actor)s") % {"kind": event.get_kind_display(), "actor": event.actor_name},
+            _("%(kind)s by %(actor)s") % {"kind": event.get_kind_display(), "actor": actor_label(event)},
             format_minutes(_minutes(event.delay)),
             _minutes(event.delay) > DELAY_TARGET_MINUTES,
         )

@@ -158,6 +158,9 @@ GIFT_RULES = ["满199送口水巾", "新客首单礼", "会员日试用装"]
 GIFT_PROMISES = ["记得送冰袋，上次忘了", "客服说会送个小礼物", "买二送一的赠品别忘了"]
 # Shipped longer ago than the ghost check's window (12 h by default), with no carrier scan.
 GHOST_AGE = datetime.timedelta(hours=14)
+# The customer the README's lookup example finds ("+86 138 0013 8000"), with an order at each of these statuses.
+README_PHONE = "13800138000"
+README_STATUSES = ("completed", "shipped", "picking")
 # Every n-th shipped order (newest placed first, so today has one) was a rush order.
 RUSH_EVERY = 15
 
@@ -215,8 +218,16 @@ class Command(BaseCommand):
 
     def _orders(self, rng: random.Random, count: int, users: dict[str, User], products: list[Product]) -> None:
         now = timezone.now()
-        customers = []
-        phones = set()
+        customers = [
+            Customer(
+                phone=README_PHONE,
+                name="王丽",
+                membership_level=MembershipLevel.values[2],
+                created_at=now - datetime.timedelta(days=400),
+                wechat_openid=sandbox_openid(README_PHONE),
+            )
+        ]
+        phones = {README_PHONE}
         while len(customers) < max(50, count // 3):
             phone = f"1{rng.choice('3456789')}{rng.randrange(10**9):09d}"
             if phone in phones:
@@ -233,7 +244,9 @@ class Command(BaseCommand):
                 )
             )
         Customer.objects.bulk_create(customers)
-        customers = list(Customer.objects.all())
+        readme_customer = Customer.objects.get(phone=README_PHONE)
+        customers = list(Customer.objects.exclude(phone=README_PHONE))
+        readme_statuses = list(README_STATUSES)
         sellable = [p for p in products if not p.sku_code.startswith("GIFT")]
         gifts = [p for p in products if p.sku_code.startswith("GIFT")]
         statuses, weights = zip(*STATUS_MIX, strict=True)
@@ -246,6 +259,9 @@ class Command(BaseCommand):
                 age = datetime.timedelta(minutes=rng.randrange(5, 9 * 60))
             placed = now - age
             customer = rng.choice(customers)
+            if status in readme_statuses:  # the first order planned at each status is the README customer's
+                readme_statuses.remove(status)
+                customer = readme_customer
             province, city, district, streets = rng.choice(PLACES)
             fuzzy = status == "pending_review" and rng.random() < 0.12
             address = (
@@ -506,7 +522,7 @@ class Command(BaseCommand):
                     event_key="inquiry",
                     idempotency_key=f"demo:inquiry:{order.order_number}",
                     carries_location=True,
-                    content={"character_string1": order.order_number, "thing3": f"{order.province[:2]},{order.city}"},
+                    content={"character_string1": order.order_number, "thing3": order.city},
                     status=MessageStatus.SENT,
                     attempts=1,
                     created_at=asked,
@@ -710,7 +726,9 @@ class Command(BaseCommand):
             tracking_number=f"{order.carrier_code[:2].upper()}{rng.randrange(10**11, 10**12)}",
             channel=order.carrier_code,
             tracking_state=last_state,
-            last_location=texts[-1]["area_name"] if texts else "",
+            # What the Kuaidi100 integration keeps of the areaName "浙江,杭州市": the last place
+            # (integrations/kuaidi100/services.py `_location`).
+            last_location=texts[-1]["area_name"].split(",")[-1] if texts else "",
             last_event_at=texts[-1]["occurred_at"] if texts else None,
             created_at=order.shipped_at,
         )
