@@ -674,7 +674,7 @@ class Command(BaseCommand):
                 "QQ-BUG-02,贝亲奶嘴刷,6901234500127,,19.90,,否,否",
             ]
         ).encode("gb18030")
-        name = "商品资料-示例.csv"
+        name = "products-demo.csv"
         run = ImportRun.objects.create(
             kind=ImportKind.PRODUCTS, file=ContentFile(products, name=name), original_name=name, uploaded_by=finance
         )
@@ -686,7 +686,7 @@ class Command(BaseCommand):
                 "DEMO-SKU-2,2026-01-20 10:05:00,129.00,已付款,李娜,13900139000,浙江省,杭州市,西湖区,文三路2号,XZ-NEW-01,1,129.00",
             ]
         ).encode("utf-8-sig")
-        name = "订单-未知商品.csv"
+        name = "orders-unknown-sku.csv"
         run = ImportRun.objects.create(
             kind=ImportKind.ORDERS, file=ContentFile(orders_file, name=name), original_name=name, uploaded_by=finance
         )
