@@ -168,6 +168,8 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 # Periodic work is declared here so that one beat process sees the whole schedule.
 CELERY_BEAT_SCHEDULE: dict = {
     "release-expired-holds": {"task": "orders.tasks.release_expired_holds", "schedule": 60.0},
+    # Exceptions whose reason releases itself (stock arrived, paid in full, address confirmed, date reached).
+    "release-exceptions": {"task": "orders.tasks.release_exceptions", "schedule": 60.0},
     # The health self-check: yesterday's measures frozen after midnight; the day's five
     # cross-role status checks handed out at 10:00, when every side is at work.
     "health-store-yesterday": {

@@ -14,6 +14,7 @@ from django.utils.translation import gettext_lazy as _
 from django_fsm import FSMField, FSMModelMixin, transition
 
 from orders import rules
+from orders.reasons import REASONS
 
 
 class Role(models.TextChoices):
@@ -406,13 +407,9 @@ class AddressChangeRequest(models.Model):
         verbose_name_plural = _("address change requests")
 
 
-class RiskTag(models.TextChoices):
-    FUZZY_ADDRESS = "fuzzy_address", _("Fuzzy address")
-    HIGH_RISK_REFUND = "high_risk_refund", _("High-risk refund")
-    INVOICE_PENDING = "invoice_pending", _("Invoice pending")
-    MISSING_GIFT = "missing_gift", _("Missing gift")
-    # Shipped in one system, no sign of the parcel at the carrier (or the reverse): workflows/ghosts.py.
-    GHOST_ORDER = "ghost_order", _("Ghost order")
+# The exception reasons (issue 16): the catalogue in orders/reasons.py, whose first entries were
+# the fixed risk tags (RiskTag.FUZZY_ADDRESS …); one reason each, its owner, limit and release there.
+RiskTag = models.TextChoices("RiskTag", [(reason.code.upper(), (reason.code, reason.name)) for reason in REASONS])
 
 
 class OrderTag(models.Model):
@@ -425,6 +422,11 @@ class OrderTag(models.Model):
     resolved_at = models.DateTimeField(null=True, blank=True)
     resolved_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     resolution = models.CharField(_("resolution"), max_length=200, blank=True)
+    # The reason's own time limit from opening (orders/reasons.py), and the date a "release date"
+    # reason is released on; the ERP's code when the exception came from an ERP ("聚水潭:缺货").
+    due_at = models.DateTimeField(_("due"), null=True, blank=True)
+    release_at = models.DateTimeField(_("release date"), null=True, blank=True)
+    erp_code = models.CharField(_("ERP code"), max_length=64, blank=True)
 
     class Meta:
         verbose_name = _("exception tag")

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING
 
 from django.utils.translation import gettext as _
 
+from orders.reasons import REASONS
+
 if TYPE_CHECKING:
     from orders.models import AddressChangeRequest, Order
 
@@ -67,17 +69,9 @@ ACTION_ROLES: dict[str, frozenset[str]] = {
     "edit_stage_rules": frozenset(),
 }
 
-# Who resolves each exception tag: the role that can actually remove the cause.
-TAG_RESOLVER_ROLES: dict[str, frozenset[str]] = {
-    # Not by a free-text resolution at all: correcting the address resolves it (services).
-    "fuzzy_address": frozenset(),
-    "high_risk_refund": frozenset({"service", "finance"}),
-    "invoice_pending": frozenset({"finance"}),
-    "missing_gift": frozenset({"service"}),
-    # The warehouse finds the parcel (or its waybill) and gets it to the carrier; the courier
-    # answers for the pickup. The ghost check also releases it itself once the signals agree.
-    "ghost_order": frozenset({"dispatcher", "courier"}),
-}
+# Who resolves each exception reason: the role that can actually remove the cause (the catalogue,
+# orders/reasons.py, says it once per reason; a fuzzy address is resolved only by correcting it).
+TAG_RESOLVER_ROLES: dict[str, frozenset[str]] = {reason.code: reason.resolvers for reason in REASONS}
 
 # The screens each role works on (views use @role_required(*SCREEN_ROLES[...]); the navigation
 # in templates/base.html is drawn from this table).

@@ -56,6 +56,15 @@ from orders.models import (
     StageRule,
 )
 from orders.phones import is_contact_number, normalize_mobile
+from orders.reasons import (
+    ADDRESS_CONFIRMED,
+    PAYMENT_COMPLETED,
+    REASONS_BY_CODE,
+    RELEASE_DATE,
+    RELEASE_LABELS,
+    STOCK_ARRIVED,
+    reason_for_erp,
+)
 
 logger = logging.getLogger(__name__)
 # Named, not imported: orders is the ground floor and knows nothing of the floors above.
@@ -553,7 +562,17 @@ def order_add_gift(
 # --- Exception tags ----------------------------------------------------------------------------
 
 
-def order_tag_add(*, order: Order, by: Actor, tag: str, note: str = "") -> OrderTag:
+def order_tag_add(
+    *,
+    order: Order,
+    by: Actor,
+    tag: str,
+    note: str = "",
+    release_at: datetime.datetime | None = None,
+    erp_code: str = "",
+) -> OrderTag:
+    """Open an exception of a catalogue reason (orders/reasons.py): due after the reason's own
+    time limit; several reasons may be open at once, each reason once."""
     if tag not in RiskTag.values:
         raise OrderError(_("Unknown tag."))
     with transaction.atomic():
@@ -562,7 +581,16 @@ def order_tag_add(*, order: Order, by: Actor, tag: str, note: str = "") -> Order
         existing = order.tags.filter(tag=tag, resolved_at__isnull=True).first()
         if existing:
             return existing
-        order_tag = OrderTag.objects.create(order=order, tag=tag, opened_by=by.user)
+        now = timezone.now()
+        order_tag = OrderTag.objects.create(
+            order=order,
+            tag=tag,
+            opened_by=by.user,
+            opened_at=now,
+            due_at=now + REASONS_BY_CODE[tag].time_limit,
+            release_at=release_at,
+            erp_code=erp_code[:64],
+        )
         _save(order, [])
         events.tag_added(order=order, by=_as(by, role), tag=tag, note=note)
     return order_tag
@@ -589,6 +617,51 @@ def order_tag_resolve(*, order: Order, by: Actor, tag: str, resolution: str) -> 
         _save(order, [])
         events.tag_resolved(order=order, by=_as(by, role), tag=tag, resolution=resolution)
     return order_tag
+
+
+def exception_from_erp(*, order: Order, by: Actor, system: str, code: str, release_at=None) -> OrderTag:
+    """An exception an ERP reports in its own words (聚水潭 question_type, 旺店通 bad_reason) opened
+    as the catalogue's reason, owner and clock; an unmapped code is refused, never guessed."""
+    reason = reason_for_erp(system, code)
+    if reason is None:
+        raise OrderError(_("Unknown exception code %(code)s of %(system)s.") % {"code": code[:40], "system": system[:20]})
+    return order_tag_add(order=order, by=by, tag=reason.code, note=code, release_at=release_at, erp_code=f"{system}:{code}")
+
+
+AUTO_RELEASE = Actor.system("system")
+
+
+def _released(tag: OrderTag, now: datetime.datetime) -> bool:
+    order, condition = tag.order, REASONS_BY_CODE[tag.tag].release
+    if condition == RELEASE_DATE:
+        return tag.release_at is not None and tag.release_at <= now
+    if condition == PAYMENT_COMPLETED:
+        return order.total_amount > 0 and order.paid_amount >= order.total_amount
+    if condition == STOCK_ARRIVED:
+        held_for_stock = order.is_held and order.hold_reason == HoldReason.STOCK_SHORTAGE
+        return not held_for_stock and order.events.filter(kind=EventKind.RELEASE, occurred_at__gt=tag.opened_at).exists()
+    if condition == ADDRESS_CONFIRMED:
+        return order.events.filter(kind=EventKind.ADDRESS_CHANGE, occurred_at__gt=tag.opened_at).exists()
+    return False
+
+
+def exceptions_auto_release(*, now: datetime.datetime | None = None) -> int:
+    """Close the open exceptions whose reason's release condition now holds (stock arrived,
+    payment completed, address confirmed, release date reached); beat runs this every minute."""
+    now = now or timezone.now()
+    codes = [reason.code for reason in REASONS_BY_CODE.values() if reason.release and reason.code != RiskTag.FUZZY_ADDRESS]
+    released = 0
+    for tag in OrderTag.objects.filter(tag__in=codes, resolved_at__isnull=True).select_related("order"):
+        if not _released(tag, now):
+            continue
+        resolution = _("Released automatically: %(condition)s.") % {"condition": RELEASE_LABELS[REASONS_BY_CODE[tag.tag].release]}
+        with transaction.atomic():
+            order = _lock(tag.order, None)
+            if OrderTag.objects.filter(pk=tag.pk, resolved_at__isnull=True).update(resolved_at=now, resolution=resolution):
+                _save(order, [])
+                events.tag_resolved(order=order, by=AUTO_RELEASE, tag=tag.tag, resolution=resolution)
+                released += 1
+    return released
 
 
 # --- After-sales and address changes -----------------------------------------------------------
