@@ -163,3 +163,27 @@ def test_the_board_groups_open_exceptions_by_reason_and_owner(people):
     assert (groups["waybill_error"].overdue, groups["partial_payment"].owner) == (1, "finance")
     row = page[page.index('id="group-out_of_stock"') :].split("</tr>")[0]
     assert "缺货" in row and str(Role("dispatcher").label) in row
+
+
+def test_closure_time_is_computed_per_reason_against_its_own_limit(people):
+    from workflows.health.measures import exception_closure_by_reason
+
+    erp, now = Actor.system("ERP"), timezone.now()
+    quick = services.exception_from_erp(order=make_order(status="paid"), by=erp, system="jushuitan", code="获取电子面单错误")
+    slow = services.exception_from_erp(order=make_order(status="paid"), by=erp, system="jushuitan", code="获取电子面单错误")
+    waiting = services.exception_from_erp(order=make_order(status="paid"), by=erp, system="jushuitan", code="缺货")
+    for tag, minutes in ((quick, 20), (slow, 90)):
+        OrderTag.objects.filter(pk=tag.pk).update(opened_at=now - datetime.timedelta(minutes=minutes))
+        services.order_tag_resolve(order=tag.order, by=Actor.of(people["dispatcher"]), tag=tag.tag, resolution="已补打面单")
+    OrderTag.objects.filter(pk=waiting.pk).update(opened_at=now - datetime.timedelta(hours=1))
+    rows = {row.reason: row for row in exception_closure_by_reason(day=timezone.localdate())}
+    waybill, stock = rows["waybill_error"], rows["out_of_stock"]
+    # The waybill error's limit is 1 h: the 90-minute one is over it; the median is 55 minutes.
+    assert (waybill.closed, waybill.limit_minutes, waybill.over_limit) == (2, 60, 1)
+    assert 54 <= waybill.median_minutes <= 56
+    assert (stock.closed, stock.still_open, stock.median_minutes, stock.over_limit) == (0, 1, None, 0)
+    client = Client()
+    client.login(username="supervisor", password=PASSWORD)
+    client.cookies["django_language"] = "zh-hans"
+    page = client.get("/health/exception_closure/").content.decode()
+    assert 'id="reason-waybill_error"' in page and "获取电子面单错误" in page

@@ -37,6 +37,7 @@ from orders.models import (
     OrderTag,
     RiskTag,
 )
+from orders.reasons import REASONS_BY_CODE
 from orders.selectors import overdue_filter
 from workflows.frontline.measures import perceived_delays, status_queries
 from workflows.frontline.models import Inquiry
@@ -165,6 +166,55 @@ def measure_exception_closure(*, day: datetime.date) -> MeasureValue:
         return MeasureValue(None, 0, detail)
     median = statistics.median(_minutes(duration) for *_, duration in closed)
     return MeasureValue(round(median, 2), len(closed), {"median": round(median, 2), **detail})
+
+
+@dataclass(frozen=True)
+class ReasonClosure:
+    """One exception reason's closure on a day, against the reason's own time limit (orders/reasons.py)."""
+
+    reason: str
+    label: str
+    owner: str
+    closed: int
+    median_minutes: float | None
+    limit_minutes: float
+    still_open: int
+    over_limit: int  # closed after their limit, or still open past it
+
+
+def exception_closure_by_reason(*, day: datetime.date) -> list[ReasonClosure]:
+    """Closure time per reason (issue 16): the median open → close of each reason's exceptions
+    closed that day, and the ones still open at the end of it, each against its own limit."""
+    start, end = business_day_bounds(day)
+    as_of = min(end, timezone.now())
+    durations: dict[str, list[datetime.timedelta]] = {}
+    for code, opened, resolved in OrderTag.objects.filter(resolved_at__gte=start, resolved_at__lt=end).values_list(
+        "tag", "opened_at", "resolved_at"
+    ):
+        durations.setdefault(code, []).append(resolved - opened)
+    ages: dict[str, list[datetime.timedelta]] = {}
+    still_open = Q(resolved_at__isnull=True) | Q(resolved_at__gt=as_of)
+    for code, opened in OrderTag.objects.filter(still_open, opened_at__lte=as_of).values_list("tag", "opened_at"):
+        ages.setdefault(code, []).append(as_of - opened)
+    rows = []
+    for code in sorted(set(durations) | set(ages)):
+        reason = REASONS_BY_CODE.get(code)
+        if reason is None:
+            continue
+        closed, waiting = durations.get(code, []), ages.get(code, [])
+        rows.append(
+            ReasonClosure(
+                reason=code,
+                label=str(reason.name),
+                owner=reason.owner,
+                closed=len(closed),
+                median_minutes=round(statistics.median(_minutes(took) for took in closed), 2) if closed else None,
+                limit_minutes=_minutes(reason.time_limit),
+                still_open=len(waiting),
+                over_limit=sum(1 for took in closed + waiting if took > reason.time_limit),
+            )
+        )
+    return sorted(rows, key=lambda row: (-row.over_limit, row.owner, row.reason))
 
 
 def behind_exception_closure(*, day: datetime.date) -> list[BehindRow]:
@@ -489,6 +539,8 @@ class Measure:
     # A day's value that still changes after the day (late claims): the nightly task stores the
     # last `settles_days` days again, so the stored history is not frozen before it settles.
     settles_days: int = 1
+    # The number split by a category, for the page behind it (exception closure: per reason).
+    breakdown: Callable[..., list] | None = None
 
     def format(self, value: float | None) -> str:
         if value is None:
@@ -565,6 +617,7 @@ MEASURES: list[Measure] = [
         ),
         compute=measure_exception_closure,
         behind=behind_exception_closure,
+        breakdown=exception_closure_by_reason,
     ),
     Measure(
         key="wrong_shipment_rate",

@@ -699,6 +699,16 @@ class Command(BaseCommand):
             if order.status == "picking":
                 services.order_flag_missing_gift(order)
         ghosts.ghost_check()
+        # Exceptions the ERP reported in its own codes, each on the catalogue's reason, owner and clock.
+        erp = Actor.system("ERP")
+        codes = [
+            ("jushuitan", "缺货"),
+            ("jushuitan", "部分付款"),
+            ("jushuitan", "获取电子面单错误"),
+            ("wangdiantong", "修改备注"),
+        ]
+        for order, (system, code) in zip(rng.sample(open_orders, min(len(codes), len(open_orders))), codes, strict=False):
+            services.exception_from_erp(order=order, by=erp, system=system, code=code)
 
     def _shipment(self, rng: random.Random, order: Order, status: str, *, silent: bool = False) -> tuple[Shipment, list[dict]]:
         steps = TRACKING_TEXTS if status == "completed" else TRACKING_TEXTS[: rng.randrange(1, 5)]
