@@ -9,7 +9,7 @@ from django.utils.translation import gettext_lazy as _
 from beile.health import healthz
 from orders import views as order_views
 from orders.access import public_endpoint
-from workflows import erp_bridge, tracking
+from workflows import address_change_views, erp_bridge, tracking
 
 
 @public_endpoint("the browser's icon request, for pages that do not link the icon (the admin, JSON answers)")
@@ -43,6 +43,13 @@ urlpatterns = [
     path("tickets/", include("workflows.ticket_urls")),
     # Kuaidi100's push is read by integrations/kuaidi100/callback.py and reacted to by workflows/tracking.py.
     path("integrations/kuaidi100/callback/", tracking.kuaidi100_callback, name="kuaidi100_callback"),
+    path(
+        "integrations/kuaidi100/intercept/",
+        address_change_views.kuaidi100_intercept_callback,
+        name="kuaidi100_intercept_callback",
+    ),
+    path("address-changes/", address_change_views.inbox, name="address_change_inbox"),
+    path("address-changes/<int:pk>/<slug:action>/", address_change_views.handle, name="address_change_action"),
     path("integrations/wechat/", include("integrations.wechat.urls")),
     path("", include("workflows.urls")),
 ]

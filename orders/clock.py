@@ -54,11 +54,21 @@ def business_today() -> datetime.date:
 
 
 def _window(rule: StageRule, day: datetime.date) -> tuple[datetime.datetime, datetime.datetime]:
+    """The working window that opens on `day`. A night shift (18:00–09:00: the end is not after
+    the start) closes the next morning."""
     zone = timezone.get_default_timezone()
+    closes_on = day if rule.work_ends > rule.work_starts else day + datetime.timedelta(days=1)
     return (
         timezone.make_aware(datetime.datetime.combine(day, rule.work_starts), zone),
-        timezone.make_aware(datetime.datetime.combine(day, rule.work_ends), zone),
+        timezone.make_aware(datetime.datetime.combine(closes_on, rule.work_ends), zone),
     )
+
+
+def _first_window_day(rule: StageRule, moment: datetime.datetime) -> datetime.date:
+    """The first day whose window can contain `moment`: the day before for a night shift, whose
+    window opened yesterday evening and is still open this morning."""
+    day = _local_day(moment)
+    return day - datetime.timedelta(days=1) if rule.work_ends <= rule.work_starts else day
 
 
 def _local_day(moment: datetime.datetime) -> datetime.date:
@@ -71,7 +81,7 @@ def working_seconds(rule: StageRule | None, start: datetime.datetime, end: datet
         return 0.0
     if rule is None or not rule.has_working_hours:
         return (end - start).total_seconds()
-    total, day = 0.0, _local_day(start)
+    total, day = 0.0, _first_window_day(rule, start)
     while True:
         opens, closes = _window(rule, day)
         if opens >= end:
@@ -84,7 +94,7 @@ def add_working_time(rule: StageRule, start: datetime.datetime, amount: datetime
     """The moment `amount` of counted time has passed since `start`."""
     if not rule.has_working_hours:
         return start + amount
-    remaining, day = amount, _local_day(start)
+    remaining, day = amount, _first_window_day(rule, start)
     while True:
         opens, closes = _window(rule, day)
         begin = max(opens, start)

@@ -194,16 +194,37 @@ def after_sales_decided(
     return _event(order, EventKind.AFTER_SALES, by, payload)
 
 
+# The actions that end a request (AddressChangeStatus outcomes): workflows/reactions.py pushes
+# each to the customer.
+ADDRESS_CHANGE_OUTCOMES = ("applied", "intercepted", "rerouted", "failed", "refused", "rejected")
+
+
 def address_change(
-    *, order: Order, by: Actor, change_id: int | None, action: str, before: dict | None = None, after: dict | None = None
+    *,
+    order: Order,
+    by: Actor,
+    change_id: int | None,
+    action: str,
+    before: dict | None = None,
+    after: dict | None = None,
+    rung: str = "",
+    reason: str = "",
+    source: str = "",
 ) -> OrderEvent:
-    """action: requested / applied / rejected (a request), corrected (fixed on the card).
-    `before` and `after` are the receiver fields, so old and new address stay on the timeline."""
+    """action: requested / applied / rejected / with_carrier / intercepted / rerouted / failed /
+    refused / reprinted (a request), corrected (fixed on the card). `before` and `after` are the
+    receiver fields, so old and new address stay on the timeline."""
     payload: dict = {"change_id": change_id, "action": action}
     if before:
         payload["before"] = before
     if after:
         payload["after"] = after
+    if rung:
+        payload["rung"] = rung
+    if reason:
+        payload["reason"] = reason
+    if source:
+        payload["source"] = source
     return _event(order, EventKind.ADDRESS_CHANGE, by, payload)
 
 
@@ -287,6 +308,11 @@ def _label(choices, code: str) -> str:
         return code or ""
 
 
+def address_text(fields: dict) -> str:
+    """A receiver in one line ("王丽 浙江省杭州市萧山区市心北路100号"): the timeline, notes, the inbox."""
+    return _address(fields)
+
+
 def _address(fields: dict) -> str:
     return f"{fields.get('receiver_name', '')} {fields.get('province', '')}{fields.get('city', '')}{fields.get('district', '')}{fields.get('address', '')}".strip()
 
@@ -335,8 +361,16 @@ def _address_change(payload: dict) -> str:
         "applied": _("applied"),
         "rejected": _("rejected"),
         "corrected": _("corrected on the card"),
+        "with_carrier": _("asked of the carrier"),
+        "intercepted": _("intercepted by the carrier"),
+        "rerouted": _("rerouted by the carrier"),
+        "failed": _("failed"),
+        "refused": _("refused"),
+        "reprinted": _("waybill reprinted"),
     }
     text = _("Address change %(action)s") % {"action": actions.get(payload.get("action"), "")}
+    if payload.get("reason"):
+        text += _(" (%(reason)s)") % {"reason": payload["reason"]}
     if payload.get("before") and payload.get("after"):
         return text + _(": %(old)s → %(new)s") % {"old": _address(payload["before"]), "new": _address(payload["after"])}
     if payload.get("after"):
@@ -407,6 +441,8 @@ SYSTEM_ACTORS = {
     # Issue 16: the checks that open exceptions themselves (workflows/ghosts.py, services' gift check).
     "ghost check": gettext_noop("Ghost-order check"),
     "gift check": gettext_noop("Gift check"),
+    # Issue 13: the customer asking for another address on the self-service page.
+    "customer": gettext_noop("Customer (self-service page)"),
 }
 
 

@@ -382,12 +382,41 @@ class AfterSalesCase(models.Model):
 
 class AddressChangeStatus(models.TextChoices):
     OPEN = "open", _("Open")
+    # Shipped: asked of the carrier (Kuaidi100 interception, or the courier on the carrier's hotline).
+    WITH_CARRIER = "with_carrier", _("With the carrier")
+    # The outcomes (issue 13: every request ends applied, intercepted, rerouted, failed or refused).
     APPLIED = "applied", _("Applied")
+    INTERCEPTED = "intercepted", _("Intercepted (returned to sender)")
+    REROUTED = "rerouted", _("Rerouted by the carrier")
+    FAILED = "failed", _("Failed")
+    REFUSED = "refused", _("Refused")
+    # A request a reviewer or customer service declined before any rung ran (kept for older rows).
     REJECTED = "rejected", _("Rejected")
 
 
+# The statuses a request is still waiting in; every other status is an outcome.
+ADDRESS_CHANGE_WAITING = (AddressChangeStatus.OPEN, AddressChangeStatus.WITH_CARRIER)
+
+
+class AddressChangeSource(models.TextChoices):
+    SERVICE = "service", _("Customer service")
+    CUSTOMER = "customer", _("Customer (self-service page)")
+    PLATFORM = "platform", _("Platform")
+
+
+class AddressChangeRung(models.TextChoices):
+    """The ladder, decided by the order's stage when the request is handled."""
+
+    APPLY = "apply", _("Applied at once (not yet picked)")
+    APPLY_ACKNOWLEDGE = "apply_acknowledge", _("Applied, warehouse acknowledges and reprints the waybill")
+    CARRIER_INTERCEPT = "carrier_intercept", _("Carrier interception (Kuaidi100)")
+    COURIER_TICKET = "courier_ticket", _("Courier calls the carrier's hotline")
+    REFUSE = "refuse", _("Refused: delivered or signed")
+
+
 class AddressChangeRequest(models.Model):
-    """A customer's request to change the delivery address; while open it stops packing and shipping."""
+    """A request to change the delivery address; while open it stops packing and shipping
+    (orders/rules.py, the interception guard). Its clock runs from requested_at to resolved_at."""
 
     order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="address_changes")
     receiver_name = models.CharField(_("receiver"), max_length=64)
@@ -396,15 +425,49 @@ class AddressChangeRequest(models.Model):
     city = models.CharField(_("city"), max_length=32)
     district = models.CharField(_("district"), max_length=32, blank=True)
     address = models.CharField(_("address"), max_length=200)
+    # The receiver as it was when the request arrived (old → new in the inbox).
+    previous = models.JSONField(default=dict, blank=True)
+    source = models.CharField(_("asked through"), max_length=16, choices=AddressChangeSource.choices, default="service")
     status = models.CharField(_("status"), max_length=16, choices=AddressChangeStatus.choices, default=AddressChangeStatus.OPEN)
+    rung = models.CharField(_("ladder rung"), max_length=20, choices=AddressChangeRung.choices, blank=True)
+    outcome_reason = models.CharField(_("outcome"), max_length=300, blank=True)
     requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    requested_by_name = models.CharField(_("asked by"), max_length=64, blank=True)
     requested_at = models.DateTimeField(default=timezone.now)
+    due_at = models.DateTimeField(_("due by"), null=True, blank=True)
     resolved_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     resolved_at = models.DateTimeField(null=True, blank=True)
+    # The carrier rung: the waybill asked about and Kuaidi100's task id for the interception.
+    carrier_code = models.CharField(max_length=32, blank=True)
+    tracking_number = models.CharField(max_length=32, blank=True)
+    carrier_task_id = models.CharField(max_length=64, blank=True)
+    # Picking/packed rung: the label printed with the old address must be reprinted before shipping.
+    reprint_pending = models.BooleanField(_("waybill reprint pending"), default=False)
+    reprinted_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    reprinted_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         verbose_name = _("address change request")
         verbose_name_plural = _("address change requests")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["carrier_task_id"], condition=~Q(carrier_task_id=""), name="address_change_task_unique"
+            )
+        ]
+        indexes = [
+            # The inbox: waiting requests by deadline.
+            models.Index(fields=["due_at"], condition=Q(status__in=["open", "with_carrier"]), name="address_change_waiting"),
+        ]
+
+    @property
+    def is_waiting(self) -> bool:
+        return self.status in ADDRESS_CHANGE_WAITING
+
+    def new_receiver(self) -> dict:
+        return {
+            field: getattr(self, field)
+            for field in ("receiver_name", "receiver_phone", "province", "city", "district", "address")
+        }
 
 
 # The exception reasons (issue 16): the catalogue in orders/reasons.py, whose first entries were
@@ -594,8 +657,10 @@ class StageRule(models.Model):
         db_table = "workflows_stagerule"
         constraints = [
             models.CheckConstraint(
-                condition=(Q(work_starts__isnull=True) & Q(work_ends__isnull=True)) | Q(work_starts__lt=models.F("work_ends")),
-                name="stage_rule_working_hours_ordered",
+                # Both or neither; an end before the start is a night shift crossing midnight.
+                condition=(Q(work_starts__isnull=True) & Q(work_ends__isnull=True))
+                | (Q(work_starts__isnull=False) & Q(work_ends__isnull=False) & ~Q(work_starts=models.F("work_ends"))),
+                name="stage_rule_working_hours_set",
             )
         ]
 

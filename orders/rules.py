@@ -58,6 +58,10 @@ ACTION_ROLES: dict[str, frozenset[str]] = {
     # Applying a change is a decision about the order, not warehouse work: the warehouse is told
     # (the request intercepts packing) but does not decide.
     "resolve_address_change": frozenset({"reviewer", "service"}),
+    # The waybill printed with the old address was reprinted (the picking/packed rung).
+    "confirm_reprint": frozenset({"dispatcher", "packer", "courier"}),
+    # The courier records what the carrier's hotline said (the rung for carriers without interception).
+    "record_carrier_outcome": frozenset({"courier"}),
     "open_after_sales": frozenset({"service", "sales"}),
     # Finance decides money (refunds); customer service decides every case.
     "decide_after_sales": frozenset({"service"}),
@@ -87,6 +91,8 @@ SCREEN_ROLES: dict[str, tuple[str, ...]] = {
     "tickets": ("courier", "supervisor"),
     "board": ("supervisor",),
     "rush": ("sales", "supervisor"),
+    # Issue 13: one inbox of address-change requests.
+    "address_changes": ("reviewer", "service", "supervisor"),
 }
 
 
@@ -133,6 +139,14 @@ def _interception_blockers(order: Order) -> list[str]:
     return reasons
 
 
+def _waybill_reprint_blocker(order: Order) -> list[str]:
+    """Issue 13: an address changed while picking or packed leaves a label with the old address;
+    the parcel leaves only after the waybill was reprinted."""
+    if order.address_changes.filter(reprint_pending=True).exists():
+        return [_("The address changed after picking began: reprint the waybill with the new address before shipping.")]
+    return []
+
+
 def _no_items_blocker(order: Order) -> list[str]:
     """Issue 11: "no items → no approve / pack". A rush order filed for a new phone starts empty
     (¥0.00); its items arrive with the ERP import."""
@@ -147,14 +161,22 @@ def _fuzzy_address_blocker(order: Order) -> list[str]:
     return []
 
 
+def _carrier_label(code: str) -> str:
+    from orders.models import Carrier  # orders.models reads this module's guards
+
+    return Carrier(code).label if code in Carrier.values else code or "—"
+
+
 def _cold_chain_blocker(order: Order) -> list[str]:
     """docs/brief.md: an order with a cold-chain item must use SF cold chain or it cannot go to packing;
     the same holds at the dock (order_ship sets the carrier it ships with before this runs)."""
     # Read through .all(): the card has the lines prefetched already.
     if any(line.cold_chain for line in order.lines.all()) and order.carrier_code != COLD_CHAIN_CARRIER:
         return [
-            _("This order has cold-chain items: it must use the SF cold chain channel (%(code)s) before packing.")
-            % {"code": COLD_CHAIN_CARRIER}
+            _(
+                "This order has cold-chain items: it must use the %(channel)s channel, not %(carrier)s; change its carrier before packing."
+            )
+            % {"channel": _carrier_label(COLD_CHAIN_CARRIER), "carrier": _carrier_label(order.carrier_code)}
         ]
     return []
 
@@ -212,6 +234,7 @@ GUARDS: dict[str, tuple[tuple[str, ...], Callable[[Order], list[str]]]] = {
     "cold_chain": (("pack", "ship"), _cold_chain_blocker),
     "interception": (("pack", "ship"), _interception_blockers),
     "gift_missing": (("pack",), _gift_missing_blocker),
+    "waybill_reprint": (("ship",), _waybill_reprint_blocker),
 }
 
 

@@ -12,6 +12,7 @@ from django.utils import timezone
 from orders import packing, rules
 from orders.access import Actor
 from orders.models import (
+    ACTIVE_STATUSES,
     FeedbackRequest,
     Note,
     Order,
@@ -30,6 +31,7 @@ class OrderFilters:
     status: str = ""
     tag: str = ""
     rush: bool = False
+    open: bool = False  # not yet completed or cancelled
     held: bool = False
     overdue: bool = False
     mine: bool = False
@@ -77,6 +79,8 @@ def order_list(*, user, filters: OrderFilters, cursor: str = "") -> OrderPage:
         )
     if filters.rush:
         queryset = queryset.filter(is_rush=True)
+    if filters.open:
+        queryset = queryset.filter(status__in=ACTIVE_STATUSES)
     if filters.held:
         queryset = queryset.filter(is_held=True)
     if filters.overdue:

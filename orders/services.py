@@ -18,6 +18,7 @@ import secrets
 from decimal import Decimal, InvalidOperation
 
 from celery import current_app
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import transaction
 from django.db.models import Q
@@ -30,7 +31,10 @@ from orders import clock, events, packing, rules
 from orders.access import Actor
 from orders.models import (
     ACTIVE_STATUSES,
+    ADDRESS_CHANGE_WAITING,
     AddressChangeRequest,
+    AddressChangeRung,
+    AddressChangeSource,
     AddressChangeStatus,
     AfterSalesCase,
     AfterSalesKind,
@@ -121,6 +125,12 @@ def _acting_role(by: Actor, allowed: set[str]) -> str:
     if rules.SUPERVISOR in by.roles:
         return rules.SUPERVISOR
     raise NotAllowed(_("Your role may not do this."))
+
+
+def check_may(by: Actor, action: str) -> str:
+    """The role in which `by` may run `action` (rules.ACTION_ROLES), or NotAllowed: for a caller
+    that must know before it asks an outside system (workflows/address_changes.py)."""
+    return _acting_role(by, rules.ACTION_ROLES[action])
 
 
 def _as(by: Actor, role: str) -> Actor:
@@ -797,58 +807,239 @@ def order_correct_address(*, order: Order, by: Actor, expected_version: int | No
                 kind=NoteKind.WARNING,
                 audience=NoteAudience.WAREHOUSE,
                 body=_("The address was corrected during picking: pack and label for %(address)s.")
-                % {
-                    "address": f"{values['receiver_name']} {values['province']}{values['city']}{values['district']}{values['address']}"
-                },
+                % {"address": events.address_text(values)},
             )
             events.note_added(order=order, by=actor, note=note)
     return order
 
 
-def address_change_request(*, order: Order, by: Actor, **address: str) -> AddressChangeRequest:
+def _nudge_outcome(event_id: int) -> None:
+    """An address change ended: the push to the customer lives on a higher floor
+    (workflows/reactions.py), which reads the outcome from this event (the relay catches a lost nudge)."""
+    transaction.on_commit(lambda: _nudge_reactions(event_id))
+
+
+def address_change_request(
+    *, order: Order, by: Actor, source: str = AddressChangeSource.SERVICE, **address: str
+) -> AddressChangeRequest:
+    """A request for the inbox: from customer service (card, lookup), from the customer on the
+    self-service page (a system actor, only before shipping) or from the platform. The new
+    receiver's phone must be a mainland mobile: the carrier texts it on delivery."""
+    if source not in AddressChangeSource.values:
+        raise OrderError(_("Unknown source of the request."))
     values = _clean_address(address)
+    if normalize_mobile(values["receiver_phone"]) is None:
+        raise OrderError(
+            _("“%(phone)s” is not a mainland mobile number: 11 digits starting with 1, e.g. 138 0013 8000.")
+            % {"phone": address.get("receiver_phone", "")}
+        )
     with transaction.atomic():
         order = _lock(order, None)
-        role = _acting_role(by, rules.ACTION_ROLES["request_address_change"])
-        if order.status not in ACTIVE_STATUSES:
-            raise OrderError(_("The order has left the warehouse; the address can no longer change."))
-        if order.address_changes.filter(status=AddressChangeStatus.OPEN).exists():
+        if source == AddressChangeSource.CUSTOMER:
+            role = ""
+        else:
+            role = _acting_role(by, rules.ACTION_ROLES["request_address_change"])
+        if order.status == OrderStatus.CANCELLED:
+            raise OrderError(
+                _("Order %(number)s is cancelled; there is no parcel to send elsewhere.") % {"number": order.order_number}
+            )
+        if source == AddressChangeSource.CUSTOMER and order.status not in ACTIVE_STATUSES:
+            raise OrderError(_("Your parcel has already left the warehouse; please call customer service to change the address."))
+        if order.address_changes.filter(status__in=ADDRESS_CHANGE_WAITING).exists():
             raise OrderConflict(_("An address change for this order is already waiting."))
-        change = AddressChangeRequest.objects.create(order=order, requested_by=by.user, **values)
+        before = {field: getattr(order, field) for field in ADDRESS_FIELDS}
+        if before == values:
+            raise OrderError(_("The new address is the same as the current one."))
+        now = timezone.now()
+        change = AddressChangeRequest.objects.create(
+            order=order,
+            requested_by=by.user,
+            requested_by_name=by.name[:64],
+            source=source,
+            previous=before,
+            requested_at=now,
+            due_at=now + datetime.timedelta(minutes=settings.ADDRESS_CHANGE_DUE_MINUTES),
+            **values,
+        )
         _save(order, [])
-        events.address_change(order=order, by=_as(by, role), change_id=change.pk, action="requested", after=values)
+        events.address_change(
+            order=order, by=_as(by, role), change_id=change.pk, action="requested", before=before, after=values, source=source
+        )
+    return change
+
+
+def _lock_waiting(change: AddressChangeRequest, by: Actor, action: str, *, waiting=(AddressChangeStatus.OPEN,)):
+    order = _lock(change.order, None)
+    role = _acting_role(by, rules.ACTION_ROLES[action])
+    change = AddressChangeRequest.objects.select_for_update().get(pk=change.pk)
+    if change.status not in waiting:
+        raise OrderConflict(_("This address change was already handled (%(status)s).") % {"status": change.get_status_display()})
+    return order, role, change
+
+
+def _close(change: AddressChangeRequest, by: Actor, status: str, *, rung: str = "", reason: str = "") -> None:
+    change.status = status
+    change.rung = rung or change.rung
+    change.outcome_reason = reason[:300]
+    change.resolved_by = by.user
+    change.resolved_at = timezone.now()
+    change.save(update_fields=["status", "rung", "outcome_reason", "resolved_by", "resolved_at"])
+
+
+def address_change_apply(*, change: AddressChangeRequest, by: Actor) -> AddressChangeRequest:
+    """The first two rungs. Not yet picked: the new receiver applies at once. Picking or packed:
+    it applies too, and the warehouse gets a warning note the packer must acknowledge before
+    packing (orders/packing.py) and a reprint flag that stops shipping until the waybill is
+    reprinted (orders/rules.py, the waybill_reprint guard)."""
+    with transaction.atomic():
+        order, role, change = _lock_waiting(change, by, "resolve_address_change")
+        if order.status not in ACTIVE_STATUSES:
+            raise OrderError(
+                _("The order is %(status)s; a shipped parcel's address is changed through the carrier.")
+                % {"status": order.get_status_display()}
+            )
+        warehouse = order.status in (OrderStatus.PICKING, OrderStatus.PACKED)
+        rung = AddressChangeRung.APPLY_ACKNOWLEDGE if warehouse else AddressChangeRung.APPLY
+        before = {field: getattr(order, field) for field in ADDRESS_FIELDS}
+        after = change.new_receiver()
+        for field in ADDRESS_FIELDS:
+            setattr(order, field, after[field])
+        _save(order, list(ADDRESS_FIELDS))
+        actor = _as(by, role)
+        if warehouse:
+            change.reprint_pending = True
+            change.save(update_fields=["reprint_pending"])
+            note = Note.objects.create(
+                order=order,
+                author=by.user,
+                author_role=role,
+                kind=NoteKind.WARNING,
+                audience=NoteAudience.WAREHOUSE,
+                body=_("The address changed while %(stage)s: pack and label for %(address)s, and reprint the waybill.")
+                % {"stage": order.get_status_display(), "address": events.address_text(after)},
+            )
+            events.note_added(order=order, by=actor, note=note)
+        _close(change, by, AddressChangeStatus.APPLIED, rung=rung)
+        event = events.address_change(
+            order=order, by=actor, change_id=change.pk, action="applied", before=before, after=after, rung=rung
+        )
+        _nudge_outcome(event.pk)
+    return change
+
+
+def address_change_refuse(
+    *, change: AddressChangeRequest, by: Actor, reason: str, rung: str = "", declined: bool = False
+) -> AddressChangeRequest:
+    """A request that cannot be done: the parcel was delivered or signed (rung "refuse": an
+    after-sales case is offered instead), or a person declines it with a reason."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise OrderError(_("Say why the address change is refused."))
+    with transaction.atomic():
+        order, role, change = _lock_waiting(change, by, "resolve_address_change")
+        status = AddressChangeStatus.REJECTED if declined else AddressChangeStatus.REFUSED
+        _close(change, by, status, rung=rung, reason=reason)
+        _save(order, [])
+        event = events.address_change(
+            order=order,
+            by=_as(by, role),
+            change_id=change.pk,
+            action=str(status),
+            after=change.new_receiver(),
+            rung=rung,
+            reason=reason,
+        )
+        _nudge_outcome(event.pk)
     return change
 
 
 def address_change_resolve(*, change: AddressChangeRequest, by: Actor, apply: bool) -> AddressChangeRequest:
+    """The card's two buttons on a waiting request before shipping: apply (the ladder's first two
+    rungs) or decline."""
+    if apply:
+        return address_change_apply(change=change, by=by)
+    return address_change_refuse(change=change, by=by, reason=_("Declined by the cockpit"), declined=True)
+
+
+def address_change_to_carrier(
+    *, change: AddressChangeRequest, by: Actor, rung: str, shipment: Shipment, task_id: str = ""
+) -> AddressChangeRequest:
+    """Shipped: the request now waits for the carrier, through Kuaidi100's interception (task id
+    given) or through the courier on the carrier's hotline (a ticket)."""
+    if rung not in (AddressChangeRung.CARRIER_INTERCEPT, AddressChangeRung.COURIER_TICKET):
+        raise OrderError(_("Unknown rung."))
     with transaction.atomic():
-        order = _lock(change.order, None)
-        role = _acting_role(by, rules.ACTION_ROLES["resolve_address_change"])
-        change = AddressChangeRequest.objects.select_for_update().get(pk=change.pk)
-        if change.status != AddressChangeStatus.OPEN:
-            raise OrderConflict(_("This address change was already handled."))
-        if apply and order.status not in ACTIVE_STATUSES:
-            raise OrderError(_("The order has left the warehouse; the address can no longer change."))
-        change.status = AddressChangeStatus.APPLIED if apply else AddressChangeStatus.REJECTED
-        change.resolved_by = by.user
-        change.resolved_at = timezone.now()
-        change.save(update_fields=["status", "resolved_by", "resolved_at"])
-        fields: list[str] = []
+        order, role, change = _lock_waiting(change, by, "resolve_address_change")
+        if order.status != OrderStatus.SHIPPED:
+            raise OrderError(_("Only a shipped parcel is changed through the carrier."))
+        change.status = AddressChangeStatus.WITH_CARRIER
+        change.rung = rung
+        change.carrier_code = shipment.carrier_code
+        change.tracking_number = shipment.tracking_number
+        change.carrier_task_id = task_id
+        change.save(update_fields=["status", "rung", "carrier_code", "tracking_number", "carrier_task_id"])
+        _save(order, [])
+        events.address_change(
+            order=order, by=_as(by, role), change_id=change.pk, action="with_carrier", after=change.new_receiver(), rung=rung
+        )
+    return change
+
+
+CARRIER_OUTCOMES = (AddressChangeStatus.REROUTED, AddressChangeStatus.INTERCEPTED, AddressChangeStatus.FAILED)
+
+
+def address_change_carrier_outcome(
+    *, change: AddressChangeRequest, by: Actor, outcome: str, reason: str = ""
+) -> AddressChangeRequest:
+    """What the carrier did: rerouted to the new address (the order's receiver changes),
+    intercepted and returning to us, or failed (with the carrier's reason). From Kuaidi100's
+    signed callback (a system actor) or from the courier who called the hotline."""
+    if outcome not in CARRIER_OUTCOMES:
+        raise OrderError(_("Choose what the carrier did."))
+    reason = (reason or "").strip()
+    if outcome == AddressChangeStatus.FAILED and not reason:
+        raise OrderError(_("Say why the carrier could not change the address."))
+    with transaction.atomic():
+        order, role, change = _lock_waiting(change, by, "record_carrier_outcome", waiting=(AddressChangeStatus.WITH_CARRIER,))
         before = {field: getattr(order, field) for field in ADDRESS_FIELDS}
-        if apply:
+        fields: list[str] = []
+        if outcome == AddressChangeStatus.REROUTED:
             for field in ADDRESS_FIELDS:
                 setattr(order, field, getattr(change, field))
             fields = list(ADDRESS_FIELDS)
         _save(order, fields)
-        events.address_change(
+        _close(change, by, outcome, reason=reason)
+        event = events.address_change(
             order=order,
             by=_as(by, role),
             change_id=change.pk,
-            action="applied" if apply else "rejected",
-            before=before if apply else None,
-            after={field: getattr(change, field) for field in ADDRESS_FIELDS},
+            action=str(outcome),
+            before=before if fields else None,
+            after=change.new_receiver(),
+            rung=change.rung,
+            reason=reason,
         )
+        _nudge_outcome(event.pk)
     return change
+
+
+def address_change_confirm_reprint(*, order: Order, by: Actor) -> Order:
+    """The warehouse or the courier reprinted the waybill with the new address: shipping may go on."""
+    with transaction.atomic():
+        order = _lock(order, None)
+        role = _acting_role(by, rules.ACTION_ROLES["confirm_reprint"])
+        pending = list(order.address_changes.select_for_update().filter(reprint_pending=True))
+        if not pending:
+            raise OrderConflict(_("No waybill is waiting to be reprinted."))
+        now = timezone.now()
+        for change in pending:
+            change.reprint_pending = False
+            change.reprinted_by = by.user
+            change.reprinted_at = now
+            change.save(update_fields=["reprint_pending", "reprinted_by", "reprinted_at"])
+        _save(order, [])
+        events.address_change(order=order, by=_as(by, role), change_id=pending[-1].pk, action="reprinted")
+    return order
 
 
 # --- Personal data -----------------------------------------------------------------------------
@@ -919,8 +1110,9 @@ def stage_rule_update(
         raise OrderError(_("A time limit is between 1 minute and 31 days."))
     if (work_starts is None) != (work_ends is None):
         raise OrderError(_("Give both the start and the end of working hours, or neither."))
-    if work_starts is not None and work_starts >= work_ends:
-        raise OrderError(_("Working hours must end after they start (e.g. 09:00 to 18:00)."))
+    if work_starts is not None and work_starts == work_ends:
+        # An end before the start is a night shift (18:00 to 09:00 the next morning): orders/clock.py.
+        raise OrderError(_("Working hours must not start and end at the same time (e.g. 09:00 to 18:00, or 18:00 to 09:00)."))
     with transaction.atomic():
         rule = StageRule.objects.select_for_update().get(pk=rule.pk)
         rule.responsible_role = responsible_role

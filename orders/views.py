@@ -56,6 +56,7 @@ def order_list(request: HttpRequest) -> HttpResponse:
         status=params.get("status", "") if params.get("status", "") in OrderStatus.values else "",
         tag=params.get("tag", "") if params.get("tag", "") in RiskTag.values else "",
         rush=params.get("rush") == "1",
+        open=params.get("open") == "1",
         held=params.get("held") == "1",
         overdue=params.get("overdue") == "1",
         mine=params.get("mine") == "1",
@@ -129,6 +130,10 @@ def _card_context(request: HttpRequest, order_number: str) -> dict:
         # Holds and carrier changes only make sense before the parcel leaves (the services agree).
         "is_active": order.status in ACTIVE_STATUSES,
         "stage_clock": clock.stage_clock(order),
+        # Issue 13: the label printed with the old address must be reprinted before shipping.
+        "reprint_pending": any(change.reprint_pending for change in order.address_changes.all()),
+        "can_confirm_reprint": may("confirm_reprint"),
+        "can_handle_address_change": may("resolve_address_change"),
     }
 
 
@@ -322,6 +327,11 @@ def _resolve_address(request, order, actor, version):
     return _("Address change handled.")
 
 
+def _confirm_reprint(request, order, actor, version):
+    services.address_change_confirm_reprint(order=order, by=actor)
+    return _("Waybill reprinted")
+
+
 def _int(raw: str | None) -> int:
     try:
         return int(raw or "")
@@ -353,6 +363,7 @@ ACTIONS: dict[str, ActionHandler] = {
     "correct_address": _correct_address,
     "request_address": _request_address,
     "resolve_address": _resolve_address,
+    "confirm_reprint": _confirm_reprint,
 }
 
 

@@ -201,11 +201,11 @@ def test_a_bad_rule_is_refused_with_a_clear_message(client, supervisor):
             "responsible_role": "dispatcher",
             "limit_minutes": "60",
             "alert_role": "supervisor",
-            "work_starts": "18:00",
+            "work_starts": "09:00",
             "work_ends": "09:00",
         },
         follow=True,
     )
-    assert "下班时间必须晚于上班时间" in response.content.decode()
+    assert "上下班时间不能相同" in response.content.decode()
     rule.refresh_from_db()
     assert rule.work_starts is None

@@ -93,7 +93,7 @@ def test_refused_transition_is_409_and_shown_on_the_card(client, people):
     # the describer words it for each reader.
     assert refused.payload == {"action": "pack", "event_id": "wms-9", "reason": reason}
     with translation.override("en"):
-        assert events.describe(refused).startswith("WMS asked for pack; refused: ")
+        assert events.describe(refused).startswith("Warehouse system asked for pack; refused: ")  # actor_label names the WMS
     client.login(username="service", password=PASSWORD)
     card = client.get(f"/orders/{order.order_number}/").content.decode()
     assert "WMS 请求 pack，已拒绝" in card

@@ -159,7 +159,8 @@ def test_note_from_lookup_reaches_the_order(client, people):
 
 
 def test_refused_action_is_explained(client, people):
-    order = make_order(status="shipped", phone="13900003333")
+    # A cancelled order has no parcel to send elsewhere (a shipped one goes to the carrier: issue 13).
+    order = make_order(status="cancelled", phone="13900003333")
     client.login(username="service", password=PASSWORD)
     response = client.post(
         f"/service/lookup/{order.order_number}/request_address/",
@@ -201,6 +202,10 @@ def test_address_change_after_packing_intercepts_shipping(client, people):
         services.order_ship(order=order, by=Actor.of(people["courier"]), carrier_code="zhongtong", tracking_number="ZT1")
     change = AddressChangeRequest.objects.get(order=order)
     services.address_change_resolve(change=change, by=Actor.of(people["service"]), apply=True)
+    # Issue 13: applied after packing, the label with the old address is reprinted before shipping.
+    with pytest.raises(services.TransitionBlocked, match="重打面单"):
+        services.order_ship(order=order, by=Actor.of(people["courier"]), carrier_code="zhongtong", tracking_number="ZT1")
+    services.address_change_confirm_reprint(order=order, by=Actor.of(people["courier"]))
     services.order_ship(order=order, by=Actor.of(people["courier"]), carrier_code="zhongtong", tracking_number="ZT1")
     order.refresh_from_db()
     assert order.status == "shipped" and order.address == "新地址1号"

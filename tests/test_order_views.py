@@ -181,7 +181,7 @@ def test_card_shows_five_dimensions_and_the_blocked_pack_button(people):
     assert "赠品口水巾不要漏放" in body and "今天能发吗？" in body and "Invoice pending" in body and "上次少发赠品" in body
     pack = re.search(r'<form[^>]*id="transition-pack".*?</form>', body, re.S).group(0)
     assert re.search(r"<button[^>]*disabled", pack)
-    assert "it must use the SF cold chain channel (shunfenglengyun) before packing." in pack
+    assert "it must use the SF cold chain channel, not ZTO; change its carrier before packing." in pack
     # The pack verification (orders/packing.py), as on the PDA: nothing scanned yet, two notes to read.
     assert "Every item, gifts included, must be scanned at the packing station (PDA) before packing." in pack
     assert "0 of 2 scanned." in pack
@@ -232,6 +232,10 @@ def _change(order, people):
         district="滨江区",
         address="江南大道1号",
     )
+
+
+def _applied_while_packed(order, people):
+    services.address_change_apply(change=_change(order, people), by=Actor.of(people["reviewer"]))
 
 
 def _scanned(order, people):
@@ -329,6 +333,14 @@ ACTION_CASES = {
         lambda o: o.address_changes.exists(),
     ),
     "resolve_address": ("paid", "reviewer", _change, {"decision": "apply"}, lambda o: o.address == "江南大道1号"),
+    # Issue 13: an address applied while packed leaves a waybill to reprint before shipping.
+    "confirm_reprint": (
+        "packed",
+        "packer",
+        _applied_while_packed,
+        {},
+        lambda o: not o.address_changes.filter(reprint_pending=True).exists(),
+    ),
 }
 ACTION_CASES["add_gift"] = (
     "paid",

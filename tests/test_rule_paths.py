@@ -70,6 +70,21 @@ def _gift_missing(order, people):
     order.save(update_fields=["buyer_message"])
 
 
+def _waybill_reprint(order, people):
+    # Issue 13: an address change applied once picking began leaves a label to reprint.
+    change = services.address_change_request(
+        order=order,
+        by=Actor.of(people["service"]),
+        receiver_name="李娜",
+        receiver_phone="13912345678",
+        province="上海市",
+        city="上海市",
+        district="浦东新区",
+        address="世纪大道1号",
+    )
+    services.address_change_apply(change=change, by=Actor.of(people["reviewer"]))
+
+
 BREAK = {
     "hold": _hold,
     "no_items": _no_items,
@@ -77,6 +92,7 @@ BREAK = {
     "cold_chain": _cold_chain,
     "interception": _interception,
     "gift_missing": _gift_missing,
+    "waybill_reprint": _waybill_reprint,
 }
 
 

@@ -71,6 +71,7 @@ SKIPPED_PREFIXES = ("admin/", "i18n/", "static/", "media/", "__debug__/")
 CSRF_EXEMPT_WEBHOOKS: dict[str, str] = {
     "erp_inbound_event": "HMAC-SHA256(source secret, timestamp + '.' + body); timestamp within 5 minutes; event_id makes a replay a no-op",
     "kuaidi100_callback": "MD5(param + salt), upper case; refused while no salt is configured; a repeated push adds nothing",
+    "kuaidi100_intercept_callback": "MD5(param + salt), upper case; a result for a request that already has its outcome is refused",
     "wechat_callback": "sha1(sorted token, timestamp, nonce); timestamp within 5 minutes; each signature is used once",
 }
 
@@ -117,6 +118,9 @@ SAMPLE_KWARGS: dict[str, Callable[[World], object]] = {
 # Where two URLs give one kwarg name to different objects: "<url name>:<kwarg>" wins over "<kwarg>".
 SAMPLE_KWARGS_BY_ROUTE: dict[str, Callable[[World], object]] = {
     "erp_reconciliation_detail:run_id": lambda world: world.extra["reconciliation"].pk,
+    # Issue 13's inbox: an empty "refuse" is refused (a reason is required) and changes nothing.
+    "address_change_action:pk": lambda world: world.order.address_changes.get().pk,
+    "address_change_action:action": lambda world: "refuse",
 }
 # Kwargs that name a single order: the matrix also asks for a number that does not exist.
 MISSING_ORDER_KWARGS = {"order_number": "NX0000404404"}
@@ -398,6 +402,7 @@ def test_the_id_routes_are_the_known_ones():
         "ticket_detail",
         "ticket_action",
         "alert_acknowledge",
+        "address_change_action",
     }
 
 

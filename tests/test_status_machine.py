@@ -157,7 +157,7 @@ def test_cold_chain_order_needs_sf_cold_chain_to_pack(people):
     with pytest.raises(services.TransitionBlocked) as refused:
         services.order_transition(order=order, name="pack", by=packer)
     assert refused.value.reasons == [
-        "This order has cold-chain items: it must use the SF cold chain channel (shunfenglengyun) before packing."
+        "This order has cold-chain items: it must use the SF cold chain channel, not ZTO; change its carrier before packing."
     ]
     order.refresh_from_db()
     assert order.status == "picking" and status_events(order) == []
@@ -334,6 +334,11 @@ def test_open_address_change_intercepts_packing_and_shipping(people, name, sourc
     # (packing also lists the items not scanned: the bench refuses scans of an intercepted order)
     assert refused.value.reasons[0] == "An open address change intercepts this order; apply or reject it first."
     services.address_change_resolve(change=change, by=Actor.of(people["reviewer"]), apply=True)
+    # Issue 13: applied once picking began, the warehouse acknowledges the note and reprints the waybill.
+    for note in order.notes.filter(kind="warning"):
+        services.note_acknowledge(note=note, by=Actor.of(people["supervisor"]))
+    if name == "ship":
+        services.address_change_confirm_reprint(order=order, by=Actor.of(people["supervisor"]))
     run(name, order, Actor.of(people["supervisor"]))
     order.refresh_from_db()
     assert order.status == TRANSITIONS[name][1] and order.district == "滨江区"

@@ -148,6 +148,17 @@ def _alert_once(run: ReconciliationRun) -> None:
 # --- Pages -----------------------------------------------------------------------------------------
 
 
+def _open_reconciliation_alerts(limit: int = 10) -> list[Alert]:
+    """A difference alerts each finance role (one row per role, to acknowledge apart); the page
+    shows it once."""
+    seen: dict[tuple[str, str], Alert] = {}
+    for alert in Alert.objects.filter(
+        kind=AlertKind.RECONCILIATION, for_role__in=FINANCE_ROLES, acknowledged_at__isnull=True
+    ).order_by("-created_at")[: limit * len(FINANCE_ROLES)]:
+        seen.setdefault((alert.link, alert.message), alert)
+    return list(seen.values())[:limit]
+
+
 @require_GET
 @role_required(*FINANCE_ROLES)
 def erp_home(request: HttpRequest) -> HttpResponse:
@@ -156,9 +167,7 @@ def erp_home(request: HttpRequest) -> HttpResponse:
         "imports": ImportRun.objects.filter(kind="orders").select_related("uploaded_by")[:10],
         "exports": DailyExport.objects.exclude(file="")[:14],
         "runs": ReconciliationRun.objects.all()[:10],
-        "alerts": Alert.objects.filter(kind=AlertKind.RECONCILIATION, for_role__in=FINANCE_ROLES, acknowledged_at__isnull=True)[
-            :10
-        ],
+        "alerts": _open_reconciliation_alerts(),
         "yesterday": yesterday.isoformat(),
     }
     return render(request, "erp/home.html", context)

@@ -49,10 +49,13 @@ class Alert(models.Model):
 
 
 class TicketKind(models.TextChoices):
-    STALLED = "stalled", _("No tracking update for 24 h")
+    # The window is a setting (workflows/notifications.py stall_after); the ticket's summary names it.
+    STALLED = "stalled", _("No tracking update")
     PROBLEM = "problem", _("Carrier reports a problem")
     RETURNED = "returned", _("Returned or refused")
     ABORTED = "aborted", _("Tracking aborted")
+    # Issue 13: a shipped parcel's address change the carrier takes only by phone (e.g. SF).
+    ADDRESS_CHANGE = "address_change", _("Address change by the carrier's hotline")
 
 
 class Ticket(models.Model):

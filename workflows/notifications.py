@@ -183,7 +183,21 @@ def push_about(event_key: str) -> str:
         return _(STALLED.note)
     if kind == "inquiry":
         return _("Answer to the customer's question")
+    if kind == "address_change":
+        return _("Outcome of the address change")
     return _("Order status")
+
+
+# Issue 13: what the customer is told when an address change ends (the push's note, ≤ 20
+# characters shown), by the outcome's action (orders/events.py ADDRESS_CHANGE_OUTCOMES).
+ADDRESS_CHANGE_PUSH_TEXT = {
+    "applied": gettext_noop("New address applied"),
+    "rerouted": gettext_noop("Carrier rerouted to new address"),
+    "intercepted": gettext_noop("Parcel intercepted, returning"),
+    "failed": gettext_noop("Address change failed"),
+    "refused": gettext_noop("Address change not possible"),
+    "rejected": gettext_noop("Address change not possible"),
+}
 
 
 # WeChat's delivery report (TEMPLATESENDJOBFINISH's Status, docs/protocols.md): "success",

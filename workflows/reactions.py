@@ -12,23 +12,45 @@ from __future__ import annotations
 
 import datetime
 
-from django.db.models import Exists, OuterRef, Q
-from django.utils import timezone
+from django.conf import settings
+from django.db.models import CharField, Exists, OuterRef, Q, Value
+from django.db.models.functions import Cast, Concat
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
 
 from integrations.kuaidi100.services import shipment_track
 from integrations.wechat.models import CustomerMessage
+from orders import events
 from orders.models import EventKind, Order, OrderEvent, OrderStatus, Shipment
-from workflows.notifications import customer_push_order_status
+from workflows.notifications import ADDRESS_CHANGE_PUSH_TEXT, customer_push_order_status
 
 # Older misses are left alone: a shipped push a day late would confuse more than it helps.
 RELAY_WINDOW = datetime.timedelta(hours=24)
 SHIPPED_PUSH = "shipped"
 
 
+def address_change_push_key(change_id: int) -> str:
+    return f"address_change:{change_id}"
+
+
+def react_to_address_change_event(event: OrderEvent) -> str:
+    """An address change ended: one push to the customer with its outcome."""
+    action = event.payload.get("action")
+    if action not in events.ADDRESS_CHANGE_OUTCOMES or not event.payload.get("change_id"):
+        return "nothing to do"
+    order = Order.objects.select_related("customer").get(pk=event.order_id)
+    with translation.override(settings.LANGUAGE_CODE):
+        reason = _(ADDRESS_CHANGE_PUSH_TEXT[action])
+    customer_push_order_status(order=order, event_key=address_change_push_key(event.payload["change_id"]), reason=reason)
+    return "address change pushed"
+
+
 def react_to_status_event(*, event_id: int) -> str:
-    event = OrderEvent.objects.filter(pk=event_id, kind=EventKind.STATUS).first()
+    event = OrderEvent.objects.filter(pk=event_id, kind__in=(EventKind.STATUS, EventKind.ADDRESS_CHANGE)).first()
     if event is None:
         return "no such status event"
+    if event.kind == EventKind.ADDRESS_CHANGE:
+        return react_to_address_change_event(event)
     if event.payload.get("to") != OrderStatus.SHIPPED:
         return "nothing to do"
     # Shipped: the carrier subscription for every parcel, and the customer's push.
@@ -49,9 +71,24 @@ def missed_status_events(*, now: datetime.datetime | None = None):
     ).filter(Q(push_missing) | Q(subscription_missing))
 
 
+def missed_address_change_events(*, now: datetime.datetime | None = None):
+    """Address-change outcomes of the last day whose push is missing."""
+    now = now or timezone.now()
+    pushes = CustomerMessage.objects.filter(order_id=OuterRef("order_id"), event_key__startswith="address_change:")
+    events_ = OrderEvent.objects.filter(
+        kind=EventKind.ADDRESS_CHANGE, occurred_at__gte=now - RELAY_WINDOW, payload__action__in=events.ADDRESS_CHANGE_OUTCOMES
+    )
+    return events_.filter(
+        ~Exists(pushes.filter(event_key=Concat(Value("address_change:"), Cast(OuterRef("payload__change_id"), CharField()))))
+    )
+
+
 def reactions_relay(*, now: datetime.datetime | None = None, limit: int = 500) -> int:
     done = 0
     for event_id in missed_status_events(now=now).order_by("occurred_at").values_list("pk", flat=True)[:limit]:
         react_to_status_event(event_id=event_id)
+        done += 1
+    for event in missed_address_change_events(now=now).order_by("occurred_at")[:limit]:
+        react_to_address_change_event(event)
         done += 1
     return done

@@ -12,7 +12,16 @@ from django.core.cache import cache
 from django.db.models import Count, Exists, F, OuterRef, Q
 from django.utils import timezone
 
-from orders.models import ACTIVE_STATUSES, Order, OrderStatus, OrderTag, RiskTag, StageRule
+from orders.models import (
+    ACTIVE_STATUSES,
+    ADDRESS_CHANGE_WAITING,
+    AddressChangeRequest,
+    Order,
+    OrderStatus,
+    OrderTag,
+    RiskTag,
+    StageRule,
+)
 from orders.reasons import REASONS_BY_CODE
 from workflows.models import Alert, AlertKind, Ticket
 
@@ -59,12 +68,15 @@ class Board:
     now: datetime.datetime
     counts: list[StageCount]
     rush: list[Order]
+    rush_total: int
     red: list[Order]
     holds: list[Order]
     tags: list[OrderTag]
     tickets: list[Ticket]
     rules: dict[str, StageRule] = field(default_factory=dict)
     exception_groups: list[ExceptionGroup] = field(default_factory=list)
+    # Issue 13: waiting address-change requests, the one due first on top.
+    address_changes: list[AddressChangeRequest] = field(default_factory=list)
 
 
 def board(*, filters: BoardFilters) -> Board:
@@ -87,7 +99,11 @@ def board(*, filters: BoardFilters) -> Board:
         )
 
     # Index order_open_rush: open rush orders by expected completion, soonest first.
-    rush = list(orders.filter(is_rush=True, status__in=ACTIVE_STATUSES).order_by("rush_deadline", "pk")[:LANE_SIZE])
+    open_rush = orders.filter(is_rush=True, status__in=ACTIVE_STATUSES)
+    rush = list(open_rush.order_by("rush_deadline", "pk")[:LANE_SIZE])
+    # A full lane hides the later deadlines: say how many open rush orders there are in all, so
+    # the lane can link to the rest (the rush confirmation promises the order is on the board).
+    rush_total = open_rush.count() if len(rush) == LANE_SIZE else len(rush)
     # Index order_stage_due: the longest overdue first (held and finished orders have no due).
     red = list(orders.filter(stage_due_at__lte=now).order_by("stage_due_at", "pk")[:LANE_SIZE])
     # Index order_hold_until (partial, is_held).
@@ -96,12 +112,19 @@ def board(*, filters: BoardFilters) -> Board:
         now=now,
         counts=_stage_counts(now, rules),
         rush=rush,
+        rush_total=rush_total,
         red=red,
         holds=holds,
         tags=list(tags.order_by("opened_at")[:LANE_SIZE]),
         tickets=list(tickets.order_by("opened_at")[:LANE_SIZE]),
         rules=rules,
         exception_groups=_exception_groups(tags, now),
+        # Index address_change_waiting (partial: open and with the carrier), by deadline.
+        address_changes=list(
+            AddressChangeRequest.objects.filter(status__in=ADDRESS_CHANGE_WAITING)
+            .select_related("order")
+            .order_by("due_at", "pk")[:LANE_SIZE]
+        ),
     )
     _attach_card_details(rush + red + holds, rules)
     return board
@@ -175,16 +198,22 @@ def _attach_card_details(orders: list[Order], rules: dict[str, StageRule]) -> No
     open_tags: dict[int, list[str]] = {}
     for order_id, tag in OrderTag.objects.filter(order_id__in=ids, resolved_at__isnull=True).values_list("order_id", "tag"):
         open_tags.setdefault(order_id, []).append(tag)
-    alerts = {
-        alert.order_id: alert
-        for alert in Alert.objects.filter(order_id__in=ids, kind=AlertKind.SLA_BREACH, acknowledged_at__isnull=True).order_by(
-            "created_at"
-        )
-    }
+    # The breach alerts of each card's current stage: the open one gets the Acknowledge button, an
+    # acknowledged one stays on the card as "acknowledged by …", so acknowledging visibly lands.
+    alerts: dict[int, Alert] = {}
+    acknowledged: dict[int, Alert] = {}
+    entered = {order.pk: order.stage_entered_at for order in orders}
+    for alert in (
+        Alert.objects.filter(order_id__in=ids, kind=AlertKind.SLA_BREACH).select_related("acknowledged_by").order_by("created_at")
+    ):
+        if entered.get(alert.order_id) and alert.created_at < entered[alert.order_id]:
+            continue  # an earlier stage's breach
+        (alerts if alert.acknowledged_at is None else acknowledged)[alert.order_id] = alert
     assignees = _assignees({rule.responsible_role for rule in rules.values()})
     for order in orders:
         order.open_tags = open_tags.get(order.pk, [])
         order.open_alert = alerts.get(order.pk)
+        order.acknowledged_alert = None if order.open_alert else acknowledged.get(order.pk)
         rule = rules.get(order.status)
         order.responsible_role = rule.responsible_role if rule else ""
         order.assignee_choices = assignees.get(order.responsible_role, [])

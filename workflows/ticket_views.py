@@ -11,9 +11,9 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
-from orders import rules
+from orders import rules, services
 from orders.access import Actor, role_required
-from workflows import tickets
+from workflows import address_changes, tickets
 from workflows.models import Ticket
 
 ROLES = rules.SCREEN_ROLES["tickets"]
@@ -58,7 +58,28 @@ def _close(request, ticket, actor):
     return _("Ticket closed.")
 
 
-ACTIONS = {"take": _take, "note": _note, "close": _close}
+def _carrier_answer(rerouted: bool):
+    """An address-change ticket (issue 13): the courier records what the carrier's hotline said."""
+
+    def record(request, ticket, actor):
+        try:
+            address_changes.address_change_courier_outcome(
+                ticket=ticket, by=actor, rerouted=rerouted, reason=request.POST.get("resolution", "")
+            )
+        except services.OrderError as exc:
+            raise tickets.TicketError(str(exc)) from exc
+        return _("The carrier's answer is recorded and the customer is told.")
+
+    return record
+
+
+ACTIONS = {
+    "take": _take,
+    "note": _note,
+    "close": _close,
+    "address_rerouted": _carrier_answer(True),
+    "address_failed": _carrier_answer(False),
+}
 
 
 @require_POST

@@ -138,8 +138,12 @@ def shipments_stalled_scan(*, now: datetime.datetime | None = None) -> int:
             _ticket, created = ticket_open_for_shipment(
                 shipment=shipment,
                 kind=meaning.ticket,
-                summary=_("No tracking update since %(when)s; last seen in %(location)s")
-                % {"when": since.strftime("%m-%d %H:%M"), "location": shipment.last_location or "—"},
+                summary=_("No tracking update for %(hours)s h, since %(when)s; last seen in %(location)s")
+                % {
+                    "hours": f"{notifications.stall_after().total_seconds() / 3600:g}",
+                    "when": since.strftime("%m-%d %H:%M"),
+                    "location": shipment.last_location or "—",
+                },
             )
             if created:
                 event_key = f"stalled:{shipment.pk}:{(shipment.last_event_at or shipment.created_at):%Y%m%d%H%M}"

@@ -5,11 +5,14 @@ in the README). The header names are the ERP's own, so the file also reads back 
 from __future__ import annotations
 
 import datetime
+import logging
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import transaction
 from django.db.models import Prefetch, Q
 from django.utils import timezone
@@ -75,6 +78,36 @@ CARRIER_CHINESE = {
     Carrier.CHINA_POST: "邮政",
 }
 EXPORT_DIR = "erp/exports"
+logger = logging.getLogger(__name__)
+
+# --- Progress ----------------------------------------------------------------------------------
+# A day's file takes seconds (2,000 orders: ~2 s of openpyxl on this machine), so a person's
+# request is written by a worker (integrations/erp/tasks.py) while the page polls its progress.
+# The progress lives in the shared cache, not on the DailyExport row: the writer holds that row
+# locked inside its transaction, where an update would be invisible to the page until the end.
+PROGRESS_EVERY = 250  # orders between two progress notes
+PROGRESS_KEEP = 3600  # seconds
+
+
+def _progress_key(business_date: datetime.date) -> str:
+    return f"erp-export-progress:{business_date.isoformat()}"
+
+
+def export_progress(business_date: datetime.date) -> dict | None:
+    """{"state": queued|running|done|failed, "done": orders written, "total": orders, "at": iso}"""
+    try:
+        return cache.get(_progress_key(business_date))
+    except Exception:  # the cache is down: the page still polls, just without numbers
+        logger.warning("erp export: the cache is unavailable; no progress for %s", business_date)
+        return None
+
+
+def export_progress_note(business_date: datetime.date, state: str, *, done: int = 0, total: int = 0) -> None:
+    note = {"state": state, "done": done, "total": total, "at": timezone.now().isoformat()}
+    try:
+        cache.set(_progress_key(business_date), note, timeout=PROGRESS_KEEP)
+    except Exception:  # noqa: S110 - progress is a courtesy; the file is what counts
+        pass
 
 
 def today() -> datetime.date:
@@ -100,8 +133,11 @@ def _local(moment: datetime.datetime | None) -> datetime.datetime | None:
     return timezone.localtime(moment).replace(tzinfo=None) if moment else None
 
 
-def write_export(business_date: datetime.date, out: Path | str) -> tuple[int, int]:
-    """Write the day's file to `out`; returns (orders, lines)."""
+def write_export(
+    business_date: datetime.date, out: Path | str, progress: Callable[[int, int], None] | None = None
+) -> tuple[int, int]:
+    """Write the day's file to `out`; returns (orders, lines). `progress(done, total)` is told
+    every PROGRESS_EVERY orders."""
     start, end = business_day_bounds(business_date)
     workbook = Workbook(write_only=True)
     sheet = workbook.create_sheet(f"{business_date:%Y-%m-%d}")
@@ -126,8 +162,13 @@ def write_export(business_date: datetime.date, out: Path | str) -> tuple[int, in
         cell.number_format = "yyyy-mm-dd hh:mm:ss"
         return cell
 
+    total = day_orders(business_date).count() if progress else 0
+    if progress:
+        progress(0, total)
     for order in day_orders(business_date).iterator(chunk_size=2000):
         orders += 1
+        if progress and orders % PROGRESS_EVERY == 0:
+            progress(orders, total)
         shipment = next(iter(order.shipments.all()), None)
         is_new = start <= order.created_at < end
         for line in order.lines.all():
@@ -167,6 +208,23 @@ def write_export(business_date: datetime.date, out: Path | str) -> tuple[int, in
 
 
 def daily_export_produce(*, business_date: datetime.date, produced_by: str = "system") -> DailyExport:
+    """daily_export_write, its progress noted for the page that polls it (export_progress)."""
+
+    def progress(done: int, total: int) -> None:
+        export_progress_note(business_date, "running", done=done, total=total)
+
+    try:
+        export = daily_export_write(business_date=business_date, produced_by=produced_by, progress=progress)
+    except Exception:
+        export_progress_note(business_date, "failed")
+        raise
+    export_progress_note(business_date, "done", done=export.order_count, total=export.order_count)
+    return export
+
+
+def daily_export_write(
+    *, business_date: datetime.date, produced_by: str = "system", progress: Callable[[int, int], None] | None = None
+) -> DailyExport:
     """The business day's file, written once and kept. A day that is not over yet is written
     afresh on each request (it is still changing); a finished day's kept file is returned as is.
 
@@ -185,7 +243,7 @@ def daily_export_produce(*, business_date: datetime.date, produced_by: str = "sy
         handle, temporary = tempfile.mkstemp(dir=folder, suffix=".xlsx.part")
         os.close(handle)
         try:
-            export.order_count, export.line_count = write_export(business_date, temporary)
+            export.order_count, export.line_count = write_export(business_date, temporary, progress)
             os.replace(temporary, folder / name)
         finally:
             if os.path.exists(temporary):

@@ -21,7 +21,8 @@ def reap_import_runs() -> int:
 
 
 @shared_task(acks_late=True)
-def produce_daily_export(business_date: str = "") -> int:
-    """Beat runs this after midnight for the day that just ended."""
+def produce_daily_export(business_date: str = "", produced_by: str = "beat") -> int:
+    """Beat runs this after midnight for the day that just ended; the export page runs it for the
+    day a person asked for (and polls its progress)."""
     day = datetime.date.fromisoformat(business_date) if business_date else exporter.today() - datetime.timedelta(days=1)
-    return exporter.daily_export_produce(business_date=day, produced_by="beat").pk
+    return exporter.daily_export_produce(business_date=day, produced_by=produced_by).pk

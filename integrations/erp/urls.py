@@ -15,6 +15,7 @@ urlpatterns = [
     path("products/import/", views.product_upload, name="product_upload"),
     path("erp/exports/", views.export_produce, name="erp_export_produce"),
     path("erp/exports/<str:business_date>.xlsx", views.export_download, name="erp_export_download"),
+    path("erp/exports/<str:business_date>/", views.export_status, name="erp_export_status"),
     path("erp/reconciliations/<int:run_id>/", views.reconciliation_detail, name="erp_reconciliation_detail"),
     path("api/v1/events", views.inbound_event, name="erp_inbound_event"),
 ]

@@ -12,6 +12,7 @@ from django.core.paginator import Paginator
 from django.db.models import Q
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
@@ -187,8 +188,43 @@ def export_produce(request: HttpRequest) -> HttpResponse:
     if day is None or day > exporter.today():
         messages.error(request, _("Choose a business date that has begun, like 2024-05-01."))
         return redirect("erp_home")
-    export = exporter.daily_export_produce(business_date=day, produced_by=Actor.of(request.user).name)
-    return redirect("erp_export_download", business_date=export.business_date.isoformat())
+    kept = DailyExport.objects.filter(business_date=day).exclude(file="").first()
+    if kept is not None and day < exporter.today() and Path(kept.file.path).exists():
+        return redirect("erp_export_download", business_date=day.isoformat())  # a finished day's file: at once
+    # Writing takes seconds: a worker writes it while the page shows how far it has got.
+    from integrations.erp import tasks
+
+    exporter.export_progress_note(day, "queued")
+    tasks.produce_daily_export.delay_on_commit(day.isoformat(), Actor.of(request.user).name)
+    return redirect("erp_export_status", business_date=day.isoformat())
+
+
+@require_GET
+@role_required(*FINANCE_ROLES)
+def export_status(request: HttpRequest, business_date: str) -> HttpResponse:
+    """The export being written: polls (htmx) until the file is ready, then downloads it."""
+    day = parse_business_date(business_date)
+    if day is None:
+        raise Http404(_("No ERP export has been produced for this date yet."))
+    progress = exporter.export_progress(day) or {}
+    export = DailyExport.objects.filter(business_date=day).exclude(file="").first()
+    ready = progress.get("state") == "done" or (not progress and export is not None)
+    total = progress.get("total") or 0
+    context = {
+        "day": day,
+        "state": progress.get("state", "done" if ready else "queued"),
+        "done": progress.get("done", 0),
+        "total": total,
+        "percent": int(100 * progress.get("done", 0) / total) if total else 0,
+        "export": export,
+        "ready": ready and export is not None,
+    }
+    if request.htmx:
+        response = render(request, "erp/export.html#export-progress", context)
+        if context["ready"]:
+            response["HX-Redirect"] = reverse("erp_export_download", args=[day.isoformat()])
+        return response
+    return render(request, "erp/export.html", context)
 
 
 @require_GET

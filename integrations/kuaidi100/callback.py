@@ -75,3 +75,18 @@ def _shipment_for(shipment_id: str, result: client.TrackingResult) -> Shipment |
             tracking_number=result.tracking_number.upper(), carrier_code=result.carrier_code
         ).first()
     return shipment
+
+
+def intercept_result_read(request: HttpRequest) -> client.InterceptResult:
+    """The signed interception result (`param` + `sign = MD5(param + salt)`, like the tracking
+    push); raises PushRefused for a missing, unsigned or wrongly signed one."""
+    param = request.POST.get("param", "")
+    if not param:
+        raise PushRefused("缺少 param 参数")
+    if not client.callback_signature_valid(param, request.POST.get("sign", ""), settings.KUAIDI100["CALLBACK_SALT"]):
+        logger.warning("Kuaidi100 interception result with a bad signature refused")
+        raise PushRefused("签名校验失败，结果未被接受", status=403)
+    try:
+        return client.parse_intercept_result(param)
+    except (ValueError, TypeError) as exc:
+        raise PushRefused("param 不是拦截结果") from exc

@@ -13,6 +13,15 @@ What a parcel does is its scenario, chosen by the tracking number unless scripte
 numbers containing STALL are picked up and then go silent, PROB hit a problem (state 2),
 REFUSE are refused (state 14), LOST never get records (`abort`); every other one is delivered.
 
+- `POST /label/order` with `method=interceptOrder` (form `key`, `t`, `param`, `sign = MD5(param + t +
+  key + secret)`): interception / re-address for the carriers in INTERCEPT_CARRIERS, only for a
+  parcel not yet signed; answers a `taskId` at once and the result later, by a signed callback
+  (`param` JSON with taskId, kuaidicom, kuaidinum, interceptType, status SUCCESS/FAIL, message;
+  `sign = MD5(param + salt)`). A waybill containing NOINT fails at the carrier. Tests call
+  `intercept_finish(task_id)`; with --step-seconds the fake answers by itself after one step.
+  (The callback's field names are this fake's reading of the provider's result; the request's
+  fields follow the provider's demo SDK.)
+
 Run: `python -m integrations.kuaidi100.fake_server --port 8101 --step-seconds 5`.
 """
 
@@ -34,6 +43,9 @@ import requests
 # The sandbox credentials beile/settings.py uses when DEBUG is on and no real ones are set.
 SANDBOX_CUSTOMER = "SANDBOXCUSTOMER0001"
 SANDBOX_KEY = "sandbox-kuaidi100-key"
+SANDBOX_SECRET = "sandbox-kuaidi100-secret"
+# interceptOrder (拦截改址) serves these carriers only (docs/protocols.md): SF is not among them.
+INTERCEPT_CARRIERS = {"debangkuaidi", "zhongtong", "jtexpress", "jd", "ems", "youzhengguonei"}
 KNOWN_CARRIERS = {
     "shunfeng",
     "shunfenglengyun",
@@ -109,12 +121,15 @@ class FakeKuaidi100:
         *,
         customer: str = SANDBOX_CUSTOMER,
         key: str = SANDBOX_KEY,
+        secret: str = SANDBOX_SECRET,
         step_seconds: float | None = None,
         first_push_seconds: float | None = None,
         retry_seconds: float = 1800.0,
     ):
         self.customer = customer
         self.key = key
+        self.secret = secret
+        self.intercepts: dict[str, dict] = {}  # taskId → the request and what became of it
         # None: nothing is pushed by itself (tests call push()); a number: the demo's pace.
         self.step_seconds = step_seconds
         self.first_push_seconds = step_seconds if first_push_seconds is None else first_push_seconds
@@ -200,6 +215,8 @@ class FakeKuaidi100:
                     reply = fake.handle_query(form)
                 elif path == "/poll":
                     reply = fake.handle_subscribe(form)
+                elif path == "/label/order":
+                    reply = fake.handle_label(form, self.path)
                 elif path in ("/_fake/script", "/_fake/advance"):
                     number = form.get("number", "").strip().upper()
                     if path == "/_fake/script":
@@ -278,6 +295,71 @@ class FakeKuaidi100:
                 parcel.next_push_at = time.monotonic() + self.first_push_seconds
             self.parcels[number] = parcel
         return {"result": True, "returnCode": "200", "message": "提交成功"}
+
+    def handle_label(self, form: dict[str, str], full_path: str = "") -> dict:
+        method = form.get("method") or parse_qs(full_path.partition("?")[2]).get("method", [""])[0]
+        if method != "interceptOrder":
+            return error("400", "不支持的接口方法")
+        if not {"key", "t", "param", "sign"} <= form.keys():
+            return error("400", "参数不完整")
+        if form["key"] != self.key or form["sign"] != md5_upper(form["param"] + form["t"] + self.key + self.secret):
+            return error("503", "验证签名失败")
+        try:
+            param = json.loads(form["param"])
+        except ValueError:
+            return error("400", "参数不完整")
+        company, number = str(param.get("kuaidicom", "")), str(param.get("kuaidinum", "")).upper()
+        receiver = param.get("recManInfo") or {}
+        if param.get("interceptType") not in ("MODIFY_ADDR", "RETURN_SEND_ADDR", "RETURN_SEND_STATION"):
+            return error("400", "拦截类型错误")
+        if param.get("interceptType") == "MODIFY_ADDR" and not (
+            receiver.get("name") and receiver.get("mobile") and receiver.get("printAddr")
+        ):
+            return error("400", "改址需要完整的收件人信息")
+        if not param.get("callbackUrl"):
+            return error("400", "缺少回调地址")
+        if company not in INTERCEPT_CARRIERS:
+            return error("30001", "该快递公司暂不支持拦截改址")
+        with self.lock:
+            parcel = self.parcels.get(number)
+            if parcel is not None and parcel.events and parcel.events[0]["_state"] in FINAL_STATES:
+                return error("30002", "快件已签收或已退回，无法拦截")
+            task_id = f"INT{len(self.intercepts) + 1:06d}{number[-4:]}"
+            self.intercepts[task_id] = {
+                "company": company,
+                "number": number,
+                "type": param["interceptType"],
+                "callback_url": param["callbackUrl"],
+                "salt": str(param.get("salt", "")),
+                "result": None,
+                "due_at": time.monotonic() + self.step_seconds if self.step_seconds is not None else None,
+            }
+        return {"result": True, "returnCode": "200", "message": "提交成功", "data": {"taskId": task_id}}
+
+    def intercept_payload(self, task_id: str, *, success: bool | None = None) -> dict:
+        """The result of an interception: success unless told otherwise or the waybill says NOINT."""
+        with self.lock:
+            task = self.intercepts[task_id]
+            if success is None:
+                success = "NOINT" not in task["number"]
+            task["result"] = "SUCCESS" if success else "FAIL"
+            return {
+                "taskId": task_id,
+                "kuaidicom": task["company"],
+                "kuaidinum": task["number"],
+                "interceptType": task["type"],
+                "status": task["result"],
+                "message": "拦截改址成功" if success else "快递员已出发派件，拦截失败",
+            }
+
+    def intercept_deliver(self, task_id: str, payload: dict, *, sign: str | None = None) -> requests.Response:
+        task = self.intercepts[task_id]
+        param = json.dumps(payload, ensure_ascii=False)
+        form = {"param": param, "sign": sign if sign is not None else md5_upper(param + task["salt"])}
+        return requests.post(task["callback_url"], data=form, timeout=10)
+
+    def intercept_finish(self, task_id: str, *, success: bool | None = None) -> requests.Response:
+        return self.intercept_deliver(task_id, self.intercept_payload(task_id, success=success))
 
     def _result(self, parcel: Parcel, *, with_eta: bool = True) -> dict:
         state = parcel.events[0]["_state"] if parcel.events else "0"
@@ -377,6 +459,14 @@ class FakeKuaidi100:
                 due = [p for p in self.parcels.values() if p.next_push_at is not None and p.next_push_at <= now]
                 for parcel in due:
                     parcel.next_push_at = None
+                intercepts = [t for t, task in self.intercepts.items() if task["due_at"] is not None and task["due_at"] <= now]
+                for task_id in intercepts:
+                    self.intercepts[task_id]["due_at"] = None
+            for task_id in intercepts:
+                try:
+                    self.intercept_finish(task_id)
+                except requests.RequestException:
+                    pass  # the demo's cockpit was down: the interception stays unanswered
             for parcel in due:
                 steps = SCENARIOS[parcel.scenario]
                 # The provider retries an unacknowledged push about 3 times, then moves on.
@@ -418,6 +508,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8101)
     parser.add_argument("--customer", default=SANDBOX_CUSTOMER)
     parser.add_argument("--key", default=SANDBOX_KEY)
+    parser.add_argument("--secret", default=SANDBOX_SECRET)
     parser.add_argument("--step-seconds", type=float, default=5.0, help="time between a parcel's tracking steps")
     parser.add_argument("--first-push-seconds", type=float, default=3.0, help="time from subscription to the first push")
     parser.add_argument("--retry-seconds", type=float, default=15.0, help="when to retry an unacknowledged push (real: ~30 min)")
@@ -425,6 +516,7 @@ def main() -> None:
     fake = FakeKuaidi100(
         customer=args.customer,
         key=args.key,
+        secret=args.secret,
         step_seconds=args.step_seconds,
         first_push_seconds=args.first_push_seconds,
         retry_seconds=args.retry_seconds,

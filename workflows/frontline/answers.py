@@ -53,6 +53,10 @@ def order_answer(order: Order, *, now: datetime.datetime | None = None) -> Custo
         )
     if any(change.status == AddressChangeStatus.OPEN for change in order.address_changes.all()):
         explanations.append(_("Your address change is being applied; the parcel waits until it is done."))
+    if any(change.status == AddressChangeStatus.WITH_CARRIER for change in order.address_changes.all()):
+        explanations.append(
+            _("We have asked the carrier to deliver to your new address; you will get a message with the answer.")
+        )
     if any(case.kind == AfterSalesKind.REFUND and case.status == AfterSalesStatus.OPEN for case in order.after_sales.all()):
         explanations.append(_("Your refund request is being handled; the parcel waits until it is decided."))
 

@@ -41,6 +41,7 @@ class PackingState:
     notes: list[Note]  # newest first, each with .acknowledged_by_me and .needs_ack
     interceptions: list[str]  # the STOP screen's wording for rules.interception(order)
     refusals: list[str]  # orders.packing.pack_check for this person: what the card would say too
+    guards: list[str]  # the order-state part of refusals (orders/rules.py GUARDS), shown on opening
     last_scan: PackScan | None = None
 
     @property
@@ -60,14 +61,42 @@ class PackingState:
         return [note for note in self.notes if note.needs_ack and not note.acknowledged_by_me]
 
     @property
+    def packable_status(self) -> bool:
+        return self.order.status == OrderStatus.PICKING
+
+    @property
+    def status_line(self) -> str:
+        """For an order not in picking: said plainly, not as a refusal (a just-packed order shows
+        here as packed, not as an error)."""
+        if self.order.status == OrderStatus.PACKED:
+            return _("Packed. Scan the next order.")
+        return _("This order is %(status)s; only an order in picking can be packed.") % {
+            "status": self.order.get_status_display()
+        }
+
+    @property
+    def opening_guards(self) -> list[str]:
+        """What stops this order whatever is scanned (cold chain on the wrong carrier, a hold, no
+        items), told as soon as it is opened; an interception has its own STOP screen."""
+        if not self.packable_status:
+            return []
+        return [reason for reason in self.guards if reason not in self.interception_reasons]
+
+    @property
+    def interception_reasons(self) -> list[str]:
+        return rules.GUARDS["interception"][1](self.order)
+
+    @property
     def station_blockers(self) -> list[str]:
         """Why the station will not pack yet: the same check the service makes."""
-        if self.order.status != OrderStatus.PICKING:
-            return [
-                _("This order is %(status)s; only an order in picking can be packed.")
-                % {"status": self.order.get_status_display()}
-            ]
+        if not self.packable_status:
+            return [self.status_line]
         return self.refusals
+
+    @property
+    def verification_blockers(self) -> list[str]:
+        """The scanning still to do (the guards are shown at the top when the order opens)."""
+        return [reason for reason in self.refusals if reason not in self.guards]
 
 
 def order_for_code(code: str) -> Order | None:
@@ -107,7 +136,13 @@ def packing_state(*, order: Order, user, last_scan: PackScan | None = None) -> P
         note.needs_ack = verification.needs_acknowledgement(note)
     check = verification.pack_check(order, Actor.of(user), lines=lines)
     return PackingState(
-        order=order, lines=lines, notes=notes, interceptions=stop_wording(order), refusals=check.reasons, last_scan=last_scan
+        order=order,
+        lines=lines,
+        notes=notes,
+        interceptions=stop_wording(order),
+        refusals=check.reasons,
+        guards=check.guards,
+        last_scan=last_scan,
     )
 
 

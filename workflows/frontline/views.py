@@ -18,7 +18,17 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from orders import rules, services
 from orders.access import Actor, client_ip, public_endpoint, role_required
-from orders.models import AfterSalesKind, Note, NoteAudience, NoteKind, Order, OrderLine, PackScan
+from orders.models import (
+    ACTIVE_STATUSES,
+    AddressChangeSource,
+    AfterSalesKind,
+    Note,
+    NoteAudience,
+    NoteKind,
+    Order,
+    OrderLine,
+    PackScan,
+)
 from orders.phones import ORDER_NUMBER_MAX_LENGTH, normalize_last_four, normalize_order_number
 from orders.privacy import mask_phone
 from workflows.frontline import lookup as lookup_selectors
@@ -189,6 +199,8 @@ def _station(
     if order is not None:
         order.phone_masked = mask_phone(order.receiver_phone)
         context["state"] = packing.packing_state(order=order, user=request.user, last_scan=last_scan)
+        # Issue 13: an address changed once picking began; the label must be reprinted before shipping.
+        context["reprint_pending"] = order.address_changes.filter(reprint_pending=True).exists()
     if last_scan is not None:
         context["scan_message"] = packing.scan_message(last_scan)
         context["scan_refused"] = last_scan.outcome in packing.REFUSED
@@ -244,6 +256,18 @@ def pda_acknowledge(request: HttpRequest, order_number: str) -> HttpResponse:
 
 @require_POST
 @role_required(*PDA_ROLES)
+def pda_reprint(request: HttpRequest, order_number: str) -> HttpResponse:
+    """The packer reprinted the waybill with the new address (orders/rules.py, the waybill_reprint guard)."""
+    order = get_object_or_404(Order, order_number=order_number)
+    try:
+        services.address_change_confirm_reprint(order=order, by=Actor.of(request.user))
+    except services.OrderError as exc:
+        return _pda_reply(request, order, error=str(exc))
+    return _pda_reply(request, order, notice=_("Waybill reprinted"))
+
+
+@require_POST
+@role_required(*PDA_ROLES)
 def pda_restart(request: HttpRequest, order_number: str) -> HttpResponse:
     order = get_object_or_404(Order, order_number=order_number)
     packing.packing_restart(order=order, by=Actor.of(request.user))
@@ -272,6 +296,10 @@ def _client_address(request: HttpRequest) -> str:
 
 def _track_page(request: HttpRequest, order: Order, via: str) -> HttpResponse:
     selfservice.self_service_query_record(order=order, via=via)
+    return render(request, "frontline/track.html", _track_context(order))
+
+
+def _track_context(order: Order) -> dict:
     order = (
         Order.objects.select_related("customer")
         .prefetch_related("shipments__events", "address_changes", "after_sales")
@@ -285,8 +313,54 @@ def _track_page(request: HttpRequest, order: Order, via: str) -> HttpResponse:
         "receiver_masked": (order.receiver_name[:1] + "*" * max(len(order.receiver_name) - 1, 1)),
         "phone_masked": mask_phone(order.receiver_phone),
         "address_masked": f"{order.province}{order.city}{order.district} ****",
+        # Issue 13: before shipping the customer may ask for another address; the signed token
+        # (the same as the push's link) is the proof on the form's POST.
+        "address_change_token": selfservice.link_token(order) if order.status in ACTIVE_STATUSES else "",
     }
-    return render(request, "frontline/track.html", context)
+    return context
+
+
+@require_POST
+@public_endpoint("The customer's address-change request from the self-service page; the signed order token is the access check.")
+def track_address_change(request: HttpRequest) -> HttpResponse:
+    try:
+        order_number = selfservice.order_number_from_token(request.POST.get("token", "")[:500])
+    except signing.BadSignature:
+        return render(
+            request,
+            "frontline/track.html",
+            {
+                "form_only": True,
+                "error": _("This link is not valid. Enter your order number and the last 4 digits of your phone."),
+            },
+            status=400,
+        )
+    order = get_object_or_404(Order, order_number=order_number)
+    fields = ("receiver_name", "receiver_phone", "province", "city", "district", "address")
+    try:
+        services.address_change_request(
+            order=order,
+            by=Actor.system("customer"),
+            source=AddressChangeSource.CUSTOMER,
+            **{field: request.POST.get(field, "")[:200] for field in fields},
+        )
+    except services.OrderError as exc:
+        return render(
+            request,
+            "frontline/track.html",
+            {**_track_context(order), "address_change_error": str(exc)},
+            status=400,
+        )
+    return render(
+        request,
+        "frontline/track.html",
+        {
+            **_track_context(order),
+            "address_change_notice": _(
+                "Your request is in; customer service will handle it and you will get a WeChat message with the outcome."
+            ),
+        },
+    )
 
 
 @require_http_methods(["GET", "POST"])

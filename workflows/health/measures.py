@@ -27,6 +27,7 @@ from integrations.erp.models import ReconciliationRun
 from orders.clock import business_day_bounds, business_today  # the calendar's home; re-exported for workflows/health
 from orders.events import actor_label
 from orders.models import (
+    AddressChangeRequest,
     AfterSalesCase,
     AfterSalesKind,
     AfterSalesStatus,
@@ -235,6 +236,60 @@ def behind_exception_closure(*, day: datetime.date) -> list[BehindRow]:
             _minutes(age) > CLOSURE_TARGET_MINUTES,
         )
         for number, what, age in open_now
+    ]
+    return sorted(rows, key=lambda row: (not row.off_target, row.order_number))[:BEHIND_LIMIT]
+
+
+# --- Address change closure time (issue 13) ------------------------------------------------------
+
+
+def _address_changes(day: datetime.date) -> tuple[list, list]:
+    """(requests that reached their outcome that day, requests still waiting at its end — or now)."""
+    start, end = business_day_bounds(day)
+    as_of = min(end, timezone.now())
+    closed = [
+        (change.order.order_number, change.get_status_display(), change.resolved_at - change.requested_at)
+        for change in AddressChangeRequest.objects.filter(resolved_at__gte=start, resolved_at__lt=end).select_related("order")
+    ]
+    waiting = [
+        (change.order.order_number, change.get_status_display(), as_of - change.requested_at)
+        for change in AddressChangeRequest.objects.filter(
+            Q(resolved_at__isnull=True) | Q(resolved_at__gt=as_of), requested_at__lte=as_of
+        ).select_related("order")
+    ]
+    return closed, waiting
+
+
+def measure_address_change_closure(*, day: datetime.date) -> MeasureValue:
+    closed, waiting = _address_changes(day)
+    detail = {
+        "open": len(waiting),
+        "oldest_open_minutes": round(max(_minutes(age) for *_, age in waiting), 2) if waiting else None,
+    }
+    if not closed:
+        return MeasureValue(None, 0, detail)
+    median = statistics.median(_minutes(took) for *_, took in closed)
+    return MeasureValue(round(median, 2), len(closed), {"median": round(median, 2), **detail})
+
+
+def behind_address_change_closure(*, day: datetime.date) -> list[BehindRow]:
+    closed, waiting = _address_changes(day)
+    rows = [
+        BehindRow(
+            number,
+            _("Address change %(what)s") % {"what": what},
+            format_minutes(_minutes(took)),
+            _minutes(took) > CLOSURE_TARGET_MINUTES,
+        )
+        for number, what, took in closed
+    ] + [
+        BehindRow(
+            number,
+            _("Address change still waiting (%(what)s)") % {"what": what},
+            format_minutes(_minutes(age)),
+            _minutes(age) > CLOSURE_TARGET_MINUTES,
+        )
+        for number, what, age in waiting
     ]
     return sorted(rows, key=lambda row: (not row.off_target, row.order_number))[:BEHIND_LIMIT]
 
@@ -618,6 +673,19 @@ MEASURES: list[Measure] = [
         compute=measure_exception_closure,
         behind=behind_exception_closure,
         breakdown=exception_closure_by_reason,
+    ),
+    Measure(
+        key="address_change_closure",
+        label=gettext_lazy("Address change closure time"),
+        target=CLOSURE_TARGET_MINUTES,
+        direction="at_most",
+        unit="minutes",
+        method=gettext_lazy(
+            "Median time from an address-change request to its outcome (applied, intercepted, rerouted, failed or "
+            "refused) over the requests that ended that day; the ones still waiting are counted with the oldest one's age."
+        ),
+        compute=measure_address_change_closure,
+        behind=behind_address_change_closure,
     ),
     Measure(
         key="wrong_shipment_rate",

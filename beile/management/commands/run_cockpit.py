@@ -226,6 +226,7 @@ class Command(BaseCommand):
         # Every child (web, worker, beat) talks to the fakes wherever they were started.
         if settings.KUAIDI100["SANDBOX"]:
             os.environ["KUAIDI100_BASE_URL"] = f"http://127.0.0.1:{fakes['kuaidi100']}"
+            os.environ["KUAIDI100_API_BASE_URL"] = f"http://127.0.0.1:{fakes['kuaidi100']}"
         if settings.WECHAT["SANDBOX"]:
             os.environ["WECHAT_BASE_URL"] = f"http://127.0.0.1:{fakes['wechat']}"
         supervisor = Supervisor(processes(host, port, fakes), say=self._say)

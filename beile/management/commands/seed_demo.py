@@ -10,6 +10,7 @@ import random
 import tempfile
 from decimal import Decimal
 
+from django.conf import settings
 from django.contrib.auth.models import Group, User
 from django.core.files.base import ContentFile
 from django.core.management.base import BaseCommand
@@ -18,15 +19,18 @@ from django.utils import timezone
 
 from integrations.erp.models import ImportKind, ImportRun
 from integrations.erp.services import import_run_execute
+from integrations.kuaidi100.client import INTERCEPT_CARRIERS
 from integrations.wechat.fake_server import sandbox_openid
 from integrations.wechat.models import CustomerMessage, MessageStatus
 from orders import clock, services
 from orders import events as order_events
+from orders import services as order_services
 from orders.access import Actor
 from orders.clock import business_day_bounds, business_today
 from orders.exports import csv_writer
 from orders.models import (
     AddressChangeRequest,
+    AddressChangeRung,
     AfterSalesCase,
     Customer,
     MembershipLevel,
@@ -40,6 +44,7 @@ from orders.models import (
     TrackingEvent,
 )
 from workflows import ghosts
+from workflows import address_changes
 from workflows.erp_bridge import erp_sync_check
 from workflows.frontline.models import Inquiry, SelfServiceQuery
 from workflows.health.models import ConsistencySample, ConsistencyTask
@@ -413,6 +418,16 @@ class Command(BaseCommand):
                         district=order.district,
                         address="改送：" + order.address,
                         requested_by=users["service"],
+                        requested_by_name=users["service"].get_full_name(),
+                        previous={
+                            "receiver_name": order.receiver_name,
+                            "receiver_phone": order.receiver_phone,
+                            "province": order.province,
+                            "city": order.city,
+                            "district": order.district,
+                            "address": order.address,
+                        },
+                        due_at=timezone.now() + datetime.timedelta(minutes=settings.ADDRESS_CHANGE_DUE_MINUTES),
                     )
                 )
         OrderLine.objects.bulk_create(lines_out, batch_size=1000)
@@ -431,6 +446,7 @@ class Command(BaseCommand):
         self._status_queries(rng, users, [saved[plan[0].order_number] for plan in shipped_plans])
         self._reconciliations(rng)
         self._status_checks(rng, users, list(saved.values()))
+        self._address_change_ladder(users)
         # A week of stored history for the health page's charts (the nightly task keeps it going).
         today = business_today()
         for offset in range(7, 0, -1):
@@ -439,6 +455,65 @@ class Command(BaseCommand):
         # first SLA sweep then turns the overdue ones red on the board.
         clock.refresh_due_times()
         self.stdout.write(f"Created {len(plans)} orders, {len(customers)} customers, {len(shipments)} shipments.")
+
+    def _address_change_ladder(self, users: dict[str, User]) -> None:
+        """Issue 13: one address change at each rung of the ladder, through the services (so each
+        has its events, notes, ticket and outcome), plus two still waiting in the inbox."""
+        service, reviewer = Actor.of(users["service"]), Actor.of(users["reviewer"])
+        demo = Order.objects.filter(order_number__startswith="BL", is_held=False).exclude(address_changes__isnull=False)
+
+        def ask(order: Order, source: str = "service") -> AddressChangeRequest:
+            by = Actor.system("customer") if source == "customer" else service
+            return order_services.address_change_request(
+                order=order,
+                by=by,
+                source=source,
+                receiver_name=order.receiver_name,
+                receiver_phone=order.customer.phone,
+                province=order.province,
+                city=order.city,
+                district=order.district,
+                address=f"{order.address}（改送公司前台）",
+            )
+
+        def first(**filters) -> Order | None:
+            return demo.filter(**filters).select_related("customer").order_by("order_number").first()
+
+        if paid := first(status="paid"):  # not yet picked: applied at once
+            address_changes.address_change_handle(change=ask(paid), by=reviewer)
+        if picking := first(status="picking"):  # picking: applied, the packer acknowledges and reprints
+            address_changes.address_change_handle(change=ask(picking, "customer"), by=service)
+        intercepting = list(
+            demo.filter(status="shipped", shipments__carrier_code__in=INTERCEPT_CARRIERS)
+            .exclude(shipments__tracking_state__in=["3", "4"])
+            .select_related("customer")
+            .order_by("order_number")[:3]
+        )
+        kuaidi100 = Actor.system("kuaidi100")
+        for index, (order, outcome) in enumerate(zip(intercepting, ("rerouted", "failed", ""), strict=False)):
+            # Kuaidi100's interception, as its result callback leaves it (the demo has no task at the fake).
+            change = order_services.address_change_to_carrier(
+                change=ask(order),
+                by=reviewer,
+                rung=AddressChangeRung.CARRIER_INTERCEPT,
+                shipment=order.shipments.first(),
+                task_id=f"DEMO-INT-{index + 1}",
+            )
+            if outcome:
+                order_services.address_change_carrier_outcome(
+                    change=change,
+                    by=kuaidi100,
+                    outcome=outcome,
+                    reason="快递员已出发派件，拦截失败" if outcome == "failed" else "",
+                )
+        if sf := first(status="shipped", shipments__carrier_code="shunfeng"):  # SF: the courier's hotline ticket
+            address_changes.address_change_handle(change=ask(sf), by=service)
+        if delivered := first(status="completed"):  # delivered: refused, after-sales offered
+            address_changes.address_change_handle(change=ask(delivered), by=service)
+        # Two more waiting in the inbox: one from the customer's self-service page, one from service.
+        waiting = list(demo.filter(status="paid").select_related("customer").order_by("-order_number")[:2])
+        for order, source in zip(waiting, ("customer", "service"), strict=False):
+            ask(order, source)
 
     def _import_delay(self, rng: random.Random) -> datetime.timedelta:
         """Mostly a few minutes from the ERP to here; now and then a slow import batch."""
