@@ -22,7 +22,7 @@ from integrations.erp.services import import_run_execute
 from integrations.kuaidi100.client import INTERCEPT_CARRIERS
 from integrations.wechat.fake_server import sandbox_openid
 from integrations.wechat.models import CustomerMessage, MessageStatus
-from orders import clock, services
+from orders import clock
 from orders import events as order_events
 from orders import services as order_services
 from orders.access import Actor
@@ -43,8 +43,7 @@ from orders.models import (
     Shipment,
     TrackingEvent,
 )
-from workflows import ghosts
-from workflows import address_changes
+from workflows import address_changes, ghosts
 from workflows.erp_bridge import erp_sync_check
 from workflows.frontline.models import Inquiry, SelfServiceQuery
 from workflows.health.models import ConsistencySample, ConsistencyTask
@@ -772,7 +771,7 @@ class Command(BaseCommand):
             order.buyer_message = rng.choice(GIFT_PROMISES)
             order.save(update_fields=["buyer_message"])
             if order.status == "picking":
-                services.order_flag_missing_gift(order)
+                order_services.order_flag_missing_gift(order)
         ghosts.ghost_check()
         # Exceptions the ERP reported in its own codes, each on the catalogue's reason, owner and clock.
         erp = Actor.system("ERP")
@@ -783,7 +782,7 @@ class Command(BaseCommand):
             ("wangdiantong", "修改备注"),
         ]
         for order, (system, code) in zip(rng.sample(open_orders, min(len(codes), len(open_orders))), codes, strict=False):
-            services.exception_from_erp(order=order, by=erp, system=system, code=code)
+            order_services.exception_from_erp(order=order, by=erp, system=system, code=code)
 
     def _shipment(self, rng: random.Random, order: Order, status: str, *, silent: bool = False) -> tuple[Shipment, list[dict]]:
         steps = TRACKING_TEXTS if status == "completed" else TRACKING_TEXTS[: rng.randrange(1, 5)]
