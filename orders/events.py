@@ -36,6 +36,7 @@ from orders.models import (
     Role,
     TrackingState,
 )
+from orders.reasons import REASONS_BY_CODE
 
 
 def _event(
@@ -498,6 +499,10 @@ def describe(event: OrderEvent) -> str:
         return _("Answered: %(answer)s") % {"answer": payload.get("answer", "")}
     if kind in (EventKind.TAG, EventKind.UNTAG):
         text = _label(RiskTag, payload.get("tag", "")) or _label(EventKind, kind)
+        reason = REASONS_BY_CODE.get(payload.get("tag", ""))
+        if kind == EventKind.TAG and reason is not None:
+            # Opened: whose it is (the catalogue's owner, orders/reasons.py).
+            text = _("%(reason)s (owner: %(role)s)") % {"reason": text, "role": _label(Role, reason.owner)}
         if payload.get("resolution") or payload.get("note"):
             text += f": {payload.get('resolution') or payload['note']}"
         return text

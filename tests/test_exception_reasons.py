@@ -14,7 +14,7 @@ from django.test import Client
 from django.utils import timezone, translation
 
 from integrations.erp.inbound import sign
-from orders import reasons, rules, services
+from orders import events, reasons, rules, services
 from orders.access import Actor
 from orders.models import EventKind, OrderEvent, OrderTag, RiskTag, Role
 from orders.reasons import REASONS, REASONS_BY_CODE, reason_for_erp
@@ -140,6 +140,9 @@ def test_an_erp_status_event_opens_the_mapped_reason_and_refuses_an_unknown_code
     assert post("e1", code_system="jushuitan", code="黑名单").status_code == 200
     tag = OrderTag.objects.get(order=order, tag="blacklisted")
     assert tag.erp_code == "jushuitan:黑名单" and REASONS_BY_CODE["blacklisted"].owner == "supervisor"
+    # On the timeline: the reason, whose it is, and the ERP's own word for it.
+    line = events.describe(OrderEvent.objects.get(order=order, kind=EventKind.TAG))
+    assert line == f"黑名单买家（负责：{Role('supervisor').label}）: 黑名单"
     refused = post("e2", code_system="jushuitan", code="外星人")
     assert refused.status_code == 409 and "外星人" in refused.json()["error"]
 
