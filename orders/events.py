@@ -19,7 +19,7 @@ from django.core.exceptions import FieldDoesNotExist
 from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_noop
+from django.utils.translation import gettext_noop, pgettext
 
 from orders.access import Actor
 from orders.models import (
@@ -424,10 +424,14 @@ def _fields(names: list[str]) -> str:
     labels = []
     for name in names:
         try:
-            labels.append(str(Order._meta.get_field(name).verbose_name))
+            field = Order._meta.get_field(name)
         except FieldDoesNotExist:
             labels.append(name)
-    return "、".join(labels)
+            continue
+        # "lines" (the order's items) is a reverse relation: it has no verbose_name of its own.
+        labels.append(str(getattr(field, "verbose_name", None) or _("items")))
+    # The list separator is the reader's: "、" in Chinese, ", " in English.
+    return pgettext("list separator", ", ").join(labels)
 
 
 # The systems that act on orders (Actor.system(name)), as the timelines name them: the SLA sweep

@@ -96,7 +96,7 @@ def test_refused_transition_is_409_and_shown_on_the_card(client, people):
         assert events.describe(refused).startswith("Warehouse system asked for pack; refused: ")  # actor_label names the WMS
     client.login(username="service", password=PASSWORD)
     card = client.get(f"/orders/{order.order_number}/").content.decode()
-    assert "WMS 请求 pack，已拒绝" in card
+    assert "仓储系统 请求 打包，已拒绝" in card
     # The same event again is tried again (a 409 is not final), refused for the same reason, and
     # the refusal is not recorded twice.
     again = post(client, {"event_id": "wms-9", "order_number": order.order_number, "action": "pack"})

@@ -158,6 +158,9 @@ def test_the_import_writes_its_events_through_the_creators_and_they_read_as_text
     for language in ("zh-hans", "en"):
         with translation.override(language):
             texts[language] = {kind: events.describe(event) for kind, event in written.items()}
-    assert texts["en"] == {EventKind.CREATED: "Order created (ERP)", EventKind.IMPORT_UPDATE: "Updated from ERP: address, lines"}
+    assert texts["en"] == {
+        EventKind.CREATED: "Order created (ERP system)",
+        EventKind.IMPORT_UPDATE: "Updated from ERP system: address, items",
+    }
     assert all(text.strip() and "ERP" in text for text in texts["zh-hans"].values())
     assert texts["zh-hans"] != texts["en"]  # described when read, in the reader's language
