@@ -15,7 +15,7 @@ from django.contrib.auth.models import Group, User
 from django.core.files.base import ContentFile
 from django.core.management.base import BaseCommand
 from django.db import transaction
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from integrations.erp.models import ImportKind, ImportRun
 from integrations.erp.services import import_run_execute
@@ -179,7 +179,9 @@ class Command(BaseCommand):
 
     def handle(self, *args, orders: int, seed: int, **options):
         rng = random.Random(seed)
-        with transaction.atomic():
+        # Texts the services store (notes, refusal reasons) are written in the business language,
+        # whatever language the caller's thread had active (a test's last request left English).
+        with transaction.atomic(), translation.override(settings.LANGUAGE_CODE):
             users = self._users()
             products = self._products()
             if Order.objects.filter(order_number__startswith="BL").exists():
