@@ -56,6 +56,8 @@ INSTALLED_APPS = [
     "workflows.frontline",
     "integrations.kuaidi100",
     "integrations.wechat",
+    "integrations.sms",
+    "integrations.wecom",
     "integrations.mail",
 ]
 
@@ -186,6 +188,12 @@ CELERY_BEAT_SCHEDULE: dict = {
     "erp-reap-import-runs": {"task": "integrations.erp.tasks.reap_import_runs", "schedule": 60.0},
     "kuaidi100-relay-subscriptions": {"task": "integrations.kuaidi100.tasks.relay_subscriptions", "schedule": 30.0},
     "wechat-relay-customer-messages": {"task": "integrations.wechat.tasks.relay_customer_messages", "schedule": 15.0},
+    "sms-relay": {"task": "integrations.sms.tasks.relay_sms", "schedule": 15.0},
+    "wecom-relay": {"task": "integrations.wecom.tasks.relay_robot_messages", "schedule": 15.0},
+    # A WeChat push the customer cannot receive (not following, blocked) goes by SMS
+    # (workflows/notifications.py); and the delay push before they ask (workflows/delays.py).
+    "notifications-sms-fallback": {"task": "workflows.tasks.sms_fallback", "schedule": 10.0},
+    "delays-scan": {"task": "workflows.tasks.delays_scan", "schedule": 30.0, "options": {"expires": 25}},
     # Tracking (workflows/tracking.py): the fallback poll of silent parcels, and the watch scan
     # that opens tickets for stalled parcels and refused subscriptions.
     "tracking-poll-silent-shipments": {"task": "workflows.tasks.poll_silent_shipments", "schedule": 300.0},
@@ -198,6 +206,8 @@ CELERY_BEAT_SCHEDULE: dict = {
     "workflows-relay-reactions": {"task": "workflows.tasks.relay_reactions", "schedule": 30.0},
     # Ghost orders (workflows/ghosts.py): shipped in one system, no sign of the parcel in another.
     "workflows-ghost-check": {"task": "workflows.tasks.ghost_check", "schedule": 900.0, "options": {"expires": 850}},
+    # Bulk batches a lost task or a dead worker left queued or running (workflows/bulk.py).
+    "workflows-resume-bulk-batches": {"task": "workflows.tasks.resume_bulk_batches", "schedule": 60.0},
 }
 # How long the systems may disagree about a shipped order before the ghost check opens an
 # exception (shipped 12 h ago and still no carrier pickup scan: a parcel still in the sorting area).
@@ -315,6 +325,52 @@ INBOUND_EVENT_SECRETS = dict(item.split("=", 1) for item in env_list("INBOUND_EV
 if DEBUG and not INBOUND_EVENT_SECRETS:
     INBOUND_EVENT_SECRETS = {"WMS": "demo-wms-secret", "ERP": "demo-erp-secret"}
 # Where links in messages and e-mails point to (the public address of this cockpit).
+# SMS (Alibaba Cloud SendSms, integrations/sms): the second channel to customers.
+SMS_SANDBOX = DEBUG and not os.environ.get("SMS_ACCESS_KEY_SECRET")
+SMS = {
+    "SANDBOX": SMS_SANDBOX,
+    "BASE_URL": os.environ.get("SMS_BASE_URL", "http://127.0.0.1:8103" if SMS_SANDBOX else "https://dysmsapi.aliyuncs.com"),
+    "ACCESS_KEY_ID": os.environ.get("SMS_ACCESS_KEY_ID", "LTAIsandboxbeile" if SMS_SANDBOX else ""),
+    "ACCESS_KEY_SECRET": os.environ.get("SMS_ACCESS_KEY_SECRET", "sandbox-sms-secret" if SMS_SANDBOX else ""),
+    "SIGN_NAME": os.environ.get("SMS_SIGN_NAME", "贝乐母婴" if SMS_SANDBOX else ""),
+    # The approved template codes: the order-status push and the delay push.
+    "TEMPLATE_STATUS": os.environ.get("SMS_TEMPLATE_STATUS", "SMS_BEILE_STATUS"),
+    "TEMPLATE_DELAY": os.environ.get("SMS_TEMPLATE_DELAY", "SMS_BEILE_DELAY"),
+    "CALLBACK_TOKEN": os.environ.get("SMS_CALLBACK_TOKEN", "sandbox-sms-token" if SMS_SANDBOX else ""),
+    # CNY per billed segment (the health page's SMS cost per day).
+    "PRICE_PER_SEGMENT": float(os.environ.get("SMS_PRICE_PER_SEGMENT", "0.045")),
+    # The carriers' per-phone limits for notification SMS.
+    "RATE_LIMITS": {
+        "minute": int(os.environ.get("SMS_LIMIT_PER_MINUTE", "1")),
+        "hour": int(os.environ.get("SMS_LIMIT_PER_HOUR", "5")),
+        "day": int(os.environ.get("SMS_LIMIT_PER_DAY", "10")),
+    },
+}
+# The health page's target for the SMS cost per day, in yuan.
+SMS_DAILY_BUDGET = float(os.environ.get("SMS_DAILY_BUDGET", "50"))
+# WeCom group robots (integrations/wecom): one webhook per role, WECOM_WEBHOOK_<ROLE> (the key in
+# the URL is the credential). In DEBUG without any, every role posts to the local fake robot.
+WECOM_SANDBOX = DEBUG and not any(key.startswith("WECOM_WEBHOOK_") for key in os.environ)
+WECOM_FAKE_URL = os.environ.get("WECOM_FAKE_URL", "http://127.0.0.1:8104")
+WECOM = {
+    "SANDBOX": WECOM_SANDBOX,
+    "WEBHOOKS": {
+        role: os.environ.get(f"WECOM_WEBHOOK_{role.upper()}")
+        or (f"{WECOM_FAKE_URL}/cgi-bin/webhook/send?key=sandbox-{role}" if WECOM_SANDBOX else "")
+        for role in ("sales", "reviewer", "dispatcher", "packer", "courier", "service", "finance", "supervisor")
+    },
+    # About 20 messages per minute per robot (docs/protocols.md): we keep under it, batching.
+    "PER_MINUTE": int(os.environ.get("WECOM_PER_MINUTE", "18")),
+}
+# The delay push before they ask (workflows/delays.py): no pushes at night, urgent ones excepted.
+CUSTOMER_QUIET_HOURS = (
+    int(os.environ.get("CUSTOMER_QUIET_FROM_HOUR", "21")),
+    int(os.environ.get("CUSTOMER_QUIET_UNTIL_HOUR", "8")),
+)
+# A parcel's new ETA after a delay is the old one (or now) plus this many hours.
+DELAY_ETA_SLACK_HOURS = float(os.environ.get("DELAY_ETA_SLACK_HOURS", "24"))
+# A parcel normally travels this long after shipping (a stage breach's new ETA).
+CARRIER_TRANSIT_HOURS = float(os.environ.get("CARRIER_TRANSIT_HOURS", "48"))
 PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL", "http://127.0.0.1:8000")
 OUTBOUND_HTTP_TIMEOUT = float(os.environ.get("OUTBOUND_HTTP_TIMEOUT", "5"))
 

@@ -7,9 +7,8 @@ from django.urls import include, path
 from django.utils.translation import gettext_lazy as _
 
 from beile.health import healthz
-from orders import views as order_views
 from orders.access import public_endpoint
-from workflows import address_change_views, erp_bridge, tracking
+from workflows import address_change_views, erp_bridge, list_views, tracking
 
 
 @public_endpoint("the browser's icon request, for pages that do not link the icon (the admin, JSON answers)")
@@ -21,7 +20,8 @@ admin.site.site_header = _("Beile Order Cockpit")
 admin.site.site_title = _("Beile Order Cockpit")
 
 urlpatterns = [
-    path("", order_views.home, name="home"),
+    # The landing page: a pinned saved view (workflows/list_views.py), else the role's start page.
+    path("", list_views.landing, name="home"),
     path(
         "login/",
         public_endpoint("the login page")(auth_views.LoginView.as_view(redirect_authenticated_user=True)),
@@ -41,6 +41,7 @@ urlpatterns = [
     path("erp/", erp_bridge.erp_home, name="erp_home"),
     path("erp/reconciliations/", erp_bridge.reconciliation_run, name="erp_reconciliation_run"),
     path("tickets/", include("workflows.ticket_urls")),
+    path("lists/", include("workflows.list_urls")),
     # Kuaidi100's push is read by integrations/kuaidi100/callback.py and reacted to by workflows/tracking.py.
     path("integrations/kuaidi100/callback/", tracking.kuaidi100_callback, name="kuaidi100_callback"),
     path(
@@ -51,5 +52,6 @@ urlpatterns = [
     path("address-changes/", address_change_views.inbox, name="address_change_inbox"),
     path("address-changes/<int:pk>/<slug:action>/", address_change_views.handle, name="address_change_action"),
     path("integrations/wechat/", include("integrations.wechat.urls")),
+    path("integrations/sms/", include("integrations.sms.urls")),
     path("", include("workflows.urls")),
 ]

@@ -12,7 +12,10 @@ the reader's language when the timeline is shown.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import datetime
+from collections.abc import Iterator
 from decimal import Decimal
 
 from django.core.exceptions import FieldDoesNotExist
@@ -38,6 +41,20 @@ from orders.models import (
 )
 from orders.reasons import REASONS_BY_CODE
 
+# The bulk batch an event belongs to (workflows/bulk.py runs each order of a batch through the
+# same service as one order, inside `in_batch`): every creator's payload then carries the batch
+# id, so each order's timeline names the batch that changed it.
+_batch: contextvars.ContextVar[int | None] = contextvars.ContextVar("order_event_batch", default=None)
+
+
+@contextlib.contextmanager
+def in_batch(batch_id: int) -> Iterator[None]:
+    token = _batch.set(batch_id)
+    try:
+        yield
+    finally:
+        _batch.reset(token)
+
 
 def _event(
     order: Order,
@@ -49,6 +66,9 @@ def _event(
     occurred_at: datetime.datetime | None = None,
     save: bool = True,
 ) -> OrderEvent:
+    batch_id = _batch.get()
+    if batch_id is not None:
+        payload = {**payload, "batch": batch_id}
     event = OrderEvent(
         order=order,
         kind=kind,
@@ -233,6 +253,20 @@ def carrier_set(*, order: Order, by: Actor, carrier: str, previous: str) -> Orde
     return _event(order, EventKind.CARRIER, by, {"carrier": carrier, "previous": previous})
 
 
+def waybill_changed(
+    *, order: Order, by: Actor, change: str, carrier: str, tracking_number: str, shipment_id: int, previous: str, reason: str
+) -> OrderEvent:
+    payload = {
+        "change": change,
+        "carrier": carrier,
+        "tracking_number": tracking_number,
+        "shipment_id": shipment_id,
+        "previous": previous,
+        "reason": reason,
+    }
+    return _event(order, EventKind.WAYBILL, by, payload)
+
+
 def tracking_changed(
     *,
     order: Order,
@@ -409,6 +443,28 @@ def _amount_check(payload: dict) -> str:
     }
 
 
+WAYBILL_CHANGES = {
+    "reship": gettext_noop("Reshipped"),
+    "swap": gettext_noop("Carrier swapped"),
+    "split": gettext_noop("Another parcel"),
+}
+
+
+def _waybill(payload: dict) -> str:
+    text = _("%(change)s: %(carrier)s %(number)s") % {
+        "change": _(WAYBILL_CHANGES[payload["change"]])
+        if payload.get("change") in WAYBILL_CHANGES
+        else payload.get("change", ""),
+        "carrier": _label(Carrier, payload.get("carrier", "")),
+        "number": payload.get("tracking_number", ""),
+    }
+    if payload.get("previous"):
+        text += _(" (replaces %(number)s)") % {"number": payload["previous"]}
+    if payload.get("reason"):
+        text += f" — {payload['reason']}"
+    return text
+
+
 # The transitions, as a sentence names them ("Done: approve." on the card, a refused request from the WMS).
 TRANSITION_LABELS = {
     "approve": gettext_noop("approve"),
@@ -466,6 +522,14 @@ def name_label(name: str) -> str:
 
 def describe(event: OrderEvent) -> str:
     """What happened, in one line of the reader's language (the card's and the lookup's timeline)."""
+    text = _describe(event)
+    batch_id = (event.payload or {}).get("batch")
+    if batch_id:
+        text += _(" (bulk batch #%(batch)s)") % {"batch": batch_id}
+    return text
+
+
+def _describe(event: OrderEvent) -> str:
     payload = event.payload or {}
     kind = event.kind
     if kind == EventKind.STATUS:
@@ -524,6 +588,8 @@ def describe(event: OrderEvent) -> str:
         return _address_change(payload)
     if kind == EventKind.CARRIER:
         return _("Carrier channel: %(carrier)s") % {"carrier": _label(Carrier, payload.get("carrier", ""))}
+    if kind == EventKind.WAYBILL:
+        return _waybill(payload)
     if kind == EventKind.TRACKING:
         text = _label(TrackingState, payload.get("tracking_state", "")) or _label(EventKind, kind)
         if payload.get("context"):

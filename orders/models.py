@@ -310,6 +310,9 @@ class Shipment(models.Model):
     last_location = models.CharField(_("last location"), max_length=120, blank=True)
     last_event_at = models.DateTimeField(_("last tracking event"), null=True, blank=True)
     eta = models.DateTimeField(_("ETA"), null=True, blank=True)
+    # A waybill replaced by another (a reship, a carrier swap): kept for the history and shown to
+    # the customer as replaced, no longer watched for delays.
+    replaced_at = models.DateTimeField(_("replaced"), null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
 
@@ -616,6 +619,8 @@ class EventKind(models.TextChoices):
     SLA_BREACH = "sla_breach", _("Stage time limit exceeded")
     ASSIGN = "assign", _("Assigned")
     GIFT = "gift", _("Gift added")
+    # A shipped order's parcel changed: a reship, a carrier swap or one more parcel of a split.
+    WAYBILL = "waybill", _("Waybill changed")
 
 
 class OrderEvent(models.Model):

@@ -49,6 +49,8 @@ TRANSITION_ROLES: dict[str, frozenset[str]] = {
 # Who may do the other order actions (a supervisor may always act in their place). The service
 # of the same name checks it; the card shows an action only to these roles.
 ACTION_ROLES: dict[str, frozenset[str]] = {
+    # The courier "hands to carriers, enters waybills" (docs/brief.md), so also changes them.
+    "change_waybill": frozenset({"courier"}),
     "set_carrier": frozenset({"reviewer", "dispatcher", "packer", "courier"}),
     "hold": frozenset({"reviewer", "dispatcher", "packer", "courier", "service"}),
     "claim": frozenset({"reviewer", "dispatcher", "packer", "courier", "service", "sales", "finance"}),

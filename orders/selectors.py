@@ -9,15 +9,18 @@ from dataclasses import dataclass, field
 from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
 from django.utils import timezone
 
-from orders import packing, rules
-from orders.access import Actor
+from orders import clock, packing, rules
+from orders.access import Actor, user_roles
 from orders.models import (
     ACTIVE_STATUSES,
+    Carrier,
     FeedbackRequest,
     Note,
     Order,
+    OrderSource,
     OrderStatus,
     OrderTag,
+    RiskTag,
     Shipment,
     TrackingEvent,
 )
@@ -28,6 +31,10 @@ PAGE_SIZE = 50
 
 @dataclass
 class OrderFilters:
+    """The order list's filters. The same object is read from the list's query string, stored in
+    a saved view (workflows/models.py SavedView.filters, as `to_params()`), and used to select
+    the orders of a bulk batch or an export, so all four always mean the same orders."""
+
     status: str = ""
     tag: str = ""
     rush: bool = False
@@ -36,6 +43,53 @@ class OrderFilters:
     overdue: bool = False
     mine: bool = False
     query: str = ""
+    carrier: str = ""
+    source: str = ""
+    cold: bool = False
+    # "Waiting for me": orders in a stage whose next step one of the viewer's roles runs.
+    todo: bool = False
+    placed_from: datetime.date | None = None
+    placed_to: datetime.date | None = None
+
+    FLAGS = ("rush", "open", "held", "overdue", "mine", "cold", "todo")
+
+    @classmethod
+    def from_params(cls, params) -> OrderFilters:
+        """Anything unknown is ignored, never an error: a saved view outlives a renamed choice."""
+
+        def choice(name: str, values) -> str:
+            value = params.get(name, "") or ""
+            return value if value in values else ""
+
+        def day(name: str) -> datetime.date | None:
+            try:
+                return datetime.date.fromisoformat(params.get(name, "") or "")
+            except ValueError:
+                return None
+
+        return cls(
+            status=choice("status", OrderStatus.values),
+            tag=choice("tag", RiskTag.values),
+            carrier=choice("carrier", Carrier.values),
+            source=choice("source", OrderSource.values),
+            query=(params.get("q", "") or "")[:64],
+            placed_from=day("from"),
+            placed_to=day("to"),
+            **{flag: params.get(flag) in ("1", 1, True) for flag in cls.FLAGS},
+        )
+
+    def to_params(self) -> dict[str, str]:
+        params = {
+            "status": self.status,
+            "tag": self.tag,
+            "carrier": self.carrier,
+            "source": self.source,
+            "q": self.query,
+            "from": self.placed_from.isoformat() if self.placed_from else "",
+            "to": self.placed_to.isoformat() if self.placed_to else "",
+            **{flag: "1" if getattr(self, flag) else "" for flag in self.FLAGS},
+        }
+        return {key: value for key, value in params.items() if value}
 
 
 @dataclass
@@ -69,8 +123,23 @@ def _search(queryset: QuerySet[Order], query: str) -> QuerySet[Order]:
     return queryset.filter(Q(order_number=normalize_order_number(query)) | Q(pk__in=tracking))
 
 
-def order_list(*, user, filters: OrderFilters, cursor: str = "") -> OrderPage:
-    queryset = Order.objects.select_related("customer", "claimed_by")
+def waiting_statuses(roles: frozenset[str]) -> list[str]:
+    """The stages whose next forward step one of these roles runs (rules.TRANSITION_ROLES), read
+    from the status machine itself; a supervisor may run every step."""
+    steps = {t.name: t.source for t in Order._meta.get_field("status").get_all_transitions(Order)}
+    return sorted(
+        {
+            steps[name]
+            for name, allowed in rules.TRANSITION_ROLES.items()
+            if name != "cancel" and name in steps and (roles & allowed or rules.SUPERVISOR in roles)
+        }
+    )
+
+
+def filtered_orders(*, user, filters: OrderFilters) -> QuerySet[Order]:
+    """Every order the filters select, unordered and unpaginated (the list pages it; bulk batches
+    and exports walk all of it)."""
+    queryset = Order.objects.all()
     if filters.status:
         queryset = queryset.filter(status=filters.status)
     if filters.tag:
@@ -87,8 +156,25 @@ def order_list(*, user, filters: OrderFilters, cursor: str = "") -> OrderPage:
         queryset = queryset.filter(overdue_filter())
     if filters.mine:
         queryset = queryset.filter(claimed_by=user)
+    if filters.carrier:
+        queryset = queryset.filter(carrier_code=filters.carrier)
+    if filters.source:
+        queryset = queryset.filter(source=filters.source)
+    if filters.cold:
+        queryset = queryset.filter(requires_cold_chain=True)
+    if filters.todo:
+        queryset = queryset.filter(status__in=waiting_statuses(user_roles(user)))
+    if filters.placed_from:
+        queryset = queryset.filter(placed_at__gte=clock.business_day_bounds(filters.placed_from)[0])
+    if filters.placed_to:
+        queryset = queryset.filter(placed_at__lt=clock.business_day_bounds(filters.placed_to)[1])
     if filters.query:
         queryset = _search(queryset, filters.query)
+    return queryset
+
+
+def order_list(*, user, filters: OrderFilters, cursor: str = "") -> OrderPage:
+    queryset = filtered_orders(user=user, filters=filters).select_related("customer", "claimed_by")
     position = decode_cursor(cursor) if cursor else None
     if position:
         placed_at, pk = position

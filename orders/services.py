@@ -298,6 +298,65 @@ def order_ship(
     return order
 
 
+WAYBILL_CHANGES = ("reship", "swap", "split")
+
+
+def order_change_waybill(
+    *,
+    order: Order,
+    by: Actor,
+    change: str,
+    carrier_code: str,
+    tracking_number: str,
+    replaces: Shipment | None = None,
+    reason: str = "",
+) -> Shipment:
+    """A shipped order's parcel changes: a reship or a carrier swap replaces a waybill, a split
+    adds one. The new parcel is recorded with a WAYBILL event; after commit the reactions
+    (workflows/reactions.py) subscribe its tracking and tell the customer."""
+    tracking_number = (tracking_number or "").strip().upper()
+    if change not in WAYBILL_CHANGES:
+        raise OrderError(_("Choose reship, carrier swap or another parcel."))
+    if carrier_code not in Carrier.values:
+        raise OrderError(_("Unknown carrier: %(code)s.") % {"code": carrier_code})
+    if not TRACKING_NUMBER.fullmatch(tracking_number):
+        raise OrderError(_("A tracking number has at most 32 letters and digits."))
+    with transaction.atomic():
+        order = _lock(order, None)
+        role = _acting_role(by, rules.ACTION_ROLES["change_waybill"])
+        if order.status != OrderStatus.SHIPPED:
+            raise OrderError(_("A waybill can only change while the order is shipped."))
+        if Shipment.objects.filter(carrier_code=carrier_code, tracking_number=tracking_number).exists():
+            raise OrderError(_("Tracking number %(number)s is already recorded.") % {"number": tracking_number})
+        previous = ""
+        if change != "split":
+            replaced = (
+                Shipment.objects.select_for_update()
+                .filter(order=order, replaced_at__isnull=True, pk=getattr(replaces, "pk", None))
+                .first()
+            )
+            if replaced is None:
+                raise OrderError(_("Choose the waybill this one replaces."))
+            replaced.replaced_at = timezone.now()
+            replaced.save(update_fields=["replaced_at"])
+            previous = replaced.tracking_number
+        shipment = Shipment.objects.create(
+            order=order, carrier_code=carrier_code, tracking_number=tracking_number, channel=carrier_code, created_by=by.user
+        )
+        event = events.waybill_changed(
+            order=order,
+            by=_as(by, role),
+            change=change,
+            carrier=carrier_code,
+            tracking_number=tracking_number,
+            shipment_id=shipment.pk,
+            previous=previous,
+            reason=(reason or "").strip()[:200],
+        )
+        transaction.on_commit(lambda: _nudge_reactions(event.pk))
+    return shipment
+
+
 def order_cancel(*, order: Order, by: Actor, reason: str, expected_version: int | None = None) -> Order:
     reason = (reason or "").strip()
     if not reason:

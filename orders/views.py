@@ -28,6 +28,7 @@ from orders.models import (
     NoteAudience,
     NoteKind,
     Order,
+    OrderSource,
     OrderStatus,
     Product,
     RiskTag,
@@ -52,16 +53,7 @@ def home(request: HttpRequest) -> HttpResponse:
 @role_required(*rules.SCREEN_ROLES["orders"])
 def order_list(request: HttpRequest) -> HttpResponse:
     params = request.GET
-    filters = selectors.OrderFilters(
-        status=params.get("status", "") if params.get("status", "") in OrderStatus.values else "",
-        tag=params.get("tag", "") if params.get("tag", "") in RiskTag.values else "",
-        rush=params.get("rush") == "1",
-        open=params.get("open") == "1",
-        held=params.get("held") == "1",
-        overdue=params.get("overdue") == "1",
-        mine=params.get("mine") == "1",
-        query=params.get("q", "")[:64],
-    )
+    filters = selectors.OrderFilters.from_params(params)
     page = selectors.order_list(user=request.user, filters=filters, cursor=params.get("cursor", ""))
     for order in page.orders:
         order.phone_display = display_phone(request.user, order.receiver_phone)
@@ -69,6 +61,8 @@ def order_list(request: HttpRequest) -> HttpResponse:
         "page": page,
         "statuses": OrderStatus.choices,
         "tags": RiskTag.choices,
+        "carriers": Carrier.choices,
+        "sources": OrderSource.choices,
         "querystring": _querystring_without_cursor(request),
     }
     if request.htmx and params.get("cursor"):
@@ -129,6 +123,7 @@ def _card_context(request: HttpRequest, order_number: str) -> dict:
         "after_sales_kinds": AfterSalesKind.choices,
         # Holds and carrier changes only make sense before the parcel leaves (the services agree).
         "is_active": order.status in ACTIVE_STATUSES,
+        "can_change_waybill": may("change_waybill") and order.status == OrderStatus.SHIPPED,
         "stage_clock": clock.stage_clock(order),
         # Issue 13: the label printed with the old address must be reprinted before shipping.
         "reprint_pending": any(change.reprint_pending for change in order.address_changes.all()),
@@ -189,6 +184,21 @@ def _ship(request, order, actor, version):
         expected_version=version,
     )
     return _("Shipped.")
+
+
+def _change_waybill(request, order, actor, version):
+    replaces_id = request.POST.get("replaces", "")
+    replaces = order.shipments.filter(pk=int(replaces_id)).first() if replaces_id.isdigit() else None
+    services.order_change_waybill(
+        order=order,
+        by=actor,
+        change=request.POST.get("change", ""),
+        carrier_code=request.POST.get("carrier_code", ""),
+        tracking_number=request.POST.get("tracking_number", ""),
+        replaces=replaces,
+        reason=request.POST.get("reason", ""),
+    )
+    return _("Waybill changed; the customer is told.")
 
 
 def _cancel(request, order, actor, version):
@@ -345,6 +355,7 @@ ACTIONS: dict[str, ActionHandler] = {
     "pack": _transition("pack"),
     "complete": _transition("complete"),
     "ship": _ship,
+    "waybill": _change_waybill,
     "cancel": _cancel,
     "carrier": _set_carrier,
     "hold": _hold,

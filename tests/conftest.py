@@ -287,3 +287,12 @@ def log_in(page, live_server, username: str, password: str = PASSWORD) -> None:
     page.fill("#id_password", password)
     page.click("#login-submit")
     page.wait_for_url(lambda url: "/login/" not in url)
+
+
+@pytest.fixture
+def default_saved_views(db) -> None:
+    """The shared saved views each role starts with (workflows/migrations/0009_default_saved_views.py),
+    again: a transactional test earlier in the run flushes what the data migration made."""
+    from django.apps import apps
+
+    import_module("workflows.migrations.0009_default_saved_views").create_default_views(apps, None)

@@ -9,6 +9,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone, translation
 
+from integrations.sms.models import SmsMessage
 from integrations.wechat.models import CustomerMessage
 from orders import services
 from orders.access import Actor
@@ -18,6 +19,7 @@ from tests.frontline_fixtures import customer_with_orders, fast_passwords, rejec
 from workflows.frontline.lookup import lookup
 from workflows.frontline.models import Inquiry
 from workflows.frontline.templatetags.frontline import relative_day
+from workflows.models import ContactPreference
 
 pytestmark = pytest.mark.django_db
 
@@ -144,8 +146,29 @@ def test_inquiry_without_openid_tells_the_agent_what_to_say(client, people):
         HTTP_HX_TARGET="lookup-result",
     )
     assert Inquiry.objects.get(order=order).answer_message is None
-    assert not CustomerMessage.objects.exists()
+    assert not CustomerMessage.objects.filter(status="pending").exists()
     assert 'id="lookup-notice"' in response.content.decode()
+
+
+def test_inquiry_from_a_customer_who_unsubscribed_tells_the_agent_what_to_say(client, people):
+    order = make_order(status="picking", phone="13900003334")
+    ContactPreference.objects.create(customer=order.customer, channel="none")
+    client.login(username="service", password=PASSWORD)
+    response = client.post(
+        f"/service/lookup/{order.order_number}/inquiry/",
+        {"channel": "phone"},
+        HTTP_HX_REQUEST="true",
+        HTTP_HX_TARGET="lookup-result",
+    )
+    assert not CustomerMessage.objects.exists() and not SmsMessage.objects.exists()
+    assert 'id="lookup-notice"' in response.content.decode()
+
+
+def test_inquiry_without_openid_is_answered_by_sms(client, people):
+    order = make_order(status="picking", phone="13900003335")
+    client.login(username="service", password=PASSWORD)
+    client.post(f"/service/lookup/{order.order_number}/inquiry/", {"channel": "phone"})
+    assert SmsMessage.objects.filter(order=order, event_key__startswith="inquiry:").count() == 1
 
 
 def test_note_from_lookup_reaches_the_order(client, people):

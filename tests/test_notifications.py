@@ -106,6 +106,6 @@ def test_the_stall_threshold_is_one_setting_for_the_scan_and_the_answer(settings
     assert Ticket.objects.get().shipment == quiet
     assert _(notifications.STALLED.explanation) in order_answer(quiet.order).explanation
     assert order_answer(recent.order).explanation == ""
-    stalled_push = CustomerMessage.objects.get(order=quiet.order, event_key__startswith="stalled:")
+    stalled_push = CustomerMessage.objects.get(order=quiet.order, event_key__startswith="delay:stalled:")
     with translation.override(settings.LANGUAGE_CODE):
         assert stalled_push.content[wechat.FIELD_NOTE] == _(notifications.STALLED.note)

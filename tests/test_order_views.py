@@ -146,9 +146,9 @@ def test_card_query_count_is_pinned(people, django_assert_max_num_queries):
     order = busy_order(people)
     client = signed_in("supervisor")
     # session, user, roles, the order with its customer, 10 prefetches, the repeat-purchase count,
-    # the pack and cancel guards (5 for pack), the stage rule, tickets and customer pushes;
-    # independent of how many lines, notes, events.
-    with django_assert_max_num_queries(23):
+    # the pack and cancel guards (5 for pack), the stage rule, tickets and customer pushes (WeChat
+    # and SMS); independent of how many lines, notes, events.
+    with django_assert_max_num_queries(24):
         html(client.get(f"/orders/{order.order_number}/"))
 
 
@@ -261,6 +261,13 @@ ACTION_CASES = {
     "pack": ("picking", "packer", _scanned, {}, lambda o: o.status == "packed"),
     "ship": ("packed", "courier", None, {"carrier_code": "yunda", "tracking_number": "YD88"}, lambda o: o.status == "shipped"),
     "complete": ("shipped", "service", None, {}, lambda o: o.status == "completed"),
+    "waybill": (
+        "shipped",
+        "courier",
+        None,
+        {"change": "split", "carrier_code": "yunda", "tracking_number": "YD89"},
+        lambda o: o.shipments.filter(tracking_number="YD89").exists(),
+    ),
     "cancel": ("paid", "service", None, {"reason": "重复下单"}, lambda o: o.status == "cancelled"),
     "carrier": ("paid", "dispatcher", None, {"carrier_code": "shunfenglengyun"}, lambda o: o.carrier_code == "shunfenglengyun"),
     "hold": (

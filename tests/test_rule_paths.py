@@ -5,7 +5,7 @@ matrix is generated from the URL resolver: a new guard without a way to break it
 path without a driver, fails `test_every_guard_and_path_has_cases`.
 
 Paths that can attempt a transition: the order card (the role's button), the PDA station (pack),
-the signed inbound events API (WMS/ERP). Paths that cannot, by construction, are pinned too: the
+the signed inbound events API (WMS/ERP), a bulk batch from the order list (approve, start picking). Paths that cannot, by construction, are pinned too: the
 ERP import never moves an existing order's status, the rush link never changes a status, and
 the admin shows orders read-only.
 """
@@ -29,6 +29,7 @@ from orders.models import EventKind, Order, OrderEvent
 from tests.conftest import PASSWORD, make_order, make_product
 from tests.erp_fixtures import line, write_csv
 from tests.packing_fixtures import scan_every_item
+from workflows import bulk
 
 pytestmark = pytest.mark.django_db
 WMS_SECRET = "wms-matrix-secret"
@@ -155,9 +156,19 @@ def via_inbound_event(order: Order, transition: str, people) -> tuple[bool, str]
     return False, response.json()["error"]
 
 
+def via_bulk(order: Order, transition: str, people) -> tuple[bool, str]:
+    """A bulk batch of one order (workflows/bulk.py), run as its task would: the per-order result."""
+    role = sorted(rules.TRANSITION_ROLES[transition])[0]
+    batch = bulk.batch_create(user=people[role], action=transition, params={}, order_numbers=[order.order_number])
+    bulk.batch_execute(batch_id=batch.pk)
+    item = batch.items.get()
+    return item.outcome == "done", item.message
+
+
 # Each path, and the transitions it can attempt.
 PATHS = {
     "card": (via_card, ("approve", "start_picking", "pack", "ship")),
+    "bulk": (via_bulk, ("approve", "start_picking")),
     "pda": (via_pda, ("pack",)),
     "inbound_event": (via_inbound_event, ("approve", "start_picking", "pack", "ship")),
 }

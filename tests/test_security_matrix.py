@@ -59,7 +59,7 @@ from tests.erp_fixtures import line as erp_line
 from tests.erp_fixtures import write_csv
 from workflows.frontline import selfservice
 from workflows.health.models import ConsistencySample, ConsistencyTask
-from workflows.models import Alert, Ticket, TicketKind
+from workflows.models import Alert, BulkBatch, ExportRun, SavedView, Ticket, TicketKind
 from workflows.tickets import ticket_open_for_shipment
 
 IDENTITIES = (*ALL_ROLES, "outsider", "anonymous")
@@ -73,6 +73,8 @@ CSRF_EXEMPT_WEBHOOKS: dict[str, str] = {
     "kuaidi100_callback": "MD5(param + salt), upper case; refused while no salt is configured; a repeated push adds nothing",
     "kuaidi100_intercept_callback": "MD5(param + salt), upper case; a result for a request that already has its outcome is refused",
     "wechat_callback": "sha1(sorted token, timestamp, nonce); timestamp within 5 minutes; each signature is used once",
+    "sms_report": "the SMS platform signs nothing: our callback token in the URL, compared in constant time; a repeated receipt changes nothing",
+    "sms_reply": "the SMS platform signs nothing: our callback token in the URL, compared in constant time; a repeated 退订 changes nothing",
 }
 
 # Statuses other than 200 / redirect that an allowed role may get from the matrix's sample
@@ -80,6 +82,13 @@ CSRF_EXEMPT_WEBHOOKS: dict[str, str] = {
 EXPECTED_OTHER_STATUSES: dict[str, dict[int, str]] = {
     "health:check_answer": {404: "a status check belongs to its assignee: anyone else's id is not found"},
     "pda_acknowledge": {404: "the note id comes in the POST body; an empty POST names no note of this order"},
+    "saved_view_open": {404: "a saved view is seen only by its owner and the role it is shared with"},
+    "saved_view_delete": {404: "a saved view is seen only by its owner and the role it is shared with"},
+    "saved_view_pin": {404: "a saved view is seen only by its owner and the role it is shared with"},
+    "bulk_batch": {404: "a bulk batch is seen by its author and supervisors only"},
+    "bulk_retry": {404: "a bulk batch is seen by its author and supervisors only"},
+    "export_run": {404: "an export is its author's file"},
+    "export_download": {404: "an export is its author's file"},
 }
 
 # The sample order's phone numbers, which masked roles must never see in full.
@@ -114,6 +123,9 @@ SAMPLE_KWARGS: dict[str, Callable[[World], object]] = {
     "pk": lambda world: world.extra["ticket"].pk,
     "alert_id": lambda world: world.extra["alert"].pk,
     "token": lambda world: selfservice.link_token(world.order),
+    "view_id": lambda world: world.extra["saved_view"].pk,
+    "batch_id": lambda world: world.extra["bulk_batch"].pk,
+    "export_id": lambda world: world.extra["export_run"].pk,
 }
 # Where two URLs give one kwarg name to different objects: "<url name>:<kwarg>" wins over "<kwarg>".
 SAMPLE_KWARGS_BY_ROUTE: dict[str, Callable[[World], object]] = {
@@ -191,7 +203,7 @@ def fast_password_hashing(settings):
 
 
 @pytest.fixture
-def world(people, settings, tmp_path) -> World:
+def world(people, default_saved_views, settings, tmp_path) -> World:
     settings.MEDIA_ROOT = tmp_path / "media"
     order = make_order(phone=CUSTOMER_PHONE, buyer_message="请尽快发货")
     supervisor = Actor.of(people["supervisor"])
@@ -246,6 +258,11 @@ def world(people, settings, tmp_path) -> World:
             "import_run": import_run,
             "daily_export": daily_export,
             "reconciliation": reconciliation,
+            # The order list's tools (issue 17): a view shared with the reviewers, a finished
+            # batch and export of the supervisor.
+            "saved_view": SavedView.objects.get(shared_with_role="reviewer", name="待我处理"),
+            "bulk_batch": BulkBatch.objects.create(action="note", created_by=people["supervisor"], state="done", total=0),
+            "export_run": ExportRun.objects.create(created_by=people["supervisor"], state="done"),
         },
     )
 
@@ -383,7 +400,7 @@ def test_unknown_order_number_is_a_plain_404(route, world):
 # --- Object ids: nobody reads or acts on an object by guessing its id --------------------------
 
 # URL kwargs that are a database id.
-ID_KWARGS = {"run_id", "pk", "alert_id", "task_id"}
+ID_KWARGS = {"run_id", "pk", "alert_id", "task_id", "view_id", "batch_id", "export_id"}
 ID_ROUTES = [route for route in ROUTES if set(route.kwargs) & ID_KWARGS]
 MISSING_ID = "2147483647"
 
@@ -402,6 +419,13 @@ def test_the_id_routes_are_the_known_ones():
         "ticket_detail",
         "ticket_action",
         "alert_acknowledge",
+        "saved_view_open",
+        "saved_view_delete",
+        "saved_view_pin",
+        "bulk_batch",
+        "bulk_retry",
+        "export_run",
+        "export_download",
         "address_change_action",
     }
 

@@ -9,6 +9,9 @@ unique dedupe_key makes "alert once" a database fact) and is e-mailed by `alerts
 - a send that succeeds marks its alerts e-mailed (never sent again); a send that fails releases
   the claim, and the next sweep (every minute) retries it for EMAIL_RETRY_WINDOW; a claim left
   by a crashed sender expires after EMAIL_CLAIM (longer than the SMTP timeout);
+- the same alerts reach each role's WeCom group robot (`alerts_robot_queue`): one markdown
+  message per role and sweep, with each order's link, through the robot's outbox
+  (integrations/wecom), so a burst of breaches stays under the robot's 20 messages a minute;
 - each address gets each new alert once per batch: addresses that get the same alerts share one
   e-mail (finance and supervisors hear of one ERP difference in one message).
 """
@@ -27,6 +30,8 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from integrations.mail.client import send_alert_email
+from integrations.wecom import services as wecom
+from orders.models import Order, Role
 from workflows.models import Alert
 
 logger = logging.getLogger(__name__)
@@ -152,3 +157,62 @@ def alerts_email_send(*, now: datetime.datetime | None = None, alert_ids: list[i
     if not per_address:
         logger.warning("No e-mail address for roles %s: %d alerts stay in-app only", sorted(recipients_of_role), len(alerts))
     return sent
+
+
+# One robot message carries at most this many alerts (the rest go in the next message); with one
+# message per role per sweep, a burst of breaches costs a handful of messages, not hundreds.
+ROBOT_BATCH = 20
+
+
+def _robot_markdown(role: str, alerts: list[Alert], more: int, numbers: dict[int, str]) -> str:
+
+    base = settings.PUBLIC_BASE_URL.rstrip("/")
+    title = _("Beile Order Cockpit")
+    label = Role(role).label if role in Role.values else role
+    lines = [f"### {title} · {label}", _("%(count)d new alerts") % {"count": len(alerts) + more}]
+    for alert in alerts:
+        # The order's card when the alert is about one order, else where the alert points.
+        link = f"/orders/{numbers[alert.order_id]}/" if alert.order_id in numbers else alert.link
+        target = f" [{_('Open')}]({base}{link})" if link else ""
+        when = timezone.localtime(alert.created_at).strftime("%H:%M")
+        lines.append(f'> <font color="warning">{when}</font> {alert.message}{target}')
+    if more:
+        lines.append(_("…and %(count)d more on the board") % {"count": more})
+    return "\n".join(lines)
+
+
+def alerts_robot_queue(*, now: datetime.datetime | None = None) -> int:
+    """Hand every alert not yet given to its role's WeCom robot, batched: one message per role
+    (up to ROBOT_BATCH alerts, their links, "…and N more"). Roles without a robot are skipped
+    (their alerts stay in-app and e-mailed). Returns how many robot messages were queued."""
+    now = now or timezone.now()
+    queued = 0
+    with transaction.atomic():
+        # SKIP LOCKED: two sweeps at once split the alerts, never send one twice.
+        due = list(
+            Alert.objects.select_for_update(skip_locked=True)
+            .filter(robot_queued_at__isnull=True, created_at__gte=now - EMAIL_RETRY_WINDOW)
+            .order_by("created_at", "pk")[:EMAIL_BATCH]
+        )
+        per_role: dict[str, list[Alert]] = {}
+        for alert in due:
+            per_role.setdefault(alert.for_role, []).append(alert)
+        numbers = dict(
+            Order.objects.filter(pk__in={alert.order_id for alert in due if alert.order_id}).values_list("pk", "order_number")
+        )
+        handed: list[int] = []
+        for role, role_alerts in per_role.items():
+            # Marked handed even without a robot, so the sweep does not re-read them every minute.
+            handed.extend(alert.pk for alert in role_alerts)
+            if not wecom.robot_configured(role):
+                continue
+            shown, more = role_alerts[:ROBOT_BATCH], len(role_alerts) - ROBOT_BATCH
+            wecom.robot_message_queue(
+                role=role,
+                key=f"alerts:{role}:{role_alerts[0].pk}:{role_alerts[-1].pk}:{len(role_alerts)}",
+                content=_robot_markdown(role, shown, max(more, 0), numbers),
+                alert_count=len(role_alerts),
+            )
+            queued += 1
+        Alert.objects.filter(pk__in=handed).update(robot_queued_at=now)
+    return queued

@@ -5,6 +5,10 @@ open which ticket? complete the order?), the WeChat push's text, and the front-l
 (workflows/frontline/answers.py) that the lookup and self-service pages show. Adding a state, or
 changing what one says, is one row here.
 
+A push goes by WeChat to a follower, and by SMS (the approved template) when WeChat cannot
+reach the customer — no openid, not following (43004), refused or blocked — unless the customer
+chose otherwise (workflows.ContactPreference) or replied 退订. That decision lives here, once.
+
 The customer texts are English msgids translated when used; `text` and `note` go into WeChat
 `thing` fields and must stay within 20 characters in every language (tests pin it).
 """
@@ -15,15 +19,19 @@ import datetime
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.db import transaction
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 
+from integrations.sms import services as sms
+from integrations.sms.models import SmsMessage, SmsOptOut
 from integrations.wechat import services as wechat
-from integrations.wechat.models import CustomerMessage
-from orders.models import Order, Shipment, TrackingState
+from integrations.wechat.models import CustomerMessage, MessageStatus
+from orders.models import Customer, Order, Shipment, TrackingState
 from workflows.frontline.selfservice import link_url
-from workflows.models import TicketKind
+from workflows.models import ContactChannel, ContactPreference, TicketKind
 
 
 @dataclass(frozen=True)
@@ -119,11 +127,26 @@ def is_stalled(shipment: Shipment, *, now: datetime.datetime) -> bool:
 
 # --- Customer pushes -------------------------------------------------------------------------------
 
+# A WeChat refusal older than this is not followed by an SMS: news that late would confuse.
+FALLBACK_WINDOW = datetime.timedelta(hours=24)
+DELAY_PREFIX = "delay:"
+# Why a parcel is late, per cause of a delay push (workflows/delays.py), as the customer reads it
+# (≤ 20 characters: a WeChat `thing`).
+DELAY_REASONS = {
+    "stalled": STALLED.note,
+    "eta": gettext_noop("Later than expected"),
+    "stage": gettext_noop("Preparing delayed"),
+}
 
-def message_content(*, order: Order, reason: str = "") -> tuple[dict[str, str], bool]:
+
+def message_content(*, order: Order, reason: str = "", new_eta: datetime.datetime | None = None) -> tuple[dict[str, str], bool]:
     """Template values for the order's current state, and whether they carry location and ETA
-    or an explanation (the customer-perceived-delay measure counts those)."""
-    shipment: Shipment | None = order.shipments.order_by("-created_at").first()
+    or an explanation (the customer-perceived-delay measure counts those). `new_eta` is a
+    predicted delivery time that replaces the carrier's (the delay push)."""
+    # Every parcel the order travels in now (a replaced waybill no longer counts).
+    active = order.shipments.filter(replaced_at__isnull=True)
+    shipment: Shipment | None = active.order_by("-created_at", "-pk").first() or order.shipments.order_by("-created_at").first()
+    parcels = active.count()
     state = shipment.tracking_state if shipment else ""
     meaning = TRACKING_MEANINGS.get(state)
     with translation.override(settings.LANGUAGE_CODE):
@@ -133,9 +156,11 @@ def message_content(*, order: Order, reason: str = "") -> tuple[dict[str, str], 
             status = _("Shipped by %(carrier)s") % {"carrier": shipment.get_carrier_code_display()}
         else:
             status = str(order.get_status_display())
+        if parcels > 1:
+            status = _("%(count)d parcels: %(status)s") % {"count": parcels, "status": status}
         explanation = reason or (_(meaning.note) if meaning and meaning.note else "")
         location = shipment.last_location if shipment else ""
-        eta = shipment.eta if shipment and shipment.eta else None
+        eta = new_eta or (shipment.eta if shipment and shipment.eta else None)
         moment = eta or (shipment.last_event_at if shipment and shipment.last_event_at else timezone.now())
         data = {
             wechat.FIELD_ORDER: wechat.character_string(order.order_number),
@@ -149,18 +174,154 @@ def message_content(*, order: Order, reason: str = "") -> tuple[dict[str, str], 
     return data, carries_location
 
 
-def customer_push_order_status(*, order: Order, event_key: str, reason: str = "") -> CustomerMessage:
+def contact_channel(customer: Customer) -> str:
+    """The customer's chosen channel; AUTO when they never chose."""
+    chosen = ContactPreference.objects.filter(customer=customer).values_list("channel", flat=True).first()
+    return chosen or ContactChannel.AUTO
+
+
+def contact_channel_set(*, customer: Customer, channel: str, by=None) -> ContactPreference:
+    """Record the customer's choice (service staff on the phone, or 退订 from any channel)."""
+    preference, _created = ContactPreference.objects.update_or_create(
+        customer=customer, defaults={"channel": ContactChannel(channel), "updated_at": timezone.now(), "updated_by": by}
+    )
+    return preference
+
+
+def quiet_until(now: datetime.datetime) -> datetime.datetime | None:
+    """The end of the customers' night (CUSTOMER_QUIET_HOURS, local time) when `now` is inside
+    it, else None. Non-urgent pushes detected at night wait until then."""
+    start, end = settings.CUSTOMER_QUIET_HOURS
+    if start == end:
+        return None
+    local = timezone.localtime(now)
+    quiet = (local.hour >= start or local.hour < end) if start > end else (start <= local.hour < end)
+    if not quiet:
+        return None
+    until = local.replace(hour=end, minute=0, second=0, microsecond=0)
+    return until if until > local else until + datetime.timedelta(days=1)
+
+
+def sms_values(*, event_key: str, content: dict[str, str], link: str) -> tuple[str, dict[str, str]]:
+    """The approved SMS template for a push, and its values (taken from the WeChat values, so
+    both channels say the same thing)."""
+    eta = content.get(wechat.FIELD_ETA, "")[5:16] or "-"  # "2024-06-21 16:34:24" → "06-21 16:34"
+    common = {
+        "order": content.get(wechat.FIELD_ORDER, "-"),
+        "note": content.get(wechat.FIELD_NOTE, "-"),
+        "eta": eta,
+        "link": link or "-",
+    }
+    if event_key.startswith(DELAY_PREFIX):
+        return settings.SMS["TEMPLATE_DELAY"], common
+    return settings.SMS["TEMPLATE_STATUS"], {
+        **common,
+        "status": content.get(wechat.FIELD_STATUS, "-"),
+        "location": content.get(wechat.FIELD_LOCATION, "-"),
+    }
+
+
+def _sms_push(
+    *, order: Order, event_key: str, content: dict[str, str], carries_location: bool, link: str, not_before=None
+) -> SmsMessage | None:
+    phone = order.customer.phone
+    if not phone:
+        return None
+    template_code, params = sms_values(event_key=event_key, content=content, link=link)
+    return sms.sms_queue(
+        order=order,
+        phone=phone,
+        event_key=event_key,
+        template_code=template_code,
+        params=params,
+        carries_location=carries_location,
+        not_before=not_before,
+    )
+
+
+def problem_push() -> Q:
+    """Pushes that tell the customer of a problem: the delay pushes (workflows/delays.py) and the
+    tracking states whose meaning carries a note (a problem, a return, a refusal, tracking lost).
+    The proactive-reach measure counts them."""
+    states = [state for state, meaning in TRACKING_MEANINGS.items() if meaning.note]
+    return Q(event_key__startswith=DELAY_PREFIX) | Q(
+        event_key__regex=r"^tracking:[0-9]+:(" + "|".join([*states, "abort"]) + r")$"
+    )
+
+
+def push_exists(*, order: Order, event_key: str) -> bool:
+    return bool(wechat.message_exists(order=order, event_key=event_key) or sms.message_exists(order=order, event_key=event_key))
+
+
+def customer_push_order_status(
+    *,
+    order: Order,
+    event_key: str,
+    reason: str = "",
+    new_eta: datetime.datetime | None = None,
+    hold_at_night: bool = False,
+) -> CustomerMessage | SmsMessage | None:
     """Queue one push about `order` for `event_key` (e.g. "shipped", "tracking:12:5",
     f"inquiry:{inquiry.pk}"); the same order and event never make a second message. `reason`
-    (≤ 20 characters shown) explains a problem to the customer. Sent after the caller commits;
-    tapping it opens the customer's self-service page for the whole story."""
-    existing = wechat.message_exists(order=order, event_key=event_key)
+    (≤ 20 characters shown) explains a problem to the customer, `new_eta` replaces the carrier's
+    ETA. `hold_at_night`: a non-urgent push found during quiet hours waits for the morning.
+    Sent after the caller commits; tapping it opens the customer's self-service page.
+
+    The channel: WeChat for a follower; SMS when the customer has no openid (at once) or WeChat
+    refuses them (sms_fallback_scan); only WeChat or only SMS when the customer chose so; nothing
+    for a customer who unsubscribed. Returns the WeChat row when there is one, else the SMS row,
+    else None."""
+    existing = wechat.message_exists(order=order, event_key=event_key) or sms.message_exists(order=order, event_key=event_key)
     if existing:
         return existing
-    content, carries_location = message_content(order=order, reason=reason)
-    return wechat.customer_message_queue(
-        order=order, event_key=event_key, content=content, carries_location=carries_location, link=link_url(order)
+    channel = contact_channel(order.customer)
+    if channel == ContactChannel.NONE:
+        return None
+    content, carries_location = message_content(order=order, reason=reason, new_eta=new_eta)
+    not_before = quiet_until(timezone.now()) if hold_at_night else None
+    link = link_url(order)
+    message = None
+    if channel != ContactChannel.SMS:
+        message = wechat.customer_message_queue(
+            order=order, event_key=event_key, content=content, carries_location=carries_location, link=link, not_before=not_before
+        )
+        if message.status != MessageStatus.REFUSED or channel == ContactChannel.WECHAT:
+            return message
+    text = _sms_push(
+        order=order, event_key=event_key, content=content, carries_location=carries_location, link=link, not_before=not_before
     )
+    return message or text
+
+
+def sms_fallback_scan(*, now: datetime.datetime | None = None, limit: int = 500) -> int:
+    """Beat, every 10 s: a WeChat push the customer could not receive (not following, refused,
+    blocked) goes by SMS, once — the SMS outbox's unique key per (order, event) makes a second
+    scan, or two racing scans, harmless. Customers who chose WeChat only, unsubscribed, or
+    replied 退订 to an SMS are left alone."""
+    now = now or timezone.now()
+    has_sms = SmsMessage.objects.filter(order_id=OuterRef("order_id"), event_key=OuterRef("event_key"))
+    opted_out = SmsOptOut.objects.filter(phone=OuterRef("order__customer__phone"))
+    candidates = (
+        wechat.unreachable_messages(since=now - FALLBACK_WINDOW)
+        .filter(~Exists(has_sms), ~Exists(opted_out))
+        .exclude(order__customer__contact_preference__channel__in=[ContactChannel.WECHAT, ContactChannel.NONE])
+        .select_related("order__customer")
+        .order_by("created_at")[:limit]
+    )
+    queued = 0
+    for message in candidates:
+        with transaction.atomic():
+            held = message.next_attempt_at if message.next_attempt_at > now and message.attempts == 0 else None
+            text = _sms_push(
+                order=message.order,
+                event_key=message.event_key,
+                content=message.content,
+                carries_location=message.carries_location,
+                link=message.link,
+                not_before=held,
+            )
+        queued += text is not None
+    return queued
 
 
 # --- What staff read about a push ----------------------------------------------------------------
@@ -169,7 +330,8 @@ def customer_push_order_status(*, order: Order, event_key: str, reason: str = ""
 def push_about(event_key: str) -> str:
     """What a push was about, in the reader's language, from the event key it was queued under
     (customer_push_order_status's callers: "shipped", "tracking:<shipment>:<state or abort>",
-    "stalled:<shipment>:<time>", "inquiry:<id>"). The card's panel and the lookup show it."""
+    "delay:<cause>:…", "waybill:<event>", "inquiry:<id>"; "stalled:<shipment>:<time>" before
+    issue 18). The card's panel and the lookup show it."""
     kind, _sep, rest = event_key.partition(":")
     if kind == "shipped":
         return _("Shipped")
@@ -181,6 +343,11 @@ def push_about(event_key: str) -> str:
         return _("Tracking: %(state)s") % {"state": _(meaning.text)} if meaning else _("Tracking update")
     if kind == "stalled":
         return _(STALLED.note)
+    if kind == "delay":
+        cause = rest.partition(":")[0]
+        return _(DELAY_REASONS[cause]) if cause in DELAY_REASONS else _("Delay")
+    if kind == "waybill":
+        return _("Waybill changed")
     if kind == "inquiry":
         return _("Answer to the customer's question")
     if kind == "address_change":

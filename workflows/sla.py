@@ -14,7 +14,7 @@ from django.utils.translation import gettext as _
 
 from orders import events
 from orders.models import Order, OrderEvent, OrderStatus, Role, StageRule
-from workflows import alerts
+from workflows import alerts, delays
 from workflows.models import Alert, AlertKind
 
 logger = logging.getLogger(__name__)
@@ -104,4 +104,9 @@ def sla_sweep(*, now: datetime.datetime | None = None) -> SweepResult:
             Alert.objects.bulk_create(breach_alerts, ignore_conflicts=True)
     # Outside the sweep's transaction: e-mailing takes no lock a person or the next sweep waits on.
     # Every alert not yet e-mailed goes (tickets' and ERP's too, when their own send failed).
+    # The role's WeCom robot hears of every new alert too (batched per role), and a breach before
+    # shipping is a predicted delay the customer is told of (workflows/delays.py).
+    alerts.alerts_robot_queue(now=now)
+    if due:
+        delays.stage_breach_scan(now=now)
     return SweepResult(breached=len(due), emailed=alerts.alerts_email_send(now=now))

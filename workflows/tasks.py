@@ -5,7 +5,7 @@ import logging
 from celery import shared_task
 
 from integrations.kuaidi100.services import subscriptions_due_for_poll
-from workflows import alerts, erp_bridge, ghosts, reactions, sla, tracking
+from workflows import alerts, bulk, delays, erp_bridge, exports, ghosts, notifications, reactions, sla, tracking
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +36,9 @@ def relay_reactions() -> int:
 # The old name (integrations/mail/tasks.py) kept for one release, for messages already queued.
 @shared_task(name="integrations.mail.tasks.send_alert_email", acks_late=True)
 def email_alert(alert_id: int) -> int:
-    """E-mail one alert now (the claim makes a redelivery harmless); the SLA sweep retries failures."""
+    """E-mail one alert now (the claim makes a redelivery harmless); the SLA sweep retries failures.
+    The role's WeCom robot gets it in the same breath (batched with whatever else is new)."""
+    alerts.alerts_robot_queue()
     return alerts.alerts_email_send(alert_ids=[alert_id])
 
 
@@ -67,3 +69,34 @@ def watch_shipments() -> int:
 def reconcile_upload(run_id: int) -> None:
     """The ERP sync check of an uploaded file (the claim makes a redelivery harmless)."""
     erp_bridge.reconciliation_upload_execute(run_id=run_id)
+
+
+@shared_task(acks_late=True)
+def run_bulk_batch(batch_id: int) -> None:
+    """A bulk action over many orders (the batch's claim and the per-order result rows make a
+    redelivery harmless: it continues with the orders still waiting)."""
+    bulk.batch_execute(batch_id=batch_id)
+
+
+@shared_task
+def resume_bulk_batches() -> int:
+    pks = bulk.batches_resume()
+    for pk in pks:
+        run_bulk_batch.apply_async(args=[pk], retry=False)
+    return len(pks)
+
+
+@shared_task(acks_late=True)
+def export_orders_xlsx(run_id: int) -> None:
+    """An .xlsx export of a view (the claim makes a redelivery harmless)."""
+    exports.export_execute(run_id=run_id)
+
+
+@shared_task
+def sms_fallback() -> int:
+    return notifications.sms_fallback_scan()
+
+
+@shared_task(acks_late=True)
+def delays_scan() -> int:
+    return delays.delays_scan()

@@ -24,9 +24,9 @@ from integrations.kuaidi100 import client as kuaidi100_client
 from integrations.kuaidi100 import services as kuaidi100
 from integrations.kuaidi100.models import SubscriptionState
 from orders.access import public_endpoint
-from orders.models import OrderStatus, Shipment
+from orders.models import OrderStatus, Shipment, TrackingState
 from orders.services import OrderError, order_transition
-from workflows import notifications
+from workflows import delays, notifications
 from workflows.models import Ticket
 from workflows.notifications import TRACKING_MEANINGS
 from workflows.tickets import ticket_open_for_shipment
@@ -62,7 +62,16 @@ def _react_to_state(change: kuaidi100.TrackingChange) -> None:
             shipment=shipment, kind=meaning.ticket, summary=f"{shipment.get_tracking_state_display()}: {newest.context}"
         )
     if meaning.pushed:
-        notifications.customer_push_order_status(order=order, event_key=f"tracking:{shipment.pk}:{shipment.tracking_state}")
+        # A carrier-reported problem is a predicted delay too: the push carries a new ETA. It is
+        # urgent, so never held for the night.
+        new_eta = (
+            delays.predicted_eta(order, now=timezone.now(), shipment=shipment)
+            if shipment.tracking_state == TrackingState.PROBLEM
+            else None
+        )
+        notifications.customer_push_order_status(
+            order=order, event_key=f"tracking:{shipment.pk}:{shipment.tracking_state}", new_eta=new_eta
+        )
     if meaning.completes and order.status == OrderStatus.SHIPPED:
         try:
             order_transition(order=order, name="complete", by=kuaidi100.SYSTEM, source_time=newest.occurred_at)
@@ -124,6 +133,7 @@ def shipments_stalled_scan(*, now: datetime.datetime | None = None) -> int:
     stalled = (
         Shipment.objects.filter(
             order__status=OrderStatus.SHIPPED,
+            replaced_at__isnull=True,
             subscription__state__in=[SubscriptionState.PENDING, SubscriptionState.ACTIVE],
         )
         .filter(Q(last_event_at__lt=threshold) | Q(last_event_at__isnull=True, created_at__lt=threshold))
@@ -146,8 +156,11 @@ def shipments_stalled_scan(*, now: datetime.datetime | None = None) -> int:
                 },
             )
             if created:
-                event_key = f"stalled:{shipment.pk}:{(shipment.last_event_at or shipment.created_at):%Y%m%d%H%M}"
-                notifications.customer_push_order_status(order=shipment.order, event_key=event_key, reason=_(meaning.note))
+                # The delay push (workflows/delays.py): why, and the new ETA; held at night.
+                event_key = delays.delay_event_key(
+                    "stalled", shipment.pk, f"{(shipment.last_event_at or shipment.created_at):%Y%m%d%H%M}"
+                )
+                delays.delay_push(order=shipment.order, cause="stalled", key=event_key, now=now, shipment=shipment)
                 opened += 1
     return opened
 

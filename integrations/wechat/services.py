@@ -21,8 +21,10 @@ import logging
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from integrations.wechat import client
 from integrations.wechat.models import CustomerMessage, MessageStatus
@@ -69,10 +71,17 @@ def message_exists(*, order: Order, event_key: str) -> CustomerMessage | None:
 
 
 def customer_message_queue(
-    *, order: Order, event_key: str, content: dict[str, str], carries_location: bool = False, link: str = ""
+    *,
+    order: Order,
+    event_key: str,
+    content: dict[str, str],
+    carries_location: bool = False,
+    link: str = "",
+    not_before: datetime.datetime | None = None,
 ) -> CustomerMessage:
     """Queue one push about `order` for `event_key`; the same order and event never make a
-    second message (the existing row is returned). Sent after the caller commits."""
+    second message (the existing row is returned). Sent after the caller commits, or from
+    `not_before` on (quiet hours), by the relay."""
     key = _key(order, event_key)
     existing = CustomerMessage.objects.filter(idempotency_key=key).first()
     if existing:
@@ -86,6 +95,7 @@ def customer_message_queue(
         "content": content,
         "carries_location": carries_location,
         "link": link[:400],
+        "next_attempt_at": not_before or timezone.now(),
     }
     if not openid:
         fields.update(status=MessageStatus.REFUSED, last_error=_("The customer has not followed the WeChat service account."))
@@ -94,7 +104,7 @@ def customer_message_queue(
             message = CustomerMessage.objects.create(idempotency_key=key, **fields)
     except IntegrityError:
         return CustomerMessage.objects.get(idempotency_key=key)
-    if openid:
+    if openid and not not_before:
         from integrations.wechat.tasks import send_customer_message
 
         transaction.on_commit(lambda: _enqueue(send_customer_message, message.pk))
@@ -152,6 +162,38 @@ def customer_messages_relay(*, now: datetime.datetime | None = None, limit: int 
     for pk in due:
         _enqueue(send_customer_message, pk)
     return len(due)
+
+
+# The customer cannot receive template messages: not following (43004), refused them (43101),
+# an openid that is not theirs (40003) — or blocked the account, which only the delivery report
+# tells ("failed:user block"). A push like that needs another channel (workflows/notifications.py).
+UNREACHABLE_CODES = ("43004", "43101", "40003")
+BLOCKED_REPORT = "failed:user block"
+
+
+# Why WeChat refused a message, for people (the health page's failures by reason).
+REFUSAL_REASONS = {
+    "43004": gettext_noop("not following the service account"),
+    "43101": gettext_noop("refuses our messages"),
+    "40003": gettext_noop("not a valid openid"),
+    "47003": gettext_noop("message values refused"),
+    "45009": gettext_noop("daily quota reached"),
+}
+
+
+def refusal_text(last_error: str) -> str:
+    code = (last_error or "").split(" ", 1)[0]
+    if code in REFUSAL_REASONS:
+        return _(REFUSAL_REASONS[code])
+    return _("no openid") if not code[:1].isdigit() else _("refused by WeChat")
+
+
+def unreachable_messages(*, since: datetime.datetime):
+    """Messages of the customers WeChat cannot reach, queued since `since`."""
+    refused = Q(status=MessageStatus.REFUSED) & (
+        Q(recipient="") | Q(last_error__regex=r"^(" + "|".join(UNREACHABLE_CODES) + r") ")
+    )
+    return CustomerMessage.objects.filter(created_at__gte=since).filter(refused | Q(delivery_status=BLOCKED_REPORT))
 
 
 def delivery_report_record(*, msgid: str, status: str) -> int:

@@ -16,6 +16,18 @@ from orders.models import AddressChangeStatus, AfterSalesKind, AfterSalesStatus,
 from workflows.notifications import STALLED, TRACKING_MEANINGS, is_stalled
 
 
+@dataclass(frozen=True)
+class Parcel:
+    """One parcel of the order, as the customer sees it (the self-service page lists them all)."""
+
+    carrier: str
+    tracking_number: str
+    state: str
+    location: str
+    eta: datetime.datetime | None
+    replaced: bool
+
+
 @dataclass
 class CustomerAnswer:
     status: str
@@ -24,6 +36,7 @@ class CustomerAnswer:
     explanation: str
     carrier: str = ""
     tracking_number: str = ""
+    parcels: tuple[Parcel, ...] = ()
 
     def as_text(self) -> str:
         parts = [self.status]
@@ -44,7 +57,8 @@ def order_answer(order: Order, *, now: datetime.datetime | None = None) -> Custo
     # field on each call, and the lookup page answers for up to 100 orders at once.
     status = str(OrderStatus(order.status).label)
     shipments = sorted(order.shipments.all(), key=lambda shipment: (shipment.created_at, shipment.pk))
-    latest = shipments[-1] if shipments else None
+    active = [shipment for shipment in shipments if shipment.replaced_at is None]
+    latest = (active or shipments)[-1] if shipments else None
     explanations = []
     if order.is_held:
         explanations.append(
@@ -72,13 +86,32 @@ def order_answer(order: Order, *, now: datetime.datetime | None = None) -> Custo
         explanations.append(_(meaning.explanation))
     elif order.status == OrderStatus.SHIPPED and is_stalled(latest, now=now):
         explanations.append(_(STALLED.explanation))
-    code = latest.tracking_state
-    state = (TrackingState(code).label if code in TrackingState.values else code) if code else _("Handed to the carrier")
+    state = _parcel_state(latest)
     return CustomerAnswer(
         status=f"{status} · {state}",
         location=latest.last_location,
         eta=latest.eta,
         explanation=" ".join(explanations),
-        carrier=str(Carrier(latest.carrier_code).label) if latest.carrier_code in Carrier.values else latest.carrier_code,
+        carrier=_carrier(latest),
         tracking_number=latest.tracking_number,
+        parcels=tuple(
+            Parcel(
+                carrier=_carrier(shipment),
+                tracking_number=shipment.tracking_number,
+                state=_parcel_state(shipment),
+                location=shipment.last_location,
+                eta=shipment.eta,
+                replaced=shipment.replaced_at is not None,
+            )
+            for shipment in shipments
+        ),
     )
+
+
+def _carrier(shipment) -> str:
+    return str(Carrier(shipment.carrier_code).label) if shipment.carrier_code in Carrier.values else shipment.carrier_code
+
+
+def _parcel_state(shipment) -> str:
+    code = shipment.tracking_state
+    return (TrackingState(code).label if code in TrackingState.values else code) if code else _("Handed to the carrier")

@@ -7,8 +7,10 @@ import datetime
 import statistics
 from dataclasses import dataclass
 
+from integrations.sms.models import SmsMessage, SmsStatus
 from integrations.wechat.models import CustomerMessage, MessageStatus
 from workflows.frontline.models import Inquiry, SelfServiceQuery
+from workflows.notifications import problem_push
 
 
 @dataclass(frozen=True)
@@ -45,13 +47,14 @@ class PerceivedDelays:
 
 def perceived_delays(*, start: datetime.datetime, end: datetime.datetime) -> PerceivedDelays:
     """Customer-perceived delay (CPD) over the episodes whose first inquiry falls in [start, end):
-    from the first "where is my order" to the first push carrying location/ETA or an exception
-    explanation sent at or after it. Repeated questions before the answer belong to the same
-    episode, so a customer who asks three times counts once, from the first time; a question
-    asked before `start` and repeated inside the window is an episode of the earlier day, not a
-    new one. The clock stops when the push is sent (accepted by WeChat), not when it is queued:
-    the customer perceives the message, not our intention to send it. The one definition of CPD
-    (the health self-check and the front line read it here)."""
+        from the first "where is my order" to the first push carrying location/ETA or an exception
+        explanation sent at or after it. Repeated questions before the answer belong to the same
+        episode, so a customer who asks three times counts once, from the first time; a question
+        asked before `start` and repeated inside the window is an episode of the earlier day, not a
+        new one. The clock stops when the push is sent (accepted by WeChat), not when it is queued:
+        the customer perceives the message, not our intention to send it. Both channels count: a
+    WeChat push or an SMS. The one definition of CPD
+        (the health self-check and the front line read it here)."""
     order_ids = set(Inquiry.objects.filter(asked_at__gte=start, asked_at__lt=end).values_list("order_id", flat=True))
     # The orders' earlier inquiries and answers too: an episode may have begun before the window.
     inquiries = (
@@ -60,14 +63,14 @@ def perceived_delays(*, start: datetime.datetime, end: datetime.datetime) -> Per
         .values_list("order_id", "asked_at")
     )
     answers: dict[int, list[datetime.datetime]] = {}
-    for order_id, sent_at in (
-        CustomerMessage.objects.filter(
-            order_id__in=order_ids, carries_location=True, status=MessageStatus.SENT, sent_at__isnull=False
-        )
-        .order_by("sent_at")
-        .values_list("order_id", "sent_at")
-    ):
-        answers.setdefault(order_id, []).append(sent_at)
+    # Both channels: a WeChat push or an SMS (issue 18), whichever the platform accepted first.
+    for outbox, sent in ((CustomerMessage, MessageStatus.SENT), (SmsMessage, SmsStatus.SENT)):
+        for order_id, sent_at in outbox.objects.filter(
+            order_id__in=order_ids, carries_location=True, status=sent, sent_at__isnull=False
+        ).values_list("order_id", "sent_at"):
+            answers.setdefault(order_id, []).append(sent_at)
+    for times in answers.values():
+        times.sort()
     episodes = []
     episode_end: dict[int, datetime.datetime | None] = {}
     for order_id, asked_at in inquiries:
@@ -100,3 +103,41 @@ def status_queries(*, start: datetime.datetime, end: datetime.datetime) -> Statu
         self_served=SelfServiceQuery.objects.filter(viewed_at__gte=start, viewed_at__lt=end).count(),
         assisted=Inquiry.objects.filter(asked_at__gte=start, asked_at__lt=end).count(),
     )
+
+
+@dataclass(frozen=True)
+class ProactiveReach:
+    """Customers with a problem on their order (a delay push, or a "where is my order"), and
+    how many heard of it from us before they asked."""
+
+    problems: int
+    reached_first: int
+
+    @property
+    def share(self) -> float | None:
+        return self.reached_first / self.problems if self.problems else None
+
+
+def proactive_reach(*, start: datetime.datetime, end: datetime.datetime) -> ProactiveReach:
+    """Orders whose first problem push (a delay or an exception explanation, workflows/
+    notifications.py problem_push) was sent in [start, end), or whose first inquiry was asked
+    then: reached first when such a push was sent before the first inquiry (or none came)."""
+    first_push: dict[int, datetime.datetime] = {}
+    for outbox, sent in ((CustomerMessage, MessageStatus.SENT), (SmsMessage, SmsStatus.SENT)):
+        for order_id, sent_at in outbox.objects.filter(problem_push(), status=sent, sent_at__lt=end).values_list(
+            "order_id", "sent_at"
+        ):
+            if order_id not in first_push or sent_at < first_push[order_id]:
+                first_push[order_id] = sent_at
+    first_asked: dict[int, datetime.datetime] = {}
+    for order_id, asked_at in Inquiry.objects.filter(asked_at__lt=end).order_by("asked_at").values_list("order_id", "asked_at"):
+        first_asked.setdefault(order_id, asked_at)
+    problems = reached = 0
+    for order_id in set(first_push) | set(first_asked):
+        pushed, asked = first_push.get(order_id), first_asked.get(order_id)
+        began = min(moment for moment in (pushed, asked) if moment is not None)
+        if not start <= began < end:
+            continue
+        problems += 1
+        reached += pushed is not None and (asked is None or pushed <= asked)
+    return ProactiveReach(problems, reached)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.db import transaction
 from django.utils.translation import gettext as _
 
-from integrations.wechat.models import CustomerMessage
+from integrations.wechat.models import CustomerMessage, MessageStatus
 from orders.access import Actor
 from orders.models import Order
 from orders.services import NotAllowed, OrderError
@@ -36,9 +36,11 @@ def inquiry_record(*, order: Order, by: Actor, channel: str, question: str = "")
 
 
 def inquiry_answer_push(*, order: Order, inquiry: Inquiry) -> CustomerMessage | None:
-    """The instant answer: one push through the WeChat outbox, sent after commit (None when the
-    customer does not follow the service account, so service tells them by phone instead)."""
-    if not order.customer.wechat_openid:
-        return None
+    """The instant answer: one push, sent after commit — by WeChat to a follower, by SMS to a
+    customer WeChat cannot reach (workflows/notifications.py decides). Returns the WeChat push
+    that answers (None when the answer goes by SMS or not at all: the customer unsubscribed)."""
     answer = order_answer(order)
-    return customer_push_order_status(order=order, event_key=f"inquiry:{inquiry.pk}", reason=answer.explanation)
+    message = customer_push_order_status(order=order, event_key=f"inquiry:{inquiry.pk}", reason=answer.explanation)
+    if isinstance(message, CustomerMessage) and message.status != MessageStatus.REFUSED:
+        return message
+    return None

@@ -16,6 +16,7 @@ from django.utils.http import RFC3986_SUBDELIMS
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from integrations.sms.services import message_exists as sms_message_exists
 from orders import rules, services
 from orders.access import Actor, client_ip, public_endpoint, role_required
 from orders.models import (
@@ -31,11 +32,13 @@ from orders.models import (
 )
 from orders.phones import ORDER_NUMBER_MAX_LENGTH, normalize_last_four, normalize_order_number
 from orders.privacy import mask_phone
+from workflows import notifications
 from workflows.frontline import lookup as lookup_selectors
 from workflows.frontline import packing, selfservice
 from workflows.frontline.answers import order_answer
 from workflows.frontline.models import InquiryChannel, SelfServiceVia
 from workflows.frontline.services import inquiry_record
+from workflows.models import ContactChannel
 
 LOOKUP_ROLES = rules.SCREEN_ROLES["lookup"]
 PDA_ROLES = rules.SCREEN_ROLES["pda"]
@@ -85,6 +88,18 @@ def _lookup_context(query: str, *, forms_for: str = "", whole_timeline: bool = F
         **_form_choices(),
         # The same <option>s in every order block's inquiry form: rendered once.
         "inquiry_channel_options": format_html_join("", '<option value="{}">{}</option>', _translated(InquiryChannel)),
+        **_contact_context(result),
+    }
+
+
+def _contact_context(result) -> dict:
+    """How the customer wants to hear from us, and the form to change it (posted with their newest order)."""
+    if not result.customer or not result.orders:
+        return {}
+    return {
+        "contact_channel": notifications.contact_channel(result.customer),
+        "contact_choices": ContactChannel.choices,
+        "contact_url": reverse("lookup_action", args=[result.orders[0].order_number, "contact"]),
     }
 
 
@@ -160,10 +175,26 @@ def _inquiry(request, order, actor):
     answer = order_answer(order).as_text()
     if inquiry.answer_message_id:
         return _("Inquiry recorded; the customer was sent: %(answer)s") % {"answer": answer}
+    if sms_message_exists(order=order, event_key=f"inquiry:{inquiry.pk}"):
+        return _("Inquiry recorded; the customer was sent by SMS: %(answer)s") % {"answer": answer}
     return _("Inquiry recorded. The customer has no WeChat push; tell them: %(answer)s") % {"answer": answer}
 
 
-LOOKUP_ACTIONS = {"note": _note, "open_case": _open_case, "request_address": _request_address, "inquiry": _inquiry}
+def _contact(request, order, actor):
+    channel = request.POST.get("channel", "")
+    if channel not in ContactChannel.values:
+        raise services.OrderError(_("Choose how the customer wants to hear from us."))
+    preference = notifications.contact_channel_set(customer=order.customer, channel=channel, by=actor.user)
+    return _("The customer now hears from us by: %(channel)s") % {"channel": preference.get_channel_display()}
+
+
+LOOKUP_ACTIONS = {
+    "note": _note,
+    "open_case": _open_case,
+    "request_address": _request_address,
+    "inquiry": _inquiry,
+    "contact": _contact,
+}
 
 
 @require_POST

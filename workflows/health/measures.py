@@ -24,6 +24,10 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from integrations.erp.models import ReconciliationRun
+from integrations.sms.client import error_text as sms_error_text
+from integrations.sms.models import SmsMessage, SmsStatus
+from integrations.wechat.models import CustomerMessage, MessageStatus
+from integrations.wechat.services import refusal_text as wechat_refusal_text
 from orders.clock import business_day_bounds, business_today  # the calendar's home; re-exported for workflows/health
 from orders.events import actor_label
 from orders.models import (
@@ -40,10 +44,11 @@ from orders.models import (
 )
 from orders.reasons import REASONS_BY_CODE
 from orders.selectors import overdue_filter
-from workflows.frontline.measures import perceived_delays, status_queries
+from workflows.frontline.measures import perceived_delays, proactive_reach, status_queries
 from workflows.frontline.models import Inquiry
 from workflows.health.models import ConsistencyTask
 from workflows.models import Ticket
+from workflows.notifications import delivery_text
 
 BUSINESS_TZ = ZoneInfo(settings.TIME_ZONE)
 # How many rows the "orders behind the number" page lists, worst first.
@@ -68,6 +73,13 @@ OVER_LIMIT_TARGET = 0
 GHOST_TARGET = 0
 # docs/brief.md: "a difference over 0.5% sends an email alert", i.e. at least 99.5% consistent.
 ERP_CONSISTENCY_TARGET_PERCENT = 99.5
+# Issue 18: "the best answer is the one the customer never had to ask for". No target is given;
+# the self-service share's bar (most customers never need to ask) is used for it too.
+PROACTIVE_TARGET_PERCENT = 75
+# Pushes that could not reach the customer by any channel: WeChat refused and no SMS went (or the
+# SMS failed too). No target is given; a few in a hundred is where a person should look.
+PUSH_FAILURE_TARGET_PERCENT = 2
+SMS_DAILY_BUDGET_YUAN = float(settings.SMS_DAILY_BUDGET)
 
 
 @dataclass(frozen=True)
@@ -365,6 +377,86 @@ def behind_self_service_share(*, day: datetime.date) -> list[BehindRow]:
     ]
 
 
+# --- Reaching customers (issue 18) -----------------------------------------------------------
+
+
+def measure_proactive_share(*, day: datetime.date) -> MeasureValue:
+    start, end = business_day_bounds(day)
+    reach = proactive_reach(start=start, end=end)
+    detail = {"problems": reach.problems, "reached_first": reach.reached_first}
+    if reach.share is None:
+        return MeasureValue(None, 0, detail)
+    return MeasureValue(round(100 * reach.share, 2), reach.problems, detail)
+
+
+def _sms_sent(day: datetime.date):
+    start, end = business_day_bounds(day)
+    return SmsMessage.objects.filter(status=SmsStatus.SENT, sent_at__gte=start, sent_at__lt=end)
+
+
+def measure_sms_cost(*, day: datetime.date) -> MeasureValue:
+    """What the day's SMS cost: the billed segments of the delivery receipts, and one segment at
+    the configured price for a message whose receipt has not come (yet)."""
+    price = settings.SMS["PRICE_PER_SEGMENT"]
+    sent = list(_sms_sent(day).values_list("segments", "cost"))
+    if not sent:
+        return MeasureValue(None, 0, {"sms_sent": 0})
+    cost = sum(float(cost) if segments else price for segments, cost in sent)
+    segments = sum(segments or 1 for segments, _cost in sent)
+    return MeasureValue(round(cost, 2), len(sent), {"sms_sent": len(sent), "segments": segments})
+
+
+def _failures(day: datetime.date) -> list[tuple[int, str, str]]:
+    """(order, channel, reason) of each push that day that reached the customer by no channel."""
+    start, end = business_day_bounds(day)
+    sms_sent = set(
+        SmsMessage.objects.filter(created_at__gte=start - datetime.timedelta(days=1), status=SmsStatus.SENT).values_list(
+            "order_id", "event_key"
+        )
+    )
+    failed = []
+    for order_id, event_key, error, report in (
+        CustomerMessage.objects.filter(created_at__gte=start, created_at__lt=end)
+        .filter(Q(status=MessageStatus.REFUSED) | Q(delivery_status__startswith="failed"))
+        .values_list("order_id", "event_key", "last_error", "delivery_status")
+    ):
+        if (order_id, event_key) not in sms_sent:
+            reason = delivery_text(report) if report.startswith("failed") else wechat_refusal_text(error)
+            failed.append((order_id, _("WeChat"), reason))
+    for order_id, code, delivery_error in (
+        SmsMessage.objects.filter(created_at__gte=start, created_at__lt=end)
+        .filter(Q(status=SmsStatus.REFUSED) | Q(delivery_status="failed"))
+        .values_list("order_id", "error_code", "delivery_error")
+    ):
+        failed.append((order_id, _("SMS"), sms_error_text(code) if code else sms_error_text(delivery_error, delivery=True)))
+    return failed
+
+
+def measure_push_failures(*, day: datetime.date) -> MeasureValue:
+    start, end = business_day_bounds(day)
+    pushes = (
+        CustomerMessage.objects.filter(created_at__gte=start, created_at__lt=end).values_list("order_id", "event_key").distinct()
+    )
+    total = len(
+        set(pushes)
+        | set(SmsMessage.objects.filter(created_at__gte=start, created_at__lt=end).values_list("order_id", "event_key"))
+    )
+    failures = _failures(day)
+    reasons: dict[str, int] = {}
+    for _order_id, channel, reason in failures:
+        reasons[f"{channel}：{reason}"] = reasons.get(f"{channel}：{reason}", 0) + 1
+    detail = {"by_reason": "，".join(f"{reason} ×{count}" for reason, count in sorted(reasons.items(), key=lambda r: -r[1]))}
+    if not total:
+        return MeasureValue(None, 0, detail)
+    return MeasureValue(round(100 * len(failures) / total, 2), total, detail)
+
+
+def behind_push_failures(*, day: datetime.date) -> list[BehindRow]:
+    failures = _failures(day)[:BEHIND_LIMIT]
+    numbers = dict(Order.objects.filter(pk__in={order_id for order_id, *_rest in failures}).values_list("pk", "order_number"))
+    return [BehindRow(numbers[order_id], channel, reason, True) for order_id, channel, reason in failures]
+
+
 # --- Customer-perceived delay ----------------------------------------------------------------
 
 
@@ -584,7 +676,7 @@ class Measure:
     target: float
     # "at_most": lower is better (a time, a rate of mistakes); "at_least": higher is better.
     direction: str
-    unit: str  # "minutes", "percent" or "orders"
+    unit: str  # "minutes", "percent", "orders" or "yuan"
     method: Promise
     compute: Callable[..., MeasureValue]
     # The orders behind the number: a list of rows for a day, or a page elsewhere that lists them.
@@ -602,6 +694,8 @@ class Measure:
             return _("no data yet")
         if self.unit == "orders":
             return f"{value:.0f}"
+        if self.unit == "yuan":
+            return f"¥{value:.2f}"
         return format_minutes(value) if self.unit == "minutes" else format_percent(value)
 
     def behind_href(self) -> str:
@@ -710,11 +804,49 @@ MEASURES: list[Measure] = [
         unit="minutes",
         method=gettext_lazy(
             "Median, over the waits that began that day, from a customer's first “where is my order” to the first "
-            "push with location, ETA or an exception explanation that WeChat accepted; p90 alongside, waits still "
-            "unanswered are counted (target: the brief's goal of a push within a minute of an inquiry)."
+            "push with location, ETA or an exception explanation that WeChat or the SMS platform accepted; p90 "
+            "alongside, waits still unanswered are counted (target: the brief's goal of a push within a minute of an "
+            "inquiry)."
         ),
         compute=measure_perceived_delay,
         behind=behind_perceived_delay,
+    ),
+    Measure(
+        key="proactive_share",
+        label=gettext_lazy("Reached before they asked"),
+        target=PROACTIVE_TARGET_PERCENT,
+        direction="at_least",
+        unit="percent",
+        method=gettext_lazy(
+            "Orders whose problem began that day — a delay or exception push was sent, or the customer asked where "
+            "the order is — and the share whose customer got that push (WeChat or SMS) before any inquiry."
+        ),
+        compute=measure_proactive_share,
+    ),
+    Measure(
+        key="sms_cost",
+        label=gettext_lazy("SMS cost per day"),
+        target=SMS_DAILY_BUDGET_YUAN,
+        direction="at_most",
+        unit="yuan",
+        method=gettext_lazy(
+            "The SMS sent that day: billed segments from the delivery receipts × the price per segment (a message "
+            "without a receipt yet counts one segment); target: the daily SMS budget."
+        ),
+        compute=measure_sms_cost,
+    ),
+    Measure(
+        key="push_failures",
+        label=gettext_lazy("Pushes that reached nobody"),
+        target=PUSH_FAILURE_TARGET_PERCENT,
+        direction="at_most",
+        unit="percent",
+        method=gettext_lazy(
+            "Customer pushes queued that day that no channel delivered (WeChat refused or reported a failure and no "
+            "SMS went, or the SMS was refused or undelivered) ÷ all pushes queued that day; the reasons alongside."
+        ),
+        compute=measure_push_failures,
+        behind=behind_push_failures,
     ),
     Measure(
         key="rush_handling",
@@ -792,6 +924,11 @@ DETAIL_LABELS = {
     "answered": gettext_lazy("answered"),
     "matches": gettext_lazy("matching"),
     "unanswered": gettext_lazy("unanswered"),
+    "problems": gettext_lazy("orders with a problem"),
+    "reached_first": gettext_lazy("told before they asked"),
+    "sms_sent": gettext_lazy("SMS sent"),
+    "segments": gettext_lazy("segments"),
+    "by_reason": gettext_lazy("failures by reason"),
 }
 MINUTE_DETAILS = {"median", "p95", "p90", "oldest_open_minutes", "longest_minutes"}
 
@@ -800,7 +937,7 @@ def describe_detail(detail: dict) -> str:
     """ "median 8.0 min · p95 14.0 min" for the page and the CSV."""
     parts = []
     for key, value in detail.items():
-        if value is None or key not in DETAIL_LABELS:
+        if value in (None, "") or key not in DETAIL_LABELS:
             continue
         shown = format_minutes(value) if key in MINUTE_DETAILS else str(value)
         parts.append(f"{DETAIL_LABELS[key]} {shown}")

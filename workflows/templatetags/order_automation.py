@@ -3,10 +3,15 @@ here so the order card's own view stays as it is."""
 
 from django import template
 from django.conf import settings
+from django.utils.translation import gettext as _
 
 from integrations.kuaidi100 import client as kuaidi100
+from integrations.sms import client as sms_client
+from integrations.sms.client import error_text as sms_error_text
+from integrations.sms.models import SmsMessage
 from integrations.wechat import client as wechat
 from integrations.wechat.models import CustomerMessage
+from integrations.wecom import client as wecom_client
 from workflows.models import Ticket
 from workflows.notifications import delivery_text, push_about
 
@@ -20,6 +25,20 @@ def order_automation(context, order):
     for message in messages:
         message.about = push_about(message.event_key)
         message.delivery = delivery_text(message.delivery_status) if message.delivery_status else ""
+        message.channel = _("WeChat")
+        message.what, message.where = message.content.get("thing2", ""), message.content.get("thing3", "")
+    # The SMS that went instead (issue 18): the same list, newest first.
+    for text in SmsMessage.objects.filter(order=order).order_by("-created_at")[:10]:
+        text.about = push_about(text.event_key)
+        text.channel = _("SMS")
+        text.what, text.where = text.params.get("status", "") or text.params.get("note", ""), text.params.get("location", "")
+        if text.delivery_status == "delivered":
+            text.delivery = delivery_text("success")
+        else:
+            text.delivery = sms_error_text(text.delivery_error, delivery=True) if text.delivery_status else ""
+        text.last_error = sms_error_text(text.error_code) if text.error_code else ""
+        messages.append(text)
+    messages.sort(key=lambda message: message.created_at, reverse=True)
     phone_url = f"{settings.WECHAT['BASE_URL'].rstrip('/')}/phone/{openid}" if wechat.mode() == "sandbox" and openid else ""
     return {
         "order": order,
@@ -29,10 +48,12 @@ def order_automation(context, order):
         "customer_messages": messages,
         "kuaidi100_mode": kuaidi100.mode(),
         "wechat_mode": wechat.mode(),
+        "sms_mode": sms_client.mode(),
+        "wecom_mode": wecom_client.mode(),
         "customer_phone_url": phone_url,
     }
 
 
 @register.simple_tag
 def provider_mode(name: str) -> str:
-    return {"kuaidi100": kuaidi100.mode, "wechat": wechat.mode}[name]()
+    return {"kuaidi100": kuaidi100.mode, "wechat": wechat.mode, "sms": sms_client.mode, "wecom": wecom_client.mode}[name]()

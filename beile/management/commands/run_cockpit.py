@@ -38,7 +38,12 @@ def available_port(preferred: int) -> int:
 
 
 def fake_ports() -> dict[str, int]:
-    return {"kuaidi100": available_port(8101), "wechat": available_port(8102)}
+    return {
+        "kuaidi100": available_port(8101),
+        "wechat": available_port(8102),
+        "sms": available_port(8103),
+        "wecom": available_port(8104),
+    }
 
 
 def processes(host: str, port: int, fakes: dict[str, int]) -> dict[str, list[str]]:
@@ -87,6 +92,21 @@ def processes(host: str, port: int, fakes: dict[str, int]) -> dict[str, list[str
             "--report-url",
             f"http://{host}:{port}/integrations/wechat/callback/",
         ]
+    if settings.SMS["SANDBOX"]:
+        token = settings.SMS["CALLBACK_TOKEN"]
+        commands["fake-sms"] = [
+            python,
+            "-m",
+            "integrations.sms.fake_server",
+            "--port",
+            str(fakes["sms"]),
+            "--report-url",
+            f"http://{host}:{port}/integrations/sms/report/?token={token}",
+            "--reply-url",
+            f"http://{host}:{port}/integrations/sms/reply/?token={token}",
+        ]
+    if settings.WECOM["SANDBOX"]:
+        commands["fake-wecom"] = [python, "-m", "integrations.wecom.fake_server", "--port", str(fakes["wecom"])]
     return commands
 
 
@@ -229,6 +249,11 @@ class Command(BaseCommand):
             os.environ["KUAIDI100_API_BASE_URL"] = f"http://127.0.0.1:{fakes['kuaidi100']}"
         if settings.WECHAT["SANDBOX"]:
             os.environ["WECHAT_BASE_URL"] = f"http://127.0.0.1:{fakes['wechat']}"
+        if settings.SMS["SANDBOX"]:
+            os.environ["SMS_BASE_URL"] = f"http://127.0.0.1:{fakes['sms']}"
+        if settings.WECOM["SANDBOX"]:
+            # Every role's robot posts to the fake (beile/settings.py builds the webhooks from it).
+            os.environ["WECOM_FAKE_URL"] = f"http://127.0.0.1:{fakes['wecom']}"
         supervisor = Supervisor(processes(host, port, fakes), say=self._say)
         supervisor.start_all()
 
@@ -281,5 +306,11 @@ class Command(BaseCommand):
             )
         if settings.WECHAT["SANDBOX"]:
             self.stdout.write(f"WeChat sandbox, the customers' phones: http://127.0.0.1:{fakes['wechat']}/")
+        if settings.SMS["SANDBOX"]:
+            self.stdout.write(
+                f"SMS sandbox, texts to customers who do not follow the service account: http://127.0.0.1:{fakes['sms']}/"
+            )
+        if settings.WECOM["SANDBOX"]:
+            self.stdout.write(f"WeCom sandbox, each role's group robot: http://127.0.0.1:{fakes['wecom']}/")
         if not exit_when_ready:
             self.stdout.write("Press Ctrl-C to stop.\n")

@@ -1,0 +1,8 @@
+from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
+
+
+class SmsConfig(AppConfig):
+    name = "integrations.sms"
+    label = "sms"
+    verbose_name = _("SMS platform")
