@@ -170,6 +170,8 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 # Periodic work is declared here so that one beat process sees the whole schedule.
 CELERY_BEAT_SCHEDULE: dict = {
     "release-expired-holds": {"task": "orders.tasks.release_expired_holds", "schedule": 60.0},
+    # Exceptions whose reason releases itself (stock arrived, paid in full, address confirmed, date reached).
+    "release-exceptions": {"task": "orders.tasks.release_exceptions", "schedule": 60.0},
     # The health self-check: yesterday's measures frozen after midnight; the day's five
     # cross-role status checks handed out at 10:00, when every side is at work.
     "health-store-yesterday": {
@@ -202,9 +204,14 @@ CELERY_BEAT_SCHEDULE: dict = {
     "sla-sweep": {"task": "workflows.tasks.sla_sweep", "schedule": 60.0, "options": {"expires": 55}},
     # Reactions a crash or a broker outage left undone after a status change (workflows/reactions.py).
     "workflows-relay-reactions": {"task": "workflows.tasks.relay_reactions", "schedule": 30.0},
+    # Ghost orders (workflows/ghosts.py): shipped in one system, no sign of the parcel in another.
+    "workflows-ghost-check": {"task": "workflows.tasks.ghost_check", "schedule": 900.0, "options": {"expires": 850}},
     # Bulk batches a lost task or a dead worker left queued or running (workflows/bulk.py).
     "workflows-resume-bulk-batches": {"task": "workflows.tasks.resume_bulk_batches", "schedule": 60.0},
 }
+# How long the systems may disagree about a shipped order before the ghost check opens an
+# exception (shipped 12 h ago and still no carrier pickup scan: a parcel still in the sorting area).
+GHOST_ORDER_WINDOW = datetime.timedelta(hours=float(os.environ.get("GHOST_ORDER_WINDOW_HOURS", "12")))
 
 # --- Auth -------------------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [

@@ -39,6 +39,7 @@ from orders.models import (
     Role,
     TrackingState,
 )
+from orders.reasons import REASONS_BY_CODE
 
 # The bulk batch an event belongs to (workflows/bulk.py runs each order of a batch through the
 # same service as one order, inside `in_batch`): every creator's payload then carries the batch
@@ -180,12 +181,20 @@ def feedback_answered(*, order: Order, by: Actor, request_id: int, answer: str) 
     return _event(order, EventKind.FEEDBACK_ANSWER, by, {"request_id": request_id, "answer": answer})
 
 
-def tag_added(*, order: Order, by: Actor, tag: str) -> OrderEvent:
-    return _event(order, EventKind.TAG, by, {"tag": tag})
+def tag_added(*, order: Order, by: Actor, tag: str, note: str = "") -> OrderEvent:
+    """`note`: why a system opened it (the ghost check's disagreement, the gift a message promised)."""
+    payload = {"tag": tag}
+    if note:
+        payload["note"] = note
+    return _event(order, EventKind.TAG, by, payload)
 
 
 def tag_resolved(*, order: Order, by: Actor, tag: str, resolution: str) -> OrderEvent:
     return _event(order, EventKind.UNTAG, by, {"tag": tag, "resolution": resolution})
+
+
+def gift_added(*, order: Order, by: Actor, sku: str, name: str, quantity: int, rule: str) -> OrderEvent:
+    return _event(order, EventKind.GIFT, by, {"sku": sku, "name": name, "quantity": quantity, "rule": rule})
 
 
 def after_sales_opened(*, order: Order, by: Actor, case_id: int, kind: str, sku: str, reason: str, amount: Decimal) -> OrderEvent:
@@ -490,6 +499,9 @@ SYSTEM_ACTORS = {
     "ERP": gettext_noop("ERP system"),
     "WMS": gettext_noop("Warehouse system"),
     "bench": gettext_noop("Benchmark data"),
+    # Issue 16: the checks that open exceptions themselves (workflows/ghosts.py, services' gift check).
+    "ghost check": gettext_noop("Ghost-order check"),
+    "gift check": gettext_noop("Gift check"),
     # Issue 13: the customer asking for another address on the self-service page.
     "customer": gettext_noop("Customer (self-service page)"),
 }
@@ -500,6 +512,12 @@ def actor_label(event: OrderEvent) -> str:
     if event.actor_user_id is None and event.actor_name in SYSTEM_ACTORS:
         return _(SYSTEM_ACTORS[event.actor_name])
     return event.actor_name
+
+
+def name_label(name: str) -> str:
+    """A stored actor name (a gift line's `gift_added_by`) as a reader names it: a system's in the
+    reader's language, a person's as it is."""
+    return _(SYSTEM_ACTORS[name]) if name in SYSTEM_ACTORS else name
 
 
 def describe(event: OrderEvent) -> str:
@@ -549,8 +567,20 @@ def _describe(event: OrderEvent) -> str:
         return _("Answered: %(answer)s") % {"answer": payload.get("answer", "")}
     if kind in (EventKind.TAG, EventKind.UNTAG):
         text = _label(RiskTag, payload.get("tag", "")) or _label(EventKind, kind)
-        if payload.get("resolution"):
-            text += f": {payload['resolution']}"
+        reason = REASONS_BY_CODE.get(payload.get("tag", ""))
+        if kind == EventKind.TAG and reason is not None:
+            # Opened: whose it is (the catalogue's owner, orders/reasons.py).
+            text = _("%(reason)s (owner: %(role)s)") % {"reason": text, "role": _label(Role, reason.owner)}
+        if payload.get("resolution") or payload.get("note"):
+            text += f": {payload.get('resolution') or payload['note']}"
+        return text
+    if kind == EventKind.GIFT:
+        text = _("Gift added: %(name)s × %(quantity)s") % {
+            "name": payload.get("name", ""),
+            "quantity": payload.get("quantity", 1),
+        }
+        if payload.get("rule"):
+            text += _(" (gift rule %(rule)s)") % {"rule": payload["rule"]}
         return text
     if kind == EventKind.AFTER_SALES:
         return _after_sales(payload)

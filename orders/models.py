@@ -14,6 +14,7 @@ from django.utils.translation import gettext_lazy as _
 from django_fsm import FSMField, FSMModelMixin, transition
 
 from orders import rules
+from orders.reasons import REASONS
 
 
 class Role(models.TextChoices):
@@ -63,6 +64,9 @@ class Product(models.Model):
     image = models.CharField(_("main image"), max_length=200, blank=True, help_text=_("Path under static/ or a URL."))
     cold_chain = models.BooleanField(_("cold chain required"), default=False)
     unit_price = models.DecimalField(_("list price"), max_digits=12, decimal_places=2, default=Decimal("0.00"))
+    spec = models.CharField(_("specification"), max_length=120, blank=True)
+    # A product the company gives away (a sample, a cooler bag): what a gift line usually holds.
+    is_gift = models.BooleanField(_("gift item"), default=False)
 
     class Meta:
         verbose_name = _("product")
@@ -262,6 +266,10 @@ class OrderLine(models.Model):
     unit_price = models.DecimalField(_("unit price"), max_digits=12, decimal_places=2)
     is_gift = models.BooleanField(_("gift"), default=False)
     cold_chain = models.BooleanField(_("cold chain"), default=False)
+    # Gift provenance (issue 16): who put a gift line on the order, a person or a system (the
+    # actor's name), and the gift rule that made it when one did ("满199送冰袋").
+    gift_added_by = models.CharField(_("gift added by"), max_length=64, blank=True)
+    gift_rule = models.CharField(_("gift rule"), max_length=64, blank=True)
 
     class Meta:
         verbose_name = _("order line")
@@ -340,6 +348,8 @@ class AfterSalesKind(models.TextChoices):
     REFUND = "refund", _("Refund")
     EXCHANGE = "exchange", _("Exchange")
     MISSING_GIFT = "missing_gift", _("Missing gift")
+    # Shipped in one system, no sign of the parcel at the carrier (or the reverse): workflows/ghosts.py.
+    GHOST_ORDER = "ghost_order", _("Ghost order")
     WRONG_ITEM = "wrong_item", _("Wrong item")
     DAMAGED = "damaged", _("Damaged")
 
@@ -463,11 +473,9 @@ class AddressChangeRequest(models.Model):
         }
 
 
-class RiskTag(models.TextChoices):
-    FUZZY_ADDRESS = "fuzzy_address", _("Fuzzy address")
-    HIGH_RISK_REFUND = "high_risk_refund", _("High-risk refund")
-    INVOICE_PENDING = "invoice_pending", _("Invoice pending")
-    MISSING_GIFT = "missing_gift", _("Missing gift")
+# The exception reasons (issue 16): the catalogue in orders/reasons.py, whose first entries were
+# the fixed risk tags (RiskTag.FUZZY_ADDRESS …); one reason each, its owner, limit and release there.
+RiskTag = models.TextChoices("RiskTag", [(reason.code.upper(), (reason.code, reason.name)) for reason in REASONS])
 
 
 class OrderTag(models.Model):
@@ -480,6 +488,11 @@ class OrderTag(models.Model):
     resolved_at = models.DateTimeField(null=True, blank=True)
     resolved_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     resolution = models.CharField(_("resolution"), max_length=200, blank=True)
+    # The reason's own time limit from opening (orders/reasons.py), and the date a "release date"
+    # reason is released on; the ERP's code when the exception came from an ERP ("聚水潭:缺货").
+    due_at = models.DateTimeField(_("due"), null=True, blank=True)
+    release_at = models.DateTimeField(_("release date"), null=True, blank=True)
+    erp_code = models.CharField(_("ERP code"), max_length=64, blank=True)
 
     class Meta:
         verbose_name = _("exception tag")
@@ -605,6 +618,7 @@ class EventKind(models.TextChoices):
     RUSH = "rush", _("Rush")
     SLA_BREACH = "sla_breach", _("Stage time limit exceeded")
     ASSIGN = "assign", _("Assigned")
+    GIFT = "gift", _("Gift added")
     # A shipped order's parcel changed: a reship, a carrier swap or one more parcel of a split.
     WAYBILL = "waybill", _("Waybill changed")
 

@@ -10,11 +10,14 @@ it, so a role set is never written a second time.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from django.utils.translation import gettext as _
+
+from orders.reasons import REASONS
 
 if TYPE_CHECKING:
     from orders.models import AddressChangeRequest, Order
@@ -66,18 +69,15 @@ ACTION_ROLES: dict[str, frozenset[str]] = {
     "decide_after_sales": frozenset({"service"}),
     "decide_refund": frozenset({"service", "finance"}),
     "file_rush": frozenset({"sales"}),
+    # Putting a gift on an order before it is packed (the line records who, and which rule).
+    "add_gift": frozenset({"service", "sales", "reviewer"}),
     "assign": frozenset(),
     "edit_stage_rules": frozenset(),
 }
 
-# Who resolves each exception tag: the role that can actually remove the cause.
-TAG_RESOLVER_ROLES: dict[str, frozenset[str]] = {
-    # Not by a free-text resolution at all: correcting the address resolves it (services).
-    "fuzzy_address": frozenset(),
-    "high_risk_refund": frozenset({"service", "finance"}),
-    "invoice_pending": frozenset({"finance"}),
-    "missing_gift": frozenset({"service"}),
-}
+# Who resolves each exception reason: the role that can actually remove the cause (the catalogue,
+# orders/reasons.py, says it once per reason; a fuzzy address is resolved only by correcting it).
+TAG_RESOLVER_ROLES: dict[str, frozenset[str]] = {reason.code: reason.resolvers for reason in REASONS}
 
 # The screens each role works on (views use @role_required(*SCREEN_ROLES[...]); the navigation
 # in templates/base.html is drawn from this table).
@@ -86,6 +86,8 @@ SCREEN_ROLES: dict[str, tuple[str, ...]] = {
     "health": ("supervisor", "finance"),
     "status_check": ("sales", "dispatcher", "packer", "service"),
     "erp": ("finance", "supervisor"),
+    # The product master and its import (issue 16): finance keeps prices, the supervisor the rest.
+    "products": ("supervisor", "finance"),
     "lookup": ("service", "supervisor", "sales"),
     "pda": ("packer", "supervisor"),
     "tickets": ("courier", "supervisor"),
@@ -181,6 +183,48 @@ def _cold_chain_blocker(order: Order) -> list[str]:
     return []
 
 
+# A buyer message or a note that promises a gift (issue 16): 赠品 / 赠送 / 附赠, "送个小礼物",
+# "记得送冰袋", "买二送一". "送" alone is not a promise: 送货上门, 请送到门卫, 配送 are delivery words.
+GIFT_PROMISE = re.compile(
+    r"赠品|赠送|附赠|加赠|送(?:个|一个|一份|份|点|些|的)?(?:小礼物|礼物|礼品|赠品|样品|小样|试用装|试吃)"
+    r"|(?:记得|别忘了?|还要|再|要)送(?![到货达至去回])|[买满].{0,8}送(?![到货达至去回])"
+)
+# "不要赠品", "不用送": the buyer declines.
+GIFT_DECLINED = re.compile(r"(?:不要|不需要|无需|不用|别|勿)(?:赠品|赠送|送)")
+
+
+def gift_promise(order: Order) -> str:
+    """The buyer message or note that promises a gift, "" when none does."""
+    for text in (order.buyer_message, *order.notes.values_list("body", flat=True)):
+        if text and GIFT_PROMISE.search(text) and not GIFT_DECLINED.search(text):
+            return text
+    return ""
+
+
+def gift_promise_unmet(order: Order) -> str:
+    """The promise of a gift the order has no gift line for, "" when kept (or decided: a resolved
+    "missing gift" exception says why none is due)."""
+    if any(line.is_gift for line in order.lines.all()):
+        return ""
+    promise = gift_promise(order)
+    if promise and order.tags.filter(tag="missing_gift", resolved_at__isnull=False).exists():
+        return ""
+    return promise
+
+
+def _gift_missing_blocker(order: Order) -> list[str]:
+    promise = gift_promise_unmet(order)
+    if promise:
+        return [
+            _(
+                "A gift is promised (“%(promise)s”) but the order has no gift line: add the gift, or resolve the "
+                "“missing gift” exception saying why none is due."
+            )
+            % {"promise": promise[:40]}
+        ]
+    return []
+
+
 # Every guard of the status machine, by name: the transitions it guards and its reasons. The
 # transitions' FSM conditions, the card's disabled buttons and the services all read this one
 # table; tests/test_rule_paths.py generates a case per guard and entry path from it. (Packing by
@@ -191,6 +235,7 @@ GUARDS: dict[str, tuple[tuple[str, ...], Callable[[Order], list[str]]]] = {
     "fuzzy_address": (("approve",), _fuzzy_address_blocker),
     "cold_chain": (("pack", "ship"), _cold_chain_blocker),
     "interception": (("pack", "ship"), _interception_blockers),
+    "gift_missing": (("pack",), _gift_missing_blocker),
     "waybill_reprint": (("ship",), _waybill_reprint_blocker),
 }
 

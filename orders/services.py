@@ -49,15 +49,26 @@ from orders.models import (
     NoteAudience,
     NoteKind,
     Order,
+    OrderLine,
     OrderSource,
     OrderStatus,
     OrderTag,
+    Product,
     RiskTag,
     Role,
     Shipment,
     StageRule,
 )
 from orders.phones import is_contact_number, normalize_mobile
+from orders.reasons import (
+    ADDRESS_CONFIRMED,
+    PAYMENT_COMPLETED,
+    REASONS_BY_CODE,
+    RELEASE_DATE,
+    RELEASE_LABELS,
+    STOCK_ARRIVED,
+    reason_for_erp,
+)
 
 logger = logging.getLogger(__name__)
 # Named, not imported: orders is the ground floor and knows nothing of the floors above.
@@ -223,6 +234,8 @@ def _apply_transition(
         source_time=source_time,
         **(extra or {}),
     )
+    if name in ("approve", "start_picking"):
+        order_flag_missing_gift(order)
     # What reacts to a status change (the customer's push, the carrier subscription) lives on a
     # higher floor (workflows/reactions.py) and reads it from this event, which commits with the
     # change: the nudge below makes it prompt, the relay there makes it certain (a crash or a
@@ -554,10 +567,81 @@ def feedback_answer(*, request: FeedbackRequest, by: Actor, answer: str) -> Feed
     return request
 
 
+# --- Gifts ---------------------------------------------------------------------------------------
+
+GIFT_CHECK = Actor.system("gift check")
+GIFT_STATUSES = (OrderStatus.PENDING_REVIEW, OrderStatus.PAID, OrderStatus.PICKING)
+
+
+def order_flag_missing_gift(order: Order) -> None:
+    """An order approved or sent to picking whose buyer message or notes promise a gift it has no
+    line for gets the "missing gift" exception now, before anyone reaches the pack bench (where
+    the gift_missing guard refuses it: orders/rules.py)."""
+    promise = rules.gift_promise_unmet(order)
+    if not promise or order.tags.filter(tag=RiskTag.MISSING_GIFT, resolved_at__isnull=True).exists():
+        return
+    OrderTag.objects.create(order=order, tag=RiskTag.MISSING_GIFT)
+    events.tag_added(order=order, by=GIFT_CHECK, tag=RiskTag.MISSING_GIFT, note=promise[:100])
+
+
+def order_add_gift(
+    *, order: Order, by: Actor, product: Product, quantity: int = 1, rule: str = "", expected_version: int | None = None
+) -> OrderLine:
+    """Put a gift on an order before it is packed. The line records who added it (a person, or a
+    system with its gift rule), and an open "missing gift" exception is closed by it."""
+    rule = (rule or "").strip()[:64]
+    if not 1 <= quantity <= 99:
+        raise OrderError(_("A gift quantity is between 1 and 99."))
+    with transaction.atomic():
+        order = _lock(order, expected_version)
+        role = _acting_role(by, rules.ACTION_ROLES["add_gift"]) if not by.is_system else ""
+        if order.status not in GIFT_STATUSES:
+            raise OrderError(
+                _("This order is %(status)s; a gift can be added only before packing.") % {"status": order.get_status_display()}
+            )
+        line = OrderLine.objects.create(
+            order=order,
+            product=product,
+            sku_code=product.sku_code,
+            product_name=product.name,
+            quantity=quantity,
+            unit_price=Decimal("0.00"),
+            is_gift=True,
+            cold_chain=product.cold_chain,
+            gift_added_by=by.name[:64],
+            gift_rule=rule,
+        )
+        fields = []
+        if product.cold_chain and not order.requires_cold_chain:
+            order.requires_cold_chain = True
+            fields.append("requires_cold_chain")
+        _save(order, fields)
+        acting = _as(by, role)
+        events.gift_added(order=order, by=acting, sku=product.sku_code, name=product.name, quantity=quantity, rule=rule)
+        tag = order.tags.filter(tag=RiskTag.MISSING_GIFT, resolved_at__isnull=True).first()
+        if tag is not None:
+            tag.resolved_at = timezone.now()
+            tag.resolved_by = by.user
+            tag.resolution = _("Gift added: %(name)s × %(quantity)s") % {"name": product.name, "quantity": quantity}
+            tag.save(update_fields=["resolved_at", "resolved_by", "resolution"])
+            events.tag_resolved(order=order, by=acting, tag=RiskTag.MISSING_GIFT, resolution=tag.resolution)
+    return line
+
+
 # --- Exception tags ----------------------------------------------------------------------------
 
 
-def order_tag_add(*, order: Order, by: Actor, tag: str) -> OrderTag:
+def order_tag_add(
+    *,
+    order: Order,
+    by: Actor,
+    tag: str,
+    note: str = "",
+    release_at: datetime.datetime | None = None,
+    erp_code: str = "",
+) -> OrderTag:
+    """Open an exception of a catalogue reason (orders/reasons.py): due after the reason's own
+    time limit; several reasons may be open at once, each reason once."""
     if tag not in RiskTag.values:
         raise OrderError(_("Unknown tag."))
     with transaction.atomic():
@@ -566,9 +650,18 @@ def order_tag_add(*, order: Order, by: Actor, tag: str) -> OrderTag:
         existing = order.tags.filter(tag=tag, resolved_at__isnull=True).first()
         if existing:
             return existing
-        order_tag = OrderTag.objects.create(order=order, tag=tag, opened_by=by.user)
+        now = timezone.now()
+        order_tag = OrderTag.objects.create(
+            order=order,
+            tag=tag,
+            opened_by=by.user,
+            opened_at=now,
+            due_at=now + REASONS_BY_CODE[tag].time_limit,
+            release_at=release_at,
+            erp_code=erp_code[:64],
+        )
         _save(order, [])
-        events.tag_added(order=order, by=_as(by, role), tag=tag)
+        events.tag_added(order=order, by=_as(by, role), tag=tag, note=note)
     return order_tag
 
 
@@ -593,6 +686,51 @@ def order_tag_resolve(*, order: Order, by: Actor, tag: str, resolution: str) -> 
         _save(order, [])
         events.tag_resolved(order=order, by=_as(by, role), tag=tag, resolution=resolution)
     return order_tag
+
+
+def exception_from_erp(*, order: Order, by: Actor, system: str, code: str, release_at=None) -> OrderTag:
+    """An exception an ERP reports in its own words (聚水潭 question_type, 旺店通 bad_reason) opened
+    as the catalogue's reason, owner and clock; an unmapped code is refused, never guessed."""
+    reason = reason_for_erp(system, code)
+    if reason is None:
+        raise OrderError(_("Unknown exception code %(code)s of %(system)s.") % {"code": code[:40], "system": system[:20]})
+    return order_tag_add(order=order, by=by, tag=reason.code, note=code, release_at=release_at, erp_code=f"{system}:{code}")
+
+
+AUTO_RELEASE = Actor.system("system")
+
+
+def _released(tag: OrderTag, now: datetime.datetime) -> bool:
+    order, condition = tag.order, REASONS_BY_CODE[tag.tag].release
+    if condition == RELEASE_DATE:
+        return tag.release_at is not None and tag.release_at <= now
+    if condition == PAYMENT_COMPLETED:
+        return order.total_amount > 0 and order.paid_amount >= order.total_amount
+    if condition == STOCK_ARRIVED:
+        held_for_stock = order.is_held and order.hold_reason == HoldReason.STOCK_SHORTAGE
+        return not held_for_stock and order.events.filter(kind=EventKind.RELEASE, occurred_at__gt=tag.opened_at).exists()
+    if condition == ADDRESS_CONFIRMED:
+        return order.events.filter(kind=EventKind.ADDRESS_CHANGE, occurred_at__gt=tag.opened_at).exists()
+    return False
+
+
+def exceptions_auto_release(*, now: datetime.datetime | None = None) -> int:
+    """Close the open exceptions whose reason's release condition now holds (stock arrived,
+    payment completed, address confirmed, release date reached); beat runs this every minute."""
+    now = now or timezone.now()
+    codes = [reason.code for reason in REASONS_BY_CODE.values() if reason.release and reason.code != RiskTag.FUZZY_ADDRESS]
+    released = 0
+    for tag in OrderTag.objects.filter(tag__in=codes, resolved_at__isnull=True).select_related("order"):
+        if not _released(tag, now):
+            continue
+        resolution = _("Released automatically: %(condition)s.") % {"condition": RELEASE_LABELS[REASONS_BY_CODE[tag.tag].release]}
+        with transaction.atomic():
+            order = _lock(tag.order, None)
+            if OrderTag.objects.filter(pk=tag.pk, resolved_at__isnull=True).update(resolved_at=now, resolution=resolution):
+                _save(order, [])
+                events.tag_resolved(order=order, by=AUTO_RELEASE, tag=tag.tag, resolution=resolution)
+                released += 1
+    return released
 
 
 # --- After-sales and address changes -----------------------------------------------------------

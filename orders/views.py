@@ -30,6 +30,7 @@ from orders.models import (
     Order,
     OrderSource,
     OrderStatus,
+    Product,
     RiskTag,
     Role,
 )
@@ -108,6 +109,8 @@ def _card_context(request: HttpRequest, order_number: str) -> dict:
         "confirmed_by": _confirmed_by(order),
         "open_tags": open_tags,
         "can_correct_address": may("correct_address") and order.status in services.CORRECTABLE_STATUSES,
+        "can_add_gift": may("add_gift") and order.status in services.GIFT_STATUSES,
+        "gift_promise": rules.gift_promise_unmet(order),
         "fuzzy_open": any(tag.tag == RiskTag.FUZZY_ADDRESS for tag in open_tags),
         "events": list(order.events.all()),
         "my_roles": roles,
@@ -246,6 +249,21 @@ def _add_note(request, order, actor, version):
     return _("Note added.")
 
 
+def _add_gift(request, order, actor, version):
+    product = Product.objects.filter(sku_code=request.POST.get("sku_code", "").strip()[:40]).first()
+    if product is None:
+        raise services.OrderError(_("No product with this SKU code in the product master."))
+    services.order_add_gift(
+        order=order,
+        by=actor,
+        product=product,
+        quantity=_int(request.POST.get("quantity") or "1"),
+        rule=request.POST.get("rule", ""),
+        expected_version=version,
+    )
+    return _("Gift added.")
+
+
 def _acknowledge(request, order, actor, version):
     note = get_object_or_404(Note, pk=_int(request.POST.get("note_id")), order=order)
     services.note_acknowledge(note=note, by=actor)
@@ -346,6 +364,7 @@ ACTIONS: dict[str, ActionHandler] = {
     "unclaim": _unclaim,
     "note": _add_note,
     "acknowledge": _acknowledge,
+    "add_gift": _add_gift,
     "ask": _ask,
     "answer": _answer,
     "tag": _tag,

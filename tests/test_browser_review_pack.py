@@ -7,7 +7,7 @@ from playwright.sync_api import expect
 
 from orders import services
 from orders.access import Actor
-from tests.conftest import log_in, make_order
+from tests.conftest import log_in, make_order, make_product
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -21,7 +21,8 @@ def open_card(page, live_server, order):
 
 
 def test_reviewer_approves_then_packer_acknowledges_the_warning_and_packs(people, live_server, new_page):
-    order = make_order(status="pending_review", phone="13812345678")
+    # The warning speaks of the gift, so the order has its gift line (else the gift_missing guard speaks too).
+    order = make_order(status="pending_review", phone="13812345678", gift=make_product())
     note = services.order_add_note(
         order=order, by=Actor.of(people["service"]), body=WARNING, kind="warning", audience="warehouse"
     )

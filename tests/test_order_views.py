@@ -349,6 +349,13 @@ ACTION_CASES = {
         lambda o: not o.address_changes.filter(reprint_pending=True).exists(),
     ),
 }
+ACTION_CASES["add_gift"] = (
+    "paid",
+    "service",
+    lambda order, people: make_product(sku="GIFT-ICE"),
+    {"sku_code": "GIFT-ICE", "quantity": "1", "rule": "满199送冰袋"},
+    lambda o: o.lines.filter(is_gift=True, gift_rule="满199送冰袋", gift_added_by="小服").exists(),
+)
 ID_FIELDS = {"acknowledge": "note_id", "answer": "request_id", "decide_case": "case_id", "resolve_address": "change_id"}
 
 

@@ -64,6 +64,13 @@ def _interception(order, people):
     services.after_sales_open(order=order, by=Actor.of(people["service"]), kind="refund", reason="不要了", amount=Decimal("1.00"))
 
 
+def _gift_missing(order, people):
+    # The buyer was promised a gift; the order has no gift line (and nobody decided none is due).
+    order.lines.filter(is_gift=True).delete()
+    order.buyer_message = "记得送冰袋"
+    order.save(update_fields=["buyer_message"])
+
+
 def _waybill_reprint(order, people):
     # Issue 13: an address change applied once picking began leaves a label to reprint.
     change = services.address_change_request(
@@ -85,6 +92,7 @@ BREAK = {
     "fuzzy_address": _fuzzy_address,
     "cold_chain": _cold_chain,
     "interception": _interception,
+    "gift_missing": _gift_missing,
     "waybill_reprint": _waybill_reprint,
 }
 

@@ -414,6 +414,7 @@ def test_the_id_routes_are_the_known_ones():
         "erp_import_confirm",
         "erp_import_retry",
         "erp_import_errors",
+        "erp_missing_products",
         "erp_reconciliation_detail",
         "ticket_detail",
         "ticket_action",

@@ -182,7 +182,8 @@ def test_cold_chain_order_cannot_ship_with_another_carrier(people):
 def test_a_warehouse_note_blocks_packing_until_the_packer_acknowledges_it(people):
     """One rule for the card and the PDA (orders/packing.py), the stricter of the two there were:
     every note for the warehouse or for everyone, whatever its kind, read by the person packing."""
-    order = make_order(status="picking")
+    # The note speaks of the gift, so the order has its gift line (else the gift_missing guard speaks too).
+    order = make_order(status="picking", gift=make_product())
     note = services.order_add_note(
         order=order,
         by=Actor.of(people["service"]),

@@ -164,7 +164,7 @@ def _open_reconciliation_alerts(limit: int = 10) -> list[Alert]:
 def erp_home(request: HttpRequest) -> HttpResponse:
     yesterday = exporter.today() - datetime.timedelta(days=1)
     context = {
-        "imports": ImportRun.objects.select_related("uploaded_by")[:10],
+        "imports": ImportRun.objects.filter(kind="orders").select_related("uploaded_by")[:10],
         "exports": DailyExport.objects.exclude(file="")[:14],
         "runs": ReconciliationRun.objects.all()[:10],
         "alerts": _open_reconciliation_alerts(),

@@ -22,6 +22,7 @@ from orders.models import (
     RiskTag,
     StageRule,
 )
+from orders.reasons import REASONS_BY_CODE
 from workflows.models import Alert, AlertKind, Ticket
 
 logger = logging.getLogger(__name__)
@@ -31,7 +32,19 @@ STAGE_COUNTS_MAX_AGE = datetime.timedelta(seconds=5)  # the board's poll interva
 # Each lane shows its most urgent cards; the stage counts say how many there are in all.
 LANE_SIZE = 20
 # The issue's exception lane: fuzzy address, high-risk refund, invoice pending.
-BOARD_TAGS = [RiskTag.FUZZY_ADDRESS, RiskTag.HIGH_RISK_REFUND, RiskTag.INVOICE_PENDING]
+# Every reason of the catalogue (orders/reasons.py) is an exception the board shows.
+BOARD_TAGS = list(RiskTag.values)
+
+
+@dataclass
+class ExceptionGroup:
+    """Open exceptions of one reason: its owner role, how many, how many past the reason's limit."""
+
+    reason: str
+    label: str
+    owner: str
+    count: int
+    overdue: int
 
 
 @dataclass
@@ -61,6 +74,7 @@ class Board:
     tags: list[OrderTag]
     tickets: list[Ticket]
     rules: dict[str, StageRule] = field(default_factory=dict)
+    exception_groups: list[ExceptionGroup] = field(default_factory=list)
     # Issue 13: waiting address-change requests, the one due first on top.
     address_changes: list[AddressChangeRequest] = field(default_factory=list)
 
@@ -104,6 +118,7 @@ def board(*, filters: BoardFilters) -> Board:
         tags=list(tags.order_by("opened_at")[:LANE_SIZE]),
         tickets=list(tickets.order_by("opened_at")[:LANE_SIZE]),
         rules=rules,
+        exception_groups=_exception_groups(tags, now),
         # Index address_change_waiting (partial: open and with the carrier), by deadline.
         address_changes=list(
             AddressChangeRequest.objects.filter(status__in=ADDRESS_CHANGE_WAITING)
@@ -113,6 +128,23 @@ def board(*, filters: BoardFilters) -> Board:
     )
     _attach_card_details(rush + red + holds, rules)
     return board
+
+
+def _exception_groups(tags, now: datetime.datetime) -> list[ExceptionGroup]:
+    """The open exceptions grouped by reason, ordered by owner role, most first (issue 16)."""
+    rows = tags.order_by().values("tag").annotate(count=Count("pk"), overdue=Count("pk", filter=Q(due_at__lte=now)))
+    groups = [
+        ExceptionGroup(
+            reason=row["tag"],
+            label=RiskTag(row["tag"]).label,
+            owner=REASONS_BY_CODE[row["tag"]].owner,
+            count=row["count"],
+            overdue=row["overdue"],
+        )
+        for row in rows
+        if row["tag"] in REASONS_BY_CODE
+    ]
+    return sorted(groups, key=lambda group: (group.owner, -group.count, group.reason))
 
 
 def _stage_count_rows(now: datetime.datetime) -> dict[str, dict]:

@@ -5,7 +5,7 @@ import logging
 from celery import shared_task
 
 from integrations.kuaidi100.services import subscriptions_due_for_poll
-from workflows import alerts, bulk, delays, erp_bridge, exports, notifications, reactions, sla, tracking
+from workflows import alerts, bulk, delays, erp_bridge, exports, ghosts, notifications, reactions, sla, tracking
 
 logger = logging.getLogger(__name__)
 
@@ -14,6 +14,12 @@ logger = logging.getLogger(__name__)
 def sla_sweep() -> int:
     """Idempotent (a breach is marked once under its row lock), so a redelivery is harmless."""
     return sla.sla_sweep().breached
+
+
+@shared_task(acks_late=True)
+def ghost_check() -> int:
+    """Idempotent (one open ghost tag per order), so a redelivery or an overlap is harmless."""
+    return ghosts.ghost_check().opened
 
 
 # Named explicitly: orders/services.py sends it by this name (the ground floor cannot import it).

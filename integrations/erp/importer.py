@@ -67,6 +67,7 @@ ERP = Actor.system("ERP")
 CHUNK = 2000  # orders per transaction: bounds lock time and the size of each bulk statement
 SHOWN_CHANGES = 200  # how many changed orders a preview lists
 MAX_STORED_ERRORS = 1000  # problems kept per run (the first by row); the rest are counted
+MAX_UNKNOWN_SKUS = 5000  # unknown SKU codes kept per run, for the recovery
 HEARTBEAT_ROWS = 5000  # rows read between two heartbeats of a run (a slow .xlsx reads ~2,500 rows/s)
 
 # Canonical key → the column names ERP exports use for it (the first is the one we print).
@@ -228,6 +229,9 @@ class ImportSummary:
     # Imported, but someone should look: exact duplicate rows, amounts that do not add up.
     warning_log: ErrorLog = field(default_factory=ErrorLog)
     changes: list[dict] = field(default_factory=list)
+    # The SKU codes refused as unknown (the first MAX_UNKNOWN_SKUS, sorted): the one-step recovery
+    # imports these products, then runs the file again.
+    unknown_skus: list[str] = field(default_factory=list)
 
     @property
     def errors(self) -> list[RowError]:
@@ -283,7 +287,10 @@ def import_orders(
     summary = ImportSummary(dry_run=dry_run)
     order_keys = [key for key in ORDER_KEYS if key in table.header]
     drafts, loose_orders, loose_rows = _group_rows(table, order_keys, summary, heartbeat)
-    products = _products({line.sku_code for draft in drafts for line in draft.lines})
+    skus = {line.sku_code for draft in drafts for line in draft.lines}
+    products = _products(skus)
+    summary.unknown_skus = sorted(skus - products.keys())[:MAX_UNKNOWN_SKUS]
+    del skus
     for draft in drafts:
         _validate(draft, table, order_keys, products, summary.warning_log)
     summary.rejected += loose_orders
@@ -949,7 +956,19 @@ def _customers(drafts: list[OrderDraft], now) -> dict[str, int]:
     return found
 
 
-LINE_COLUMNS = ("order_id", "product_id", "sku_code", "product_name", "quantity", "unit_price", "is_gift", "cold_chain")
+# gift_added_by: a gift line of an ERP file was put there by the ERP (its gift strategy), the
+# provenance every gift line records (issue 16).
+LINE_COLUMNS = (
+    "order_id",
+    "product_id",
+    "sku_code",
+    "product_name",
+    "quantity",
+    "unit_price",
+    "is_gift",
+    "cold_chain",
+    "gift_added_by",
+)
 # Every column an event creator fills (orders/events.py): an unsaved event becomes one COPY row.
 EVENT_COLUMNS = ("order_id", "kind", "occurred_at", "source_time", "actor_user_id", "actor_name", "actor_role", "payload")
 _event_row = attrgetter(*EVENT_COLUMNS)
@@ -1001,6 +1020,7 @@ def _line_rows(order_id: int, draft: OrderDraft, products: dict[str, Product]) -
                 line.unit_price,
                 line.is_gift,
                 product.cold_chain,
+                ERP.name if line.is_gift else "",
             )
         )
     return rows

@@ -35,7 +35,10 @@ from orders.models import Order
 MAX_AGE = datetime.timedelta(minutes=5)
 # An event is a few hundred bytes; anything near this is not one (answered 413 before it is read).
 MAX_BODY_BYTES = 64 * 1024
-ACTIONS = ("approve", "start_picking", "pack", "ship", "complete", "cancel")
+ACTIONS = ("approve", "start_picking", "pack", "ship", "complete", "cancel", "exception")
+# "exception": the ERP marked the order with one of its exception codes ("code", in the dialect
+# "code_system": jushuitan question_type or wangdiantong bad_reason); it opens the catalogue's
+# reason (orders/reasons.py), optionally with "release_at" for a paused shipment.
 
 
 def sign(*, secret: str, timestamp: str, body: bytes) -> str:
@@ -102,7 +105,7 @@ def _parse(body: bytes) -> tuple[dict | None, str]:
     order_number, problem = _text(data, "order_number", required=True, limit=40)
     if problem:
         return None, problem
-    for key in ("carrier_code", "tracking_number", "reason"):
+    for key in ("carrier_code", "tracking_number", "reason", "code", "code_system"):
         data[key], problem = _text(data, key, limit=500)
         if problem:
             return None, problem
@@ -170,6 +173,18 @@ def _apply(source: str, data: dict, *, previous: dict | None) -> tuple[int, dict
                 carrier_code=data["carrier_code"] or order.carrier_code,
                 tracking_number=data["tracking_number"],
                 source_time=occurred,
+            )
+        elif action == "exception":
+            release_at = None
+            if isinstance(data.get("release_at"), str):
+                try:
+                    release_at = parse_datetime(data["release_at"].strip()[:40])
+                except ValueError:
+                    release_at = None
+                if release_at is not None and timezone.is_naive(release_at):
+                    release_at = timezone.make_aware(release_at)
+            services.exception_from_erp(
+                order=order, by=actor, system=data["code_system"], code=data["code"], release_at=release_at
             )
         elif action == "cancel":
             # A cancel needs a reason from the source system too: without one it is refused (409).

@@ -17,6 +17,11 @@ class ImportState(models.TextChoices):
     FAILED = "failed", _("File could not be read")
 
 
+class ImportKind(models.TextChoices):
+    ORDERS = "orders", _("Orders")
+    PRODUCTS = "products", _("Products")
+
+
 class ImportRun(models.Model):
     """One upload of an ERP order export. The Celery task writes its progress here and the
     browser polls it, so progress survives a page reload and works with any broker.
@@ -29,6 +34,8 @@ class ImportRun(models.Model):
     HEARTBEAT_LEASE = datetime.timedelta(minutes=5)
 
     file = models.FileField(upload_to="erp/imports/%Y/%m/")
+    # An ERP order export, or the ERP's product master export (商品资料, integrations/erp/products.py).
+    kind = models.CharField(max_length=16, choices=ImportKind.choices, default=ImportKind.ORDERS)
     original_name = models.CharField(max_length=200)
     uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     dry_run = models.BooleanField(_("preview only"), default=False)
@@ -52,6 +59,14 @@ class ImportRun(models.Model):
     # Imported, but to look at (same shape): exact duplicate rows, amounts that do not add up.
     warnings = models.JSONField(default=list, blank=True)
     warnings_omitted = models.PositiveIntegerField(default=0)
+    # An order import: the SKU codes it refused as unknown (at most MAX_UNKNOWN_SKUS), for the
+    # one-step recovery: import those products, then run this file again.
+    unknown_skus = models.JSONField(default=list, blank=True)
+    # A product import started from an order import that refused unknown SKUs: when it is done,
+    # that order file is imported again (services.import_run_execute).
+    recovers = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="recoveries")
+    # The order import run again after the product import `rerun_after`.
+    rerun_after = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="reruns")
     # The first orders that would change / changed: [{"order_number", "action", "fields"}].
     changes = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(default=timezone.now)

@@ -12,7 +12,8 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from integrations.erp.importer import import_orders
-from integrations.erp.models import ImportRun, ImportState, ReconciliationRun
+from integrations.erp.models import ImportKind, ImportRun, ImportState, ReconciliationRun
+from integrations.erp.products import import_products
 from integrations.erp.spreadsheet import UnreadableFile
 
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024
@@ -24,7 +25,11 @@ class UploadRefused(Exception):
     pass
 
 
-def import_run_start(*, upload: UploadedFile, user, dry_run: bool) -> ImportRun:
+def import_run_start(
+    *, upload: UploadedFile, user, dry_run: bool, kind: str = ImportKind.ORDERS, recovers: ImportRun | None = None
+) -> ImportRun:
+    """A new run of an uploaded file. `recovers`: the order import that refused unknown SKUs and
+    is run again once this product import is done (the one-step recovery)."""
     if upload.size == 0:
         raise UploadRefused(_("The file is empty: it has no header row and no orders."))
     if upload.size > MAX_UPLOAD_BYTES:
@@ -32,7 +37,9 @@ def import_run_start(*, upload: UploadedFile, user, dry_run: bool) -> ImportRun:
     from integrations.erp import tasks
 
     with transaction.atomic():
-        run = ImportRun.objects.create(file=upload, original_name=upload.name[:200], uploaded_by=user, dry_run=dry_run)
+        run = ImportRun.objects.create(
+            file=upload, original_name=upload.name[:200], uploaded_by=user, dry_run=dry_run, kind=kind, recovers=recovers
+        )
         tasks.run_import.delay_on_commit(run.pk)
     return run
 
@@ -45,7 +52,13 @@ def import_run_confirm(*, preview: ImportRun, user) -> ImportRun:
 
     with transaction.atomic():
         run = ImportRun.objects.create(
-            file=preview.file.name, original_name=preview.original_name, uploaded_by=user, dry_run=False, preview_of=preview
+            file=preview.file.name,
+            original_name=preview.original_name,
+            uploaded_by=user,
+            dry_run=False,
+            preview_of=preview,
+            kind=preview.kind,
+            recovers=preview.recovers,
         )
         tasks.run_import.delay_on_commit(run.pk)
     return run
@@ -70,7 +83,12 @@ def import_run_execute(*, run: ImportRun) -> ImportRun:
         running.update(processed_rows=done, total_rows=total, heartbeat_at=timezone.now())
 
     try:
-        summary = import_orders(path=run.file.path, dry_run=run.dry_run, progress=progress, run_id=run.pk, heartbeat=heartbeat)
+        if run.kind == ImportKind.PRODUCTS:
+            summary = import_products(path=run.file.path, dry_run=run.dry_run, progress=progress, heartbeat=heartbeat)
+        else:
+            summary = import_orders(
+                path=run.file.path, dry_run=run.dry_run, progress=progress, run_id=run.pk, heartbeat=heartbeat
+            )
     except UnreadableFile as exc:
         _fail(run, str(exc))
         run.refresh_from_db()
@@ -100,10 +118,32 @@ def import_run_execute(*, run: ImportRun) -> ImportRun:
         warnings=[warning.as_dict() for warning in summary.warnings],
         warnings_omitted=summary.warnings_omitted,
         changes=summary.changes,
+        unknown_skus=summary.unknown_skus,
         finished_at=timezone.now(),
     )
     run.refresh_from_db()
+    if run.recovers_id and not run.dry_run and run.kind == ImportKind.PRODUCTS and (run.created_count or run.updated_count):
+        _rerun_recovered(run)
     return run
+
+
+def _rerun_recovered(product_run: ImportRun) -> ImportRun:
+    """The second half of the one-step recovery: the order file that refused unknown SKUs runs
+    again (orders already imported are found unchanged; the refused ones now find their products)."""
+    from integrations.erp import tasks
+
+    refused = product_run.recovers
+    with transaction.atomic():
+        rerun = ImportRun.objects.create(
+            file=refused.file.name,
+            original_name=refused.original_name,
+            uploaded_by=product_run.uploaded_by,
+            dry_run=False,
+            kind=ImportKind.ORDERS,
+            rerun_after=product_run,
+        )
+        tasks.run_import.delay_on_commit(rerun.pk)
+    return rerun
 
 
 def _fail(run: ImportRun, message: str) -> None:
@@ -161,6 +201,8 @@ def import_run_retry(*, run: ImportRun, user) -> ImportRun:
             dry_run=run.dry_run,
             preview_of=run.preview_of,
             retry_of=run,
+            kind=run.kind,
+            recovers=run.recovers,
         )
         tasks.run_import.delay_on_commit(retry.pk)
     return retry

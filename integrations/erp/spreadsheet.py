@@ -74,8 +74,12 @@ class Table:
         return list(self.data)
 
 
-def read_table(path: Path | str, columns: dict[str, tuple[str, ...]], required: tuple[str, ...]) -> Table:
-    """The header mapped onto `columns` (key → accepted names), and the data rows under it."""
+def read_table(
+    path: Path | str, columns: dict[str, tuple[str, ...]], required: tuple[str, ...], *, no_header: str | None = None
+) -> Table:
+    """The header mapped onto `columns` (key → accepted names), and the data rows under it.
+    `no_header` replaces the message for a file without a header row (it gets %(rows)d and
+    %(columns)s): the product master import reads through here too."""
     raw = _raw_rows(Path(path))
     head: list[tuple[int, list]] = []
     for number, row in raw:
@@ -95,10 +99,10 @@ def read_table(path: Path | str, columns: dict[str, tuple[str, ...]], required: 
             break
     if header_at is None:
         expected = "、".join(columns[key][0] for key in required)
-        raise UnreadableFile(
-            _("No header row found in the first %(rows)d rows. An ERP order export needs the columns %(columns)s.")
-            % {"rows": HEADER_SEARCH_ROWS, "columns": expected}
+        message = no_header or _(
+            "No header row found in the first %(rows)d rows. An ERP order export needs the columns %(columns)s."
         )
+        raise UnreadableFile(message % {"rows": HEADER_SEARCH_ROWS, "columns": expected})
     header_number, header_cells = head[header_at]
     names = [_header_name(cell) for cell in header_cells]
     header: dict[str, int] = {}

@@ -8,6 +8,8 @@ import datetime
 from pathlib import Path
 
 from django.contrib import messages
+from django.core.paginator import Paginator
+from django.db.models import Q
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -16,9 +18,11 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
 from integrations.erp import exporter, inbound, reconciliation, services
-from integrations.erp.models import DailyExport, ImportRun, ReconciliationRun
+from integrations.erp.models import DailyExport, ImportKind, ImportRun, ReconciliationRun
 from orders.access import Actor, public_endpoint, role_required
 from orders.exports import csv_writer
+from orders.models import Product
+from orders.rules import SCREEN_ROLES
 
 FINANCE_ROLES = ("finance", "supervisor")
 
@@ -45,11 +49,90 @@ def import_upload(request: HttpRequest) -> HttpResponse:
     return redirect("erp_import_detail", run_id=run.pk)
 
 
+@require_POST
+@role_required(*SCREEN_ROLES["products"])
+def product_upload(request: HttpRequest) -> HttpResponse:
+    """A product master export (商品资料): previewed or imported like an order export. With
+    `recovers`, the order import that refused unknown SKUs runs again once the products are in."""
+    recovers = None
+    if request.POST.get("recovers"):
+        recovers = ImportRun.objects.filter(pk=_int(request.POST["recovers"]), kind=ImportKind.ORDERS).first()
+        if recovers is None:
+            raise Http404
+    back = redirect("erp_import_detail", run_id=recovers.pk) if recovers else redirect("product_list")
+    upload = request.FILES.get("file")
+    if upload is None:
+        messages.error(request, _("Choose the product master export (商品资料, CSV or .xlsx) to upload."))
+        return back
+    try:
+        run = services.import_run_start(
+            upload=upload,
+            user=request.user,
+            dry_run=request.POST.get("mode") != "import",
+            kind=ImportKind.PRODUCTS,
+            recovers=recovers,
+        )
+    except services.UploadRefused as exc:
+        messages.error(request, str(exc))
+        return back
+    return redirect("erp_import_detail", run_id=run.pk)
+
+
+def _int(raw: str) -> int:
+    try:
+        return max(0, min(int(raw), 2**31 - 1))
+    except (TypeError, ValueError):
+        return 0
+
+
+PRODUCTS_PER_PAGE = 100
+
+
+@require_GET
+@role_required(*SCREEN_ROLES["products"])
+def product_list(request: HttpRequest) -> HttpResponse:
+    """The product master: what the order import and the pack bench know, searchable by code,
+    barcode or name, with the product imports next to it."""
+    query = request.GET.get("q", "").strip()[:60]
+    products = Product.objects.order_by("sku_code")
+    if query:
+        products = products.filter(Q(sku_code__icontains=query) | Q(barcode__icontains=query) | Q(name__icontains=query))
+    page = Paginator(products, PRODUCTS_PER_PAGE).get_page(request.GET.get("page"))
+    context = {
+        "page": page,
+        "query": query,
+        "total": Product.objects.count(),
+        "runs": ImportRun.objects.filter(kind=ImportKind.PRODUCTS).select_related("uploaded_by")[:10],
+    }
+    return render(request, "erp/products.html", context)
+
+
+@require_GET
+@role_required(*SCREEN_ROLES["products"])
+def missing_products(request: HttpRequest, run_id: int) -> HttpResponse:
+    """A product master sheet for the SKUs an order import refused as unknown, codes filled in:
+    the ERP's names and barcodes go next to them, then the file goes back through the recovery."""
+    run = get_object_or_404(ImportRun, pk=run_id, kind=ImportKind.ORDERS)
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="missing-products-{run.pk}.csv"'
+    response.write("\ufeff")
+    writer = csv_writer(response)
+    writer.writerow(["商品编码", "商品名称", "国际条码", "规格", "单价", "图片", "冷链", "赠品"])
+    for sku in run.unknown_skus:
+        writer.writerow([sku, "", "", "", "", "", "否", "否"])
+    return response
+
+
 @require_GET
 @role_required(*FINANCE_ROLES)
 def import_detail(request: HttpRequest, run_id: int) -> HttpResponse:
-    run = get_object_or_404(ImportRun.objects.select_related("uploaded_by", "preview_of"), pk=run_id)
-    context = {"run": run, "errors_shown": run.errors[:100]}
+    run = get_object_or_404(ImportRun.objects.select_related("uploaded_by", "preview_of", "recovers", "rerun_after"), pk=run_id)
+    context = {
+        "run": run,
+        "errors_shown": run.errors[:100],
+        "reruns": list(run.reruns.all()[:3]) if run.finished else [],
+        "recoveries": list(run.recoveries.filter(dry_run=False)[:3]) if run.unknown_skus else [],
+    }
     if request.htmx:
         return render(request, "erp/import.html#import-progress", context)
     return render(request, "erp/import.html", context)
@@ -90,7 +173,7 @@ def import_errors(request: HttpRequest, run_id: int) -> HttpResponse:
     response["Content-Disposition"] = f'attachment; filename="erp-import-{run.pk}-errors.csv"'
     response.write("\ufeff")
     writer = csv_writer(response)
-    writer.writerow([_("Row"), _("Column"), _("Order number"), _("Reason")])
+    writer.writerow([_("Row"), _("Column"), _("SKU code") if run.kind == ImportKind.PRODUCTS else _("Order number"), _("Reason")])
     if run.file_error:
         writer.writerow(["", "", "", run.file_error])
     for error in [*run.errors, *run.warnings]:

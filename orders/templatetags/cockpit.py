@@ -91,6 +91,12 @@ def event_actor(event) -> str:
 
 
 @register.filter
+def actor_name(name: str) -> str:
+    """A stored actor name (a gift line's provenance): a system's in the user's language."""
+    return events.name_label(name)
+
+
+@register.filter
 def person(user) -> str:
     """A user's display name ("" for nobody), so templates never reach into a missing user."""
     if user is None:

@@ -35,11 +35,14 @@ from orders.models import (
     AfterSalesCase,
     AfterSalesKind,
     AfterSalesStatus,
+    EventKind,
     Order,
     OrderEvent,
     OrderStatus,
     OrderTag,
+    RiskTag,
 )
+from orders.reasons import REASONS_BY_CODE
 from orders.selectors import overdue_filter
 from workflows.frontline.measures import perceived_delays, proactive_reach, status_queries
 from workflows.frontline.models import Inquiry
@@ -66,6 +69,8 @@ PERCEIVED_DELAY_TARGET_MINUTES = 1
 RUSH_TARGET_MINUTES = 84
 # Every order over its stage limit is a red flag on the board: the healthy number is none.
 OVER_LIMIT_TARGET = 0
+# A shipped order with no parcel at the carrier is always a mistake somewhere: the healthy number is none.
+GHOST_TARGET = 0
 # docs/brief.md: "a difference over 0.5% sends an email alert", i.e. at least 99.5% consistent.
 ERP_CONSISTENCY_TARGET_PERCENT = 99.5
 # Issue 18: "the best answer is the one the customer never had to ask for". No target is given;
@@ -174,6 +179,55 @@ def measure_exception_closure(*, day: datetime.date) -> MeasureValue:
         return MeasureValue(None, 0, detail)
     median = statistics.median(_minutes(duration) for *_, duration in closed)
     return MeasureValue(round(median, 2), len(closed), {"median": round(median, 2), **detail})
+
+
+@dataclass(frozen=True)
+class ReasonClosure:
+    """One exception reason's closure on a day, against the reason's own time limit (orders/reasons.py)."""
+
+    reason: str
+    label: str
+    owner: str
+    closed: int
+    median_minutes: float | None
+    limit_minutes: float
+    still_open: int
+    over_limit: int  # closed after their limit, or still open past it
+
+
+def exception_closure_by_reason(*, day: datetime.date) -> list[ReasonClosure]:
+    """Closure time per reason (issue 16): the median open → close of each reason's exceptions
+    closed that day, and the ones still open at the end of it, each against its own limit."""
+    start, end = business_day_bounds(day)
+    as_of = min(end, timezone.now())
+    durations: dict[str, list[datetime.timedelta]] = {}
+    for code, opened, resolved in OrderTag.objects.filter(resolved_at__gte=start, resolved_at__lt=end).values_list(
+        "tag", "opened_at", "resolved_at"
+    ):
+        durations.setdefault(code, []).append(resolved - opened)
+    ages: dict[str, list[datetime.timedelta]] = {}
+    still_open = Q(resolved_at__isnull=True) | Q(resolved_at__gt=as_of)
+    for code, opened in OrderTag.objects.filter(still_open, opened_at__lte=as_of).values_list("tag", "opened_at"):
+        ages.setdefault(code, []).append(as_of - opened)
+    rows = []
+    for code in sorted(set(durations) | set(ages)):
+        reason = REASONS_BY_CODE.get(code)
+        if reason is None:
+            continue
+        closed, waiting = durations.get(code, []), ages.get(code, [])
+        rows.append(
+            ReasonClosure(
+                reason=code,
+                label=str(reason.name),
+                owner=reason.owner,
+                closed=len(closed),
+                median_minutes=round(statistics.median(_minutes(took) for took in closed), 2) if closed else None,
+                limit_minutes=_minutes(reason.time_limit),
+                still_open=len(waiting),
+                over_limit=sum(1 for took in closed + waiting if took > reason.time_limit),
+            )
+        )
+    return sorted(rows, key=lambda row: (-row.over_limit, row.owner, row.reason))
 
 
 def behind_exception_closure(*, day: datetime.date) -> list[BehindRow]:
@@ -497,6 +551,45 @@ def measure_orders_over_limit(*, day: datetime.date) -> MeasureValue:
     return MeasureValue(float(counts["over"]), counts["clocked"], {"clocked": counts["clocked"]})
 
 
+# --- Ghost orders ----------------------------------------------------------------------------
+
+
+def _ghost_tags(day: datetime.date):
+    start, end = business_day_bounds(day)
+    return OrderTag.objects.filter(tag=RiskTag.GHOST_ORDER, opened_at__gte=start, opened_at__lt=end)
+
+
+def measure_ghost_orders(*, day: datetime.date) -> MeasureValue:
+    """Orders the ghost check (workflows/ghosts.py) found that day: shipped in one system with no
+    sign of the parcel in another beyond the window. Zero is a value: the check ran and found none."""
+    start, end = business_day_bounds(day)
+    shipped = Order.objects.filter(shipped_at__gte=start, shipped_at__lt=end).count()
+    tags = _ghost_tags(day)
+    count = tags.values("order").distinct().count()
+    still_open = tags.filter(resolved_at__isnull=True).count()
+    if not shipped and not count:
+        return MeasureValue(None)
+    return MeasureValue(float(count), shipped, {"open": still_open})
+
+
+def behind_ghost_orders(*, day: datetime.date) -> list[BehindRow]:
+    tags = _ghost_tags(day).select_related("order").order_by("opened_at", "id")[:BEHIND_LIMIT]
+    notes = dict(
+        OrderEvent.objects.filter(kind=EventKind.TAG, payload__tag=RiskTag.GHOST_ORDER, order__in=[tag.order_id for tag in tags])
+        .order_by("occurred_at")
+        .values_list("order_id", "payload__note")
+    )
+    return [
+        BehindRow(
+            tag.order.order_number,
+            notes.get(tag.order_id) or tag.get_tag_display(),
+            _("released") if tag.resolved_at else _("open"),
+            tag.resolved_at is None,
+        )
+        for tag in tags
+    ]
+
+
 # --- ERP consistency rate --------------------------------------------------------------------
 
 
@@ -593,6 +686,8 @@ class Measure:
     # A day's value that still changes after the day (late claims): the nightly task stores the
     # last `settles_days` days again, so the stored history is not frozen before it settles.
     settles_days: int = 1
+    # The number split by a category, for the page behind it (exception closure: per reason).
+    breakdown: Callable[..., list] | None = None
 
     def format(self, value: float | None) -> str:
         if value is None:
@@ -671,6 +766,7 @@ MEASURES: list[Measure] = [
         ),
         compute=measure_exception_closure,
         behind=behind_exception_closure,
+        breakdown=exception_closure_by_reason,
     ),
     Measure(
         key="address_change_closure",
@@ -778,6 +874,20 @@ MEASURES: list[Measure] = [
         compute=measure_orders_over_limit,
         behind_url_name="order_list",
         behind_query="?overdue=1",
+    ),
+    Measure(
+        key="ghost_orders",
+        label=gettext_lazy("Ghost orders"),
+        target=GHOST_TARGET,
+        direction="at_most",
+        unit="orders",
+        method=gettext_lazy(
+            "Orders the ghost check found that day: shipped here or in the ERP, but no carrier pickup scan (揽收) within "
+            "the window (12 h by default), or reported shipped by the ERP/WMS while still not shipped here; the sample "
+            "is the orders shipped that day."
+        ),
+        compute=measure_ghost_orders,
+        behind=behind_ghost_orders,
     ),
     Measure(
         key="erp_consistency",

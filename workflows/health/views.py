@@ -81,6 +81,7 @@ def health_behind(request: HttpRequest, key: str) -> HttpResponse:
             "value_text": measure.format(value.value if value else None),
             "detail_text": describe_detail(value.detail) if value else "",
             "rows": measure.behind(day=day),
+            "breakdown": measure.breakdown(day=day) if measure.breakdown else None,
             "previous_day": day - datetime.timedelta(days=1),
             "next_day": day + datetime.timedelta(days=1) if day < today else None,
         },

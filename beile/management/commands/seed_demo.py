@@ -12,10 +12,13 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.contrib.auth.models import Group, User
+from django.core.files.base import ContentFile
 from django.core.management.base import BaseCommand
 from django.db import transaction
-from django.utils import timezone
+from django.utils import timezone, translation
 
+from integrations.erp.models import ImportKind, ImportRun
+from integrations.erp.services import import_run_execute
 from integrations.kuaidi100.client import INTERCEPT_CARRIERS
 from integrations.sms.models import SmsMessage, SmsStatus
 from integrations.wechat.fake_server import sandbox_openid
@@ -41,7 +44,7 @@ from orders.models import (
     Shipment,
     TrackingEvent,
 )
-from workflows import address_changes
+from workflows import address_changes, ghosts
 from workflows.erp_bridge import erp_sync_check
 from workflows.frontline.models import Inquiry, SelfServiceQuery
 from workflows.health.models import ConsistencySample, ConsistencyTask
@@ -156,6 +159,11 @@ FLOW = ["pending_review", "paid", "picking", "packed", "shipped", "completed"]
 STAGE_ACTORS = {"paid": "reviewer", "picking": "dispatcher", "packed": "packer", "shipped": "courier", "completed": "courier"}
 TRANSITION_OF = {"paid": "approve", "picking": "start_picking", "packed": "pack", "shipped": "ship", "completed": "complete"}
 RUSH_REASONS = ["客户明天出国，需要今天发出", "宝宝奶粉断顿，客户很着急", "直播间承诺当日发货"]
+GIFT_RULES = ["满199送口水巾", "新客首单礼", "会员日试用装"]
+GIFT_PROMISES = ["记得送冰袋，上次忘了", "客服说会送个小礼物", "买二送一的赠品别忘了"]
+# Shipped longer ago than the ghost check's window (12 h by default), with no carrier scan.
+GHOST_AGE = datetime.timedelta(hours=14)
+ISSUE16_SEED = 16
 # The customer the README's lookup example finds ("+86 138 0013 8000"), with an order at each of these statuses.
 README_PHONE = "13800138000"
 README_STATUSES = ("completed", "shipped", "picking")
@@ -172,7 +180,9 @@ class Command(BaseCommand):
 
     def handle(self, *args, orders: int, seed: int, **options):
         rng = random.Random(seed)
-        with transaction.atomic():
+        # Texts the services store (notes, refusal reasons) are written in the business language,
+        # whatever language the caller's thread had active (a test's last request left English).
+        with transaction.atomic(), translation.override(settings.LANGUAGE_CODE):
             users = self._users()
             products = self._products()
             if Order.objects.filter(order_number__startswith="BL").exists():
@@ -207,6 +217,7 @@ class Command(BaseCommand):
                     "name": name,
                     "unit_price": Decimal(price),
                     "cold_chain": cold,
+                    "is_gift": sku.startswith("GIFT"),
                     "image": f"/static/img/products/{sku}.svg",
                 },
             )
@@ -336,6 +347,8 @@ class Command(BaseCommand):
             for o in Order.objects.filter(order_number__in=[p[0].order_number for p in plans]).select_related("customer")
         }
 
+        # Issue 16's demo draws from its own generator, so the rest of the week stays as it was.
+        extra = random.Random(ISSUE16_SEED)
         lines_out, events, notes, tags, shipments, cases, changes, tickets = [], [], [], [], [], [], [], []
         for plan_order, status, lines, fuzzy in plans:
             order = saved[plan_order.order_number]
@@ -350,6 +363,9 @@ class Command(BaseCommand):
                         unit_price=Decimal("0.00") if gift else product.unit_price,
                         is_gift=gift,
                         cold_chain=product.cold_chain,
+                        # Gift provenance (issue 16): the ERP's gift strategy put it there.
+                        gift_added_by="ERP" if gift else "",
+                        gift_rule=extra.choice(GIFT_RULES) if gift else "",
                     )
                 )
             events.append(
@@ -389,7 +405,9 @@ class Command(BaseCommand):
                     )
                 )
             if status in ("shipped", "completed"):
-                shipments.append(self._shipment(rng, order, status))
+                # A few shipped long enough ago and never scanned by the carrier: the ghost check finds them.
+                silent = status == "shipped" and order.shipped_at < now - GHOST_AGE and extra.random() < 0.01
+                shipments.append(self._shipment(rng, order, status, silent=silent))
                 if rng.random() < 0.06:
                     case = self._case(rng, order, lines, users)
                     if case is not None:
@@ -429,6 +447,7 @@ class Command(BaseCommand):
             tracking.extend(TrackingEvent(shipment=shipment, **fields) for fields in texts)
         TrackingEvent.objects.bulk_create(tracking, batch_size=1000)
         Ticket.objects.bulk_create(tickets)
+        self._issue16(extra, users, [saved[plan[0].order_number] for plan in plans if plan[1] in ("paid", "picking")])
         self._status_queries(rng, users, [saved[plan[0].order_number] for plan in shipped_plans])
         self._reconciliations(rng)
         self._status_checks(rng, users, list(saved.values()))
@@ -763,7 +782,62 @@ class Command(BaseCommand):
             )
             previous = stage
 
-    def _shipment(self, rng: random.Random, order: Order, status: str) -> tuple[Shipment, list[dict]]:
+    def _issue16(self, rng: random.Random, users: dict[str, User], open_orders: list[Order]) -> None:
+        """The product master import (one clean run, one with the messy rows it refuses), an order
+        import refusing unknown SKUs (its page offers the one-step recovery), buyer messages that
+        promise a gift the order lacks (the missing-gift exception), and the ghost check's run."""
+        finance = users["finance"]
+        products = "\n".join(
+            [
+                "名称：聚水潭商品资料",
+                "商品编码,商品名称,国际条码,规格,单价,图片,冷链,赠品",
+                "GIFT-BD-01,赠品：保温冰袋,6901234599019,大号,0,,是,是",
+                "MN-YSN-450,美素佳儿有机奶粉 450g,6901234500134,450g,198.00,,否,否",
+                "MN-YSN-450,美素佳儿有机奶粉 450g,6901234500134,450g,198.00,,否,否",
+                "QQ-BUG-01,贝亲奶瓶刷,6.90123E+12,,29.90,,否,否",
+                "QQ-BUG-02,贝亲奶嘴刷,6901234500127,,19.90,,否,否",
+            ]
+        ).encode("gb18030")
+        name = "products-demo.csv"
+        run = ImportRun.objects.create(
+            kind=ImportKind.PRODUCTS, file=ContentFile(products, name=name), original_name=name, uploaded_by=finance
+        )
+        import_run_execute(run=run)
+        orders_file = "\n".join(
+            [
+                "订单号,下单时间,应付金额,状态,收货人姓名,手机,省份,城市,区县,地址,商品编码,数量,商品单价",
+                "DEMO-SKU-1,2026-01-20 10:00:00,59.00,已付款,王丽,13800138000,浙江省,杭州市,萧山区,市心北路1号,NUK-AFZ-02,1,59.00",
+                "DEMO-SKU-2,2026-01-20 10:05:00,129.00,已付款,李娜,13900139000,浙江省,杭州市,西湖区,文三路2号,XZ-NEW-01,1,129.00",
+            ]
+        ).encode("utf-8-sig")
+        name = "orders-unknown-sku.csv"
+        run = ImportRun.objects.create(
+            kind=ImportKind.ORDERS, file=ContentFile(orders_file, name=name), original_name=name, uploaded_by=finance
+        )
+        import_run_execute(run=run)
+
+        ungifted = [order for order in open_orders if not order.lines.filter(is_gift=True).exists()]
+        for order in rng.sample(ungifted, min(3, len(ungifted))):
+            order.buyer_message = rng.choice(GIFT_PROMISES)
+            order.save(update_fields=["buyer_message"])
+            if order.status == "picking":
+                order_services.order_flag_missing_gift(order)
+        ghosts.ghost_check()
+        # Exceptions the ERP reported in its own codes, each on the catalogue's reason, owner and clock.
+        erp = Actor.system("ERP")
+        codes = [
+            ("jushuitan", "缺货"),
+            ("jushuitan", "部分付款"),
+            ("jushuitan", "获取电子面单错误"),
+            ("wangdiantong", "修改备注"),
+        ]
+        for order, (system, code) in zip(rng.sample(open_orders, min(len(codes), len(open_orders))), codes, strict=False):
+            if code == "部分付款":  # partly paid indeed: it releases itself once the rest is paid
+                order.paid_amount = (order.total_amount / 2).quantize(Decimal("0.01"))
+                order.save(update_fields=["paid_amount"])
+            order_services.exception_from_erp(order=order, by=erp, system=system, code=code)
+
+    def _shipment(self, rng: random.Random, order: Order, status: str, *, silent: bool = False) -> tuple[Shipment, list[dict]]:
         steps = TRACKING_TEXTS if status == "completed" else TRACKING_TEXTS[: rng.randrange(1, 5)]
         moment = order.shipped_at
         texts = []
@@ -780,6 +854,8 @@ class Command(BaseCommand):
                     "status_name": state,
                 }
             )
+        if silent:  # drawn like the others (the random stream stays as it was), then never scanned
+            texts = []
         last_state = texts[-1]["status_name"] if texts else ""
         shipment = Shipment(
             order=order,
