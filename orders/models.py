@@ -64,9 +64,11 @@ class Product(models.Model):
     image = models.CharField(_("main image"), max_length=200, blank=True, help_text=_("Path under static/ or a URL."))
     cold_chain = models.BooleanField(_("cold chain required"), default=False)
     unit_price = models.DecimalField(_("list price"), max_digits=12, decimal_places=2, default=Decimal("0.00"))
-    spec = models.CharField(_("specification"), max_length=120, blank=True)
+    # Columns added after the first release carry a database default, so the writers that insert
+    # rows in SQL (the import's COPY, the benchmark generator) need not name them.
+    spec = models.CharField(_("specification"), max_length=120, blank=True, default="", db_default="")
     # A product the company gives away (a sample, a cooler bag): what a gift line usually holds.
-    is_gift = models.BooleanField(_("gift item"), default=False)
+    is_gift = models.BooleanField(_("gift item"), default=False, db_default=False)
 
     class Meta:
         verbose_name = _("product")
@@ -268,8 +270,8 @@ class OrderLine(models.Model):
     cold_chain = models.BooleanField(_("cold chain"), default=False)
     # Gift provenance (issue 16): who put a gift line on the order, a person or a system (the
     # actor's name), and the gift rule that made it when one did ("满199送冰袋").
-    gift_added_by = models.CharField(_("gift added by"), max_length=64, blank=True)
-    gift_rule = models.CharField(_("gift rule"), max_length=64, blank=True)
+    gift_added_by = models.CharField(_("gift added by"), max_length=64, blank=True, default="", db_default="")
+    gift_rule = models.CharField(_("gift rule"), max_length=64, blank=True, default="", db_default="")
 
     class Meta:
         verbose_name = _("order line")
@@ -492,7 +494,7 @@ class OrderTag(models.Model):
     # reason is released on; the ERP's code when the exception came from an ERP ("聚水潭:缺货").
     due_at = models.DateTimeField(_("due"), null=True, blank=True)
     release_at = models.DateTimeField(_("release date"), null=True, blank=True)
-    erp_code = models.CharField(_("ERP code"), max_length=64, blank=True)
+    erp_code = models.CharField(_("ERP code"), max_length=64, blank=True, default="", db_default="")
 
     class Meta:
         verbose_name = _("exception tag")

@@ -37,7 +37,7 @@ def test_a_rush_beyond_the_full_lane_is_one_link_away_on_the_board(client, peopl
     assert "21" in more.group(2)
     listed = client.get(more.group(1).replace("&amp;", "&")).content.decode()
     assert tomorrow.order_number in listed
-    assert listed.count('class="rush"') == 21  # the open ones only
+    assert listed.count('class="order-row rush"') == 21  # the open ones only
 
 
 def test_a_stalled_parcel_ticket_names_the_configured_window_not_24_hours(fake_wechat, client, people, settings):  # noqa: F811
