@@ -164,3 +164,27 @@ def test_the_import_writes_its_events_through_the_creators_and_they_read_as_text
     }
     assert all(text.strip() and "ERP" in text for text in texts["zh-hans"].values())
     assert texts["zh-hans"] != texts["en"]  # described when read, in the reader's language
+
+
+def test_an_exception_named_in_the_erp_file_opens_the_catalogue_reason(tmp_path, products):
+    """聚水潭's 问题类型 and 旺店通's 异常原因 in an order export land on the catalogue's reason
+    (orders/reasons.py), like the same code in a status event; an unknown one is reported and the
+    order still imported."""
+    header = [*HEADER, "问题类型"]
+    rows = [
+        {**line("E9101", "NUK-AFZ-02"), "问题类型": "缺货"},
+        {**line("E9102", "NUK-AFZ-02"), "问题类型": "修改地址"},
+        {**line("E9103", "NUK-AFZ-02"), "问题类型": "外星人劫持"},
+        line("E9104", "NUK-AFZ-02"),
+    ]
+    summary = import_orders(path=write_csv(tmp_path / "erp.csv", rows, header=header))
+    assert summary.created == 4
+    out_of_stock = Order.objects.get(order_number="E9101").tags.get(resolved_at__isnull=True)
+    assert (out_of_stock.tag, out_of_stock.erp_code) == ("out_of_stock", "jushuitan:缺货")
+    assert Order.objects.get(order_number="E9102").tags.get(resolved_at__isnull=True).erp_code.startswith("wangdiantong:")
+    assert not Order.objects.get(order_number="E9103").tags.exists()
+    assert not Order.objects.get(order_number="E9104").tags.exists()
+    assert any("外星人劫持" in warning.reason for warning in summary.warning_log.kept())
+    # Importing the same file again opens nothing twice.
+    import_orders(path=write_csv(tmp_path / "erp.csv", rows, header=header))
+    assert Order.objects.get(order_number="E9101").tags.filter(resolved_at__isnull=True).count() == 1

@@ -47,7 +47,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from integrations.erp.spreadsheet import Table, read_table
-from orders import clock, events
+from orders import clock, events, services
 from orders.access import Actor
 from orders.models import (
     Carrier,
@@ -61,6 +61,7 @@ from orders.models import (
     Shipment,
 )
 from orders.phones import MOBILE, normalize_mobile
+from orders.reasons import ERP_CODES, reason_for_erp
 from orders.services import TRACKING_NUMBER
 
 ERP = Actor.system("ERP")
@@ -97,6 +98,9 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "is_gift": ("是否赠品",),
     # Read for the amount check only (Σ 数量 × 单价 + 运费 − 优惠 = 应付金额); the order keeps no discount.
     "discount": ("优惠金额", "订单优惠", "折扣金额"),
+    # The ERP's own exception on the order (聚水潭 问题类型 / 旺店通 异常原因): opened as the
+    # catalogue's reason (orders/reasons.py) once the order is written.
+    "erp_exception": ("异常类型", "问题类型", "异常原因"),
 }
 REQUIRED = (
     "order_number",
@@ -689,6 +693,22 @@ def _validate(draft: OrderDraft, table: Table, order_keys: list[str], products: 
         values["carrier_code"] = code or ""
     values["tracking_number"] = tracking = text("tracking_number", "").upper()
     values["erp_status"] = text("erp_status", "")
+    values["erp_exception"] = None
+    if exception := text("erp_exception", ""):
+        system = next((name for name in ERP_CODES if reason_for_erp(name, exception)), None)
+        if system is None:
+            # Not a refusal: the order itself is fine; nobody must guess what the ERP meant.
+            warnings.add(
+                RowError(
+                    row_of("erp_exception", first_row),
+                    labels["erp_exception"],
+                    _("Unknown exception type %(value)s: the order is imported without it; open the exception on its card.")
+                    % {"value": exception[:40]},
+                    draft.number,
+                )
+            )
+        else:
+            values["erp_exception"] = (system, exception)
     if tracking and not (tracking.isascii() and TRACKING_NUMBER.fullmatch(tracking)):
         draft.error(
             row_of("tracking_number", first_row),
@@ -815,6 +835,8 @@ def _apply_chunk(
             if attempt == 2:
                 raise
     created, updated, unchanged, rejected, changes = outcome
+    if not dry_run:
+        _open_erp_exceptions([draft for draft in chunk if draft not in rejected], summary.warning_log)
     summary.created += created
     summary.updated += updated
     summary.unchanged += unchanged
@@ -822,6 +844,22 @@ def _apply_chunk(
         _reject(summary, draft)
     room = SHOWN_CHANGES - len(summary.changes)
     summary.changes.extend(changes[: max(room, 0)])
+
+
+def _open_erp_exceptions(drafts: list[OrderDraft], warnings: ErrorLog) -> None:
+    """The exceptions the file names, each through the same service as a status event's (an order
+    already carrying that reason keeps the one it has). Only the few orders that carry one cost a
+    query of their own."""
+    flagged = {draft.number: draft.values["erp_exception"] for draft in drafts if draft.values.get("erp_exception")}
+    if not flagged:
+        return
+    first_rows = {draft.number: draft.first_row for draft in drafts}
+    for order in Order.objects.filter(_among("order_number", list(flagged))):
+        system, code = flagged[order.order_number]
+        try:
+            services.exception_from_erp(order=order, by=ERP, system=system, code=code)
+        except services.OrderError as refusal:
+            warnings.add(RowError(first_rows[order.order_number], COLUMNS["erp_exception"][0], str(refusal), order.order_number))
 
 
 class _EqualsAny(Lookup):
