@@ -65,7 +65,7 @@ def kuaidi100_intercept_callback(request: HttpRequest) -> JsonResponse:
     try:
         address_changes.intercept_result_record(result=result)
     except LookupError:
-        return callback.refusal(callback.PushRefused("未知的拦截任务", status=404))
+        return callback.refusal(callback.PushRefused("未知的拦截任务", http_status=404))
     except services.OrderError as exc:
-        return callback.refusal(callback.PushRefused(str(exc), status=409))
+        return callback.refusal(callback.PushRefused(str(exc), http_status=409))
     return callback.acknowledgement()

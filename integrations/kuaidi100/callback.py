@@ -21,10 +21,10 @@ logger = logging.getLogger(__name__)
 class PushRefused(Exception):
     """A push we will not take: answered with a failure, so Kuaidi100 pushes again later."""
 
-    def __init__(self, message: str, *, status: int = 400):
+    def __init__(self, message: str, *, http_status: int = 400):
         super().__init__(message)
         self.message = message
-        self.status = status
+        self.http_status = http_status
 
 
 @dataclass
@@ -42,7 +42,7 @@ def push_read(request: HttpRequest) -> Push:
         raise PushRefused("missing param")
     if not client.callback_signature_valid(param, request.POST.get("sign", ""), settings.KUAIDI100["CALLBACK_SALT"]):
         logger.warning("Kuaidi100 callback with a bad signature refused")
-        raise PushRefused("bad sign", status=403)
+        raise PushRefused("bad sign", http_status=403)
     try:
         payload = json.loads(param)
         result = client.parse_result(payload.get("lastResult") or {})
@@ -57,7 +57,7 @@ def push_read(request: HttpRequest) -> Push:
 def refusal(exc: PushRefused) -> JsonResponse:
     return JsonResponse(
         {"result": False, "returnCode": "500", "message": exc.message},
-        status=exc.status,
+        status=exc.http_status,
         json_dumps_params={"ensure_ascii": False},
     )
 
@@ -85,7 +85,7 @@ def intercept_result_read(request: HttpRequest) -> client.InterceptResult:
         raise PushRefused("缺少 param 参数")
     if not client.callback_signature_valid(param, request.POST.get("sign", ""), settings.KUAIDI100["CALLBACK_SALT"]):
         logger.warning("Kuaidi100 interception result with a bad signature refused")
-        raise PushRefused("签名校验失败，结果未被接受", status=403)
+        raise PushRefused("签名校验失败，结果未被接受", http_status=403)
     try:
         return client.parse_intercept_result(param)
     except (ValueError, TypeError) as exc:

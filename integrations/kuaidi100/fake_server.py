@@ -35,10 +35,11 @@ import json
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs
 
 import requests
+
+from integrations.fake_http import FakeHandler, FakeServer
 
 # The sandbox credentials beile/settings.py uses when DEBUG is on and no real ones are set.
 SANDBOX_CUSTOMER = "SANDBOXCUSTOMER0001"
@@ -115,7 +116,7 @@ class Parcel:
     pushes: list[dict] = field(default_factory=list)  # what was sent and how the receiver answered
 
 
-class FakeKuaidi100:
+class FakeKuaidi100(FakeServer):
     def __init__(
         self,
         *,
@@ -139,27 +140,17 @@ class FakeKuaidi100:
         self.failures: list[tuple[str, dict]] = []  # (path, reply) served once, in order
         self.requests: list[tuple[str, dict]] = []
         self.lock = threading.RLock()
-        self.server: ThreadingHTTPServer | None = None
         self._stop = threading.Event()
 
     # --- Serving --------------------------------------------------------------------------
     def start(self, host: str = "127.0.0.1", port: int = 0) -> FakeKuaidi100:
-        self.server = ThreadingHTTPServer((host, port), self._handler())
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        super().start(host, port)
         threading.Thread(target=self._pusher, daemon=True).start()
         return self
 
     def stop(self) -> None:
         self._stop.set()
-        if self.server:
-            self.server.shutdown()
-            self.server.server_close()
-
-    @property
-    def url(self) -> str:
-        host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}"
+        super().stop()
 
     def fail_next(self, path: str, code: str, message: str) -> None:
         """The next request to `path` gets this error reply (busy, expired key …)."""
@@ -177,9 +168,8 @@ class FakeKuaidi100:
     def _handler(self):
         fake = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):  # quiet: the demo's console belongs to the cockpit
-                pass
+        class Handler(FakeHandler):
+            content_type = "application/json;charset=UTF-8"
 
             def _form(self) -> dict[str, str]:
                 length = int(self.headers.get("Content-Length") or 0)
@@ -187,14 +177,6 @@ class FakeKuaidi100:
                 if "application/x-www-form-urlencoded" not in (self.headers.get("Content-Type") or ""):
                     return {}
                 return {k: v[0] for k, v in parse_qs(body, keep_blank_values=True).items()}
-
-            def _send(self, status: int, body: str, content_type: str = "application/json;charset=UTF-8") -> None:
-                data = body.encode("utf-8")
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
 
             def do_GET(self):
                 if self.path.split("?")[0] == "/":

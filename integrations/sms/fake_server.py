@@ -23,11 +23,11 @@ import re
 import secrets
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 import requests
 
+from integrations.fake_http import FakeHandler, FakeServer
 from integrations.sms.client import signature
 
 SANDBOX_ACCESS_KEY_ID = "LTAIsandboxbeile"
@@ -51,7 +51,7 @@ def render(template_code: str, params: dict[str, str], sign_name: str) -> str:
     return f"【{sign_name}】" + VARIABLE.sub(lambda m: str(params.get(m.group(1), "")), TEMPLATES[template_code])
 
 
-class FakeSms:
+class FakeSms(FakeServer):
     def __init__(
         self,
         *,
@@ -73,23 +73,6 @@ class FakeSms:
         self.reports: list[tuple[str, int]] = []
         self._biz_ids = itertools.count(900_100_000)
         self.lock = threading.RLock()
-        self.server: ThreadingHTTPServer | None = None
-
-    def start(self, host: str = "127.0.0.1", port: int = 0) -> FakeSms:
-        self.server = ThreadingHTTPServer((host, port), self._handler())
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        if self.server:
-            self.server.shutdown()
-            self.server.server_close()
-
-    @property
-    def url(self) -> str:
-        host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}"
 
     def fail_next(self, code: str, message: str = "error") -> None:
         with self.lock:
@@ -236,18 +219,7 @@ class FakeSms:
     def _handler(self):
         fake = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def _send(self, status: int, body: str, content_type: str = "application/json; charset=utf-8") -> None:
-                data = body.encode("utf-8")
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
+        class Handler(FakeHandler):
             def do_GET(self):
                 path = urlsplit(self.path).path
                 if path == "/":

@@ -26,10 +26,11 @@ import re
 import secrets
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import requests
+
+from integrations.fake_http import FakeHandler, FakeServer
 
 # The sandbox credentials beile/settings.py uses when DEBUG is on and no real ones are set.
 SANDBOX_APP_ID = "wxsandbox00000beile"
@@ -63,7 +64,7 @@ def _value_problem(key: str, value: str) -> str:
     return ""
 
 
-class FakeWeChat:
+class FakeWeChat(FakeServer):
     def __init__(
         self,
         *,
@@ -89,23 +90,6 @@ class FakeWeChat:
         self.reports: list[tuple[str, int]] = []
         self._msgids = itertools.count(200228332)
         self.lock = threading.RLock()
-        self.server: ThreadingHTTPServer | None = None
-
-    def start(self, host: str = "127.0.0.1", port: int = 0) -> FakeWeChat:
-        self.server = ThreadingHTTPServer((host, port), self._handler())
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        if self.server:
-            self.server.shutdown()
-            self.server.server_close()
-
-    @property
-    def url(self) -> str:
-        host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}"
 
     def fail_next(self, errcode: int, errmsg: str = "system error") -> None:
         with self.lock:
@@ -241,18 +225,7 @@ class FakeWeChat:
     def _handler(self):
         fake = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def _send(self, status: int, body: str, content_type: str = "application/json; charset=utf-8") -> None:
-                data = body.encode("utf-8")
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
+        class Handler(FakeHandler):
             def do_GET(self):
                 path = urlsplit(self.path).path
                 if path == "/":

@@ -16,11 +16,12 @@ import html
 import json
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
+from integrations.fake_http import FakeHandler, FakeServer
 
-class FakeWeComRobot:
+
+class FakeWeComRobot(FakeServer):
     def __init__(self, *, keys: set[str] | None = None, per_minute: int = 20):
         self.keys = keys  # None: any key is a robot
         self.per_minute = per_minute
@@ -28,23 +29,6 @@ class FakeWeComRobot:
         self.requests = 0
         self.failures: list[dict] = []
         self.lock = threading.RLock()
-        self.server: ThreadingHTTPServer | None = None
-
-    def start(self, host: str = "127.0.0.1", port: int = 0) -> FakeWeComRobot:
-        self.server = ThreadingHTTPServer((host, port), self._handler())
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        if self.server:
-            self.server.shutdown()
-            self.server.server_close()
-
-    @property
-    def url(self) -> str:
-        host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}"
 
     def webhook(self, key: str) -> str:
         return f"{self.url}/cgi-bin/webhook/send?key={key}"
@@ -110,18 +94,7 @@ class FakeWeComRobot:
     def _handler(self):
         fake = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def _send(self, status: int, body: str, content_type: str = "application/json; charset=utf-8") -> None:
-                data = body.encode("utf-8")
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
+        class Handler(FakeHandler):
             def do_GET(self):
                 path = urlsplit(self.path).path
                 if path == "/":
