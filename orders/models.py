@@ -97,6 +97,7 @@ class OrderSource(models.TextChoices):
     RUSH = "rush", _("Rush link")
     MANUAL = "manual", _("Manual")
     PLATFORM = "platform", _("Platform (Douyin shop)")
+    MINI_PROGRAM = "miniprogram", _("WeChat mini-program")
 
 
 class Carrier(models.TextChoices):
@@ -200,6 +201,13 @@ class Order(FSMModelMixin, models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
     source_updated_at = models.DateTimeField(_("last change in source system"), null=True, blank=True)
+
+    # Platform orders (Douyin shop, WeChat mini-program) carry the platform's own id and clocks.
+    # The platform's deadlines are theirs, not ours: a hold pauses stage_due_at, never these.
+    platform_order_id = models.CharField(_("platform order id"), max_length=64, blank=True, default="", db_default="")
+    platform_shop = models.CharField(_("platform shop"), max_length=64, blank=True, default="", db_default="")
+    platform_ship_deadline = models.DateTimeField(_("platform latest ship time"), null=True, blank=True)
+    platform_aftersales_deadline = models.DateTimeField(_("platform after-sales deadline"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("order")
