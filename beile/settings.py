@@ -188,6 +188,7 @@ CELERY_BEAT_SCHEDULE: dict = {
     "erp-reap-import-runs": {"task": "integrations.erp.tasks.reap_import_runs", "schedule": 60.0},
     "kuaidi100-relay-subscriptions": {"task": "integrations.kuaidi100.tasks.relay_subscriptions", "schedule": 30.0},
     "wechat-relay-customer-messages": {"task": "integrations.wechat.tasks.relay_customer_messages", "schedule": 15.0},
+    "wechat-relay-shipping-uploads": {"task": "integrations.wechat.tasks.relay_shipping_uploads", "schedule": 15.0},
     "sms-relay": {"task": "integrations.sms.tasks.relay_sms", "schedule": 15.0},
     "wecom-relay": {"task": "integrations.wecom.tasks.relay_robot_messages", "schedule": 15.0},
     # A WeChat push the customer cannot receive (not following, blocked) goes by SMS
@@ -319,6 +320,20 @@ WECHAT = {
     "CALLBACK_TOKEN": os.environ.get("WECHAT_CALLBACK_TOKEN", "sandbox-wechat-token" if WECHAT_SANDBOX else ""),
     "TEMPLATE_ID": os.environ.get("WECHAT_TEMPLATE_ID", "sandbox-order-status-template" if WECHAT_SANDBOX else ""),
 }
+# The company's WeChat mini-program storefront (its own appid, secret and access token; the
+# merchant id its payments were made under): shipping information upload (integrations/wechat).
+WECHAT_MINIPROGRAM_SANDBOX = DEBUG and not os.environ.get("WECHAT_MINIPROGRAM_APP_SECRET")
+WECHAT_MINIPROGRAM = {
+    "SANDBOX": WECHAT_MINIPROGRAM_SANDBOX,
+    "BASE_URL": os.environ.get(
+        "WECHAT_MINIPROGRAM_BASE_URL", "http://127.0.0.1:8102" if WECHAT_MINIPROGRAM_SANDBOX else "https://api.weixin.qq.com"
+    ),
+    "APP_ID": os.environ.get("WECHAT_MINIPROGRAM_APP_ID", "wxminisandbox0beile" if WECHAT_MINIPROGRAM_SANDBOX else ""),
+    "APP_SECRET": os.environ.get(
+        "WECHAT_MINIPROGRAM_APP_SECRET", "sandbox-miniprogram-secret" if WECHAT_MINIPROGRAM_SANDBOX else ""
+    ),
+    "MCH_ID": os.environ.get("WECHAT_MINIPROGRAM_MCH_ID", "1900000109" if WECHAT_MINIPROGRAM_SANDBOX else ""),
+}
 # Inbound status events (POST /api/v1/events): one HMAC secret per source system,
 # INBOUND_EVENT_SECRETS="WMS=…,ERP=…". DEBUG has fixed demo secrets so the README's curl works.
 INBOUND_EVENT_SECRETS = dict(item.split("=", 1) for item in env_list("INBOUND_EVENT_SECRETS") if "=" in item)
@@ -372,6 +387,9 @@ DELAY_ETA_SLACK_HOURS = float(os.environ.get("DELAY_ETA_SLACK_HOURS", "24"))
 # A parcel normally travels this long after shipping (a stage breach's new ETA).
 CARRIER_TRANSIT_HOURS = float(os.environ.get("CARRIER_TRANSIT_HOURS", "48"))
 PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL", "http://127.0.0.1:8000")
+# A platform's own deadline (latest ship time, after-sales response) closer than this alerts the
+# supervisor like a stage breach, and shows "near" on the card and the board (orders/clock.py).
+PLATFORM_DEADLINE_ALERT_MINUTES = int(os.environ.get("PLATFORM_DEADLINE_ALERT_MINUTES", "60"))
 OUTBOUND_HTTP_TIMEOUT = float(os.environ.get("OUTBOUND_HTTP_TIMEOUT", "5"))
 
 # --- Security ---------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.utils import timezone
 
 from orders.models import ACTIVE_STATUSES, Order, StageRule
@@ -219,4 +220,57 @@ def stage_clock(order: Order) -> StageClock | None:
         paused=order.is_held,
         rush_deadline_first=bool(order.is_rush and due is not None and due == order.rush_deadline),
         responsible_role=rule.responsible_role if rule else "",
+    )
+
+
+# --- The platform's clock ----------------------------------------------------------------------
+#
+# A platform order (Douyin shop, WeChat mini-program) also runs on the platform's clock: its latest
+# ship time and, while an after-sales case waits for our answer, its response deadline. Which
+# deadline counts now is Order.platform_due_at (computed by the database, orders/models.py); this is
+# what it means. The platform's deadline is a fixed moment set by the platform: a hold here pauses
+# the stage clock above, never this one.
+
+PLATFORM_OK = "ok"
+PLATFORM_NEAR = "near"
+PLATFORM_OVERDUE = "overdue"
+PLATFORM_SHIP = "ship"
+PLATFORM_AFTERSALES = "aftersales"
+
+
+@dataclass
+class PlatformClock:
+    kind: str  # PLATFORM_SHIP (latest ship time) or PLATFORM_AFTERSALES (after-sales response)
+    due_at: datetime.datetime
+    minutes_left: int  # negative once the deadline has passed
+    distance: datetime.timedelta  # how far the deadline is, before or after it
+    state: str  # PLATFORM_OK, PLATFORM_NEAR (closer than the alert threshold), PLATFORM_OVERDUE
+
+
+def platform_alert_window() -> datetime.timedelta:
+    """A platform deadline closer than this is "near": shown so, and alerted (workflows/sla.py)."""
+    return datetime.timedelta(minutes=settings.PLATFORM_DEADLINE_ALERT_MINUTES)
+
+
+def platform_clock(order: Order, now: datetime.datetime | None = None) -> PlatformClock | None:
+    """The platform deadline that counts now, or None for an order without one (not a platform
+    order, or shipped with no after-sales case waiting)."""
+    due = order.platform_due_at
+    if due is None:
+        return None
+    now = now or timezone.now()
+    left = due - now
+    if left <= datetime.timedelta(0):
+        state = PLATFORM_OVERDUE
+    elif left <= platform_alert_window():
+        state = PLATFORM_NEAR
+    else:
+        state = PLATFORM_OK
+    return PlatformClock(
+        kind=PLATFORM_AFTERSALES if order.platform_aftersales_deadline == due else PLATFORM_SHIP,
+        due_at=due,
+        # Whole minutes, rounded towards the past: "0 minutes left" is never shown for a passed deadline.
+        minutes_left=int(left.total_seconds() // 60),
+        distance=abs(left),
+        state=state,
     )

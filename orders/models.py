@@ -8,7 +8,8 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import Case, F, Q, When
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django_fsm import FSMField, FSMModelMixin, transition
@@ -208,6 +209,25 @@ class Order(FSMModelMixin, models.Model):
     platform_shop = models.CharField(_("platform shop"), max_length=64, blank=True, default="", db_default="")
     platform_ship_deadline = models.DateTimeField(_("platform latest ship time"), null=True, blank=True)
     platform_aftersales_deadline = models.DateTimeField(_("platform after-sales deadline"), null=True, blank=True)
+    # The platform's deadline that counts now (orders/clock.py platform_clock reads it): the
+    # after-sales response deadline while a case waits for our answer (the intake clears it when
+    # the case is answered), else the latest ship time while the order has not shipped. Computed
+    # by the database, so every writer (the intake, the import's COPY, bench) keeps it right
+    # without knowing the rule, and the board and the sweep can sort and scan it by index.
+    platform_due_at = models.GeneratedField(
+        expression=Coalesce(
+            F("platform_aftersales_deadline"),
+            Case(When(status__in=ACTIVE_STATUSES, then=F("platform_ship_deadline")), output_field=models.DateTimeField()),
+        ),
+        output_field=models.DateTimeField(_("platform deadline"), null=True, blank=True),
+        db_persist=True,
+    )
+    # The platform deadline the supervisor was alerted of (workflows/sla.py): one alert per
+    # deadline; a deadline the platform moves is a new one and may alert again.
+    platform_alerted_due_at = models.DateTimeField(null=True, blank=True)
+    # The buyer as the platform knows them: the payer's openid of the WeChat mini-program, which
+    # its shipping upload must name (docs/protocols.md).
+    platform_buyer_id = models.CharField(_("platform buyer id"), max_length=64, blank=True, default="", db_default="")
 
     class Meta:
         verbose_name = _("order")
@@ -230,6 +250,9 @@ class Order(FSMModelMixin, models.Model):
                 name="order_open_stage_clock",
                 condition=Q(status__in=["pending_review", "paid", "picking", "packed"]),
             ),
+            # The board's platform lane and the sweep's platform-deadline alert: orders whose
+            # platform deadline counts now, soonest first.
+            models.Index(fields=["platform_due_at"], name="order_platform_due", condition=Q(platform_due_at__isnull=False)),
             # The board's rush lane: only open rush orders, soonest expected completion first.
             models.Index(
                 fields=["rush_deadline"],

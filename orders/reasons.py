@@ -56,6 +56,10 @@ REASONS: list[Reason] = [
     _reason("invoice_pending", _("Invoice pending"), "finance", 24 * HOUR),
     _reason("missing_gift", _("Missing gift"), "service", 2 * HOUR),
     _reason("ghost_order", _("Ghost order"), "dispatcher", 4 * HOUR, resolvers=("dispatcher", "courier")),
+    # A platform refused the shipping information we wrote back (the WeChat mini-program's
+    # upload, Douyin's logistics add): the payment stays frozen or the platform penalises late
+    # shipping until the courier liaison corrects the waybill or tells the platform by hand.
+    _reason("platform_writeback_failed", _("Platform write-back failed"), "courier", 2 * HOUR, resolvers=("courier", "service")),
     # The ERPs' reasons.
     _reason("out_of_stock", _("Out of stock"), "dispatcher", 24 * HOUR, STOCK_ARRIVED),
     _reason("address_problem", _("Receiver information problem"), "reviewer", 2 * HOUR, ADDRESS_CONFIRMED),

@@ -125,6 +125,8 @@ def _card_context(request: HttpRequest, order_number: str) -> dict:
         "is_active": order.status in ACTIVE_STATUSES,
         "can_change_waybill": may("change_waybill") and order.status == OrderStatus.SHIPPED,
         "stage_clock": clock.stage_clock(order),
+        # Issue 15: the platform's deadline beside our own; it does not pause on hold.
+        "platform_clock": clock.platform_clock(order),
         # Issue 13: the label printed with the old address must be reprinted before shipping.
         "reprint_pending": any(change.reprint_pending for change in order.address_changes.all()),
         "can_confirm_reprint": may("confirm_reprint"),

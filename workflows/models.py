@@ -17,6 +17,8 @@ class AlertKind(models.TextChoices):
     SLA_BREACH = "sla_breach", _("Stage time limit exceeded")
     RECONCILIATION = "reconciliation", _("ERP reconciliation difference")
     TICKET = "ticket", _("Ticket opened")
+    # A platform's own deadline (Douyin's latest ship time, an after-sales response) is near.
+    PLATFORM_DEADLINE = "platform_deadline", _("Platform deadline near")
     SYSTEM = "system", _("System")
 
 

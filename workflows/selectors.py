@@ -12,6 +12,7 @@ from django.core.cache import cache
 from django.db.models import Count, Exists, F, OuterRef, Q
 from django.utils import timezone
 
+from orders import clock
 from orders.models import (
     ACTIVE_STATUSES,
     ADDRESS_CHANGE_WAITING,
@@ -47,10 +48,17 @@ class ExceptionGroup:
     overdue: int
 
 
+# How the board's lanes may be sorted: each lane's own order (rush: expected completion; red:
+# longest overdue; holds: expected release), or minutes to the platform's deadline first.
+SORT_PLATFORM = "platform"
+SORTS = ("", SORT_PLATFORM)
+
+
 @dataclass
 class BoardFilters:
     role: str = ""  # the responsible role: keeps the stages that role answers for
     tag: str = ""
+    sort: str = ""  # one of SORTS
 
 
 @dataclass
@@ -77,6 +85,9 @@ class Board:
     exception_groups: list[ExceptionGroup] = field(default_factory=list)
     # Issue 13: waiting address-change requests, the one due first on top.
     address_changes: list[AddressChangeRequest] = field(default_factory=list)
+    # Issue 15: orders whose platform deadline counts now (latest ship time, after-sales
+    # response), the fewest minutes left first: an order green on our clock may be red on theirs.
+    platform: list[Order] = field(default_factory=list)
 
 
 def board(*, filters: BoardFilters) -> Board:
@@ -98,16 +109,21 @@ def board(*, filters: BoardFilters) -> Board:
             Exists(OrderTag.objects.filter(order=OuterRef("order"), tag=filters.tag, resolved_at__isnull=True))
         )
 
+    # Sorted by the platform's deadline, each lane puts the orders with the fewest minutes to it
+    # first (those without one last), then keeps its own order.
+    first = [F("platform_due_at").asc(nulls_last=True)] if filters.sort == SORT_PLATFORM else []
     # Index order_open_rush: open rush orders by expected completion, soonest first.
     open_rush = orders.filter(is_rush=True, status__in=ACTIVE_STATUSES)
-    rush = list(open_rush.order_by("rush_deadline", "pk")[:LANE_SIZE])
+    rush = list(open_rush.order_by(*first, "rush_deadline", "pk")[:LANE_SIZE])
     # A full lane hides the later deadlines: say how many open rush orders there are in all, so
     # the lane can link to the rest (the rush confirmation promises the order is on the board).
     rush_total = open_rush.count() if len(rush) == LANE_SIZE else len(rush)
     # Index order_stage_due: the longest overdue first (held and finished orders have no due).
-    red = list(orders.filter(stage_due_at__lte=now).order_by("stage_due_at", "pk")[:LANE_SIZE])
+    red = list(orders.filter(stage_due_at__lte=now).order_by(*first, "stage_due_at", "pk")[:LANE_SIZE])
     # Index order_hold_until (partial, is_held).
-    holds = list(orders.filter(is_held=True).order_by(F("hold_until").asc(nulls_last=True), "pk")[:LANE_SIZE])
+    holds = list(orders.filter(is_held=True).order_by(*first, F("hold_until").asc(nulls_last=True), "pk")[:LANE_SIZE])
+    # Index order_platform_due (partial: a platform deadline counts), fewest minutes left first.
+    platform = list(orders.filter(platform_due_at__isnull=False).order_by("platform_due_at", "pk")[:LANE_SIZE])
     board = Board(
         now=now,
         counts=_stage_counts(now, rules),
@@ -125,8 +141,9 @@ def board(*, filters: BoardFilters) -> Board:
             .select_related("order")
             .order_by("due_at", "pk")[:LANE_SIZE]
         ),
+        platform=platform,
     )
-    _attach_card_details(rush + red + holds, rules)
+    _attach_card_details(rush + red + holds + platform, rules, now)
     return board
 
 
@@ -191,9 +208,9 @@ def _stage_counts(now: datetime.datetime, rules: dict[str, StageRule]) -> list[S
     ]
 
 
-def _attach_card_details(orders: list[Order], rules: dict[str, StageRule]) -> None:
+def _attach_card_details(orders: list[Order], rules: dict[str, StageRule], now: datetime.datetime) -> None:
     """Open tags, the open breach alert, the responsible role and the people of that role (to
-    assign) for each card, in four queries."""
+    assign) for each card, in four queries; the platform's clock from the order's own columns."""
     ids = {order.pk for order in orders}
     open_tags: dict[int, list[str]] = {}
     for order_id, tag in OrderTag.objects.filter(order_id__in=ids, resolved_at__isnull=True).values_list("order_id", "tag"):
@@ -217,6 +234,7 @@ def _attach_card_details(orders: list[Order], rules: dict[str, StageRule]) -> No
         rule = rules.get(order.status)
         order.responsible_role = rule.responsible_role if rule else ""
         order.assignee_choices = assignees.get(order.responsible_role, [])
+        order.platform_clock = clock.platform_clock(order, now)
 
 
 def _assignees(roles: set[str]) -> dict[str, list[tuple[int, str]]]:

@@ -1,5 +1,7 @@
 """The SLA sweep: a minute scan over the indexed Order.stage_due_at (kept by orders/clock.py)
-turns overdue orders red and alerts the responsible role, exactly once per breach."""
+turns overdue orders red and alerts the responsible role, exactly once per breach; and a scan over
+the indexed Order.platform_due_at alerts the supervisor of every platform deadline (latest ship
+time, after-sales response) closer than settings.PLATFORM_DEADLINE_ALERT_MINUTES, once per deadline."""
 
 from __future__ import annotations
 
@@ -8,11 +10,12 @@ import logging
 from dataclasses import dataclass
 
 from django.db import transaction
+from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 
-from orders import events
+from orders import clock, events
 from orders.models import Order, OrderEvent, OrderStatus, Role, StageRule
 from workflows import alerts, delays
 from workflows.models import Alert, AlertKind
@@ -23,6 +26,8 @@ logger = logging.getLogger(__name__)
 SWEEP_BATCH = 5000
 # Where a breach e-mail points: the supervisor board, where the red lane shows it.
 BOARD_LINK = "/board/"
+# Where a platform-deadline alert points: the board sorted by minutes to the platform deadline.
+PLATFORM_BOARD_LINK = "/board/?sort=platform"
 
 
 # --- The sweep ---------------------------------------------------------------------------------
@@ -32,6 +37,7 @@ BOARD_LINK = "/board/"
 class SweepResult:
     breached: int
     emailed: int
+    platform_alerted: int = 0
 
 
 def breach_key(order: Order) -> str:
@@ -55,6 +61,65 @@ def _breach_message(order: Order, rule: StageRule | None) -> str:
         "due": due,
         "role": role,
     }
+
+
+def platform_alert_key(order: Order) -> str:
+    """One alert per order and platform deadline: a deadline the platform moves alerts again."""
+    return f"platform:{order.pk}:{order.platform_due_at.timestamp():.0f}"
+
+
+def _platform_message(order: Order, now: datetime.datetime) -> str:
+    platform_clock = clock.platform_clock(order, now)
+    values = {
+        "number": order.order_number,
+        "due": date_format(timezone.localtime(platform_clock.due_at), "m-d H:i"),
+        "minutes": max(platform_clock.minutes_left, 0),
+        "stage": OrderStatus(order.status).label,
+    }
+    if platform_clock.kind == clock.PLATFORM_AFTERSALES:
+        if platform_clock.state == clock.PLATFORM_OVERDUE:
+            return _("Order %(number)s is past the platform's after-sales response deadline %(due)s.") % values
+        return _("Order %(number)s: the platform's after-sales response deadline %(due)s is %(minutes)d minutes away.") % values
+    if platform_clock.state == clock.PLATFORM_OVERDUE:
+        return _("Order %(number)s is past the platform's latest ship time %(due)s (now %(stage)s).") % values
+    return _("Order %(number)s: the platform's latest ship time %(due)s is %(minutes)d minutes away (now %(stage)s).") % values
+
+
+def platform_deadline_scan(*, now: datetime.datetime) -> int:
+    """Alert the supervisor of every platform deadline within the alert window not alerted yet.
+    A hold does not matter here: the platform's clock runs on whatever we do."""
+    horizon = now + clock.platform_alert_window()
+    with transaction.atomic():
+        # Served by the partial index order_platform_due. SKIP LOCKED as in the breach scan; the
+        # marker platform_alerted_due_at, compared under the row lock, makes overlapping sweeps
+        # alert once per deadline.
+        near = list(
+            Order.objects.select_for_update(skip_locked=True)
+            .filter(platform_due_at__lte=horizon)
+            .filter(Q(platform_alerted_due_at__isnull=True) | ~Q(platform_alerted_due_at=F("platform_due_at")))
+            .order_by("platform_due_at")
+            .only("pk", "order_number", "status", "platform_due_at", "platform_aftersales_deadline")[:SWEEP_BATCH]
+        )
+        if not near:
+            return 0
+        Order.objects.filter(pk__in=[order.pk for order in near]).update(platform_alerted_due_at=F("platform_due_at"))
+        # The unique dedupe_key is the last line of defence against a second alert.
+        Alert.objects.bulk_create(
+            [
+                Alert(
+                    kind=AlertKind.PLATFORM_DEADLINE,
+                    for_role=Role.SUPERVISOR,
+                    order=order,
+                    dedupe_key=platform_alert_key(order),
+                    message=_platform_message(order, now),
+                    link=PLATFORM_BOARD_LINK,
+                    created_at=now,
+                )
+                for order in near
+            ],
+            ignore_conflicts=True,
+        )
+    return len(near)
 
 
 def sla_sweep(*, now: datetime.datetime | None = None) -> SweepResult:
@@ -102,6 +167,7 @@ def sla_sweep(*, now: datetime.datetime | None = None) -> SweepResult:
             OrderEvent.objects.bulk_create(breach_events)
             # The unique dedupe_key is the last line of defence against a second alert.
             Alert.objects.bulk_create(breach_alerts, ignore_conflicts=True)
+    platform_alerted = platform_deadline_scan(now=now)
     # Outside the sweep's transaction: e-mailing takes no lock a person or the next sweep waits on.
     # Every alert not yet e-mailed goes (tickets' and ERP's too, when their own send failed).
     # The role's WeCom robot hears of every new alert too (batched per role), and a breach before
@@ -109,4 +175,4 @@ def sla_sweep(*, now: datetime.datetime | None = None) -> SweepResult:
     alerts.alerts_robot_queue(now=now)
     if due:
         delays.stage_breach_scan(now=now)
-    return SweepResult(breached=len(due), emailed=alerts.alerts_email_send(now=now))
+    return SweepResult(breached=len(due), emailed=alerts.alerts_email_send(now=now), platform_alerted=platform_alerted)

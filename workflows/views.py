@@ -35,7 +35,12 @@ POLL_SECONDS = 5
 def _filters(params) -> selectors.BoardFilters:
     role = params.get("role", "")
     tag = params.get("tag", "")
-    return selectors.BoardFilters(role=role if role in Role.values else "", tag=tag if tag in RiskTag.values else "")
+    sort = params.get("sort", "")
+    return selectors.BoardFilters(
+        role=role if role in Role.values else "",
+        tag=tag if tag in RiskTag.values else "",
+        sort=sort if sort in selectors.SORTS else "",
+    )
 
 
 def _board_context(filters: selectors.BoardFilters) -> dict:
