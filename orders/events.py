@@ -504,6 +504,8 @@ SYSTEM_ACTORS = {
     "gift check": gettext_noop("Gift check"),
     # Issue 13: the customer asking for another address on the self-service page.
     "customer": gettext_noop("Customer (self-service page)"),
+    # Issue 15: the mini-program refusing the shipping information we uploaded.
+    "wechat-miniprogram": gettext_noop("WeChat mini-program"),
 }
 
 

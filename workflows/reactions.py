@@ -4,8 +4,9 @@ orders/services.py writes a STATUS OrderEvent in the same transaction as the cha
 commit, nudges `react_to_status_event` by task name. The nudge makes reactions prompt; the relay
 below makes them certain: it re-derives, from the events of the last day, every reaction that a
 crash, a SIGKILL or a broker outage between the commit and the nudge left undone. Each reaction
-is idempotent (the push has a unique idempotency key, the subscription one row per shipment), so
-a nudge and the relay racing each other still produce one push and one subscription.
+is idempotent (the push has a unique idempotency key, the subscription one row per shipment, the
+mini-program's shipping upload one row per reason), so a nudge and the relay racing each other
+still produce one push, one subscription and one upload.
 """
 
 from __future__ import annotations
@@ -20,9 +21,10 @@ from django.utils.translation import gettext as _
 
 from integrations.kuaidi100.services import shipment_track
 from integrations.sms.models import SmsMessage
-from integrations.wechat.models import CustomerMessage
+from integrations.wechat.models import CustomerMessage, ShippingUpload, ShippingUploadKind
+from integrations.wechat.shipping import shipping_upload_queue
 from orders import events
-from orders.models import EventKind, Order, OrderEvent, OrderStatus, Shipment
+from orders.models import EventKind, Order, OrderEvent, OrderSource, OrderStatus, Shipment
 from workflows.models import ContactChannel, ContactPreference
 from workflows.notifications import ADDRESS_CHANGE_PUSH_TEXT, customer_push_order_status, push_exists
 
@@ -59,11 +61,13 @@ def react_to_status_event(*, event_id: int) -> str:
         return react_to_waybill_event(event)
     if event.payload.get("to") != OrderStatus.SHIPPED:
         return "nothing to do"
-    # Shipped: the carrier subscription for every parcel, and the customer's push.
+    # Shipped: the carrier subscription for every parcel, the customer's push, and for a
+    # mini-program order the shipping upload that unfreezes its payment.
     for shipment in Shipment.objects.filter(order_id=event.order_id):
         shipment_track(shipment=shipment)
     order = Order.objects.select_related("customer").get(pk=event.order_id)
     customer_push_order_status(order=order, event_key=SHIPPED_PUSH)
+    shipping_upload_queue(order=order)
     return "shipped reactions done"
 
 
@@ -82,6 +86,8 @@ def react_to_waybill_event(event: OrderEvent) -> str:
         with translation.override(settings.LANGUAGE_CODE):
             reason = _("New waybill %(number)s") % {"number": event.payload.get("tracking_number", "")}
         customer_push_order_status(order=order, event_key=waybill_push_key(event), reason=reason)
+        # The mini-program takes one update of the shipping information (integrations/wechat/shipping.py).
+        shipping_upload_queue(order=order, reason=waybill_push_key(event))
     return "waybill reactions done"
 
 
@@ -95,7 +101,15 @@ def missed_waybill_events(*, now: datetime.datetime | None = None) -> list[int]:
         unpushed = event.order.status == OrderStatus.SHIPPED and not push_exists(
             order=event.order, event_key=waybill_push_key(event)
         )
-        if unsubscribed or unpushed:
+        # A mini-program order already uploaded needs its update (shipping_upload_queue decides
+        # whether one is due; asking again makes nothing twice).
+        update_missing = (
+            event.order.source == OrderSource.MINI_PROGRAM
+            and event.order.status == OrderStatus.SHIPPED
+            and ShippingUpload.objects.filter(order_id=event.order_id, kind=ShippingUploadKind.UPLOAD, status="sent").exists()
+            and not ShippingUpload.objects.filter(idempotency_key=f"{event.order_id}:{waybill_push_key(event)}").exists()
+        )
+        if unsubscribed or unpushed or update_missing:
             missed.append(event.pk)
     return missed
 
@@ -114,9 +128,12 @@ def missed_status_events(*, now: datetime.datetime | None = None):
     now = now or timezone.now()
     push_missing = _unpushed(SHIPPED_PUSH)
     subscription_missing = Exists(Shipment.objects.filter(order_id=OuterRef("order_id"), subscription__isnull=True))
+    upload_missing = Q(order__source=OrderSource.MINI_PROGRAM) & ~Exists(
+        ShippingUpload.objects.filter(order_id=OuterRef("order_id"), kind=ShippingUploadKind.UPLOAD)
+    )
     return OrderEvent.objects.filter(
         kind=EventKind.STATUS, occurred_at__gte=now - RELAY_WINDOW, payload__to=OrderStatus.SHIPPED
-    ).filter(Q(push_missing) | Q(subscription_missing))
+    ).filter(Q(push_missing) | Q(subscription_missing) | upload_missing)
 
 
 def missed_address_change_events(*, now: datetime.datetime | None = None):

@@ -5,6 +5,14 @@
   openid (40003; 43004 unsubscribed, 43101 refused), the template id, the value limits (47003)
   and the quota (45009); the same openid + client_msg_id is delivered once within 10 minutes.
   Each delivered message is reported back as a signed `TEMPLATESENDJOBFINISH` XML event.
+- The mini-program (its own appid, secret and token): `POST /wxa/sec/order/upload_shipping_info`
+  checks the token, the order key (merchant id + out_trade_no; 10060001 unknown payment, 10060004
+  a payment that cannot ship, e.g. refunded), logistics_type (10060005), delivery_mode and
+  is_all_delivered (10060007), the shipping list (1–15 packages, tracking_no, express_company,
+  item_desc ≤ 120 characters: 10060008/10060009, the receiver contact masked: 10060014) and the
+  payer's openid; a payment takes one upload and one update (10060003 after that).
+  `POST /wxa/sec/order/get_order` answers what it holds. `outage(n)` answers the next n calls with
+  HTTP 503; `lose_next_reply()` takes the next upload but answers 503 (a reply lost on the way).
 - `GET /` and `GET /phone/<openid>`: what each customer's phone received (the demo's
   "customer's phone"). `POST /_fake/users` (openid, state) binds or changes a follower.
 
@@ -37,6 +45,10 @@ SANDBOX_APP_ID = "wxsandbox00000beile"
 SANDBOX_APP_SECRET = "sandbox-wechat-secret"
 SANDBOX_CALLBACK_TOKEN = "sandbox-wechat-token"
 SANDBOX_TEMPLATE_ID = "sandbox-order-status-template"
+SANDBOX_MINIPROGRAM_APP_ID = "wxminisandbox0beile"
+SANDBOX_MINIPROGRAM_APP_SECRET = "sandbox-miniprogram-secret"
+SANDBOX_MCH_ID = "1900000109"
+MASKED_CONTACT = re.compile(r"^\d{3}\*{4}\d{4}$")
 OPENID = re.compile(r"^o[A-Za-z0-9_-]{27}$")
 TIME_VALUE = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}(:\d{2})?$")
 DEDUPE_SECONDS = 600
@@ -75,6 +87,9 @@ class FakeWeChat(FakeServer):
         report_url: str = "",
         token_seconds: int = 7200,
         quota: int = 100_000,
+        miniprogram_app_id: str = SANDBOX_MINIPROGRAM_APP_ID,
+        miniprogram_app_secret: str = SANDBOX_MINIPROGRAM_APP_SECRET,
+        mch_id: str = SANDBOX_MCH_ID,
     ):
         self.app_id, self.app_secret, self.template_id = app_id, app_secret, template_id
         self.callback_token, self.report_url = callback_token, report_url
@@ -90,6 +105,17 @@ class FakeWeChat(FakeServer):
         self.reports: list[tuple[str, int]] = []
         self._msgids = itertools.count(200228332)
         self.lock = threading.RLock()
+        # The mini-program: its token, the payments' shipping information, and its faults.
+        self.miniprogram_app_id, self.miniprogram_app_secret, self.mch_id = miniprogram_app_id, miniprogram_app_secret, mch_id
+        self.miniprogram_token = ""
+        self.miniprogram_token_expires = 0.0
+        self.miniprogram_token_requests = 0
+        self.shipping_requests = 0
+        self.shipping: dict[str, dict] = {}  # out_trade_no → {"uploads": [body, …], "updates": n}
+        self.payments: dict[str, str] = {}  # out_trade_no → "missing" | "refunded" (else paid)
+        self.shipping_failures: list[dict] = []
+        self.outages = 0
+        self.lose_reply = False
 
     def fail_next(self, errcode: int, errmsg: str = "system error") -> None:
         with self.lock:
@@ -99,6 +125,29 @@ class FakeWeChat(FakeServer):
         """The current token stops working now (it expired mid-batch)."""
         with self.lock:
             self.token_expires = 0.0
+
+    def fail_next_shipping(self, errcode: int, errmsg: str = "system error") -> None:
+        with self.lock:
+            self.shipping_failures.append(_error(errcode, errmsg))
+
+    def outage(self, requests_: int) -> None:
+        """The next `requests_` mini-program calls get HTTP 503 (the API is down)."""
+        with self.lock:
+            self.outages = requests_
+
+    def lose_next_reply(self) -> None:
+        """The next upload is taken, but its answer never arrives (HTTP 503)."""
+        with self.lock:
+            self.lose_reply = True
+
+    def set_payment(self, out_trade_no: str, state: str) -> None:
+        with self.lock:
+            self.payments[out_trade_no] = state
+
+    def uploads_for(self, out_trade_no: str) -> list[dict]:
+        """Every upload WeChat took for the payment (the first, then its update)."""
+        with self.lock:
+            return list(self.shipping.get(out_trade_no, {}).get("uploads", []))
 
     def set_follower(self, openid: str, state: str) -> None:
         with self.lock:
@@ -111,6 +160,8 @@ class FakeWeChat(FakeServer):
     # --- The API ----------------------------------------------------------------------------
     def stable_token(self, body: dict) -> dict:
         with self.lock:
+            if body.get("appid") == self.miniprogram_app_id:
+                return self._miniprogram_token(body)
             self.token_requests += 1
             if body.get("grant_type") != "client_credential":
                 return _error(40002, "invalid grant_type")
@@ -123,6 +174,115 @@ class FakeWeChat(FakeServer):
                 self.token = secrets.token_urlsafe(48)
                 self.token_expires = now + self.token_seconds
             return {"access_token": self.token, "expires_in": int(self.token_expires - now)}
+
+    def _miniprogram_token(self, body: dict) -> dict:
+        self.miniprogram_token_requests += 1
+        if body.get("secret") != self.miniprogram_app_secret:
+            return _error(40125, "invalid appsecret")
+        now = time.time()
+        if body.get("force_refresh") or not self.miniprogram_token or now >= self.miniprogram_token_expires:
+            self.miniprogram_token = secrets.token_urlsafe(48)
+            self.miniprogram_token_expires = now + self.token_seconds
+        return {"access_token": self.miniprogram_token, "expires_in": int(self.miniprogram_token_expires - now)}
+
+    def _miniprogram_token_problem(self, token: str) -> dict | None:
+        if not token:
+            return _error(41001, "access_token missing")
+        if token != self.miniprogram_token:
+            return _error(40001, "invalid credential, access_token is invalid or not latest")
+        if time.time() >= self.miniprogram_token_expires:
+            return _error(42001, "access_token expired")
+        return None
+
+    def _shipping_problem(self, body: dict) -> dict | None:
+        key = body.get("order_key") or {}
+        if key.get("order_number_type") != 1 or key.get("mchid") != self.mch_id or not key.get("out_trade_no"):
+            return _error(10060014, "参数错误：order_key")
+        state = self.payments.get(str(key["out_trade_no"]), "paid")
+        if state == "missing":
+            return _error(10060001, "支付单不存在")
+        if state == "refunded":
+            return _error(10060004, "支付单处于不可发货的状态")
+        if body.get("logistics_type") not in (1, 2, 3, 4):
+            return _error(10060005, "物流类型有误")
+        packages = body.get("shipping_list") or []
+        if body.get("delivery_mode") not in (1, 2) or (body.get("delivery_mode") == 1 and len(packages) != 1):
+            return _error(10060014, "参数错误：delivery_mode")
+        if body.get("delivery_mode") == 2 and "is_all_delivered" not in body:
+            return _error(10060007, "分拆发货模式下必须填写is_all_delivered")
+        if not 1 <= len(packages) <= 15:
+            return _error(10060014, "参数错误：shipping_list 长度须为 1 到 15")
+        for package in packages:
+            if not package.get("tracking_no") or not package.get("express_company"):
+                return _error(10060014, "参数错误：tracking_no / express_company")
+            if not package.get("item_desc"):
+                return _error(10060008, "商品描述字段不能为空")
+            if len(package["item_desc"]) > 120:
+                return _error(10060009, "商品描述字段长度超过限制")
+            contact = (package.get("contact") or {}).get("receiver_contact", "")
+            if contact and not MASKED_CONTACT.match(contact):
+                return _error(10060014, "参数错误：receiver_contact 须掩码")
+            if package["express_company"] == "SF" and not contact:
+                return _error(10060014, "参数错误：顺丰须填写 receiver_contact")
+        if not OPENID.match(str((body.get("payer") or {}).get("openid", ""))):
+            return _error(10060014, "参数错误：payer.openid")
+        if not body.get("upload_time"):
+            return _error(10060014, "参数错误：upload_time")
+        return None
+
+    def _down(self) -> bool:
+        with self.lock:
+            if self.outages:
+                self.outages -= 1
+                return True
+            return False
+
+    def upload_shipping_info(self, token: str, body: dict) -> dict:
+        with self.lock:
+            self.shipping_requests += 1
+            if self.shipping_failures:
+                return self.shipping_failures.pop(0)
+            problem = self._miniprogram_token_problem(token) or self._shipping_problem(body)
+            if problem:
+                return problem
+            record = self.shipping.setdefault(str(body["order_key"]["out_trade_no"]), {"uploads": [], "updates": 0})
+            if record["uploads"]:
+                # docs/protocols.md: the shipping information "can be updated once".
+                if record["updates"] >= 1:
+                    return _error(10060003, "支付单已使用重新发货机会")
+                record["updates"] += 1
+            record["uploads"].append(body)
+            return {"errcode": 0, "errmsg": "ok"}
+
+    def get_order(self, token: str, body: dict) -> dict:
+        with self.lock:
+            problem = self._miniprogram_token_problem(token)
+            if problem:
+                return problem
+            if body.get("merchant_id") != self.mch_id:
+                return _error(10060001, "支付单不存在")
+            out_trade_no = str(body.get("merchant_trade_no", ""))
+            uploads = self.shipping.get(out_trade_no, {}).get("uploads", [])
+            last = uploads[-1] if uploads else {}
+            shipping = {
+                "delivery_mode": last.get("delivery_mode", 1),
+                "logistics_type": last.get("logistics_type", 1),
+                "finish_shipping": bool(uploads),
+                "shipping_list": [
+                    {"tracking_no": p["tracking_no"], "express_company": p["express_company"]}
+                    for p in last.get("shipping_list", [])
+                ],
+            }
+            return {
+                "errcode": 0,
+                "errmsg": "ok",
+                "order": {
+                    "merchant_id": self.mch_id,
+                    "merchant_trade_no": out_trade_no,
+                    "order_state": 2 if uploads else 1,
+                    "shipping": shipping,
+                },
+            }
 
     def template_send(self, token: str, body: dict) -> dict:
         with self.lock:
@@ -205,6 +365,20 @@ class FakeWeChat(FakeServer):
         return (
             "<!doctype html><meta charset=utf-8><meta http-equiv=refresh content=5><title>Fake WeChat</title>"
             f"<h1>Fake WeChat service account (sandbox)</h1><p>{len(self.messages)} messages delivered.</p><ul>{rows}</ul>"
+            f"<h2>Mini-program shipping information</h2><ul>{self._shipping_rows()}</ul>"
+        )
+
+    def _shipping_rows(self) -> str:
+        with self.lock:
+            items = [(no, list(record["uploads"])) for no, record in self.shipping.items()]
+        return "".join(
+            f"<li>{html.escape(no)} · "
+            + " → ".join(
+                html.escape(", ".join(f"{p['express_company']} {p['tracking_no']}" for p in body["shipping_list"]))
+                for body in uploads
+            )
+            + "</li>"
+            for no, uploads in items
         )
 
     def phone_page(self, openid: str) -> str:
@@ -247,6 +421,20 @@ class FakeWeChat(FakeServer):
                     return self._send(200, json.dumps(_error(47001, "data format error")))
                 if parts.path == "/cgi-bin/stable_token":
                     reply = fake.stable_token(body)
+                elif parts.path.startswith("/wxa/sec/order/"):
+                    if fake._down():
+                        return self._send(503, "<html><body>503 Service Unavailable</body></html>", "text/html")
+                    token = parse_qs(parts.query).get("access_token", [""])[0]
+                    if parts.path.endswith("/upload_shipping_info"):
+                        reply = fake.upload_shipping_info(token, body)
+                        with fake.lock:
+                            lost, fake.lose_reply = fake.lose_reply, False
+                        if lost:
+                            return self._send(503, "<html><body>503 Service Unavailable</body></html>", "text/html")
+                    elif parts.path.endswith("/get_order"):
+                        reply = fake.get_order(token, body)
+                    else:
+                        return self._send(404, json.dumps(_error(404, "not found")))
                 elif parts.path == "/cgi-bin/message/template/send":
                     token = parse_qs(parts.query).get("access_token", [""])[0]
                     reply = fake.template_send(token, body)

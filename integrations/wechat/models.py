@@ -51,3 +51,39 @@ class CustomerMessage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.order_id} {self.event_key} {self.status}"
+
+
+class ShippingUploadKind(models.TextChoices):
+    UPLOAD = "upload", _("Shipping information uploaded")
+    # The mini-program lets shipping information be changed once (docs/protocols.md).
+    UPDATE = "update", _("Shipping information updated")
+
+
+class ShippingUpload(models.Model):
+    """The mini-program's shipping-information outbox: the upload when the order ships here, and
+    the one update a changed waybill may make. A row first (the request body as it will be sent),
+    then sent by a task; the relay retries what a lost task or an outage left pending."""
+
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="shipping_uploads")
+    kind = models.CharField(max_length=16, choices=ShippingUploadKind.choices, default=ShippingUploadKind.UPLOAD)
+    # "upload" for the order's first upload, "waybill:<event id>" for an update: a nudge and the
+    # relay asking for the same one make one row.
+    idempotency_key = models.CharField(max_length=64, unique=True)
+    body = models.JSONField(default=dict, help_text="upload_shipping_info's body as sent.")
+    status = models.CharField(max_length=16, choices=MessageStatus.choices, default=MessageStatus.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    # WeChat's errcode of the last refusal or failure (None: unreachable, or none yet).
+    errcode = models.IntegerField(null=True, blank=True)
+    last_error = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["next_attempt_at"], condition=Q(status__in=["pending", "failed"]), name="shipping_upload_due")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.order_id} {self.kind} {self.status}"

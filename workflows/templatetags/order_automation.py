@@ -10,8 +10,10 @@ from integrations.sms import client as sms_client
 from integrations.sms.client import error_text as sms_error_text
 from integrations.sms.models import SmsMessage
 from integrations.wechat import client as wechat
+from integrations.wechat import shipping
 from integrations.wechat.models import CustomerMessage
 from integrations.wecom import client as wecom_client
+from orders.models import OrderSource
 from workflows.models import Ticket
 from workflows.notifications import delivery_text, push_about
 
@@ -40,8 +42,14 @@ def order_automation(context, order):
         messages.append(text)
     messages.sort(key=lambda message: message.created_at, reverse=True)
     phone_url = f"{settings.WECHAT['BASE_URL'].rstrip('/')}/phone/{openid}" if wechat.mode() == "sandbox" and openid else ""
+    # Issue 15: a mini-program order's shipping uploads and their refusals (other orders: no query).
+    uploads = list(order.shipping_uploads.all()) if order.source == OrderSource.MINI_PROGRAM else []
+    for upload in uploads:
+        upload.problem = shipping.refusal_text(upload)
     return {
         "order": order,
+        "shipping_uploads": uploads,
+        "miniprogram_mode": wechat.miniprogram_mode() if order.source == OrderSource.MINI_PROGRAM else "",
         "my_roles": context.get("my_roles", frozenset()),
         "request": context.get("request"),
         "tickets": Ticket.objects.filter(order=order).select_related("shipment", "owner").order_by("-opened_at"),
