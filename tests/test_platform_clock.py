@@ -209,3 +209,28 @@ def test_an_after_sales_deadline_alerts_after_shipping_and_a_shipped_order_no_lo
     [alert] = Alert.objects.filter(kind=AlertKind.PLATFORM_DEADLINE)
     assert alert.order_id == waiting.pk and "售后处理时限" in alert.message
     assert not Alert.objects.filter(order=shipped).exists()
+
+
+def test_the_demo_shows_both_clocks_and_the_mini_program_upload(client, people):
+    import io
+
+    from django.core.management import call_command
+
+    from integrations.wechat.models import ShippingUpload
+
+    call_command("seed_demo", orders=60, seed=7, stdout=io.StringIO())
+    now = timezone.now()
+    with_clock = [clock.platform_clock(order, now) for order in Order.objects.filter(platform_due_at__isnull=False)]
+    states = [platform.state for platform in with_clock]
+    assert states.count(clock.PLATFORM_OVERDUE) == 1 and states.count(clock.PLATFORM_NEAR) >= 3
+    assert any(platform.kind == clock.PLATFORM_AFTERSALES for platform in with_clock)
+    assert Order.objects.filter(source="miniprogram").count() == 4
+    refused = ShippingUpload.objects.get(status="refused")
+    assert refused.order.tags.filter(tag="platform_writeback_failed", resolved_at__isnull=True).exists()
+
+    people["supervisor"].refresh_from_db()
+    client.force_login(people["supervisor"])
+    lane = _lane(client.get("/board/").content.decode(), "platform")
+    assert lane.count("platform-overdue") >= 1 and lane.count("platform-near") >= 3
+    page = client.get(f"/orders/{refused.order.order_number}/").content.decode()
+    assert "平台回传失败" in page and "支付单不可发货" in page

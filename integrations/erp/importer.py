@@ -958,7 +958,8 @@ def insert_rows(model: type[models.Model], columns: tuple[str, ...], rows: list[
         return [obj.pk for obj in objects]
     opts = model._meta
     given = [opts.get_field(name) for name in columns]
-    rest = [f for f in opts.concrete_fields if not f.primary_key and f.attname not in columns]
+    # A generated column (Order.platform_due_at) is the database's to fill, never written.
+    rest = [f for f in opts.concrete_fields if not f.primary_key and not f.generated and f.attname not in columns]
     now = timezone.now()
     tail = tuple(now if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False) else f.get_default() for f in rest)
     quote = connection.ops.quote_name

@@ -152,7 +152,7 @@ def shipping_upload_queue(*, order: Order, reason: str = UPLOAD_KEY) -> Shipping
     except IntegrityError:
         return ShippingUpload.objects.get(idempotency_key=key)
     if upload.status == MessageStatus.REFUSED:
-        _open_exception(upload)
+        upload_exception_open(upload)
     else:
         from integrations.wechat.tasks import send_shipping_upload
 
@@ -178,7 +178,7 @@ def _enqueue(task, pk: int) -> None:
         logger.warning("broker unavailable; shipping upload %s left to the relay", pk)
 
 
-def _open_exception(upload: ShippingUpload) -> None:
+def upload_exception_open(upload: ShippingUpload) -> None:
     """The order gets the "platform write-back failed" exception (once while open), saying why."""
     order_services.order_tag_add(
         order=upload.order,
@@ -210,7 +210,7 @@ def shipping_upload_send(*, upload_id: int) -> str:
     if problem is not None:
         mine.update(status=MessageStatus.REFUSED, errcode=problem, last_error="refused before sending", body=body)
         upload.refresh_from_db()
-        _open_exception(upload)
+        upload_exception_open(upload)
         return "refused"
     try:
         wanted = {package["tracking_no"] for package in body["shipping_list"]}
@@ -224,7 +224,7 @@ def shipping_upload_send(*, upload_id: int) -> str:
         if exc.permanent or upload.attempts >= MAX_ATTEMPTS:
             mine.update(status=MessageStatus.REFUSED, errcode=exc.errcode, last_error=str(exc)[:300], body=body)
             upload.refresh_from_db()
-            _open_exception(upload)
+            upload_exception_open(upload)
             return "refused"
         backoff = datetime.timedelta(seconds=min(15 * 2 ** (upload.attempts - 1), 1800))
         mine.update(

@@ -21,8 +21,9 @@ from integrations.erp.models import ImportKind, ImportRun
 from integrations.erp.services import import_run_execute
 from integrations.kuaidi100.client import INTERCEPT_CARRIERS
 from integrations.sms.models import SmsMessage, SmsStatus
+from integrations.wechat import shipping
 from integrations.wechat.fake_server import sandbox_openid
-from integrations.wechat.models import CustomerMessage, MessageStatus
+from integrations.wechat.models import CustomerMessage, MessageStatus, ShippingUpload
 from orders import clock
 from orders import events as order_events
 from orders import services as order_services
@@ -30,6 +31,7 @@ from orders.access import Actor
 from orders.clock import business_day_bounds, business_today
 from orders.exports import csv_writer
 from orders.models import (
+    ACTIVE_STATUSES,
     AddressChangeRequest,
     AddressChangeRung,
     AfterSalesCase,
@@ -164,6 +166,8 @@ GIFT_PROMISES = ["记得送冰袋，上次忘了", "客服说会送个小礼物"
 # Shipped longer ago than the ghost check's window (12 h by default), with no carrier scan.
 GHOST_AGE = datetime.timedelta(hours=14)
 ISSUE16_SEED = 16
+ISSUE15_SEED = 15
+DOUYIN_SHOPS = ["贝乐母婴抖音旗舰店", "贝乐母婴抖音专营店"]
 # The customer the README's lookup example finds ("+86 138 0013 8000"), with an order at each of these statuses.
 README_PHONE = "13800138000"
 README_STATUSES = ("completed", "shipped", "picking")
@@ -452,6 +456,7 @@ class Command(BaseCommand):
         self._reconciliations(rng)
         self._status_checks(rng, users, list(saved.values()))
         self._address_change_ladder(users)
+        self._issue15(random.Random(ISSUE15_SEED), now)
         # A week of stored history for the health page's charts (the nightly task keeps it going).
         today = business_today()
         for offset in range(7, 0, -1):
@@ -460,6 +465,60 @@ class Command(BaseCommand):
         # first SLA sweep then turns the overdue ones red on the board.
         clock.refresh_due_times()
         self.stdout.write(f"Created {len(plans)} orders, {len(customers)} customers, {len(shipments)} shipments.")
+
+    def _issue15(self, rng: random.Random, now: datetime.datetime) -> None:
+        """Issue 15: the Douyin shop's orders carry the platform's order id, shop and latest ship
+        time (three near it, one past it), one shipped order an after-sales response deadline;
+        four orders come from the WeChat mini-program: two waiting to ship (shipping uploads their
+        information to the sandbox), one uploaded, one refused by WeChat (its exception open)."""
+        demo = Order.objects.filter(order_number__startswith="BL").exclude(customer__phone=README_PHONE)
+        open_orders = demo.filter(status__in=ACTIVE_STATUSES, is_held=False, is_rush=False).order_by("placed_at")
+        douyin = list(open_orders.filter(source="platform"))
+        # A small demo may have few open Douyin orders: enough for the four clocks below.
+        douyin += list(open_orders.filter(source="erp")[: max(0, 4 - len(douyin))])
+        for order in douyin:
+            order.source = "platform"
+            order.platform_order_id = f"69{rng.randrange(10**16):016d}"
+            order.platform_shop = rng.choice(DOUYIN_SHOPS)
+            # Douyin's usual promise: shipped within 48 hours of payment.
+            order.platform_ship_deadline = order.placed_at + datetime.timedelta(hours=48)
+        for order, minutes in zip(douyin, [-20, 25, 40, 55], strict=False):
+            order.platform_ship_deadline = now + datetime.timedelta(minutes=minutes)
+        Order.objects.bulk_update(douyin, ["source", "platform_order_id", "platform_shop", "platform_ship_deadline"])
+        waiting = list(demo.filter(source="erp", status="packed", is_held=False).order_by("placed_at")[:2])
+        shipped = list(demo.filter(source="erp", status="shipped").order_by("-shipped_at")[:2])
+        for index, order in enumerate(waiting + shipped):
+            order.source = "miniprogram"
+            order.platform_order_id = f"MP{order.placed_at:%Y%m%d}{index:06d}"
+            # The payer's openid in the mini-program (not the service account's: another appid).
+            order.platform_buyer_id = "oMP" + order.order_number.lower().replace("bl", "")[:25].ljust(25, "0")
+        Order.objects.bulk_update(waiting + shipped, ["source", "platform_order_id", "platform_buyer_id"])
+        for order, refused in zip(shipped, [False, True], strict=False):
+            sent = order.shipped_at + datetime.timedelta(minutes=1)
+            upload = ShippingUpload.objects.create(
+                order=order,
+                idempotency_key=f"{order.pk}:{shipping.UPLOAD_KEY}",
+                body=shipping.shipping_body(order, now=sent),
+                attempts=1,
+                created_at=order.shipped_at,
+                status=MessageStatus.REFUSED if refused else MessageStatus.SENT,
+                errcode=10060004 if refused else 0,
+                last_error="10060004 支付单处于不可发货的状态" if refused else "",
+                sent_at=None if refused else sent,
+            )
+            if refused:
+                shipping.upload_exception_open(upload)
+        shipped_douyin = demo.filter(status="shipped").exclude(source="miniprogram").order_by("-shipped_at")
+        refunding = shipped_douyin.filter(source="platform").first() or shipped_douyin.filter(source="erp").first()
+        if refunding is not None:
+            refunding.source = "platform"
+            refunding.platform_order_id = f"69{rng.randrange(10**16):016d}"
+            refunding.platform_shop = DOUYIN_SHOPS[0]
+            refunding.platform_aftersales_deadline = now + datetime.timedelta(minutes=45)
+            refunding.save(update_fields=["source", "platform_order_id", "platform_shop", "platform_aftersales_deadline"])
+            AfterSalesCase.objects.create(
+                order=refunding, kind="refund", reason="买家在抖店申请仅退款：不想要了", amount=refunding.total_amount
+            )
 
     def _address_change_ladder(self, users: dict[str, User]) -> None:
         """Issue 13: one address change at each rung of the ladder, through the services (so each
