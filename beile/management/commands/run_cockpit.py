@@ -82,7 +82,8 @@ def processes(host: str, port: int, fakes: dict[str, int]) -> dict[str, list[str
             "--first-push-seconds",
             "3",
         ]
-    if settings.WECHAT["SANDBOX"]:
+    # One fake WeChat serves the service account and the mini-program (each its own appid).
+    if settings.WECHAT["SANDBOX"] or settings.WECHAT_MINIPROGRAM["SANDBOX"]:
         commands["fake-wechat"] = [
             python,
             "-m",
@@ -249,6 +250,8 @@ class Command(BaseCommand):
             os.environ["KUAIDI100_API_BASE_URL"] = f"http://127.0.0.1:{fakes['kuaidi100']}"
         if settings.WECHAT["SANDBOX"]:
             os.environ["WECHAT_BASE_URL"] = f"http://127.0.0.1:{fakes['wechat']}"
+        if settings.WECHAT_MINIPROGRAM["SANDBOX"]:
+            os.environ["WECHAT_MINIPROGRAM_BASE_URL"] = f"http://127.0.0.1:{fakes['wechat']}"
         if settings.SMS["SANDBOX"]:
             os.environ["SMS_BASE_URL"] = f"http://127.0.0.1:{fakes['sms']}"
         if settings.WECOM["SANDBOX"]:
