@@ -225,3 +225,49 @@ def test_the_fake_enforces_the_upload_rules(fake_miniprogram, change, errcode):
     with pytest.raises(client.WeChatError) as refused:
         client.upload_shipping_info(body)
     assert refused.value.errcode == errcode and refused.value.permanent
+
+
+@pytest.mark.celery_worker
+@pytest.mark.django_db(transaction=True)
+def test_through_a_real_worker_the_upload_survives_an_outage_and_is_made_once(fake_miniprogram, settings):
+    """Shipped through the service: the after-commit nudge, the reaction and the upload run in a
+    real Celery worker; WeChat is down for the first try, the relay (as beat runs it) retries."""
+    import os
+
+    from beile.celery import app
+    from tests.conftest import database_url_for_subprocess, require_postgres, require_redis, wait_for
+    from tests.test_kuaidi100_worker import start_worker
+
+    require_postgres()
+    require_redis()
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url_for_subprocess(),
+        "WECHAT_MINIPROGRAM_BASE_URL": fake_miniprogram.url,
+        "WECHAT_MINIPROGRAM_APP_ID": "wxminitest",
+        "WECHAT_MINIPROGRAM_APP_SECRET": "mini-secret",
+        "WECHAT_MINIPROGRAM_MCH_ID": "1230000109",
+    }
+    app.control.purge()  # tasks other tests left in the queue point at rows that no longer exist
+    fake_miniprogram.outage(1)
+    worker = start_worker(env)
+    try:
+        order = make_order(status="packed", source="miniprogram", platform_order_id=TRADE_NO, platform_buyer_id=PAYER)
+        order_ship(order=order, by=Actor.system("WMS"), carrier_code="zhongtong", tracking_number="ZT7700000009")
+        upload = wait_for(
+            lambda: ShippingUpload.objects.filter(order=order, status=MessageStatus.FAILED).first(),
+            timeout=60,
+            message="the first attempt, refused by the outage",
+        )
+        assert upload.attempts == 1 and upload.errcode is None
+
+        def uploaded():
+            shipping.shipping_uploads_relay()  # what beat does every 15 s
+            return ShippingUpload.objects.filter(order=order, status=MessageStatus.SENT).exists()
+
+        wait_for(uploaded, timeout=90, interval=1.0, message="the retried upload")
+    finally:
+        worker.kill()
+        worker.wait(timeout=10)
+    assert len(fake_miniprogram.uploads_for(TRADE_NO)) == 1
+    assert ShippingUpload.objects.filter(order=order).count() == 1

@@ -200,6 +200,20 @@ def test_a_near_platform_deadline_alerts_the_supervisor_once_per_deadline(people
     assert Alert.objects.filter(kind=AlertKind.PLATFORM_DEADLINE, order=order).count() == 2
 
 
+def test_the_supervisor_acknowledges_a_platform_alert_on_the_board(client, supervisor):
+    order = _platform_order(ship_in=datetime.timedelta(minutes=30))
+    assert sla.sla_sweep().platform_alerted == 1
+    alert = Alert.objects.get(kind=AlertKind.PLATFORM_DEADLINE)
+    lane = _lane(client.get("/board/?sort=platform").content.decode(), "platform")
+    assert f'id="ack-{alert.pk}"' in lane and "确认平台时限提醒" in lane
+    response = client.post(f"/board/alerts/{alert.pk}/acknowledge/", {"sort": "platform"})
+    assert response.status_code == 302 and response["Location"] == "/board/?sort=platform"
+    alert.refresh_from_db()
+    assert alert.acknowledged_by == supervisor["supervisor"]
+    lane = _lane(client.get("/board/").content.decode(), "platform")
+    assert order.order_number in lane and f'id="ack-{alert.pk}"' not in lane
+
+
 def test_an_after_sales_deadline_alerts_after_shipping_and_a_shipped_order_no_longer_for_its_ship_time(people):
     with time_machine.travel(START, tick=False):
         shipped = _platform_order(ship_in=datetime.timedelta(minutes=10), status="shipped")

@@ -217,12 +217,20 @@ def _attach_card_details(orders: list[Order], rules: dict[str, StageRule], now: 
         open_tags.setdefault(order_id, []).append(tag)
     # The breach alerts of each card's current stage: the open one gets the Acknowledge button, an
     # acknowledged one stays on the card as "acknowledged by …", so acknowledging visibly lands.
+    # The platform-deadline alerts (issue 15) in the same query: an open one gets its own button.
     alerts: dict[int, Alert] = {}
     acknowledged: dict[int, Alert] = {}
+    platform_alerts: dict[int, Alert] = {}
     entered = {order.pk: order.stage_entered_at for order in orders}
     for alert in (
-        Alert.objects.filter(order_id__in=ids, kind=AlertKind.SLA_BREACH).select_related("acknowledged_by").order_by("created_at")
+        Alert.objects.filter(order_id__in=ids, kind__in=[AlertKind.SLA_BREACH, AlertKind.PLATFORM_DEADLINE])
+        .select_related("acknowledged_by")
+        .order_by("created_at")
     ):
+        if alert.kind == AlertKind.PLATFORM_DEADLINE:
+            if alert.acknowledged_at is None:
+                platform_alerts[alert.order_id] = alert
+            continue
         if entered.get(alert.order_id) and alert.created_at < entered[alert.order_id]:
             continue  # an earlier stage's breach
         (alerts if alert.acknowledged_at is None else acknowledged)[alert.order_id] = alert
@@ -235,6 +243,8 @@ def _attach_card_details(orders: list[Order], rules: dict[str, StageRule], now: 
         order.responsible_role = rule.responsible_role if rule else ""
         order.assignee_choices = assignees.get(order.responsible_role, [])
         order.platform_clock = clock.platform_clock(order, now)
+        # Once the platform's deadline no longer counts (shipped, case answered), its alert is moot.
+        order.open_platform_alert = platform_alerts.get(order.pk) if order.platform_clock else None
 
 
 def _assignees(roles: set[str]) -> dict[str, list[tuple[int, str]]]:
