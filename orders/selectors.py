@@ -48,10 +48,12 @@ class OrderFilters:
     cold: bool = False
     # "Waiting for me": orders in a stage whose next step one of the viewer's roles runs.
     todo: bool = False
+    # Issue 15: the platform's deadline (latest ship time, after-sales response) is near or past.
+    platform_near: bool = False
     placed_from: datetime.date | None = None
     placed_to: datetime.date | None = None
 
-    FLAGS = ("rush", "open", "held", "overdue", "mine", "cold", "todo")
+    FLAGS = ("rush", "open", "held", "overdue", "mine", "cold", "todo", "platform_near")
 
     @classmethod
     def from_params(cls, params) -> OrderFilters:
@@ -154,6 +156,9 @@ def filtered_orders(*, user, filters: OrderFilters) -> QuerySet[Order]:
         queryset = queryset.filter(is_held=True)
     if filters.overdue:
         queryset = queryset.filter(overdue_filter())
+    if filters.platform_near:
+        # Served by the partial index order_platform_due; "near" as orders/clock.py says.
+        queryset = queryset.filter(platform_due_at__lte=timezone.now() + clock.platform_alert_window())
     if filters.mine:
         queryset = queryset.filter(claimed_by=user)
     if filters.carrier:

@@ -248,3 +248,16 @@ def test_the_demo_shows_both_clocks_and_the_mini_program_upload(client, people):
     assert lane.count("platform-overdue") >= 1 and lane.count("platform-near") >= 3
     page = client.get(f"/orders/{refused.order.order_number}/").content.decode()
     assert "平台回传失败" in page and "支付单不可发货" in page
+
+
+def test_the_order_list_filters_and_flags_near_platform_deadlines(client, supervisor, django_assert_max_num_queries):
+    near = _platform_order(ship_in=datetime.timedelta(minutes=30))
+    far = _platform_order(ship_in=datetime.timedelta(hours=30))
+    plain = make_order(status="picking")
+    page = client.get("/orders/").content.decode()
+    row = page[page.index(f'id="order-row-{near.order_number}"') :][:3000]
+    assert "platform-near" in row[: row.index("</tr>")]
+    with django_assert_max_num_queries(6):  # the list's pinned count (tests/test_order_views.py)
+        page = client.get("/orders/?platform_near=1").content.decode()
+    assert near.order_number in page and far.order_number not in page and plain.order_number not in page
+    assert "平台时限临近" in page

@@ -42,14 +42,16 @@ MAX_ATTEMPTS = 8
 UPLOAD_KEY = "upload"
 MINIPROGRAM = Actor.system("wechat-miniprogram")
 
-# Why an upload was refused, for people: WeChat's codes, and our own checks before sending
-# (negative codes, never sent to WeChat).
+# What went wrong with an upload, for people: WeChat's codes (-1 and 10060012 are retried), and
+# our own checks before sending (codes of -100 and below, never sent to WeChat).
 NOT_CONFIGURED = -100
 NO_PAYMENT_KEY = -101
 NO_PARCEL = -102
 TOO_MANY_PARCELS = -103
 UPDATE_USED = -104
-REFUSALS = {
+PROBLEMS = {
+    -1: gettext_noop("WeChat is busy; trying again"),
+    10060012: gettext_noop("WeChat system error; trying again"),
     10060001: gettext_noop("WeChat knows no such payment"),
     10060002: gettext_noop("the payment's shipping is already complete"),
     10060003: gettext_noop("the payment's one update is used"),
@@ -69,8 +71,8 @@ REFUSALS = {
 
 def refusal_text(upload: ShippingUpload) -> str:
     """What went wrong with an upload, in the reader's language."""
-    if upload.errcode in REFUSALS:
-        return _(REFUSALS[upload.errcode])
+    if upload.errcode in PROBLEMS:
+        return _(PROBLEMS[upload.errcode])
     if upload.errcode is None:
         return _("WeChat could not be reached") if upload.last_error else ""
     return _("refused by WeChat (%(code)s)") % {"code": upload.errcode}

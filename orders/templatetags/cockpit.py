@@ -6,7 +6,7 @@ import datetime
 from django import template
 from django.utils.translation import gettext as _
 
-from orders import events
+from orders import clock, events
 from orders.access import display_phone, user_roles
 from orders.models import Carrier, OrderStatus, RiskTag, Role
 from orders.privacy import mask_mobile_numbers, sees_full_phone
@@ -76,6 +76,12 @@ def duration(value: datetime.timedelta | None) -> str:
     if hours:
         return _("%(h)dh %(m)dm") % {"h": hours, "m": minutes}
     return _("%(m)dm") % {"m": minutes}
+
+
+@register.filter
+def platform_clock(order) -> clock.PlatformClock | None:
+    """The order's platform clock from its own columns (a list row: no query)."""
+    return clock.platform_clock(order)
 
 
 @register.filter
