@@ -234,7 +234,7 @@ def order_list(*, user, filters: OrderFilters, cursor: str = "") -> OrderPage:
 def _row(*values) -> OrderRow:
     *columns, first_name, last_name, username = values
     # User.get_full_name() or the username, as the `person` filter shows an operator.
-    claimed_by = f"{first_name} {last_name}".strip() or username or ""
+    claimed_by = f"{first_name} {last_name}".strip() or username if username else ""  # nobody: NULLs from the join
     return OrderRow(*columns, claimed_by_name=claimed_by)
 
 

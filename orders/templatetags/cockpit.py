@@ -143,3 +143,16 @@ def order_rows(orders) -> SafeString:
             f"<td>{flags}</td><td>{html.escape(order.claimed_by_name)}</td></tr>\n"
         )
     return mark_safe("".join(rows))  # noqa: S308 — built above from escaped values only
+
+
+@register.simple_tag
+def options(choices, selected=None) -> SafeString:
+    """A <select>'s options from (value, label) choices, `selected` marked: one node instead of a
+    {% for %} of three per option (the choices lists were a fifth of the order list's CPU; issue 14)."""
+    selected = None if selected is None else str(selected)
+    return mark_safe(  # noqa: S308 — every value and label escaped
+        "".join(
+            f'<option value="{html.escape(str(value))}"{" selected" if str(value) == selected else ""}>{html.escape(str(label))}</option>'
+            for value, label in choices
+        )
+    )
