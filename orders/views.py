@@ -14,7 +14,7 @@ from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
-from orders import clock, events, rules, selectors, services
+from orders import clock, events, privacy, rules, selectors, services
 from orders.access import Actor, display_phone, public_endpoint, role_required, user_roles
 from orders.models import (
     ACTIVE_STATUSES,
@@ -55,8 +55,9 @@ def order_list(request: HttpRequest) -> HttpResponse:
     params = request.GET
     filters = selectors.OrderFilters.from_params(params)
     page = selectors.order_list(user=request.user, filters=filters, cursor=params.get("cursor", ""))
+    roles = user_roles(request.user)
     for order in page.orders:
-        order.phone_display = display_phone(request.user, order.receiver_phone)
+        order.phone_display = privacy.display_phone(roles, order.receiver_phone)
     context = {
         "page": page,
         "statuses": OrderStatus.choices,

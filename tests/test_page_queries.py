@@ -1,0 +1,153 @@
+"""Issue 14: each budgeted page runs the same number of queries whatever the data behind it,
+measured at two sizes and pinned exactly, so a change that adds a query (or a per-row query)
+fails here and says so. The bench (beile/management/commands/bench.py) measures the CPU."""
+
+import datetime
+
+import pytest
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from orders import services
+from orders.access import Actor
+from orders.models import Note, OrderTag, TrackingEvent
+from tests.conftest import PASSWORD, make_order, make_product
+from tests.frontline_fixtures import customer_with_orders, fast_passwords, rejected_return, ship  # noqa: F401
+from workflows import sla
+
+pytestmark = pytest.mark.django_db
+
+
+def signed_in(role: str) -> Client:
+    client = Client()
+    assert client.login(username=role, password=PASSWORD)
+    return client
+
+
+def queries(call) -> tuple[int, list[str]]:
+    with CaptureQueriesContext(connection) as captured:
+        response = call()
+    assert response.status_code == 200, response.status_code
+    return len(captured), [query["sql"][:150] for query in captured.captured_queries]
+
+
+def assert_pinned(small: tuple[int, list[str]], large: tuple[int, list[str]], pinned: int) -> None:
+    assert small[0] == large[0], (
+        f"grows with the data: {small[0]} → {large[0]}\n" + "\n".join(small[1]) + "\n--\n" + "\n".join(large[1])
+    )
+    assert large[0] == pinned, f"{large[0]} queries, pinned at {pinned}:\n" + "\n".join(large[1])
+
+
+def orders_with_something_everywhere(count: int, people) -> None:
+    for index in range(count):
+        order = make_order(status="picking", is_rush=index % 3 == 0)
+        if index % 2 == 0:
+            services.order_tag_add(order=order, by=Actor.system("ERP"), tag="invoice_pending")
+        if index % 5 == 0:
+            services.order_claim(order=order, by=Actor.of(people["dispatcher"]))
+
+
+def test_order_list_first_and_deep_page(people):
+    client = signed_in("dispatcher")
+    orders_with_something_everywhere(3, people)
+    small_first = queries(lambda: client.get("/orders/"))
+    orders_with_something_everywhere(120, people)
+    large_first = queries(lambda: client.get("/orders/"))
+    # user, roles (the session comes from the cache: beile/sessions.py), the page of orders (customer and operator joined), their open tags, the
+    # nav's count of my open status checks
+    assert_pinned(small_first, large_first, 5)
+    body = client.get("/orders/").content.decode()
+    # The rows are written in Python (orders/templatetags/cockpit.py order_rows): an operator by
+    # name, nobody as an empty cell.
+    assert f"<td>{people['dispatcher'].first_name}</td></tr>" in body and "<td></td></tr>" in body and "None" not in body
+    cursor = body.split("cursor=")[1].split('"')[0]
+    deep = queries(lambda: client.get("/orders/", {"cursor": cursor}))
+    assert_pinned(small_first, deep, 5)
+
+
+def busy_card(people, *, times: int):
+    """An order with `times` of everything the card shows: lines, notes read by someone,
+    questions, tags, shipments with tracking, after-sales decisions, events."""
+    service, dispatcher = Actor.of(people["service"]), Actor.of(people["dispatcher"])
+    order = make_order(status="shipped", lines=[(make_product(), 1) for _ in range(times)], gift=make_product())
+    for index in range(times):
+        note = services.order_add_note(order=order, by=service, body=f"第{index}条", kind="warning", audience="warehouse")
+        services.note_acknowledge(note=note, by=dispatcher)
+        services.feedback_request(order=order, by=service, to_role="dispatcher", question=f"问题{index}")
+        shipment = ship(order)
+        TrackingEvent.objects.create(shipment=shipment, occurred_at=timezone.now(), context="[杭州市]派送中")
+        rejected_return(order, decided_at=timezone.now() - datetime.timedelta(days=index + 1), by=people["service"])
+    services.order_tag_add(order=order, by=service, tag="invoice_pending")
+    return order
+
+
+def test_order_card(people):
+    client = signed_in("supervisor")
+    small, large = busy_card(people, times=1), busy_card(people, times=6)
+    # user, roles (the session comes from the cache: beile/sessions.py), the order with customer and people, 9 prefetches (+ tracking events and
+    # note acknowledgements), the repeat-purchase count, tickets and the customer pushes (WeChat, SMS)
+    assert_pinned(
+        queries(lambda: client.get(f"/orders/{small.order_number}/")),
+        queries(lambda: client.get(f"/orders/{large.order_number}/")),
+        17,
+    )
+
+
+def test_lookup_of_a_customer(people):
+    customer_with_orders(2, phone="13900001111", people=people)
+    customer_with_orders(20, phone="13900002222", people=people)
+    client = signed_in("service")
+    assert_pinned(
+        queries(lambda: client.get("/service/lookup/", {"q": "13900001111"})),
+        queries(lambda: client.get("/service/lookup/", {"q": "13900002222"})),
+        18,
+    )
+
+
+def board_orders(count: int) -> None:
+    for minutes in range(1, count + 1):
+        order = make_order(
+            status="picking",
+            stage_entered_at=timezone.now() - datetime.timedelta(hours=5, minutes=minutes),
+            is_rush=minutes % 2 == 0,
+            rush_deadline=timezone.now() + datetime.timedelta(hours=minutes),
+        )
+        OrderTag.objects.create(order=order, tag="high_risk_refund")
+        if minutes % 3 == 0:
+            services.order_hold(order=order, by=Actor.system("ERP"), reason="stock_shortage", until=None)
+    sla.sla_sweep()
+
+
+def test_board(people):
+    client = signed_in("supervisor")
+    board_orders(2)
+    small = queries(lambda: client.get("/board/"))
+    board_orders(40)
+    # user, roles (the session comes from the cache: beile/sessions.py), stage rules, the four
+    # order lanes (rush, red, platform deadlines, holds), the stage counts, exceptions (cards and
+    # groups), tickets, address changes, the cards' open tags, their alerts, the people to assign
+    # (and their roles)
+    assert_pinned(small, queries(lambda: client.get("/board/")), 16)
+
+
+def test_pda_scans(people):
+    client = signed_in("packer")
+    small_products, large_products = [make_product()], [make_product() for _ in range(8)]
+    small = make_order(status="picking", lines=[(product, 1) for product in small_products], gift=make_product())
+    large = make_order(status="picking", lines=[(product, 2) for product in large_products], gift=make_product())
+    for order in (small, large):
+        ship(order)
+        Note.objects.create(order=order, author=people["service"], body="轻拿轻放", audience="warehouse")
+    waybill = {order: order.shipments.get().tracking_number for order in (small, large)}
+    assert_pinned(
+        queries(lambda: client.post("/pda/scan/", {"code": waybill[small]}, HTTP_HX_REQUEST="true")),
+        queries(lambda: client.post("/pda/scan/", {"code": waybill[large]}, HTTP_HX_REQUEST="true")),
+        20,
+    )
+
+    def scan_item(order, product):
+        return lambda: client.post("/pda/scan/", {"code": product.barcode, "order": order.order_number}, HTTP_HX_REQUEST="true")
+
+    assert_pinned(queries(scan_item(small, small_products[0])), queries(scan_item(large, large_products[0])), 25)
