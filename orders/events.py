@@ -504,6 +504,8 @@ SYSTEM_ACTORS = {
     "gift check": gettext_noop("Gift check"),
     # Issue 13: the customer asking for another address on the self-service page.
     "customer": gettext_noop("Customer (self-service page)"),
+    # Issue 15: the Douyin shop's pushes and pulls (integrations/douyin).
+    "douyin": gettext_noop("Douyin shop"),
 }
 
 
