@@ -357,3 +357,42 @@ def test_a_silent_shop_and_an_expiring_token_alert_the_supervisor_once(fake_douy
     page.force_login(people["supervisor"])
     html = page.get(reverse("health:douyin_feed")).content.decode()
     assert quiet.name in html and "douyin-shop-" in html
+
+
+@pytest.mark.parametrize(
+    "body", [b"[1, 2]", b'"x"', b"42", b"null", b"{", b"\xff\xfe", b"[" * 60000, b'[{"tag": "t", "msg_id": true, "data": "{}"}]']
+)
+def test_a_hostile_push_is_400_with_a_message_and_nothing_is_stored(fake_douyin, shops, body):
+    signed = client.push_sign(app_key=shops[0].app_key, secret=shops[0].app_secret, body=body)
+    caller = Client(raise_request_exception=False)
+    response = caller.post(
+        reverse("douyin_push"),
+        data=body,
+        content_type="application/json",
+        headers={"app-id": shops[0].app_key, "event-sign": signed},
+    )
+    assert response.status_code == 400 and response.json()["msg"]
+    assert not DouyinMessage.objects.exists()
+
+
+def test_a_huge_push_is_refused_before_it_is_read(fake_douyin, shops):
+    body = b"[" + b" " * services.MAX_PUSH_BYTES + b"]"
+    caller = Client(raise_request_exception=False)
+    response = caller.post(
+        reverse("douyin_push"),
+        data=body,
+        content_type="application/json",
+        headers={"app-id": shops[0].app_key, "event-sign": "x"},
+    )
+    assert response.status_code == 413 and not DouyinMessage.objects.exists()
+
+
+def test_a_message_with_nonsense_values_waits_visibly_and_never_breaks_the_relay(fake_douyin, shops):
+    placed, order = _pushed_paid_order(fake_douyin, shops[0])
+    refund = fake_douyin.refund_message(placed["order_id"])
+    refund["data"] = json.dumps({**json.loads(refund["data"]), "refund_amount": "lots"})
+    push(fake_douyin, [refund])
+    apply_all()
+    waiting = DouyinMessage.objects.get(msg_id=refund["msg_id"])
+    assert waiting.state == MessageState.WAITING and waiting.last_error
+    assert not AfterSalesCase.objects.filter(order=order).exists()

@@ -204,8 +204,11 @@ def message_apply(*, message_id: int) -> str:
             return "not due"
         message.attempts += 1
         try:
-            outcome = _apply(message)
-        except (client.DouyinError, services.OrderError, LookupError) as exc:
+            with transaction.atomic():  # a failed application leaves nothing half-written behind
+                outcome = _apply(message)
+        except (client.DouyinError, services.OrderError, LookupError, ValueError, TypeError) as exc:
+            # LookupError: the platform has no such order (yet); ValueError/TypeError: a value in
+            # the message is not what the platform documents. Kept, visible, retried by the relay.
             message.state, message.last_error = MessageState.WAITING, str(exc)[:300]
             message.save(update_fields=["state", "last_error", "attempts"])
             return "waiting"

@@ -25,6 +25,9 @@ DECRYPT_ROLES = (*sorted(rules.ACTION_ROLES["decrypt_receiver"]), rules.SUPERVIS
     "The Douyin platform pushes order messages here; authenticated by the event-sign header (MD5 of app key, body, secret)"
 )
 def push(request: HttpRequest) -> JsonResponse:
+    if int(request.META.get("CONTENT_LENGTH") or 0) > services.MAX_PUSH_BYTES:
+        # Refused before the body is read: a push is a few kilobytes.
+        return JsonResponse({"code": 413, "msg": "推送内容过大"}, status=413, json_dumps_params={"ensure_ascii": False})
     if not (request.content_type or "").endswith("json"):
         return JsonResponse({"code": 415, "msg": "需要 application/json"}, status=415, json_dumps_params={"ensure_ascii": False})
     try:
