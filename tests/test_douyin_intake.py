@@ -396,3 +396,16 @@ def test_a_message_with_nonsense_values_waits_visibly_and_never_breaks_the_relay
     waiting = DouyinMessage.objects.get(msg_id=refund["msg_id"])
     assert waiting.state == MessageState.WAITING and waiting.last_error
     assert not AfterSalesCase.objects.filter(order=order).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_demo_stream_pushes_over_http_and_every_order_arrives_once(live_server, fake_douyin, shops):
+    fake_douyin.push_url = live_server.url + reverse("douyin_push")
+    for _step in range(4):
+        fake_douyin._stream_step()
+    assert fake_douyin.pushes and all(status == 200 for _messages, status in fake_douyin.pushes)
+    services.messages_relay()
+    services.pull_all()  # and the orders whose pushes the stream "lost"
+    on_platform = set(fake_douyin.orders)
+    assert set(Order.objects.filter(source=OrderSource.PLATFORM).values_list("platform_order_id", flat=True)) == on_platform
+    assert DouyinOrder.objects.count() == len(on_platform)

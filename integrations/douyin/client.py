@@ -21,12 +21,14 @@ import json
 import time
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 import requests
 from django.conf import settings
 from django.utils import timezone
 
-from integrations.douyin.models import DouyinShop
+if TYPE_CHECKING:  # the fake platform (fake_server.py) imports the signatures without Django set up
+    from integrations.douyin.models import DouyinShop
 
 SUCCESS = 10000
 # The platform's own trouble and its flow control: worth another try, later.
@@ -127,13 +129,19 @@ def _store_token(shop: DouyinShop, data: dict) -> None:
 
 def token_refresh(shop: DouyinShop) -> None:
     """token.refresh while the refresh token lives; token.create (a self-use app's
-    authorization_self for its shop) when there is none or it has expired."""
+    authorization_self for its shop) when there is none, it has expired, or the platform no
+    longer knows it (revoked, re-authorised elsewhere)."""
     now = timezone.now()
+    data = None
     if shop.refresh_token and shop.refresh_token_expires_at and shop.refresh_token_expires_at > now:
-        data = _post(
-            shop, "token.refresh", {"grant_type": "refresh_token", "refresh_token": shop.refresh_token}, with_token=False
-        )
-    else:
+        try:
+            data = _post(
+                shop, "token.refresh", {"grant_type": "refresh_token", "refresh_token": shop.refresh_token}, with_token=False
+            )
+        except DouyinError as exc:
+            if not exc.permanent:
+                raise
+    if data is None:
         data = _post(
             shop, "token.create", {"code": "", "grant_type": "authorization_self", "shop_id": shop.shop_id}, with_token=False
         )

@@ -127,7 +127,7 @@ class FakeDouyin(FakeServer):
         province, city, district, street = rng.choice(PLACES)
         return {
             "name": rng.choice(SURNAMES) + rng.choice(GIVEN),
-            "phone": f"1{rng.choice('3456789')}{rng.randrange(10**9):09d}",
+            "phone": f"1{rng.choice('3578')}{rng.randrange(10**9):09d}",
             "province": province,
             "city": city,
             "district": district,
