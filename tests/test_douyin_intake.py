@@ -189,6 +189,8 @@ def test_the_receiver_is_stored_encrypted_and_decrypted_once_for_the_waybill_wit
     assert packer.post(url).status_code == 403  # packing needs no full receiver
     dispatcher = Client()
     dispatcher.force_login(people["dispatcher"])
+    card = reverse("order_card", args=[order.order_number])
+    assert url in dispatcher.get(card).content.decode() and url not in packer.get(card).content.decode()
     page = dispatcher.get(url).content.decode()
     assert buyer["name"] not in page and buyer["detail"] not in page
     shown = dispatcher.post(url)
