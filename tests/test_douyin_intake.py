@@ -411,3 +411,10 @@ def test_the_demo_stream_pushes_over_http_and_every_order_arrives_once(live_serv
     on_platform = set(fake_douyin.orders)
     assert set(Order.objects.filter(source=OrderSource.PLATFORM).values_list("platform_order_id", flat=True)) == on_platform
     assert DouyinOrder.objects.count() == len(on_platform)
+
+
+def test_while_intake_is_off_a_push_is_not_taken_and_nothing_is_pulled(fake_douyin, shops, settings):
+    settings.DOUYIN = {**settings.DOUYIN, "ENABLED": False}
+    placed = fake_douyin.new_order(shops[0].shop_id)
+    assert push(fake_douyin, [fake_douyin.trade_message(placed["order_id"], "create")]).status_code == 503
+    assert services.pull_all() == 0 and not fake_douyin.calls and not DouyinMessage.objects.exists()

@@ -144,6 +144,9 @@ def push_receive(*, app_id: str, event_sign: str, body: bytes) -> int:
     for a malformed one (nothing stored: the platform pushes it again)."""
     if len(body) > MAX_PUSH_BYTES:
         raise PushRefused(_("The push is too large."), http_status=413)
+    if client.mode() == "off":
+        # Not "received": the platform keeps the messages and pushes them again once we take them.
+        raise PushRefused(_("Douyin intake is off."), http_status=503)
     shops = list(DouyinShop.objects.filter(app_key=app_id, enabled=True)) if app_id else []
     if not shops or not client.push_signature_valid(app_key=app_id, secret=shops[0].app_secret, body=body, given=event_sign):
         logger.warning("Douyin push with a bad or missing signature refused")
