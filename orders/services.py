@@ -792,6 +792,10 @@ def after_sales_decide(*, case: AfterSalesCase, by: Actor, approve: bool, reason
         if approve and case.kind == AfterSalesKind.REFUND:
             order.refund_amount += case.amount
             fields.append("refund_amount")
+        if order.platform_aftersales_deadline and not order.after_sales.filter(status=AfterSalesStatus.OPEN).exists():
+            # The platform's clock is for answering an open request; with none left, no clock runs.
+            order.platform_aftersales_deadline = None
+            fields.append("platform_aftersales_deadline")
         _save(order, fields)
         events.after_sales_decided(
             order=order,

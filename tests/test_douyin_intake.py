@@ -292,7 +292,7 @@ def test_a_platform_address_change_enters_the_inbox_and_the_decision_is_answered
     assert lookup(new_buyer["phone"]).orders == [Order.objects.get(pk=order.pk)]
 
 
-def test_a_refund_opens_a_case_and_its_deadline_is_the_platform_clock(fake_douyin, shops):
+def test_a_refund_opens_a_case_and_its_deadline_is_the_platform_clock(fake_douyin, shops, people):
     placed, order = _pushed_paid_order(fake_douyin, shops[1])
     refund = fake_douyin.refund_message(placed["order_id"], deadline_in_hours=1, amount=1999)
     push(fake_douyin, [refund])
@@ -307,6 +307,12 @@ def test_a_refund_opens_a_case_and_its_deadline_is_the_platform_clock(fake_douyi
     order.refresh_from_db()
     assert order.platform_aftersales_deadline > first + datetime.timedelta(hours=3)
     assert AfterSalesCase.objects.filter(order=order).count() == 1
+    # Answered here: no request is left open, so the platform's after-sales clock stops.
+    order_services.after_sales_decide(
+        case=AfterSalesCase.objects.get(order=order), by=Actor.of(people["service"]), approve=True, reason="同意退款"
+    )
+    order.refresh_from_db()
+    assert order.platform_aftersales_deadline is None and order.refund_amount == Decimal("19.99")
 
 
 def test_a_message_before_its_order_is_on_the_platform_waits_and_is_applied_later(fake_douyin, shops):
