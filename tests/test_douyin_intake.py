@@ -191,6 +191,7 @@ def test_the_receiver_is_stored_encrypted_and_decrypted_once_for_the_waybill_wit
     dispatcher.force_login(people["dispatcher"])
     card = reverse("order_card", args=[order.order_number])
     assert url in dispatcher.get(card).content.decode() and url not in packer.get(card).content.decode()
+    assert 'id="customer-phone">—<' in dispatcher.get(card).content.decode()  # the buyer's key is no number
     page = dispatcher.get(url).content.decode()
     assert buyer["name"] not in page and buyer["detail"] not in page
     shown = dispatcher.post(url)

@@ -45,6 +45,7 @@ from integrations.douyin.models import (
 )
 from orders import services
 from orders.access import Actor
+from orders.privacy import PLATFORM_BUYER_PREFIX
 from orders.models import (
     ACTIVE_STATUSES,
     AddressChangeSource,
@@ -300,7 +301,7 @@ def _buyer_customer(data: dict) -> Customer:
     (stable for the same number), so one buyer's orders meet in the lookup. Their key is not a
     mobile number, so no SMS goes to it (the platform tells its own buyers)."""
     index = search_index_of(str(data.get("encrypt_post_tel", ""))) or str(data.get("order_id", ""))
-    key = "D" + hashlib.sha1(index.encode()).hexdigest()[:10]  # noqa: S324 - a key, not a secret
+    key = PLATFORM_BUYER_PREFIX + hashlib.sha1(index.encode()).hexdigest()[:9]  # noqa: S324 - a key, not a secret
     customer, _created = Customer.objects.get_or_create(
         phone=key, defaults={"name": str(data.get("mask_post_receiver", ""))[:64] or _("Douyin buyer")}
     )
