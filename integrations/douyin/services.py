@@ -45,7 +45,6 @@ from integrations.douyin.models import (
 )
 from orders import services
 from orders.access import Actor
-from orders.privacy import PLATFORM_BUYER_PREFIX
 from orders.models import (
     ACTIVE_STATUSES,
     AddressChangeSource,
@@ -60,6 +59,7 @@ from orders.models import (
     RiskTag,
     Shipment,
 )
+from orders.privacy import PLATFORM_BUYER_PREFIX
 
 logger = logging.getLogger(__name__)
 DOUYIN = Actor.system("douyin")
