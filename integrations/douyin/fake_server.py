@@ -167,6 +167,7 @@ class FakeDouyin(FakeServer):
                         "code": code,
                         "product_name": name,
                         "item_num": count,
+                        "goods_price": price,
                         "origin_amount": price * count,
                         "pay_amount": price * count,
                     }

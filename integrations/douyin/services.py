@@ -317,7 +317,11 @@ def _lines(data: dict) -> list[dict]:
                 "sku_code": str(sku.get("code") or sku.get("sku_id") or "")[:40],
                 "product_name": str(sku.get("product_name", ""))[:120],
                 "quantity": quantity,
-                "unit_price": (client.fen_to_yuan(sku.get("pay_amount") or 0) / quantity).quantize(Decimal("0.01")),
+                # The unit price as the platform states it (goods_price, fen): exact, where the
+                # line's paid amount divided by its quantity might not be.
+                "unit_price": client.fen_to_yuan(sku["goods_price"])
+                if sku.get("goods_price") is not None
+                else (client.fen_to_yuan(sku.get("pay_amount") or 0) / quantity).quantize(Decimal("0.01")),
             }
         )
     return lines
