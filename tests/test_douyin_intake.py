@@ -243,9 +243,9 @@ def test_the_ship_write_back_survives_an_outage_and_is_never_doubled(fake_douyin
     placed, order = _pushed_paid_order(fake_douyin, shops[0])
     order = _ship(order, people)
     fake_douyin.fail_next(3)  # the platform is down for three calls
+    reactions.reactions_relay()  # the nudge was lost (a crash after the ship's commit): the relay queues it
+    _shipped_reaction(order)  # and a late nudge
     _shipped_reaction(order)
-    _shipped_reaction(order)  # a late nudge
-    reactions.reactions_relay()  # and the relay
     row = ShippingWriteBack.objects.get()
     for _attempt in range(5):
         ShippingWriteBack.objects.filter(pk=row.pk).update(next_attempt_at=timezone.now())  # the backoff has passed
@@ -425,3 +425,14 @@ def test_while_intake_is_off_a_push_is_not_taken_and_nothing_is_pulled(fake_douy
     placed = fake_douyin.new_order(shops[0].shop_id)
     assert push(fake_douyin, [fake_douyin.trade_message(placed["order_id"], "create")]).status_code == 503
     assert services.pull_all() == 0 and not fake_douyin.calls and not DouyinMessage.objects.exists()
+
+
+def test_a_platform_address_change_after_the_parcel_left_is_answered_no(fake_douyin, shops, people):
+    placed, order = _pushed_paid_order(fake_douyin, shops[2])
+    _ship(order, people, tracking="ZT7300000003")  # shipped here; the buyer asks before the platform hears
+    push(fake_douyin, [fake_douyin.address_change_message(placed["order_id"])])
+    apply_all()
+    change = address_change_handle(change=AddressChangeRequest.objects.get(order=order), by=Actor.of(people["service"]))
+    assert change.status == AddressChangeStatus.REFUSED
+    reactions.react_to_status_event(event_id=order.events.get(kind="address_change", payload__action="refused").pk)
+    assert fake_douyin.address_answers == [{"order_id": placed["order_id"], "approved": False}]
