@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import time
 from decimal import Decimal
 
 import pytest
@@ -436,3 +437,16 @@ def test_a_platform_address_change_after_the_parcel_left_is_answered_no(fake_dou
     assert change.status == AddressChangeStatus.REFUSED
     reactions.react_to_status_event(event_id=order.events.get(kind="address_change", payload__action="refused").pk)
     assert fake_douyin.address_answers == [{"order_id": placed["order_id"], "approved": False}]
+
+
+def test_an_order_changing_between_two_pages_of_a_pull_skips_no_other_order(fake_douyin, shops):
+    shop = shops[0]
+    placed = [fake_douyin.new_order(shop.shop_id) for _ in range(150)]
+    base = int(time.time()) - 3600
+    for n, order in enumerate(placed):
+        order["update_time"] = base + n  # one a second: the list's order is the update order
+    # While the puller reads page 0, the fourth order is paid and moves to the end of the list;
+    # asking for "page 1" next would miss the order that slid into page 0's last place.
+    fake_douyin.after_next_page = lambda: fake_douyin.pay(placed[3]["order_id"])
+    services.shop_pull(shop=shop)
+    assert Order.objects.filter(platform_shop=shop.name).count() == 150

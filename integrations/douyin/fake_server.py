@@ -99,6 +99,9 @@ class FakeDouyin(FakeServer):
         self.address_answers: list[dict] = []
         self.pushes: list[tuple[list[dict], int]] = []
         self.virtual_numbers = True
+        # Called once after the next searchList page is served: an order changing between two
+        # pages of a pull (the tests' way to move an order under the puller's feet).
+        self.after_next_page = None
         self._order_ids = itertools.count(6920000000000000001 + self.rng.randrange(10**6) * 1000)
         self._msg_ids = itertools.count(int(time.time() * 1000))
         self._aftersale_ids = itertools.count(7200000000000000001)
@@ -389,7 +392,7 @@ class FakeDouyin(FakeServer):
         found = sorted(
             (o for o in self._own(shop) if start <= o["update_time"] <= end), key=lambda o: (o["update_time"], o["order_id"])
         )
-        return self._ok(
+        answer = self._ok(
             {
                 "shop_order_list": [self._public(o) for o in found[page * size : (page + 1) * size]],
                 "total": len(found),
@@ -397,6 +400,10 @@ class FakeDouyin(FakeServer):
                 "size": size,
             }
         )
+        if self.after_next_page:
+            hook, self.after_next_page = self.after_next_page, None
+            hook()
+        return answer
 
     def _detail(self, shop: dict, params: dict) -> tuple[int, dict]:
         order = self.orders.get(str(params.get("shop_order_id", "")))
