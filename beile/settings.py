@@ -58,6 +58,7 @@ INSTALLED_APPS = [
     "integrations.wechat",
     "integrations.sms",
     "integrations.wecom",
+    "integrations.douyin",
     "integrations.mail",
 ]
 
@@ -191,6 +192,12 @@ CELERY_BEAT_SCHEDULE: dict = {
     "wechat-relay-shipping-uploads": {"task": "integrations.wechat.tasks.relay_shipping_uploads", "schedule": 15.0},
     "sms-relay": {"task": "integrations.sms.tasks.relay_sms", "schedule": 15.0},
     "wecom-relay": {"task": "integrations.wecom.tasks.relay_robot_messages", "schedule": 15.0},
+    # Douyin shop intake (integrations/douyin): the pull that catches what a push missed, the
+    # relay of unapplied messages, unsent write-backs and unanswered address changes, and the
+    # feed's health (silence, an expiring token) for the supervisor.
+    "douyin-pull-orders": {"task": "integrations.douyin.tasks.pull_orders", "schedule": 120.0, "options": {"expires": 110}},
+    "douyin-relay": {"task": "integrations.douyin.tasks.relay", "schedule": 30.0, "options": {"expires": 25}},
+    "douyin-feed-watch": {"task": "workflows.tasks.douyin_feed_watch", "schedule": 300.0, "options": {"expires": 280}},
     # A WeChat push the customer cannot receive (not following, blocked) goes by SMS
     # (workflows/notifications.py); and the delay push before they ask (workflows/delays.py).
     "notifications-sms-fallback": {"task": "workflows.tasks.sms_fallback", "schedule": 10.0},
@@ -376,6 +383,21 @@ WECOM = {
     },
     # About 20 messages per minute per robot (docs/protocols.md): we keep under it, batching.
     "PER_MINUTE": int(os.environ.get("WECOM_PER_MINUTE", "18")),
+}
+# Douyin shop intake (integrations/douyin). Each shop's credentials (app key, secret, tokens) are
+# a DouyinShop row (admin, seed_demo), several per company. Off unless enabled; in DEBUG without
+# DOUYIN_LIVE it is the sandbox: the local fake platform (make demo starts it).
+DOUYIN_SANDBOX = DEBUG and not env_bool("DOUYIN_LIVE")
+DOUYIN = {
+    "ENABLED": env_bool("DOUYIN_ENABLED") or DOUYIN_SANDBOX,
+    "SANDBOX": DOUYIN_SANDBOX,
+    "BASE_URL": os.environ.get(
+        "DOUYIN_BASE_URL", "http://127.0.0.1:8105" if DOUYIN_SANDBOX else "https://openapi-fxg.jinritemai.com"
+    ),
+    # Feed health: a shop that usually gets messages and has had none for this long is "silent";
+    # a token this close to its expiry (the pull refreshes a day ahead) is alerted.
+    "SILENCE_MINUTES": int(os.environ.get("DOUYIN_SILENCE_MINUTES", "30")),
+    "TOKEN_WARN_HOURS": int(os.environ.get("DOUYIN_TOKEN_WARN_HOURS", "12")),
 }
 # The delay push before they ask (workflows/delays.py): no pushes at night, urgent ones excepted.
 CUSTOMER_QUIET_HOURS = (

@@ -53,5 +53,6 @@ urlpatterns = [
     path("address-changes/<int:pk>/<slug:action>/", address_change_views.handle, name="address_change_action"),
     path("integrations/wechat/", include("integrations.wechat.urls")),
     path("integrations/sms/", include("integrations.sms.urls")),
+    path("integrations/douyin/", include("integrations.douyin.urls")),
     path("", include("workflows.urls")),
 ]

@@ -506,6 +506,8 @@ SYSTEM_ACTORS = {
     "customer": gettext_noop("Customer (self-service page)"),
     # Issue 15: the mini-program refusing the shipping information we uploaded.
     "wechat-miniprogram": gettext_noop("WeChat mini-program"),
+    # Issue 15: the Douyin shop's pushes and pulls (integrations/douyin).
+    "douyin": gettext_noop("Douyin shop"),
 }
 
 

@@ -32,5 +32,12 @@ def sees_full_phone(roles: frozenset[str]) -> bool:
     return bool(roles) and not roles <= MASKED_PHONE_ROLES
 
 
+# A platform's buyer (integrations/douyin) has no phone we may know: their customer row is keyed
+# by this prefix and a digest of the platform's search index, which is no number to show anyone.
+PLATFORM_BUYER_PREFIX = "dy"
+
+
 def display_phone(roles: frozenset[str], phone: str) -> str:
+    if phone.startswith(PLATFORM_BUYER_PREFIX):
+        return "—"
     return phone if sees_full_phone(roles) else mask_phone(phone)

@@ -792,6 +792,10 @@ def after_sales_decide(*, case: AfterSalesCase, by: Actor, approve: bool, reason
         if approve and case.kind == AfterSalesKind.REFUND:
             order.refund_amount += case.amount
             fields.append("refund_amount")
+        if order.platform_aftersales_deadline and not order.after_sales.filter(status=AfterSalesStatus.OPEN).exists():
+            # The platform's clock is for answering an open request; with none left, no clock runs.
+            order.platform_aftersales_deadline = None
+            fields.append("platform_aftersales_deadline")
         _save(order, fields)
         events.after_sales_decided(
             order=order,
@@ -812,7 +816,9 @@ ADDRESS_FIELDS = ("receiver_name", "receiver_phone", "province", "city", "distri
 CORRECTABLE_STATUSES = (OrderStatus.PENDING_REVIEW, OrderStatus.PAID, OrderStatus.PICKING)
 
 
-def _clean_address(address: dict) -> dict[str, str]:
+def _clean_address(address: dict, *, masked: bool = False) -> dict[str, str]:
+    """`masked`: a platform's receiver (张*, 138****8000): its real phone stays encrypted with the
+    platform (integrations/douyin), so only its presence and length are checked here."""
     values = {field: (address.get(field) or "").strip() for field in ADDRESS_FIELDS}
     missing = [field for field in ADDRESS_FIELDS if field != "district" and not values[field]]
     if missing:
@@ -823,6 +829,8 @@ def _clean_address(address: dict) -> dict[str, str]:
         raise OrderError(
             _("%(field)s has at most %(limit)d characters.") % {"field": field.verbose_name, "limit": field.max_length}
         )
+    if masked:
+        return values
     if not is_contact_number(values["receiver_phone"]):
         raise OrderError(_("%(phone)s is not a valid phone number.") % {"phone": values["receiver_phone"]})
     # Stored canonical, like every phone on the order, so that search by phone still finds it.
@@ -886,8 +894,9 @@ def address_change_request(
     receiver's phone must be a mainland mobile: the carrier texts it on delivery."""
     if source not in AddressChangeSource.values:
         raise OrderError(_("Unknown source of the request."))
-    values = _clean_address(address)
-    if normalize_mobile(values["receiver_phone"]) is None:
+    platform = source == AddressChangeSource.PLATFORM
+    values = _clean_address(address, masked=platform)
+    if not platform and normalize_mobile(values["receiver_phone"]) is None:
         raise OrderError(
             _("“%(phone)s” is not a mainland mobile number: 11 digits starting with 1, e.g. 138 0013 8000.")
             % {"phone": address.get("receiver_phone", "")}
@@ -1307,4 +1316,110 @@ def _rush_new_order(phone: str, by: Actor, role: str, reason: str, deadline: dat
     if last is None:
         OrderTag.objects.create(order=order, tag=RiskTag.FUZZY_ADDRESS, opened_by=by.user)
         events.tag_added(order=order, by=_as(by, role), tag=RiskTag.FUZZY_ADDRESS)
+    return order
+
+
+# --- Platform orders (integrations/douyin) ------------------------------------------------------
+
+
+def order_create_from_platform(
+    *,
+    by: Actor,
+    source: str,
+    order_number: str,
+    customer: Customer,
+    receiver: dict[str, str],
+    lines: list[dict],
+    total_amount: Decimal,
+    shipping_fee: Decimal,
+    buyer_message: str,
+    placed_at: datetime.datetime,
+    platform_shop: str,
+    platform_ship_deadline: datetime.datetime | None,
+    source_time: datetime.datetime | None,
+) -> Order:
+    """A platform's order enters the cockpit, unpaid (paid with order_platform_paid). The
+    receiver is what the platform lets us keep: masked values (张*, 138****8000), the ciphertexts
+    stay with the platform's integration. `lines`: [{sku_code, product_name, quantity, unit_price}];
+    a SKU the product master does not know is added to it under the platform's name."""
+    now = timezone.now()
+    order = Order(
+        order_number=order_number[:40],
+        source=source,
+        customer=customer,
+        **{field: (receiver.get(field) or "")[: Order._meta.get_field(field).max_length] for field in ADDRESS_FIELDS},
+        total_amount=total_amount,
+        shipping_fee=shipping_fee,
+        buyer_message=buyer_message[:500],
+        platform_order_id=order_number[:64],
+        platform_shop=platform_shop[:64],
+        platform_ship_deadline=platform_ship_deadline,
+        stage_entered_at=now,
+        pending_review_at=now,
+        placed_at=placed_at,
+        created_at=now,
+        source_updated_at=source_time,
+    )
+    clock.clock_on_stage_entered(order)
+    order.save()
+    for line in lines:
+        product = Product.objects.filter(sku_code=line["sku_code"]).first() or Product.objects.create(
+            sku_code=line["sku_code"][:40],
+            barcode=f"{source}:{line['sku_code']}"[:40],
+            name=line["product_name"][:120],
+            unit_price=line["unit_price"],
+        )
+        OrderLine.objects.create(
+            order=order,
+            product=product,
+            sku_code=product.sku_code,
+            product_name=line["product_name"][:120],
+            quantity=line["quantity"],
+            unit_price=line["unit_price"],
+            cold_chain=product.cold_chain,
+        )
+    if order.lines.filter(cold_chain=True).exists():
+        order.requires_cold_chain = True
+        order.save(update_fields=["requires_cold_chain"])
+    events.created(order=order, by=by, source=source, source_time=source_time)
+    return order
+
+
+def order_platform_update(
+    *,
+    order: Order,
+    by: Actor,
+    source_time: datetime.datetime | None,
+    paid_amount: Decimal | None = None,
+    ship_deadline: datetime.datetime | None = None,
+    aftersales_deadline: datetime.datetime | None = None,
+) -> Order:
+    """What the platform says changed: the payment, its latest ship time, an after-sales request's
+    response deadline. Only real changes are written (a replayed message changes nothing); the
+    timeline shows before and after."""
+    wanted = {
+        "paid_amount": paid_amount,
+        "platform_ship_deadline": ship_deadline,
+        "platform_aftersales_deadline": aftersales_deadline,
+    }
+    with transaction.atomic():
+        order = _lock(order, None)
+        changed = [field for field, value in wanted.items() if value is not None and getattr(order, field) != value]
+        if not changed:
+            return order
+        before = {field: str(getattr(order, field) or "") for field in changed}
+        for field in changed:
+            setattr(order, field, wanted[field])
+        if source_time is not None:
+            order.source_updated_at = source_time
+        _save(order, [*changed, "source_updated_at"])
+        events.import_updated(
+            order=order,
+            by=by,
+            fields=changed,
+            before=before,
+            after={field: str(getattr(order, field)) for field in changed},
+            import_run=None,
+            source_time=source_time,
+        )
     return order

@@ -110,6 +110,8 @@ def _card_context(request: HttpRequest, order_number: str) -> dict:
         "confirmed_by": _confirmed_by(order),
         "open_tags": open_tags,
         "can_correct_address": may("correct_address") and order.status in services.CORRECTABLE_STATUSES,
+        # A Douyin receiver is encrypted: the waybill's printers decrypt it on its own logged page.
+        "can_decrypt_receiver": may("decrypt_receiver") and order.source == OrderSource.PLATFORM,
         "can_add_gift": may("add_gift") and order.status in services.GIFT_STATUSES,
         "gift_promise": rules.gift_promise_unmet(order),
         "fuzzy_open": any(tag.tag == RiskTag.FUZZY_ADDRESS for tag in open_tags),

@@ -67,7 +67,8 @@ def test_stopping_run_cockpit_stops_its_children(tmp_path):
         children = [
             int(pid) for pid in subprocess.run(["pgrep", "-P", str(cockpit.pid)], capture_output=True, text=True).stdout.split()
         ]
-        assert len(children) == 7  # web, worker, beat and the four fake outside systems (Kuaidi100, WeChat, SMS, WeCom)
+        # web, worker, beat and the five fake outside systems (Kuaidi100, WeChat, SMS, WeCom, Douyin)
+        assert len(children) == 8
         cockpit.send_signal(signal.SIGTERM)
         cockpit.wait(timeout=40)
         stopped = lambda pid: not os.path.exists(f"/proc/{pid}") or open(f"/proc/{pid}/stat").read().split()[2] == "Z"  # noqa: E731

@@ -74,6 +74,7 @@ CSRF_EXEMPT_WEBHOOKS: dict[str, str] = {
     "kuaidi100_intercept_callback": "MD5(param + salt), upper case; a result for a request that already has its outcome is refused",
     "wechat_callback": "sha1(sorted token, timestamp, nonce); timestamp within 5 minutes; each signature is used once",
     "sms_report": "the SMS platform signs nothing: our callback token in the URL, compared in constant time; a repeated receipt changes nothing",
+    "douyin_push": "MD5(app key + body + app secret) in event-sign, checked before anything is stored; msg_id makes a replay a no-op",
     "sms_reply": "the SMS platform signs nothing: our callback token in the URL, compared in constant time; a repeated 退订 changes nothing",
 }
 
@@ -89,6 +90,7 @@ EXPECTED_OTHER_STATUSES: dict[str, dict[int, str]] = {
     "bulk_retry": {404: "a bulk batch is seen by its author and supervisors only"},
     "export_run": {404: "an export is its author's file"},
     "export_download": {404: "an export is its author's file"},
+    "douyin_receiver": {404: "only a Douyin order has an encrypted receiver to decrypt; the sample order is not one"},
 }
 
 # The sample order's phone numbers, which masked roles must never see in full.

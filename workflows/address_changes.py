@@ -31,6 +31,7 @@ from orders.models import (
     ADDRESS_CHANGE_WAITING,
     AddressChangeRequest,
     AddressChangeRung,
+    AddressChangeSource,
     AddressChangeStatus,
     Carrier,
     OrderStatus,
@@ -61,6 +62,14 @@ def address_change_handle(*, change: AddressChangeRequest, by: Actor) -> Address
         return services.address_change_apply(change=change, by=by)
     if order.status == OrderStatus.CANCELLED:
         return services.address_change_refuse(change=change, by=by, reason=_("The order was cancelled."))
+    if change.source == AddressChangeSource.PLATFORM:
+        # A platform's new receiver is only masked here (its plaintext stays encrypted with the
+        # platform), so no carrier can be asked to re-address the parcel: the platform is told no.
+        return services.address_change_refuse(
+            change=change,
+            by=by,
+            reason=_("The parcel has left the warehouse; a platform's address change applies only before shipping."),
+        )
     shipment: Shipment | None = order.shipments.order_by("-created_at").first()
     if order.status == OrderStatus.COMPLETED or (shipment is not None and shipment.tracking_state in DELIVERED_STATES):
         return services.address_change_refuse(

@@ -29,7 +29,7 @@ from integrations.sms import services as sms
 from integrations.sms.models import SmsMessage, SmsOptOut
 from integrations.wechat import services as wechat
 from integrations.wechat.models import CustomerMessage, MessageStatus
-from orders.models import Customer, Order, Shipment, TrackingState
+from orders.models import Customer, Order, OrderSource, Shipment, TrackingState
 from workflows.frontline.selfservice import link_url
 from workflows.models import ContactChannel, ContactPreference, TicketKind
 
@@ -271,6 +271,10 @@ def customer_push_order_status(
     refuses them (sms_fallback_scan); only WeChat or only SMS when the customer chose so; nothing
     for a customer who unsubscribed. Returns the WeChat row when there is one, else the SMS row,
     else None."""
+    if order.source == OrderSource.PLATFORM:
+        # A Douyin buyer is the platform's to tell (its rules forbid contacting them outside it),
+        # and we hold no number of theirs, only a ciphertext (integrations/douyin).
+        return None
     existing = wechat.message_exists(order=order, event_key=event_key) or sms.message_exists(order=order, event_key=event_key)
     if existing:
         return existing

@@ -19,6 +19,7 @@ from django.db.models.functions import Cast, Concat
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
+from integrations.douyin import services as douyin
 from integrations.kuaidi100.services import shipment_track
 from integrations.sms.models import SmsMessage
 from integrations.wechat.models import CustomerMessage, ShippingUpload, ShippingUploadKind
@@ -38,10 +39,12 @@ def address_change_push_key(change_id: int) -> str:
 
 
 def react_to_address_change_event(event: OrderEvent) -> str:
-    """An address change ended: one push to the customer with its outcome."""
+    """An address change ended: one push to the customer with its outcome, and a platform's
+    request answered on the platform (order.addressConfirm; the Douyin relay retries it)."""
     action = event.payload.get("action")
     if action not in events.ADDRESS_CHANGE_OUTCOMES or not event.payload.get("change_id"):
         return "nothing to do"
+    douyin.address_answer_send(change_id=event.payload["change_id"])
     order = Order.objects.select_related("customer").get(pk=event.order_id)
     with translation.override(settings.LANGUAGE_CODE):
         reason = _(ADDRESS_CHANGE_PUSH_TEXT[action])
@@ -61,11 +64,13 @@ def react_to_status_event(*, event_id: int) -> str:
         return react_to_waybill_event(event)
     if event.payload.get("to") != OrderStatus.SHIPPED:
         return "nothing to do"
-    # Shipped: the carrier subscription for every parcel, the customer's push, and for a
-    # mini-program order the shipping upload that unfreezes its payment.
+    # Shipped: the carrier subscription for every parcel, the customer's push, and a platform
+    # order's shipping written back to its platform (each outbox: once per waybill; for a
+    # mini-program order the upload that unfreezes its payment).
     for shipment in Shipment.objects.filter(order_id=event.order_id):
         shipment_track(shipment=shipment)
     order = Order.objects.select_related("customer").get(pk=event.order_id)
+    douyin.write_back_queue(order=order)
     customer_push_order_status(order=order, event_key=SHIPPED_PUSH)
     shipping_upload_queue(order=order)
     return "shipped reactions done"
@@ -83,6 +88,7 @@ def react_to_waybill_event(event: OrderEvent) -> str:
         shipment_track(shipment=shipment)
     order = Order.objects.select_related("customer").get(pk=event.order_id)
     if order.status == OrderStatus.SHIPPED:
+        douyin.write_back_queue(order=order)
         with translation.override(settings.LANGUAGE_CODE):
             reason = _("New waybill %(number)s") % {"number": event.payload.get("tracking_number", "")}
         customer_push_order_status(order=order, event_key=waybill_push_key(event), reason=reason)
@@ -98,8 +104,10 @@ def missed_waybill_events(*, now: datetime.datetime | None = None) -> list[int]:
     for event in OrderEvent.objects.filter(kind=EventKind.WAYBILL, occurred_at__gte=now - RELAY_WINDOW).select_related("order"):
         shipment_id = event.payload.get("shipment_id")
         unsubscribed = Shipment.objects.filter(pk=shipment_id, subscription__isnull=True).exists()
-        unpushed = event.order.status == OrderStatus.SHIPPED and not push_exists(
-            order=event.order, event_key=waybill_push_key(event)
+        unpushed = (
+            event.order.status == OrderStatus.SHIPPED
+            and event.order.source != OrderSource.PLATFORM
+            and not push_exists(order=event.order, event_key=waybill_push_key(event))
         )
         # A mini-program order already uploaded needs its update (shipping_upload_queue decides
         # whether one is due; asking again makes nothing twice).
@@ -120,7 +128,8 @@ def _unpushed(event_key) -> Q:
     wechat = CustomerMessage.objects.filter(order_id=OuterRef("order_id"), event_key=event_key)
     text = SmsMessage.objects.filter(order_id=OuterRef("order_id"), event_key=event_key)
     silenced = ContactPreference.objects.filter(customer_id=OuterRef("order__customer_id"), channel=ContactChannel.NONE)
-    return ~Exists(wechat) & ~Exists(text) & ~Exists(silenced)
+    # A platform's buyer gets no push from us (workflows/notifications.py): none is missing.
+    return ~Exists(wechat) & ~Exists(text) & ~Exists(silenced) & ~Q(order__source=OrderSource.PLATFORM)
 
 
 def missed_status_events(*, now: datetime.datetime | None = None):
@@ -155,5 +164,8 @@ def reactions_relay(*, now: datetime.datetime | None = None, limit: int = 500) -
         done += 1
     for event in missed_address_change_events(now=now).order_by("occurred_at")[:limit]:
         react_to_address_change_event(event)
+        done += 1
+    for order in Order.objects.filter(pk__in=douyin.shipped_without_write_back(since=(now or timezone.now()) - RELAY_WINDOW)):
+        douyin.write_back_queue(order=order)
         done += 1
     return done

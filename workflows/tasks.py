@@ -6,6 +6,7 @@ from celery import shared_task
 
 from integrations.kuaidi100.services import subscriptions_due_for_poll
 from workflows import alerts, bulk, delays, erp_bridge, exports, ghosts, notifications, reactions, sla, tracking
+from workflows.health import douyin_feed
 
 logger = logging.getLogger(__name__)
 
@@ -100,3 +101,9 @@ def sms_fallback() -> int:
 @shared_task(acks_late=True)
 def delays_scan() -> int:
     return delays.delays_scan()
+
+
+@shared_task
+def douyin_feed_watch() -> int:
+    """Idempotent (one alert per episode, by its dedupe key)."""
+    return douyin_feed.feed_watch()

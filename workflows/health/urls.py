@@ -8,5 +8,6 @@ urlpatterns = [
     path("measures.csv", views.health_csv, name="csv"),
     path("checks/", views.status_checks, name="checks"),
     path("checks/<int:task_id>/answer/", views.status_check_answer, name="check_answer"),
+    path("douyin-feed/", views.douyin_feed_page, name="douyin_feed"),
     path("<slug:key>/", views.health_behind, name="behind"),
 ]

@@ -8,6 +8,7 @@ import datetime
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
@@ -16,7 +17,7 @@ from orders.access import role_required
 from orders.exports import csv_writer
 from orders.models import OrderStatus
 from orders.services import OrderError
-from workflows.health import selectors, services
+from workflows.health import douyin_feed, selectors, services
 from workflows.health.measures import MEASURES_BY_KEY, business_today, describe_detail
 from workflows.health.models import ConsistencyTask
 
@@ -54,6 +55,13 @@ def health_csv(request: HttpRequest) -> HttpResponse:
             ]
         )
     return response
+
+
+@require_GET
+@role_required(*HEALTH_ROLES)
+def douyin_feed_page(request: HttpRequest) -> HttpResponse:
+    mode, rows = douyin_feed.feed_rows()
+    return render(request, "health/douyin_feed.html", {"mode": mode, "rows": rows, "now": timezone.now()})
 
 
 @require_GET

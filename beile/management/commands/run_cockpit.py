@@ -43,6 +43,7 @@ def fake_ports() -> dict[str, int]:
         "wechat": available_port(8102),
         "sms": available_port(8103),
         "wecom": available_port(8104),
+        "douyin": available_port(8105),
     }
 
 
@@ -108,6 +109,19 @@ def processes(host: str, port: int, fakes: dict[str, int]) -> dict[str, list[str
         ]
     if settings.WECOM["SANDBOX"]:
         commands["fake-wecom"] = [python, "-m", "integrations.wecom.fake_server", "--port", str(fakes["wecom"])]
+    if settings.DOUYIN["SANDBOX"] and settings.DOUYIN["ENABLED"]:
+        # The demo's three shops (seed_demo) get a new order every FAKE_DOUYIN_STREAM_SECONDS.
+        commands["fake-douyin"] = [
+            python,
+            "-m",
+            "integrations.douyin.fake_server",
+            "--port",
+            str(fakes["douyin"]),
+            "--push-url",
+            f"http://{host}:{port}/integrations/douyin/push/",
+            "--stream",
+            os.environ.get("FAKE_DOUYIN_STREAM_SECONDS", "30"),
+        ]
     return commands
 
 
@@ -257,6 +271,8 @@ class Command(BaseCommand):
         if settings.WECOM["SANDBOX"]:
             # Every role's robot posts to the fake (beile/settings.py builds the webhooks from it).
             os.environ["WECOM_FAKE_URL"] = f"http://127.0.0.1:{fakes['wecom']}"
+        if settings.DOUYIN["SANDBOX"]:
+            os.environ["DOUYIN_BASE_URL"] = f"http://127.0.0.1:{fakes['douyin']}"
         supervisor = Supervisor(processes(host, port, fakes), say=self._say)
         supervisor.start_all()
 
@@ -315,5 +331,9 @@ class Command(BaseCommand):
             )
         if settings.WECOM["SANDBOX"]:
             self.stdout.write(f"WeCom sandbox, each role's group robot: http://127.0.0.1:{fakes['wecom']}/")
+        if settings.DOUYIN["SANDBOX"] and settings.DOUYIN["ENABLED"]:
+            self.stdout.write(
+                f"Douyin shop sandbox, three shops streaming orders to the push endpoint: http://127.0.0.1:{fakes['douyin']}/"
+            )
         if not exit_when_ready:
             self.stdout.write("Press Ctrl-C to stop.\n")

@@ -17,6 +17,8 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.utils import timezone, translation
 
+from integrations.douyin.fake_server import SANDBOX_SHOPS as DOUYIN_SANDBOX_SHOPS
+from integrations.douyin.models import DouyinShop
 from integrations.erp.models import ImportKind, ImportRun
 from integrations.erp.services import import_run_execute
 from integrations.kuaidi100.client import INTERCEPT_CARRIERS
@@ -189,6 +191,7 @@ class Command(BaseCommand):
         with transaction.atomic(), translation.override(settings.LANGUAGE_CODE):
             users = self._users()
             products = self._products()
+            self._douyin_shops()
             if Order.objects.filter(order_number__startswith="BL").exists():
                 self.stdout.write("Demo orders already present; users and products refreshed.")
             else:
@@ -196,6 +199,14 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS("Demo logins (username / password):"))
         for role, name in DEMO_USERS:
             self.stdout.write(f"  {role:<11} {demo_password(role):<24} {name}")
+
+    def _douyin_shops(self) -> None:
+        """The company's three Douyin shops, with the sandbox platform's credentials (the fake that
+        `make demo` starts streams their orders to the push endpoint; tokens are fetched on use)."""
+        for shop in DOUYIN_SANDBOX_SHOPS:
+            DouyinShop.objects.update_or_create(
+                shop_id=shop["shop_id"], defaults={"name": shop["name"], "app_key": shop["app_key"], "app_secret": shop["secret"]}
+            )
 
     def _users(self) -> dict[str, User]:
         users = {}
