@@ -37,6 +37,10 @@ class NoStoreForSignedInMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         response = self.get_response(request)
+        if "no-store" in response.get("Cache-Control", ""):
+            # Already never kept; and asking who is signed in would cost the live-screen check
+            # (orders/live.py), which reads no session, two database queries.
+            return response
         user = getattr(request, "user", None)
         if user is not None and user.is_authenticated:
             add_never_cache_headers(response)

@@ -12,7 +12,7 @@ from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 
-from orders import events
+from orders import events, live
 from orders.models import Order, OrderEvent, OrderStatus, Role, StageRule
 from workflows import alerts, delays
 from workflows.models import Alert, AlertKind
@@ -100,6 +100,7 @@ def sla_sweep(*, now: datetime.datetime | None = None) -> SweepResult:
                     )
                 )
             OrderEvent.objects.bulk_create(breach_events)
+            live.orders_changed(order.pk for order in due)
             # The unique dedupe_key is the last line of defence against a second alert.
             Alert.objects.bulk_create(breach_alerts, ignore_conflicts=True)
     # Outside the sweep's transaction: e-mailing takes no lock a person or the next sweep waits on.
