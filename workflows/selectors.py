@@ -12,6 +12,7 @@ from django.core.cache import cache
 from django.db.models import Count, Exists, F, OuterRef, Q
 from django.utils import timezone
 
+from orders import live
 from orders.models import (
     ACTIVE_STATUSES,
     ADDRESS_CHANGE_WAITING,
@@ -22,7 +23,6 @@ from orders.models import (
     RiskTag,
     StageRule,
 )
-from orders import live
 from orders.reasons import REASONS_BY_CODE
 from workflows.models import Alert, AlertKind, Ticket
 
