@@ -133,7 +133,8 @@ if REDIS_URL:
     CELERY_BROKER_TRANSPORT_OPTIONS = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            # Django's, reusing its Redis client (beile/cache.py).
+            "BACKEND": "beile.cache.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": "beile",
         }

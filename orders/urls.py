@@ -1,10 +1,8 @@
 from django.urls import path
 
-from orders import live, views
+from orders import views
 
 urlpatterns = [
-    # The live screens' check (orders/live.py), polled once a second by static/js/live.js.
-    path("live/", live.check, name="live_check"),
     path("orders/", views.order_list, name="order_list"),
     path("orders/<str:order_number>/", views.order_card, name="order_card"),
     path("orders/<str:order_number>/phone/", views.phone_reveal, name="phone_reveal"),
