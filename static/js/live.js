@@ -1,9 +1,10 @@
 // Live screens (orders/live.py). Every element with data-live is a region of the page that shows
 // orders: once a second (while the tab is visible) it asks the server, from the cache alone,
 // whether what it watches changed since it was drawn; when it did, the region is fetched again
-// and swapped. A region holding a form the user is filling in (an edited field, or the focus in
-// a field) is not swapped: the banner says the order changed, and the region is refreshed when
-// the user asks, or by itself once the form is left untouched again.
+// and swapped. A region holding what the user is doing is not swapped: a form being filled in
+// (an edited field, or the focus in a field), or something they opened inside it (more rows of
+// the list, older timeline entries, a revealed number). The banner says the order changed, and
+// the region is refreshed when the user asks, or by itself once the form is left untouched.
 (function () {
   "use strict";
   var INTERVAL_MS = 1000;
@@ -39,6 +40,7 @@
   }
 
   function busy(region) {
+    if (region.dataset.liveOpened) return true;
     var active = document.activeElement;
     if (active && region.contains(active) && /^(INPUT|TEXTAREA|SELECT)$/.test(active.tagName) && active.type !== "hidden") {
       return true;
@@ -93,6 +95,7 @@
 
   function tick() {
     if (stopped) return;
+    var started = Date.now();
     var work = [];
     if (!document.hidden) {
       // The regions left waiting are refreshed once the user has left their form.
@@ -112,9 +115,17 @@
     }
     Promise.all(work).then(function () {
       showBanner();
-      window.setTimeout(tick, INTERVAL_MS);
+      window.setTimeout(tick, Math.max(0, started + INTERVAL_MS - Date.now())); // once a second, however long the check took
     });
   }
+
+  // An htmx swap into part of a region (not of the region itself, as the region's own actions
+  // and this file's refresh do) is something the user opened there: kept until they refresh.
+  document.body.addEventListener("htmx:beforeSwap", function (event) {
+    var target = event.detail.target;
+    var region = target && target.closest ? target.closest("[data-live]") : null;
+    if (region && region !== target) region.dataset.liveOpened = "1";
+  });
 
   document.getElementById("live-refresh").addEventListener("click", function () {
     Object.keys(waiting).forEach(function (id) {
