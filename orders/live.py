@@ -31,6 +31,7 @@ age, the check is refused (403). A token reveals only when some order last chang
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import time
 from collections.abc import Callable, Iterable
@@ -52,6 +53,24 @@ KEY_TIMEOUT = 24 * 3600
 # "orders", or up to 100 order ids: the lookup shows at most 100 orders (workflows/frontline/lookup.py).
 WATCH = re.compile(r"^(?:orders|order:\d{1,19}(?:,\d{1,19}){0,99})$")
 SIGNER_SALT = "orders.live"
+# With the cache away (a Redis outage), a call fails only after redis-py's retries (~0.35 s):
+# after one failure, publishing and checking are skipped for this long instead of making every
+# change and every screen's check wait. Screens then show changes at their next reload, or at
+# the first change after the cache is back.
+CACHE_RETRY_SECONDS = 5.0
+_cache_away_until = 0.0
+
+logger = logging.getLogger(__name__)
+
+
+def _cache_away() -> bool:
+    return time.monotonic() < _cache_away_until
+
+
+def _cache_failed() -> None:
+    global _cache_away_until
+    _cache_away_until = time.monotonic() + CACHE_RETRY_SECONDS
+    logger.warning("live screens: the cache is unavailable; open screens are not told of changes for %.0f s", CACHE_RETRY_SECONDS)
 
 
 # --- Publish -------------------------------------------------------------------------------------
@@ -63,17 +82,21 @@ def order_changed(order_id: int) -> None:
 
 def orders_changed(order_ids: Iterable[int]) -> None:
     """After the current transaction commits (at once outside one), tell every screen watching
-    these orders. robust: the cache being away must not turn a committed change into an error;
-    the screens then see it at the next change or reload."""
+    these orders."""
     ids = list(order_ids)
-    transaction.on_commit(lambda: _publish(ids), robust=True)
+    transaction.on_commit(lambda: _publish(ids))
 
 
 def _publish(order_ids: list[int]) -> None:
+    if _cache_away():
+        return
     token = time.time_ns()
     tokens = {KEY_PREFIX + ALL_ORDERS: token}
     tokens.update({f"{KEY_PREFIX}order:{order_id}": token for order_id in order_ids})
-    cache.set_many(tokens, timeout=KEY_TIMEOUT)
+    try:
+        cache.set_many(tokens, timeout=KEY_TIMEOUT)
+    except Exception:  # the change is committed: a cache outage must not turn it into an error
+        _cache_failed()
 
 
 # --- Watch ---------------------------------------------------------------------------------------
@@ -138,7 +161,13 @@ def check(request: HttpRequest) -> HttpResponse:
     watch = request.GET.get("watch", "")
     if not WATCH.match(watch):
         return HttpResponse(status=400)
-    token = current_token(watch)
+    if _cache_away():
+        return HttpResponse(status=503, headers={"Retry-After": str(int(CACHE_RETRY_SECONDS))})
+    try:
+        token = current_token(watch)
+    except Exception:  # the cache is away: live.js tries again at its next check
+        _cache_failed()
+        return HttpResponse(status=503, headers={"Retry-After": str(int(CACHE_RETRY_SECONDS))})
     seen = request.headers.get("If-None-Match", "").strip('W/"')
     response = HttpResponse(status=304) if seen.isdigit() and token <= int(seen) else HttpResponse(str(token))
     response["ETag"] = f'"{token}"'

@@ -6,6 +6,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 
 import pytest
 from django.core.cache import cache
@@ -150,3 +151,21 @@ def test_a_lost_key_refreshes_each_screen_once(client, supervisor):
 def test_every_order_wide_screen_is_live(client, supervisor, url):
     watch, _since, _key = _region(client, url)
     assert watch == "orders"
+
+
+def test_a_cache_outage_neither_fails_nor_slows_the_changes(
+    client, supervisor, people, settings, monkeypatch, django_capture_on_commit_callbacks
+):
+    order = make_order()
+    watch, since, key = _region(client, f"/orders/{order.order_number}/")
+    monkeypatch.setattr(live, "_cache_away_until", 0.0)
+    settings.CACHES = {"default": {"BACKEND": "beile.cache.RedisCache", "LOCATION": "redis://127.0.0.1:9/0"}}
+    started = time.monotonic()
+    for number in range(5):
+        with django_capture_on_commit_callbacks(execute=True):
+            services.order_add_note(order=order, by=Actor.of(people["service"]), body=f"缓存停了 {number}")
+    # One attempt finds the cache away; the next changes do not wait for it again.
+    assert time.monotonic() - started < 2.0
+    assert order.notes.count() == 5
+    refused = _check(client, watch, since, key)
+    assert refused.status_code == 503 and refused["Retry-After"] == "5"
