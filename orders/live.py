@@ -19,6 +19,12 @@ The rule, in one place:
   stores the current time under it, so every screen that watches it refreshes once and then
   agrees on the new token; no storm.
 
+Why a check each second rather than server-sent events: gunicorn runs synchronous workers, where
+an open stream would hold a worker thread per screen, and the demo has no Redis to publish
+through; a 304 from the cache costs about a millisecond of CPU per screen per second
+(`python manage.py bench --only live`), and a change is seen within a second plus the region's
+fetch.
+
 Tokens are wall-clock times: the hosts serving one cockpit must agree on the time (NTP) to
 within the gap between a request's start and its first read, which is what a skew can hide.
 
