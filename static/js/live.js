@@ -8,6 +8,8 @@
 (function () {
   "use strict";
   var INTERVAL_MS = 1000;
+  // A region's refresh still on its way is not asked for again before this (a slow server).
+  var REFRESH_PATIENCE_MS = 5000;
   var banner = document.getElementById("live-banner");
   if (!banner || !window.fetch) return;
   var checkUrl = banner.dataset.checkUrl;
@@ -54,10 +56,16 @@
 
   function refresh(region) {
     delete waiting[region.id];
+    region.dataset.liveRefreshing = Date.now();
     var selector = "#" + CSS.escape(region.id);
     // htmx sends HX-Request and HX-Target (the region's id): the views answer with the region's
-    // fragment where they have one, the whole page otherwise; `select` takes the region from either.
-    return htmx.ajax("GET", region.dataset.liveUrl || window.location.href, { target: selector, swap: "outerHTML", select: selector });
+    // fragment where they have one, the whole page otherwise; `select` takes the region from
+    // either. The region is the request's source, so two regions of a page refreshing at once
+    // each keep their own request (htmx keeps one request and one queued per source). The new
+    // region brings its own since; a refresh that fails leaves the old one, asked again.
+    return htmx.ajax("GET", region.dataset.liveUrl || window.location.href, {
+      source: region, target: selector, swap: "outerHTML", select: selector,
+    });
   }
 
   function showBanner() {
@@ -65,10 +73,10 @@
   }
 
   function changed(region, token) {
-    region.dataset.liveSince = token;
     if (busy(region)) {
+      region.dataset.liveSince = token; // told once: the banner stays until the user refreshes
       waiting[region.id] = true;
-    } else {
+    } else if (!(Date.now() - region.dataset.liveRefreshing < REFRESH_PATIENCE_MS)) {
       refresh(region);
     }
   }
