@@ -62,8 +62,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    # First: the moment a request starts, before any read, is a live screen's "since" (orders/live.py).
-    "orders.live.RequestStartMiddleware",
+    # First: when a request starts is a live screen's "since"; it answers the live check itself.
+    "beile.middleware.LiveMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",

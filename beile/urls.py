@@ -21,8 +21,7 @@ admin.site.site_header = _("Beile Order Cockpit")
 admin.site.site_title = _("Beile Order Cockpit")
 
 urlpatterns = [
-    # The live screens' check (orders/live.py), asked once a second by every open screen: first,
-    # so that resolving it walks one pattern, not the whole list.
+    # The live screens' check (orders/live.py), answered by beile/middleware.py LiveMiddleware.
     path("live/", live.check, name="live_check"),
     # The landing page: a pinned saved view (workflows/list_views.py), else the role's start page.
     path("", list_views.landing, name="home"),

@@ -9,9 +9,9 @@ The rule, in one place:
   order-wide screen watches. The cache is Redis across web processes, a file cache in the demo;
   both are shared by every local process, the Celery worker included.
 - **Watch.** A screen's region carries `{% live_region … %}` (orders/templatetags/live.py):
-  what it watches ("orders", or "order:<ids>"), `since` (the time its request started, so a
-  change committed while the page was being rendered is not missed) and a key signed for the
-  session. static/js/live.js asks `check` once a second with If-None-Match: the token it has
+  what it watches ("orders", or "order:<ids>"), `since` (the time its request started, noted by
+  beile/middleware.py LiveMiddleware, so a change committed while the page was being read is not
+  missed) and a key signed for the session. static/js/live.js asks `check` once a second with If-None-Match: the token it has
   seen; `check` answers 304 from the cache alone, with no database query, or 200 with the newer
   token, and the region is fetched again (or, over a form the user is filling in, a banner says
   the order changed).
@@ -40,7 +40,7 @@ import hashlib
 import logging
 import re
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
 from django.conf import settings
 from django.core import signing
@@ -161,6 +161,7 @@ def _may_poll(request: HttpRequest) -> bool:
     "the live-screen check: it must cost no database query, so instead of the session it checks a key "
     "signed for this session's cookie when a signed-in page was rendered (orders/live.py)"
 )
+# Answered by beile/middleware.py LiveMiddleware before the rest of the middleware stack.
 def check(request: HttpRequest) -> HttpResponse:
     if not _may_poll(request):
         return HttpResponse(status=403)
@@ -179,16 +180,3 @@ def check(request: HttpRequest) -> HttpResponse:
     response["ETag"] = f'"{token}"'
     response["Cache-Control"] = "no-store"
     return response
-
-
-class RequestStartMiddleware:
-    """Notes when the request started, before any view reads the database: a live region's
-    `since`. A change committed after this moment may be missing from the page, so the screen
-    refreshes for any token newer than it."""
-
-    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
-        self.get_response = get_response
-
-    def __call__(self, request: HttpRequest) -> HttpResponse:
-        request.live_since = time.time_ns()
-        return self.get_response(request)

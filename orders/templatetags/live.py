@@ -35,7 +35,7 @@ def live_region(context, watched=None, url: str = "") -> str:
         if not ids:
             return ""
         watch = "order:" + ",".join(ids[:100])
-    # Since the request started (orders/live.py RequestStartMiddleware): a change committed while
+    # Since the request started (beile/middleware.py LiveMiddleware): a change committed while
     # the page was being read is refreshed, never missed. An action's answer (POST) is drawn after
     # its own change committed: since now, or the user's own change would refresh the region
     # again a second later and wipe the action's message.
