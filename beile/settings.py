@@ -63,6 +63,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: when a request starts is a live screen's "since"; it answers the live check itself.
+    "beile.middleware.LiveMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -132,7 +134,8 @@ if REDIS_URL:
     CELERY_BROKER_TRANSPORT_OPTIONS = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            # Django's, reusing its Redis client (beile/cache.py).
+            "BACKEND": "beile.cache.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": "beile",
         }

@@ -7,6 +7,7 @@ from django.urls import include, path
 from django.utils.translation import gettext_lazy as _
 
 from beile.health import healthz
+from orders import live
 from orders.access import public_endpoint
 from workflows import address_change_views, erp_bridge, list_views, tracking
 
@@ -20,6 +21,8 @@ admin.site.site_header = _("Beile Order Cockpit")
 admin.site.site_title = _("Beile Order Cockpit")
 
 urlpatterns = [
+    # The live screens' check (orders/live.py), answered by beile/middleware.py LiveMiddleware.
+    path("live/", live.check, name="live_check"),
     # The landing page: a pinned saved view (workflows/list_views.py), else the role's start page.
     path("", list_views.landing, name="home"),
     path(

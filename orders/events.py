@@ -24,6 +24,7 @@ from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop, pgettext
 
+from orders import live
 from orders.access import Actor
 from orders.models import (
     AfterSalesKind,
@@ -81,6 +82,9 @@ def _event(
     )
     if save:
         event.save()
+        # Every change to an order writes an event, so this is where screens hear of it
+        # (orders/live.py); the bulk writers (save=False) tell them themselves.
+        live.order_changed(order.pk)
     return event
 
 

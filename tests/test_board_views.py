@@ -7,7 +7,8 @@ import pytest
 import time_machine
 from django.utils import timezone
 
-from orders import clock
+from orders import clock, services
+from orders.access import Actor
 from orders.models import EventKind, Order, OrderTag, StageRule
 from tests.conftest import PASSWORD, make_order
 from workflows import sla
@@ -83,7 +84,9 @@ def test_the_board_refreshes_as_a_fragment_and_keeps_its_filters(client, supervi
     response = client.get("/board/?role=packer&tag=fuzzy_address", **HTMX)
     body = response.content.decode()
     assert "<html" not in body and body.strip().startswith('<div id="board-body"')
-    assert 'hx-get="/board/?role=packer&amp;tag=fuzzy_address"' in body and 'hx-trigger="every 5s"' in body
+    # No timer any more: live.js refetches the board (its own address, filters included) when an
+    # order changes (orders/live.py).
+    assert 'data-live="orders"' in body and "hx-trigger" not in body[: body.index(">")]
 
 
 def test_filters_by_responsible_role_and_tag(client, supervisor):
@@ -107,15 +110,21 @@ def test_stage_counts_at_the_top(client, supervisor):
     assert "<strong>2</strong>" in count and "1 单超时" in count
 
 
-def test_stage_counts_are_shared_for_the_poll_interval(client, supervisor):
+def test_stage_counts_are_shared_until_an_order_changes(client, supervisor, people, django_capture_on_commit_callbacks):
     make_order(status="picking")
     with time_machine.travel(timezone.now(), tick=False) as traveller:
         assert "<strong>1</strong>" in _picking_count(client)
-        make_order(status="picking")
-        # Every supervisor's board polls every 5 s: within that, one count serves them all.
+        make_order(status="picking")  # written directly, as no service would: nobody is told
+        # Every supervisor's board refreshes when an order changes: one count serves them all.
         assert "<strong>1</strong>" in _picking_count(client)
         traveller.shift(datetime.timedelta(seconds=6))
         assert "<strong>2</strong>" in _picking_count(client)
+        paid = make_order(status="paid")
+        traveller.shift(datetime.timedelta(seconds=1))
+        with django_capture_on_commit_callbacks(execute=True):
+            services.order_transition(order=paid, name="start_picking", by=Actor.of(people["dispatcher"]))
+        # A change through the services is counted at once, not 5 s later.
+        assert "<strong>3</strong>" in _picking_count(client)
 
 
 def _picking_count(client) -> str:

@@ -125,8 +125,10 @@ def test_the_board_sorts_its_lanes_by_minutes_to_the_platform_deadline(client, s
     red = _lane(page, "red")
     assert red.index(platform_soon.order_number) < red.index(platform_far.order_number) < red.index(longest_overdue.order_number)
     assert '<option value="platform" selected>' in page and "距平台时限" in page
-    # The htmx poll keeps the sort.
-    assert 'hx-get="/board/?sort=platform"' in page
+    # The live refresh re-reads the page's own address (static/js/live.js), and the cards'
+    # actions carry the sort, so both keep it.
+    assert 'id="board-body" data-live=' in page
+    assert '<input type="hidden" name="sort" value="platform">' in page
     assert client.get("/board/?sort=nonsense").status_code == 200
 
 

@@ -7,7 +7,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from orders import rules
+from orders import live, rules
 from orders.access import Actor
 from orders.services import NotAllowed
 from workflows.models import Alert
@@ -24,4 +24,6 @@ def alert_acknowledge(*, alert: Alert, by: Actor) -> Alert:
         alert.acknowledged_by = by.user
         alert.acknowledged_at = timezone.now()
         alert.save(update_fields=["acknowledged_by", "acknowledged_at"])
+        if alert.order_id:  # the board shows the acknowledgement on the order's card
+            live.order_changed(alert.order_id)
     return alert

@@ -15,7 +15,7 @@ from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 
-from orders import clock, events
+from orders import clock, events, live
 from orders.models import Order, OrderEvent, OrderStatus, Role, StageRule
 from workflows import alerts, delays
 from workflows.models import Alert, AlertKind
@@ -119,6 +119,8 @@ def platform_deadline_scan(*, now: datetime.datetime) -> int:
             ],
             ignore_conflicts=True,
         )
+        # The board shows the new alert's button on these orders' cards.
+        live.orders_changed(order.pk for order in near)
     return len(near)
 
 
@@ -165,6 +167,7 @@ def sla_sweep(*, now: datetime.datetime | None = None) -> SweepResult:
                     )
                 )
             OrderEvent.objects.bulk_create(breach_events)
+            live.orders_changed(order.pk for order in due)
             # The unique dedupe_key is the last line of defence against a second alert.
             Alert.objects.bulk_create(breach_alerts, ignore_conflicts=True)
     platform_alerted = platform_deadline_scan(now=now)

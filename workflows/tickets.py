@@ -13,6 +13,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from orders import live
 from orders.access import Actor
 from orders.models import Shipment
 from workflows.alerts import alert_email_soon, alert_raise
@@ -39,6 +40,8 @@ def ticket_open_for_shipment(*, shipment: Shipment, kind: str, summary: str) -> 
     try:
         with transaction.atomic():
             ticket = Ticket.objects.create(order_id=shipment.order_id, shipment=shipment, kind=kind, summary=summary[:300])
+            # A ticket is no order event, but the board, the tickets screen and the order's card show it.
+            live.order_changed(ticket.order_id)
     except IntegrityError:
         return Ticket.objects.get(shipment=shipment, closed_at__isnull=True), False
     alert, _created = alert_raise(
@@ -69,6 +72,7 @@ def ticket_take(*, ticket: Ticket, by: Actor, owner=None) -> Ticket:
             raise TicketError(_("This ticket is already closed."))
         ticket.owner = owner
         ticket.save(update_fields=["owner"])
+        live.order_changed(ticket.order_id)
     return ticket
 
 
@@ -81,6 +85,7 @@ def ticket_add_note(*, ticket: Ticket, by: Actor, body: str) -> TicketNote:
         raise TicketError(_("A note has at most 1000 characters."))
     with transaction.atomic():
         ticket = _lock(ticket)
+        live.order_changed(ticket.order_id)
         return TicketNote.objects.create(ticket=ticket, author=by.user, body=body)
 
 
@@ -100,6 +105,7 @@ def ticket_close(*, ticket: Ticket, by: Actor, resolution: str) -> Ticket:
         if ticket.owner_id is None:
             ticket.owner = by.user
         ticket.save(update_fields=["closed_at", "closed_by", "resolution", "owner"])
+        live.order_changed(ticket.order_id)
     return ticket
 
 

@@ -29,7 +29,6 @@ from workflows.models import Alert
 # see their own stage's clock on each order card and the "overdue" filter of the order list.
 BOARD_ROLES = rules.SCREEN_ROLES["board"]
 RUSH_ROLES = rules.SCREEN_ROLES["rush"]
-POLL_SECONDS = 5
 
 
 def _filters(params) -> selectors.BoardFilters:
@@ -50,7 +49,6 @@ def _board_context(filters: selectors.BoardFilters) -> dict:
         "filter_query": urlencode({key: value for key, value in vars(filters).items() if value}),
         "roles": Role.choices,
         "board_tags": [(tag, RiskTag(tag).label) for tag in selectors.BOARD_TAGS],
-        "poll_seconds": POLL_SECONDS,
     }
 
 

@@ -47,7 +47,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from integrations.erp.spreadsheet import Table, read_table
-from orders import clock, events, services
+from orders import clock, events, live, services
 from orders.access import Actor
 from orders.models import (
     Carrier,
@@ -1153,6 +1153,8 @@ def _create_orders(drafts: list[OrderDraft], products: dict[str, Product], now, 
     # A tracking number already known here (e.g. entered by the courier) is kept, not duplicated.
     Shipment.objects.bulk_create(shipments, ignore_conflicts=True)
     insert_rows(OrderEvent, EVENT_COLUMNS, event_rows)
+    # New orders: no screen watches them one by one yet; the order-wide screens hear of them.
+    live.orders_changed([])
 
 
 def _update_orders(
@@ -1197,3 +1199,4 @@ def _update_orders(
         OrderLine.objects.filter(order_id__in=replace_lines).delete()
         insert_rows(OrderLine, LINE_COLUMNS, new_lines)
     insert_rows(OrderEvent, EVENT_COLUMNS, event_rows)
+    live.orders_changed(orders.keys())

@@ -15,7 +15,9 @@ part beside its baselines in the same run:
 - import: ERP import lines/s and one day's reconciliation; baseline: one save() per row;
 - sweep: one SLA sweep over the open orders; baseline: a Python scan of every open order;
 - load: committed status transitions/s through HTTP against gunicorn (4 workers) with a threaded
-  load driver on loopback (real log-ins, CSRF tokens), then the RSS of a web and a Celery worker.
+  load driver on loopback (real log-ins, CSRF tokens), then the RSS of a web and a Celery worker;
+- live: commit → visible in a second headless browser for each live screen, and the CPU of a
+  live check with nothing changed (beile/bench_live.py).
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from django.db.models import Q
 from django.test import Client, override_settings
 from django.utils import timezone
 
+from beile import bench_live
 from integrations.erp.importer import COLUMNS, REQUIRED, import_orders, parse_amount, parse_erp_time
 from integrations.erp.models import ReconciliationRun
 from integrations.erp.reconciliation import our_side, reconciliation_run
@@ -70,7 +73,7 @@ from orders.phones import normalize_mobile
 from workflows import sla
 
 ROOT = Path(settings.BASE_DIR)
-PARTS = ("pages", "import", "sweep", "load")
+PARTS = ("pages", "import", "sweep", "load", "live")
 PREFIX = "BN"  # generated orders; the ERP import part uses BENCH/NAIVE/RECON, the load part LD…
 TARGET_PHONE = "17000000001"  # the customer on the phone: 20 fully loaded orders
 DEEP_PAGE = 10_000  # the deep keyset page of the order list (50 orders a page)
@@ -398,6 +401,8 @@ class Command(BaseCommand):
             self._import(options["import_lines"], options["naive_lines"], options["recon_orders"])
         if "load" in parts:
             self._load(options["load_seconds"], options["load_orders"], options["load_threads"])
+        if "live" in parts:
+            self.rows.extend(Row(*row) for row in bench_live.run(database_url=self._database_url()))
         self._print_table(load_before)
 
     # --- Setup -----------------------------------------------------------------------------------

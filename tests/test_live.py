@@ -1,0 +1,171 @@
+"""Live screens (orders/live.py): the check a screen makes each second costs no database query
+and answers 304 while nothing changed; a change committed anywhere (this process, another one)
+makes it answer the newer token; only a signed-in page's key for this session may ask."""
+
+import os
+import re
+import subprocess
+import sys
+import time
+
+import pytest
+from django.core.cache import cache
+
+from orders import live, services
+from orders.access import Actor
+from tests.conftest import PASSWORD, ROOT, database_url_for_subprocess, make_order
+
+LIVE_ATTRIBUTES = re.compile(r'data-live="([^"]+)" data-live-since="(\d+)" data-live-key="([^"]+)"')
+
+
+def _region(client, url: str) -> tuple[str, str, str]:
+    """What a page's live region watches, since when, and its key, as live.js reads them."""
+    html = client.get(url).content.decode()
+    match = LIVE_ATTRIBUTES.search(html)
+    assert match, f"{url} has no live region"
+    return match.groups()
+
+
+def _check(client, watch: str, since: str, key: str):
+    return client.get("/live/", {"watch": watch}, HTTP_IF_NONE_MATCH=f'"{since}"', HTTP_X_LIVE_KEY=key)
+
+
+@pytest.fixture
+def supervisor(client, people):
+    client.force_login(people["supervisor"])
+    return people["supervisor"]
+
+
+@pytest.fixture(autouse=True)
+def empty_cache():
+    """The cache outlives a test (and order ids come back after a flush): start each test with
+    no live keys, as after a cache restart."""
+    cache.clear()
+
+
+def test_an_idle_check_makes_no_database_query_and_answers_304(client, supervisor, django_assert_num_queries):
+    order = make_order()
+    watch, since, key = _region(client, f"/orders/{order.order_number}/")
+    assert watch == f"order:{order.pk}"
+    # The first check finds no key (a fresh cache): it stores now, and the card refreshes once.
+    with django_assert_num_queries(0):
+        first = _check(client, watch, since, key)
+    assert first.status_code == 200
+    token = first.content.decode()
+    assert first["ETag"] == f'"{token}"' and int(token) > int(since)
+    with django_assert_num_queries(0):
+        idle = _check(client, watch, token, key)
+    assert idle.status_code == 304 and idle["Cache-Control"] == "no-store"
+    with django_assert_num_queries(0):
+        again = _check(client, watch, token, key)
+    assert again.status_code == 304
+
+
+def test_a_committed_change_makes_the_check_answer_the_newer_token(
+    client, supervisor, people, django_capture_on_commit_callbacks
+):
+    order, other = make_order(), make_order()
+    watch, since, key = _region(client, f"/orders/{order.order_number}/")
+    board_watch, board_since, board_key = _region(client, "/board/")
+    assert board_watch == "orders"
+    token = _check(client, watch, since, key).content.decode()
+    board_token = _check(client, board_watch, board_since, board_key).content.decode()
+    assert _check(client, watch, token, key).status_code == 304
+    # Another order changes: the card of this one stays quiet, the board hears of it.
+    with django_capture_on_commit_callbacks(execute=True):
+        services.order_add_note(order=other, by=Actor.of(people["service"]), body="客户要求周六送")
+    assert _check(client, watch, token, key).status_code == 304
+    assert _check(client, board_watch, board_token, board_key).status_code == 200
+    # Nothing is published before the commit.
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        services.order_add_note(order=order, by=Actor.of(people["service"]), body="先别发货")
+    assert _check(client, watch, token, key).status_code == 304
+    for callback in callbacks:
+        callback()
+    changed = _check(client, watch, token, key)
+    assert changed.status_code == 200 and int(changed.content) > int(token)
+
+
+def test_a_lookup_watches_every_order_it_shows(client, people, django_capture_on_commit_callbacks):
+    client.force_login(people["service"])
+    first, second = make_order(phone="13900002222"), make_order(phone="13900002222")
+    watch, since, key = _region(client, "/service/lookup/?q=13900002222")
+    assert sorted(watch.removeprefix("order:").split(",")) == sorted([str(first.pk), str(second.pk)])
+    token = _check(client, watch, since, key).content.decode()
+    assert _check(client, watch, token, key).status_code == 304
+    with django_capture_on_commit_callbacks(execute=True):
+        services.order_add_note(order=second, by=Actor.of(people["service"]), body="客户来电催单")
+    assert _check(client, watch, token, key).status_code == 200
+
+
+def test_a_change_committed_by_another_process_is_seen(transactional_db, client, people):
+    """The publish goes through the shared cache (Redis, or the demo's file cache), so a change
+    made by another process (a Celery worker, a second web process) reaches this one's check."""
+    client.force_login(people["supervisor"])
+    order = make_order()
+    watch, since, key = _region(client, f"/orders/{order.order_number}/")
+    token = _check(client, watch, since, key).content.decode()
+    assert _check(client, watch, token, key).status_code == 304
+    script = (
+        "from orders import services; from orders.access import Actor; from orders.models import Order; "
+        f"services.order_add_note(order=Order.objects.get(pk={order.pk}), by=Actor.system('WMS'), body='缺货，明天补')"
+    )
+    env = {**os.environ, "DATABASE_URL": database_url_for_subprocess()}
+    subprocess.run([sys.executable, "manage.py", "shell", "-c", script], cwd=ROOT, env=env, check=True, timeout=120)
+    assert _check(client, watch, token, key).status_code == 200
+
+
+def test_only_a_signed_in_page_may_check(client, people):
+    order = make_order()
+    # Anonymous: no session cookie, no key.
+    assert client.get("/live/", {"watch": "orders"}).status_code == 403
+    client.login(username="supervisor", password=PASSWORD)
+    watch, since, key = _region(client, f"/orders/{order.order_number}/")
+    assert _check(client, watch, since, key).status_code == 200
+    assert _check(client, watch, since, key[:-2] + "xx").status_code == 403  # a forged key
+    assert client.get("/live/", {"watch": watch}, HTTP_X_LIVE_KEY=key).status_code in (200, 304)
+    assert _check(client, "orders; drop table", since, key).status_code == 400
+    # The key is bound to this session: after logging out (or in another session) it is refused.
+    client.post("/logout/")
+    assert _check(client, watch, since, key).status_code == 403
+    client.login(username="supervisor", password=PASSWORD)
+    assert _check(client, watch, since, key).status_code == 403
+
+
+def test_a_lost_key_refreshes_each_screen_once(client, supervisor):
+    watch, since, key = _region(client, "/orders/")
+    token = _check(client, watch, since, key).content.decode()
+    cache.delete(live.KEY_PREFIX + live.ALL_ORDERS)  # the cache restarted, or the key expired
+    fresh = _check(client, watch, token, key)
+    assert fresh.status_code == 200
+    newer = fresh.content.decode()
+    # Every screen now agrees on the token stored by the first check: one refresh, then quiet.
+    assert _check(client, watch, token, key).content.decode() == newer
+    assert _check(client, watch, newer, key).status_code == 304
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["/board/", "/orders/", "/tickets/", "/address-changes/"],
+)
+def test_every_order_wide_screen_is_live(client, supervisor, url):
+    watch, _since, _key = _region(client, url)
+    assert watch == "orders"
+
+
+def test_a_cache_outage_neither_fails_nor_slows_the_changes(
+    client, supervisor, people, settings, monkeypatch, django_capture_on_commit_callbacks
+):
+    order = make_order()
+    watch, since, key = _region(client, f"/orders/{order.order_number}/")
+    monkeypatch.setattr(live, "_cache_away_until", 0.0)
+    settings.CACHES = {"default": {"BACKEND": "beile.cache.RedisCache", "LOCATION": "redis://127.0.0.1:9/0"}}
+    started = time.monotonic()
+    for number in range(5):
+        with django_capture_on_commit_callbacks(execute=True):
+            services.order_add_note(order=order, by=Actor.of(people["service"]), body=f"缓存停了 {number}")
+    # One attempt finds the cache away; the next changes do not wait for it again.
+    assert time.monotonic() - started < 2.0
+    assert order.notes.count() == 5
+    refused = _check(client, watch, since, key)
+    assert refused.status_code == 503 and refused["Retry-After"] == "5"
