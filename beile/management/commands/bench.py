@@ -107,7 +107,8 @@ WITH base AS (
 INSERT INTO orders_order (order_number, source, customer_id, receiver_name, receiver_phone, province, city, district, address,
   total_amount, paid_amount, shipping_fee, refund_amount, carrier_code, requires_cold_chain, buyer_message, status, version,
   stage_entered_at, cancel_reason, is_held, hold_reason, hold_note, held_at, hold_until, is_rush, rush_reason, rush_deadline,
-  rush_filed_at, placed_at, created_at, updated_at, shipped_at, stage_paused_seconds, stage_due_at, sla_breached_at)
+  rush_filed_at, placed_at, created_at, updated_at, shipped_at, stage_paused_seconds, stage_due_at, sla_breached_at,
+  packed_unverified)
 SELECT %(prefix)s || lpad(i::text, 10, '0'), CASE WHEN rush THEN 'rush' ELSE 'erp' END,
   %(first_customer)s + 1 + i %% (%(customers)s - 1), '客户', '17' || lpad((2 + i %% (%(customers)s - 1))::text, 9, '0'),
   '浙江省', '杭州市', '萧山区', '市心北路' || (i %% 999) || '号',
@@ -117,7 +118,8 @@ SELECT %(prefix)s || lpad(i::text, 10, '0'), CASE WHEN rush THEN 'rush' ELSE 'er
   CASE WHEN rush THEN deadline END, CASE WHEN rush THEN entered END,
   entered, entered, entered, CASE WHEN status IN ('shipped', 'completed') THEN entered END, 0,
   CASE WHEN rush AND deadline < due THEN deadline ELSE due END,
-  CASE WHEN LEAST(due, deadline) < now() - interval '1 minute' THEN LEAST(due, deadline) + interval '30 seconds' END
+  CASE WHEN LEAST(due, deadline) < now() - interval '1 minute' THEN LEAST(due, deadline) + interval '30 seconds' END,
+  false
 FROM timed
 """
 
@@ -829,10 +831,10 @@ class Command(BaseCommand):
                 """INSERT INTO orders_order (order_number, source, customer_id, receiver_name, receiver_phone, province, city, district,
                      address, total_amount, paid_amount, shipping_fee, refund_amount, carrier_code, requires_cold_chain, buyer_message,
                      status, version, stage_entered_at, cancel_reason, is_held, hold_reason, hold_note, is_rush, rush_reason,
-                     placed_at, created_at, updated_at, stage_paused_seconds, stage_due_at)
+                     placed_at, created_at, updated_at, stage_paused_seconds, stage_due_at, packed_unverified)
                    SELECT %(prefix)s || lpad(i::text, 6, '0'), 'erp', %(first)s + 1 + i, '客户', '17' || lpad((2 + i)::text, 9, '0'),
                      '浙江省', '杭州市', '萧山区', '市心北路1号', 99, 99, 0, 0, 'zhongtong', false, '', 'pending_review', 1, now(), '',
-                     false, '', '', false, '', now(), now(), now(), 0, now() + interval '2 hours'
+                     false, '', '', false, '', now(), now(), now(), 0, now() + interval '2 hours', false
                    FROM generate_series(1, %(count)s) AS i""",
                 {"prefix": prefix, "first": first_customer, "count": count},
             )
