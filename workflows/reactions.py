@@ -23,6 +23,7 @@ from integrations.sms.models import SmsMessage
 from integrations.wechat.models import CustomerMessage
 from orders import events
 from orders.models import EventKind, Order, OrderEvent, OrderStatus, Shipment
+from orders.services import REACTED_STATUSES
 from workflows.models import ContactChannel, ContactPreference
 from workflows.notifications import ADDRESS_CHANGE_PUSH_TEXT, customer_push_order_status, push_exists
 
@@ -57,7 +58,7 @@ def react_to_status_event(*, event_id: int) -> str:
         return react_to_address_change_event(event)
     if event.kind == EventKind.WAYBILL:
         return react_to_waybill_event(event)
-    if event.payload.get("to") != OrderStatus.SHIPPED:
+    if event.payload.get("to") not in REACTED_STATUSES:
         return "nothing to do"
     # Shipped: the carrier subscription for every parcel, and the customer's push.
     for shipment in Shipment.objects.filter(order_id=event.order_id):
