@@ -1099,6 +1099,8 @@ class Command(BaseCommand):
                 except subprocess.TimeoutExpired:
                     process.kill()
             var_dir.cleanup()
+            # The orders the driver did not reach would stay open and inflate the next run's board and sweep.
+            Order.objects.filter(order_number__startswith=prefix).delete()
 
     def _server_backends(self) -> list[int]:
         """The PostgreSQL backends serving the web and Celery processes: every other client of
