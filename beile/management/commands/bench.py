@@ -8,14 +8,20 @@ Generates its data set inside PostgreSQL (INSERT … SELECT generate_series, no 
 database that holds nothing else (it refuses a database with other orders), then measures each
 part beside its baselines in the same run:
 
-- pages: p50/p95 server time (Django test client in process, DEBUG off, cached templates) and
-  query counts for the lookup, the order card, the order list (first and a deep keyset page), the
-  board and the PDA scan; baselines: a naive Django-admin-style search (icontains, OFFSET, lazy
-  loads) and the raw SQL lower bound (one hand-written query for the same data);
+- pages: p50/p95 server time (Django test client in process, DEBUG off, cached templates), CPU
+  per request of the web side (this process) and of its PostgreSQL backend (/proc), and query
+  counts for the lookup, the order card, the order list (first and a deep keyset page), the board
+  and the PDA scan; each page's web CPU as a multiple of the login page's (the floor, measured in
+  the same run) against issue 14's budgets; baselines: a naive Django-admin-style search
+  (icontains, OFFSET, lazy loads) and the raw SQL lower bound (one hand-written query for the
+  same data);
 - import: ERP import lines/s and one day's reconciliation; baseline: one save() per row;
-- sweep: one SLA sweep over the open orders; baseline: a Python scan of every open order;
+- sweep: one SLA sweep with 2,000 new breaches among the open orders, then one with nothing due;
+  baseline: a Python scan of every open order;
 - load: committed status transitions/s through HTTP against gunicorn (4 workers) with a threaded
-  load driver on loopback (real log-ins, CSRF tokens), then the RSS of a web and a Celery worker.
+  load driver on loopback (real log-ins, CSRF tokens), the CPU per committed transition of the
+  web, Celery and PostgreSQL processes (the driver's own apart), then the RSS of a web and a
+  Celery worker.
 """
 
 from __future__ import annotations
@@ -651,8 +657,9 @@ class Command(BaseCommand):
     def _measure(self, what: str, runs: int, call, *, cpu_budget: float | None = None, wall_p95_ms: float | None = None) -> None:
         """One row: wall p50/p95, web and database CPU p50 per request, the query count; a page
         with a budget also gets its web CPU as a multiple of the login page and a verdict (CPU
-        multiple and wall p95 both within budget). The live-update check (h-live's `live` part)
-        is one more call: cpu_budget=0.5, wall_p95_ms=5."""
+        multiple and wall p95 both within budget). Call it inside override_settings(DEBUG=False),
+        after self._login_floor(runs). The live-update check with nothing changed (a `live`
+        part) is one more call: cpu_budget=0.5, wall_p95_ms=5."""
         queries = count_queries(call)
         timing = self.last = self._time(runs, call)
         p50, p95 = percentiles(timing.wall)
