@@ -827,11 +827,12 @@ class Command(BaseCommand):
                 "UPDATE orders_order SET sla_breached_at = stage_due_at + interval '30 seconds' "
                 "WHERE stage_due_at <= now() AND sla_breached_at IS NULL"
             )
+            # A fresh stage entry each run (an hour ago at most): a new breach, not one alerted before.
             cursor.execute(
-                "UPDATE orders_order SET stage_due_at = now() - random() * interval '1 minute' WHERE id IN ("
-                "  SELECT id FROM orders_order WHERE stage_due_at > now() AND sla_breached_at IS NULL AND NOT is_held"
-                "  ORDER BY stage_due_at LIMIT %s)",
-                [SWEEP_BREACHES],
+                "UPDATE orders_order SET stage_entered_at = now() - random() * interval '1 hour', sla_breached_at = NULL, "
+                "stage_due_at = now() - random() * interval '1 minute' WHERE id IN ("
+                "  SELECT id FROM orders_order WHERE status = ANY(%s) AND NOT is_held ORDER BY random() LIMIT %s)",
+                [list(ACTIVE_STATUSES), SWEEP_BREACHES],
             )
             # ... and e-mailed to someone (without an address an alert is retried every sweep for a day).
             cursor.execute(
