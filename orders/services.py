@@ -73,6 +73,9 @@ from orders.reasons import (
 logger = logging.getLogger(__name__)
 # Named, not imported: orders is the ground floor and knows nothing of the floors above.
 REACT_TASK = "workflows.react_to_status_event"
+# The statuses whose entry something reacts to (workflows/reactions.py reads this set too): only
+# these transitions nudge the worker; a broker round trip for the others would find nothing to do.
+REACTED_STATUSES = frozenset({OrderStatus.SHIPPED})
 
 
 class OrderError(Exception):
@@ -240,7 +243,8 @@ def _apply_transition(
     # higher floor (workflows/reactions.py) and reads it from this event, which commits with the
     # change: the nudge below makes it prompt, the relay there makes it certain (a crash or a
     # broker outage between commit and nudge loses nothing).
-    transaction.on_commit(lambda: _nudge_reactions(event.pk))
+    if order.status in REACTED_STATUSES:
+        transaction.on_commit(lambda: _nudge_reactions(event.pk))
     return order
 
 
@@ -577,6 +581,8 @@ def order_flag_missing_gift(order: Order) -> None:
     """An order approved or sent to picking whose buyer message or notes promise a gift it has no
     line for gets the "missing gift" exception now, before anyone reaches the pack bench (where
     the gift_missing guard refuses it: orders/rules.py)."""
+    if not rules.gift_promise(order):  # what most orders say: one query, without loading the lines
+        return
     promise = rules.gift_promise_unmet(order)
     if not promise or order.tags.filter(tag=RiskTag.MISSING_GIFT, resolved_at__isnull=True).exists():
         return

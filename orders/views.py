@@ -389,7 +389,8 @@ def order_action(request: HttpRequest, order_number: str, action: str) -> HttpRe
     handler = ACTIONS.get(action)
     if handler is None:
         raise Http404
-    order = get_object_or_404(Order, order_number=order_number)
+    # Every service locks and re-reads the order itself; the handlers need only its key here.
+    order = get_object_or_404(Order.objects.only("pk", "order_number"), order_number=order_number)
     version = _int(request.POST["version"]) if request.POST.get("version") else None
     actor = Actor.of(request.user)
     error = ""

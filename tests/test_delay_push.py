@@ -109,6 +109,26 @@ def test_a_stage_breach_before_shipping_tells_the_customer_with_a_new_eta(settin
         assert delays.delays_scan() == 0  # the scan (the relay) finds it pushed
 
 
+def test_a_burst_of_breaches_is_pushed_partly_by_the_sweep_and_the_rest_by_the_scan(settings, monkeypatch):
+    # A sweep stays under its second for 2,000 breaches: it pushes only the first few itself.
+    monkeypatch.setattr(sla, "PUSH_AT_ONCE", 2)
+    settings.CUSTOMER_QUIET_HOURS = (0, 0)
+    with time_machine.travel(NOON, tick=False):
+        earlier = make_order(status="paid", phone="13900000000")
+        bind_customer(earlier)
+        Order.objects.filter(pk=earlier.pk).update(stage_due_at=NOON - datetime.timedelta(hours=1))
+        assert sla.sla_sweep().breached == 1
+        assert delays.delays_scan() == 0  # pushed by its sweep
+        orders = [make_order(status="picking", phone=f"1390000000{n}") for n in range(1, 6)]
+        for n, order in enumerate(orders):
+            bind_customer(order)
+            Order.objects.filter(pk=order.pk).update(stage_due_at=NOON - datetime.timedelta(minutes=10 - n))
+        assert sla.sla_sweep().breached == 5
+        assert set(delay_pushes().values_list("order_id", flat=True)) == {earlier.pk, orders[0].pk, orders[1].pk}
+        assert delays.delays_scan() == 3  # the rest, within 30 s
+    assert delay_pushes().count() == 6
+
+
 def test_quiet_hours_hold_a_delay_push_until_morning(fake_wechat, settings):
     settings.CUSTOMER_QUIET_HOURS = (21, 8)
     with time_machine.travel(NIGHT, tick=False):

@@ -31,7 +31,8 @@ def test_nothing_reacts_before_the_change_commits(django_capture_on_commit_callb
     assert OrderEvent.objects.filter(order=order, kind=EventKind.STATUS, payload__to="shipped").count() == 1
     assert not CustomerMessage.objects.filter(order=order).exists()
     assert not TrackingSubscription.objects.filter(shipment__order=order).exists()
-    assert len(callbacks) == 1  # the nudge, sent only after commit
+    # The worker's nudge and the live screens' notice (orders/live.py), both sent only after commit.
+    assert sorted(callback.__qualname__.split(".")[0] for callback in callbacks) == ["_apply_transition", "orders_changed"]
 
 
 def test_a_crash_between_commit_and_nudge_is_repaired_by_the_relay_once():

@@ -192,19 +192,21 @@ def alerts_robot_queue(*, now: datetime.datetime | None = None) -> int:
         due = list(
             Alert.objects.select_for_update(skip_locked=True)
             .filter(robot_queued_at__isnull=True, created_at__gte=now - EMAIL_RETRY_WINDOW)
-            .order_by("created_at", "pk")[:EMAIL_BATCH]
+            .order_by("created_at", "pk")
+            .only("pk", "for_role", "order_id", "message", "link", "created_at")[:EMAIL_BATCH]
         )
         per_role: dict[str, list[Alert]] = {}
         for alert in due:
             per_role.setdefault(alert.for_role, []).append(alert)
-        numbers = dict(
-            Order.objects.filter(pk__in={alert.order_id for alert in due if alert.order_id}).values_list("pk", "order_number")
-        )
+        robots = {role for role in per_role if wecom.robot_configured(role)}
+        # Order numbers only for the alerts a message shows (a burst of 2,000 shows 20 a role).
+        shown_orders = {alert.order_id for role in robots for alert in per_role[role][:ROBOT_BATCH] if alert.order_id}
+        numbers = dict(Order.objects.filter(pk__in=shown_orders).values_list("pk", "order_number")) if shown_orders else {}
         handed: list[int] = []
         for role, role_alerts in per_role.items():
             # Marked handed even without a robot, so the sweep does not re-read them every minute.
             handed.extend(alert.pk for alert in role_alerts)
-            if not wecom.robot_configured(role):
+            if role not in robots:
                 continue
             shown, more = role_alerts[:ROBOT_BATCH], len(role_alerts) - ROBOT_BATCH
             wecom.robot_message_queue(

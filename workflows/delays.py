@@ -91,13 +91,15 @@ def missed_eta_scan(*, now: datetime.datetime | None = None) -> int:
     return pushed
 
 
-def stage_breach_scan(*, now: datetime.datetime | None = None) -> int:
-    """Orders over a stage's time limit before shipping (the SLA sweep's breaches): the customer
-    hears their order is late before they ask, once per stage entry."""
+def stage_breach_scan(*, now: datetime.datetime | None = None, order_ids: list[int] | None = None) -> int:
+    """Orders over a stage's time limit before shipping (the SLA sweep's breaches; only `order_ids`
+    when given): the customer hears their order is late before they ask, once per stage entry."""
     now = now or timezone.now()
     breached = Order.objects.filter(
         status__in=ACTIVE_STATUSES, sla_breached_at__isnull=False, sla_breached_at__gte=now - LOOKBACK
     ).select_related("customer")
+    if order_ids is not None:
+        breached = breached.filter(pk__in=order_ids)
     pushed = 0
     for order in breached:
         key = delay_event_key("stage", order.pk, order.status, f"{order.stage_entered_at.timestamp():.0f}")

@@ -26,6 +26,7 @@ from integrations.wechat.models import CustomerMessage, ShippingUpload, Shipping
 from integrations.wechat.shipping import shipping_upload_queue
 from orders import events
 from orders.models import EventKind, Order, OrderEvent, OrderSource, OrderStatus, Shipment
+from orders.services import REACTED_STATUSES
 from workflows.models import ContactChannel, ContactPreference
 from workflows.notifications import ADDRESS_CHANGE_PUSH_TEXT, customer_push_order_status, push_exists
 
@@ -62,7 +63,7 @@ def react_to_status_event(*, event_id: int) -> str:
         return react_to_address_change_event(event)
     if event.kind == EventKind.WAYBILL:
         return react_to_waybill_event(event)
-    if event.payload.get("to") != OrderStatus.SHIPPED:
+    if event.payload.get("to") not in REACTED_STATUSES:
         return "nothing to do"
     # Shipped: the carrier subscription for every parcel, the customer's push, and a platform
     # order's shipping written back to its platform (each outbox: once per waybill; for a
