@@ -36,7 +36,7 @@ access_log_format = "%(m)s %(U)s %(s)s %(B)s %(M)sms"
 logconfig_dict = logging_config(
     loggers={
         "gunicorn.error": {"level": os.environ.get("LOG_LEVEL", "INFO"), "propagate": True},
-        "gunicorn.access": {"level": "INFO", "propagate": True},
+        "gunicorn.access": {"level": "INFO", "propagate": True, "filters": ["quiet_live_checks"]},
     }
 )
 

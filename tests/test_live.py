@@ -169,3 +169,68 @@ def test_a_cache_outage_neither_fails_nor_slows_the_changes(
     assert order.notes.count() == 5
     refused = _check(client, watch, since, key)
     assert refused.status_code == 503 and refused["Retry-After"] == "5"
+
+
+def test_under_gunicorn_the_check_is_answered_before_django_alike(client, supervisor, django_assert_num_queries):
+    """beile/wsgi.py answers the check before Django's handler (as gunicorn runs it): the same
+    answers as the view, the same headers, no database query; every other path is Django's."""
+    from django.conf import settings
+    from django.test import RequestFactory
+
+    from beile.wsgi import application
+
+    order = make_order()
+    watch, since, key = _region(client, f"/orders/{order.order_number}/")
+    cookie = f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}"
+
+    def wsgi_get(path: str, **headers) -> tuple[str, dict, bytes]:
+        environ = RequestFactory().get(path, HTTP_COOKIE=cookie, **headers).environ
+        answered = {}
+
+        def start_response(status, response_headers):
+            answered["status"], answered["headers"] = status, dict(response_headers)
+
+        body = b"".join(application(environ, start_response))
+        return answered["status"], answered["headers"], body
+
+    with django_assert_num_queries(0):
+        status, headers, body = wsgi_get(f"/live/?watch={watch}", HTTP_IF_NONE_MATCH=f'"{since}"', HTTP_X_LIVE_KEY=key)
+        assert status == "200 OK" and headers["ETag"] == f'"{body.decode()}"' and int(body) > int(since)
+        status, headers, body = wsgi_get(f"/live/?watch={watch}", HTTP_IF_NONE_MATCH=f'"{body.decode()}"', HTTP_X_LIVE_KEY=key)
+    assert status == "304 Not Modified" and body == b""
+    assert headers["Cache-Control"] == "no-store" and "frame-ancestors 'none'" in headers["Content-Security-Policy"]
+    assert headers["X-Frame-Options"] == "DENY" and headers["X-Content-Type-Options"] == "nosniff"
+    # A forged key, a bad watch: refused as the view refuses them.
+    assert wsgi_get(f"/live/?watch={watch}", HTTP_X_LIVE_KEY=key + "x")[0] == "403 Forbidden"
+    assert wsgi_get("/live/?watch=everything", HTTP_X_LIVE_KEY=key)[0] == "400 Bad Request"
+    # Any other path is Django's: the order card, signed in through the same cookie (the test's
+    # connection kept open, as Django's test client keeps it).
+    from django.core.signals import request_finished, request_started
+    from django.db import close_old_connections
+
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    try:
+        status, _headers, body = wsgi_get(f"/orders/{order.order_number}/", HTTP_X_FORWARDED_PROTO="https")
+    finally:
+        request_started.connect(close_old_connections)
+        request_finished.connect(close_old_connections)
+    assert status == "200 OK" and order.order_number in body.decode()
+
+
+def test_gunicorns_access_log_leaves_out_answered_checks_only():
+    """200 open screens ask 200 times a second: answered checks are not logged, refusals are."""
+    import logging
+
+    from django.urls import reverse
+
+    from beile.logging import LIVE_CHECK_PATH, QuietLiveChecks
+
+    assert reverse("live_check") == LIVE_CHECK_PATH
+
+    def record(path: str, status: str) -> logging.LogRecord:
+        return logging.LogRecord("gunicorn.access", logging.INFO, "", 0, "%(U)s %(s)s", ({"U": path, "s": status},), None)
+
+    quiet = QuietLiveChecks()
+    assert not quiet.filter(record(LIVE_CHECK_PATH, "304")) and not quiet.filter(record(LIVE_CHECK_PATH, "200"))
+    assert quiet.filter(record(LIVE_CHECK_PATH, "403")) and quiet.filter(record("/orders/", "200"))
