@@ -129,7 +129,7 @@ def _card_context(request: HttpRequest, order_number: str) -> dict:
         # Issue 15: the platform's deadline beside our own; it does not pause on hold.
         "platform_clock": clock.platform_clock(order),
         # Issue 13: the label printed with the old address must be reprinted before shipping.
-        "reprint_pending": any(change.reprint_pending for change in order.address_changes.all()),
+        "reprint_pending": rules.waybill_reprint_pending(order),
         "can_confirm_reprint": may("confirm_reprint"),
         "can_handle_address_change": may("resolve_address_change"),
     }
