@@ -18,8 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.db.models import Count, Subquery, Value
-from django.db.models.functions import Coalesce
+from django.db import connection
 from django.utils.translation import gettext as _
 
 from orders import rules
@@ -29,7 +28,6 @@ from orders.models import (
     NoteAudience,
     Order,
     OrderStatus,
-    PackScan,
     Product,
     ScanOutcome,
 )
@@ -57,11 +55,18 @@ class PackLine:
 
 
 def scanned_counts(order: Order) -> dict[int, int]:
-    """Verified items per product since the last restart (ids grow with time, so compare ids);
-    one query, the restart found by a subquery."""
-    last_restart = PackScan.objects.filter(order=order, outcome=ScanOutcome.RESTART).order_by("-id").values("id")[:1]
-    scans = PackScan.objects.filter(order=order, outcome=ScanOutcome.MATCH, id__gt=Coalesce(Subquery(last_restart), Value(0)))
-    return dict(scans.values("product_id").annotate(n=Count("id")).values_list("product_id", "n"))
+    """Verified items per product since the last restart (ids grow with time, so compare ids).
+    Every scan asks it (twice: to decide, then to show), so as plain SQL: the ORM form (a subquery
+    in a coalesce, a grouped count) cost ~4 ms of CPU to build, the query itself a tenth (issue 14)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            # PackScan's table (its Meta db_table)
+            "SELECT product_id, count(*) FROM frontline_packscan WHERE order_id = %s AND outcome = %s"
+            " AND id > coalesce((SELECT max(id) FROM frontline_packscan WHERE order_id = %s AND outcome = %s), 0)"
+            " GROUP BY product_id",
+            [order.pk, ScanOutcome.MATCH.value, order.pk, ScanOutcome.RESTART.value],
+        )
+        return dict(cursor.fetchall())
 
 
 def prefetched(instance, name: str) -> bool:
