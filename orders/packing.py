@@ -18,8 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.db.models import Count, Subquery, Value
-from django.db.models.functions import Coalesce
+from django.db import connection
 from django.utils.translation import gettext as _
 
 from orders import rules
@@ -28,9 +27,7 @@ from orders.models import (
     Note,
     NoteAudience,
     Order,
-    OrderLine,
     OrderStatus,
-    PackScan,
     Product,
     ScanOutcome,
 )
@@ -58,17 +55,31 @@ class PackLine:
 
 
 def scanned_counts(order: Order) -> dict[int, int]:
-    """Verified items per product since the last restart (ids grow with time, so compare ids);
-    one query, the restart found by a subquery."""
-    last_restart = PackScan.objects.filter(order=order, outcome=ScanOutcome.RESTART).order_by("-id").values("id")[:1]
-    scans = PackScan.objects.filter(order=order, outcome=ScanOutcome.MATCH, id__gt=Coalesce(Subquery(last_restart), Value(0)))
-    return dict(scans.values("product_id").annotate(n=Count("id")).values_list("product_id", "n"))
+    """Verified items per product since the last restart (ids grow with time, so compare ids).
+    Every scan asks it (twice: to decide, then to show), so as plain SQL: the ORM form (a subquery
+    in a coalesce, a grouped count) cost ~4 ms of CPU to build, the query itself a tenth (issue 14)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            # PackScan's table (its Meta db_table)
+            "SELECT product_id, count(*) FROM frontline_packscan WHERE order_id = %s AND outcome = %s"
+            " AND id > coalesce((SELECT max(id) FROM frontline_packscan WHERE order_id = %s AND outcome = %s), 0)"
+            " GROUP BY product_id",
+            [order.pk, ScanOutcome.MATCH.value, order.pk, ScanOutcome.RESTART.value],
+        )
+        return dict(cursor.fetchall())
+
+
+def prefetched(instance, name: str) -> bool:
+    """Whether a page loaded these related rows already (the card and the PDA station prefetch the
+    order's lines and notes with what the checks read): then the checks read them from memory."""
+    return name in getattr(instance, "_prefetched_objects_cache", {})
 
 
 def pack_lines(order: Order) -> list[PackLine]:
     """The order's products (gifts last), each with its expected and scanned count."""
     lines: dict[int, PackLine] = {}
-    for line in OrderLine.objects.filter(order=order).select_related("product").order_by("is_gift", "id"):
+    order_lines = order.lines.all() if prefetched(order, "lines") else order.lines.select_related("product")
+    for line in sorted(order_lines, key=lambda line: (line.is_gift, line.pk)):
         pack_line = lines.setdefault(line.product_id, PackLine(product=line.product, expected=0))
         pack_line.expected += line.quantity
         pack_line.is_gift = pack_line.is_gift or line.is_gift
@@ -85,6 +96,13 @@ def needs_acknowledgement(note: Note) -> bool:
 
 def unacknowledged_notes(order: Order, user) -> list[Note]:
     """The notes `user` must still acknowledge before packing `order`, newest first."""
+    if prefetched(order, "notes"):
+        notes = sorted(order.notes.all(), key=lambda note: (note.created_at, note.pk), reverse=True)
+        return [
+            note
+            for note in notes
+            if needs_acknowledgement(note) and not any(ack.user_id == user.pk for ack in note.acknowledgements.all())
+        ]
     return list(
         Note.objects.filter(order=order, audience__in=PACKER_AUDIENCES)
         .exclude(acknowledgements__user=user)
@@ -143,5 +161,5 @@ def item_scan_outcome(order: Order, product: Product) -> str:
         return ScanOutcome.NOT_PACKABLE
     if rules.interception(order):
         return ScanOutcome.INTERCEPTED
-    expected = sum(OrderLine.objects.filter(order=order, product=product).values_list("quantity", flat=True))
+    expected = sum(line.quantity for line in order.lines.all() if line.product_id == product.pk)
     return ScanOutcome.OVER_COUNT if scanned_counts(order).get(product.pk, 0) >= expected else ScanOutcome.MATCH

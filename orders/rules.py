@@ -127,10 +127,15 @@ class Interception:
 
 def interception(order: Order) -> Interception:
     """The one decision "is this order intercepted" (docs/brief.md: an open refund or address change
-    stops the parcel); the card, the service and the PDA's STOP screen all read it."""
+    stops the parcel); the card, the service and the PDA's STOP screen all read it.
+
+    The guards read the order's rows through .all(), so a page that prefetched them (the card,
+    the PDA station) asks them once, however many guards read them (issue 14); an order has a
+    handful of such rows, so reading them all costs no more than an exists() when not prefetched."""
+    open_changes = [change for change in order.address_changes.all() if change.status == "open"]
     return Interception(
-        refund=order.after_sales.filter(kind="refund", status="open").exists(),
-        address_change=order.address_changes.filter(status="open").order_by("-requested_at", "-id").first(),
+        refund=any(case.kind == "refund" and case.status == "open" for case in order.after_sales.all()),
+        address_change=max(open_changes, key=lambda change: (change.requested_at, change.pk), default=None),
     )
 
 
@@ -144,10 +149,14 @@ def _interception_blockers(order: Order) -> list[str]:
     return reasons
 
 
+def waybill_reprint_pending(order: Order) -> bool:
+    """Issue 13: an address changed while picking or packed leaves a label with the old address."""
+    return any(change.reprint_pending for change in order.address_changes.all())
+
+
 def _waybill_reprint_blocker(order: Order) -> list[str]:
-    """Issue 13: an address changed while picking or packed leaves a label with the old address;
-    the parcel leaves only after the waybill was reprinted."""
-    if order.address_changes.filter(reprint_pending=True).exists():
+    """The parcel leaves only after the waybill was reprinted with the new address."""
+    if waybill_reprint_pending(order):
         return [_("The address changed after picking began: reprint the waybill with the new address before shipping.")]
     return []
 
@@ -155,13 +164,13 @@ def _waybill_reprint_blocker(order: Order) -> list[str]:
 def _no_items_blocker(order: Order) -> list[str]:
     """Issue 11: "no items → no approve / pack". A rush order filed for a new phone starts empty
     (¥0.00); its items arrive with the ERP import."""
-    if not order.lines.exists():
+    if not order.lines.all():
         return [_("This order has no items yet; add its items first (e.g. through the ERP import).")]
     return []
 
 
 def _fuzzy_address_blocker(order: Order) -> list[str]:
-    if order.tags.filter(tag="fuzzy_address", resolved_at__isnull=True).exists():
+    if any(tag.tag == "fuzzy_address" and tag.resolved_at is None for tag in order.tags.all()):
         return [_("The address is tagged as fuzzy; correct it and resolve the tag before approving.")]
     return []
 
@@ -198,7 +207,8 @@ GIFT_DECLINED = re.compile(r"(?:不要|不需要|无需|不用|别|勿)(?:赠品
 
 def gift_promise(order: Order) -> str:
     """The buyer message or note that promises a gift, "" when none does."""
-    for text in (order.buyer_message, *order.notes.values_list("body", flat=True)):
+    notes = sorted(order.notes.all(), key=lambda note: (note.created_at, note.pk), reverse=True)  # newest first
+    for text in (order.buyer_message, *(note.body for note in notes)):
         if text and GIFT_PROMISE.search(text) and not GIFT_DECLINED.search(text):
             return text
     return ""
@@ -210,7 +220,7 @@ def gift_promise_unmet(order: Order) -> str:
     if any(line.is_gift for line in order.lines.all()):
         return ""
     promise = gift_promise(order)
-    if promise and order.tags.filter(tag="missing_gift", resolved_at__isnull=False).exists():
+    if promise and any(tag.tag == "missing_gift" and tag.resolved_at is not None for tag in order.tags.all()):
         return ""
     return promise
 

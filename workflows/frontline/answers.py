@@ -109,9 +109,19 @@ def order_answer(order: Order, *, now: datetime.datetime | None = None) -> Custo
 
 
 def _carrier(shipment) -> str:
-    return str(Carrier(shipment.carrier_code).label) if shipment.carrier_code in Carrier.values else shipment.carrier_code
+    # try/except, not `in Carrier.values`: that builds the list of values on every call, and the
+    # lookup answers for every parcel of up to 100 orders (issue 14).
+    try:
+        return str(Carrier(shipment.carrier_code).label)
+    except ValueError:
+        return shipment.carrier_code
 
 
 def _parcel_state(shipment) -> str:
     code = shipment.tracking_state
-    return (TrackingState(code).label if code in TrackingState.values else code) if code else _("Handed to the carrier")
+    if not code:
+        return _("Handed to the carrier")
+    try:
+        return TrackingState(code).label
+    except ValueError:
+        return code

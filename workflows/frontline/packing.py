@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.db import transaction
-from django.db.models import Prefetch
+from django.db.models import Prefetch, prefetch_related_objects
 from django.utils.translation import gettext as _
 
 from orders import packing as verification
@@ -123,14 +123,26 @@ def stop_wording(order: Order) -> list[str]:
     return reasons
 
 
-def packing_state(*, order: Order, user, last_scan: PackScan | None = None) -> PackingState:
-    lines = verification.pack_lines(order)
-    notes = list(
-        Note.objects.filter(order=order)
-        .select_related("author")
+# What the station and the rules it reads (orders/packing.py, orders/rules.py GUARDS) need of an
+# order, loaded once per request: each guard then reads them from memory (issue 14). Not the tags:
+# the pack guards read them only for a gift promised but missing, which the station rarely sees.
+STATION_ROWS = (
+    Prefetch("lines", queryset=OrderLine.objects.select_related("product")),
+    "after_sales",
+    "address_changes",
+    Prefetch(
+        "notes",
+        queryset=Note.objects.select_related("author")
         .prefetch_related(Prefetch("acknowledgements", queryset=NoteAcknowledgement.objects.select_related("user")))
-        .order_by("-created_at", "-id")
-    )
+        .order_by("-created_at", "-id"),
+    ),
+)
+
+
+def packing_state(*, order: Order, user, last_scan: PackScan | None = None) -> PackingState:
+    prefetch_related_objects([order], *STATION_ROWS)
+    lines = verification.pack_lines(order)
+    notes = list(order.notes.all())
     for note in notes:
         note.acknowledged_by_me = any(ack.user_id == user.pk for ack in note.acknowledgements.all())
         note.needs_ack = verification.needs_acknowledgement(note)
@@ -157,7 +169,8 @@ def pack_scan(*, code: str, by: Actor, current: Order | None) -> tuple[Order | N
             # The row lock serialises two scans of the same order (two PDAs, a double trigger),
             # so the count check below cannot be passed twice for the last item.
             current = Order.objects.select_for_update().get(pk=current.pk)
-            line = OrderLine.objects.filter(order=current, product__barcode=code).select_related("product").first()
+            prefetch_related_objects([current], *STATION_ROWS)
+            line = next((line for line in current.lines.all() if line.product.barcode == code), None)
             if line is not None:
                 return current, _item_scan(current, line.product, code, by)
         target = order_for_code(code)

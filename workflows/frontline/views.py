@@ -231,7 +231,7 @@ def _station(
         order.phone_masked = mask_phone(order.receiver_phone)
         context["state"] = packing.packing_state(order=order, user=request.user, last_scan=last_scan)
         # Issue 13: an address changed once picking began; the label must be reprinted before shipping.
-        context["reprint_pending"] = order.address_changes.filter(reprint_pending=True).exists()
+        context["reprint_pending"] = rules.waybill_reprint_pending(order)
     if last_scan is not None:
         context["scan_message"] = packing.scan_message(last_scan)
         context["scan_refused"] = last_scan.outcome in packing.REFUSED
