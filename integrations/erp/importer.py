@@ -41,7 +41,7 @@ from operator import attrgetter, itemgetter
 from pathlib import Path
 from typing import NamedTuple
 
-from django.db import IntegrityError, connection, models, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Lookup, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -62,6 +62,7 @@ from orders.models import (
 )
 from orders.phones import MOBILE, normalize_mobile
 from orders.reasons import ERP_CODES, reason_for_erp
+from orders.rows import insert_rows
 from orders.services import TRACKING_NUMBER
 
 ERP = Actor.system("ERP")
@@ -942,49 +943,6 @@ def _plan_and_write(chunk: list[OrderDraft], products: dict[str, Product], *, dr
     return len(new_drafts), len(changed), unchanged, rejected, changes
 
 
-_COLUMN_TYPES: dict[str, list[int]] = {}  # "table (columns)" → type oids; the schema is fixed while the process runs
-
-
-def insert_rows(model: type[models.Model], columns: tuple[str, ...], rows: list[tuple]) -> list[int]:
-    """Insert plain rows (values in the order of `columns`, field attnames; other fields take their
-    defaults) and return the new ids in row order. On PostgreSQL this is COPY, with the ids drawn
-    from the table's sequence up front: no model instances, no per-value preparation, no giant
-    INSERT statement. Elsewhere (SQLite in the embedded mode) it is bulk_create."""
-    if not rows:
-        return []
-    if connection.vendor != "postgresql":
-        objects = [model(**dict(zip(columns, row, strict=True))) for row in rows]
-        model.objects.bulk_create(objects, batch_size=500)
-        return [obj.pk for obj in objects]
-    opts = model._meta
-    given = [opts.get_field(name) for name in columns]
-    # A generated column (Order.platform_due_at) is the database's to fill, never written.
-    rest = [f for f in opts.concrete_fields if not f.primary_key and not f.generated and f.attname not in columns]
-    now = timezone.now()
-    tail = tuple(now if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False) else f.get_default() for f in rest)
-    quote = connection.ops.quote_name
-    table = quote(opts.db_table)
-    names = ", ".join(quote(f.column) for f in [opts.pk, *given, *rest])
-    with connection.cursor() as cursor, connection.wrap_database_errors:
-        cursor.execute(
-            "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
-            [opts.db_table, opts.pk.column, len(rows)],
-        )
-        ids = [pk for (pk,) in cursor.fetchall()]
-        # Binary COPY with the column types read from the table: psycopg dumps each Python value
-        # (Decimal, aware datetime, dict for jsonb) for its column; text COPY measured the same.
-        key = f"{table} ({names})"
-        types = _COLUMN_TYPES.get(key)
-        if types is None:
-            cursor.execute(f"SELECT {names} FROM {table} LIMIT 0")  # noqa: S608 - table and column names come from the models, not input
-            types = _COLUMN_TYPES[key] = [column.type_code for column in cursor.description]
-        with cursor.cursor.copy(f"COPY {table} ({names}) FROM STDIN (FORMAT BINARY)") as copy:
-            copy.set_types(types)
-            for pk, row in zip(ids, rows, strict=True):
-                copy.write_row((pk, *row, *tail))
-    return ids
-
-
 def _customers(drafts: list[OrderDraft], now) -> dict[str, int]:
     """Customer id by phone, creating the missing ones. Two imports creating the same customer at
     once: the unique phone refuses the second, and _apply_chunk retries the chunk, finding it."""
@@ -1008,10 +966,9 @@ LINE_COLUMNS = (
     "cold_chain",
     "gift_added_by",
 )
-# Every column an event creator fills (orders/events.py): an unsaved event becomes one COPY row.
-EVENT_COLUMNS = ("order_id", "kind", "occurred_at", "source_time", "actor_user_id", "actor_name", "actor_role", "payload")
-_event_row = attrgetter(*EVENT_COLUMNS)
-_SOURCE_TIME = EVENT_COLUMNS.index("source_time")
+# An unsaved event (orders/events.py) becomes one COPY row.
+_event_row = attrgetter(*events.EVENT_COLUMNS)
+_SOURCE_TIME = events.EVENT_COLUMNS.index("source_time")
 
 
 def _stamped(row: tuple, order_id: int, source_time: datetime.datetime | None) -> tuple:
@@ -1152,7 +1109,7 @@ def _create_orders(drafts: list[OrderDraft], products: dict[str, Product], now, 
     insert_rows(OrderLine, LINE_COLUMNS, lines)
     # A tracking number already known here (e.g. entered by the courier) is kept, not duplicated.
     Shipment.objects.bulk_create(shipments, ignore_conflicts=True)
-    insert_rows(OrderEvent, EVENT_COLUMNS, event_rows)
+    insert_rows(OrderEvent, events.EVENT_COLUMNS, event_rows)
     # New orders: no screen watches them one by one yet; the order-wide screens hear of them.
     live.orders_changed([])
 
@@ -1198,5 +1155,5 @@ def _update_orders(
     if replace_lines:
         OrderLine.objects.filter(order_id__in=replace_lines).delete()
         insert_rows(OrderLine, LINE_COLUMNS, new_lines)
-    insert_rows(OrderEvent, EVENT_COLUMNS, event_rows)
+    insert_rows(OrderEvent, events.EVENT_COLUMNS, event_rows)
     live.orders_changed(orders.keys())
