@@ -33,6 +33,7 @@ from django.utils.translation import gettext as _
 from integrations.mail.client import send_alert_email
 from integrations.wecom import services as wecom
 from orders.models import Order, Role
+from orders.rows import among
 from workflows.models import Alert
 
 logger = logging.getLogger(__name__)
@@ -113,7 +114,7 @@ def _claim(now: datetime.datetime, alert_ids: list[int] | None) -> list:
         alerts = list(
             due.select_for_update(skip_locked=True).order_by("created_at", "pk").values_list(*SHOWN, named=True)[:EMAIL_BATCH]
         )
-        Alert.objects.filter(pk__in=[alert.pk for alert in alerts]).update(email_claimed_at=now)
+        Alert.objects.filter(among("pk", [alert.pk for alert in alerts])).update(email_claimed_at=now)
     return alerts
 
 
@@ -167,9 +168,9 @@ def _email(alerts: list, now: datetime.datetime) -> int:
     # or nobody to send to) are released for the next sweep.
     reached = {message for messages in mails for message in messages} - failed
     done = [alert.pk for alert in alerts if alert.message in reached]
-    mine = Alert.objects.filter(pk__in=[alert.pk for alert in alerts], email_claimed_at=now)
-    mine.filter(pk__in=done).update(emailed_at=timezone.now(), email_claimed_at=None)
-    mine.exclude(pk__in=done).update(email_claimed_at=None)
+    mine = Alert.objects.filter(email_claimed_at=now)
+    mine.filter(among("pk", done)).update(emailed_at=timezone.now(), email_claimed_at=None)
+    mine.filter(among("pk", [alert.pk for alert in alerts if alert.message not in reached])).update(email_claimed_at=None)
     if not per_address:
         logger.warning("No e-mail address for roles %s: %d alerts stay in-app only", sorted(recipients_of_role), len(alerts))
     return sent
@@ -211,7 +212,7 @@ def alerts_robot_queue(*, now: datetime.datetime | None = None) -> int:
         )
         queued = _robot_queue(due)
         # Marked handed even without a robot, so the sweep does not re-read them every minute.
-        Alert.objects.filter(pk__in=[alert.pk for alert in due]).update(robot_queued_at=now)
+        Alert.objects.filter(among("pk", [alert.pk for alert in due])).update(robot_queued_at=now)
     return queued
 
 
@@ -234,7 +235,7 @@ def alerts_robot_and_email(*, now: datetime.datetime | None = None) -> int:
             .values_list(*SHOWN, "to_robot", "to_email", named=True)[:EMAIL_BATCH]
         )
         _robot_queue([alert for alert in due if alert.to_robot])
-        Alert.objects.filter(pk__in=[alert.pk for alert in due]).update(
+        Alert.objects.filter(among("pk", [alert.pk for alert in due])).update(
             robot_queued_at=Coalesce("robot_queued_at", Value(now)),
             email_claimed_at=Case(When(email_due, then=Value(now)), default=F("email_claimed_at")),
         )

@@ -16,7 +16,7 @@ from django.utils.translation import gettext as _
 
 from orders import clock, events, live
 from orders.models import Order, OrderStatus, Role, StageRule
-from orders.rows import insert_rows
+from orders.rows import among, insert_rows
 from workflows import alerts, delays
 from workflows.models import Alert, AlertKind
 
@@ -107,7 +107,7 @@ def platform_deadline_scan(*, now: datetime.datetime) -> int:
         )
         if not near:
             return 0
-        Order.objects.filter(pk__in=[order.pk for order in near]).update(platform_alerted_due_at=F("platform_due_at"))
+        Order.objects.filter(among("pk", [order.pk for order in near])).update(platform_alerted_due_at=F("platform_due_at"))
         # The unique dedupe_key is the last line of defence against a second alert.
         Alert.objects.bulk_create(
             [
@@ -151,13 +151,15 @@ def sla_sweep(*, now: datetime.datetime | None = None) -> SweepResult:
         )
         if due:
             ids = [row[0] for row in due]
-            Order.objects.filter(pk__in=ids).update(sla_breached_at=now)
+            Order.objects.filter(among("pk", ids)).update(sla_breached_at=now)
             message = _BreachMessages(rules)
             breaches, breach_alerts = [], []
             # The unique dedupe_key is the last line of defence against a second alert; an order
             # whose stage entry alerted already (its clock reset without a new entry) is skipped
             # here, as the insert would refuse it. Its rows are locked, so no one adds one meanwhile.
-            alerted = set(Alert.objects.filter(order_id__in=ids, kind=AlertKind.SLA_BREACH).values_list("dedupe_key", flat=True))
+            alerted = set(
+                Alert.objects.filter(among("order_id", ids), kind=AlertKind.SLA_BREACH).values_list("dedupe_key", flat=True)
+            )
             for order_id, number, status, entered_at, due_at, is_rush, rush_deadline in due:
                 rule = rules.get(status)
                 rush = bool(is_rush and rush_deadline == due_at)

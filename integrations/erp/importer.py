@@ -41,8 +41,7 @@ from operator import attrgetter, itemgetter
 from pathlib import Path
 from typing import NamedTuple
 
-from django.db import IntegrityError, connection, transaction
-from django.db.models import F, Lookup, Q
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -62,7 +61,7 @@ from orders.models import (
 )
 from orders.phones import MOBILE, normalize_mobile
 from orders.reasons import ERP_CODES, reason_for_erp
-from orders.rows import insert_rows
+from orders.rows import among, insert_rows
 from orders.services import TRACKING_NUMBER
 
 ERP = Actor.system("ERP")
@@ -855,7 +854,7 @@ def _open_erp_exceptions(drafts: list[OrderDraft], warnings: ErrorLog) -> None:
     if not flagged:
         return
     first_rows = {draft.number: draft.first_row for draft in drafts}
-    for order in Order.objects.filter(_among("order_number", list(flagged))):
+    for order in Order.objects.filter(among("order_number", list(flagged))):
         system, code = flagged[order.order_number]
         try:
             services.exception_from_erp(order=order, by=ERP, system=system, code=code)
@@ -863,29 +862,9 @@ def _open_erp_exceptions(drafts: list[OrderDraft], warnings: ErrorLog) -> None:
             warnings.add(RowError(first_rows[order.order_number], COLUMNS["erp_exception"][0], str(refusal), order.order_number))
 
 
-class _EqualsAny(Lookup):
-    """`column = ANY(%s)` with one array parameter (PostgreSQL): a chunk's thousands of order
-    numbers then cost Django and psycopg one placeholder instead of thousands."""
-
-    lookup_name = "equals_any"
-    prepare_rhs = False
-
-    def get_prep_lookup(self):
-        return list(self.rhs)
-
-    def as_sql(self, compiler, connection):
-        lhs, params = self.process_lhs(compiler, connection)
-        return f"{lhs} = ANY(%s)", (*params, self.rhs)
-
-
-def _among(field: str, values: list):
-    """The filter `field IN values`."""
-    return _EqualsAny(F(field), values) if connection.vendor == "postgresql" else Q(**{f"{field}__in": values})
-
-
 def _plan_and_write(chunk: list[OrderDraft], products: dict[str, Product], *, dry_run: bool, run_id: int | None):
     numbers = [draft.number for draft in chunk]
-    existing_query = Order.objects.filter(_among("order_number", numbers))
+    existing_query = Order.objects.filter(among("order_number", numbers))
     # Lock the existing rows like any order change (services.py's recipe), so a person acting on
     # one of them waits for this chunk instead of overwriting it or being overwritten.
     if not dry_run:
@@ -896,9 +875,9 @@ def _plan_and_write(chunk: list[OrderDraft], products: dict[str, Product], *, dr
     }
     current_lines: dict[int, list[tuple]] = {}
     if existing:
-        for order_id, *line in OrderLine.objects.filter(
-            _among("order_id", [order.pk for order in existing.values()])
-        ).values_list("order_id", "sku_code", "quantity", "unit_price", "is_gift"):
+        for order_id, *line in OrderLine.objects.filter(among("order_id", [order.pk for order in existing.values()])).values_list(
+            "order_id", "sku_code", "quantity", "unit_price", "is_gift"
+        ):
             current_lines.setdefault(order_id, []).append(tuple(line))
 
     now = timezone.now()
@@ -947,7 +926,7 @@ def _customers(drafts: list[OrderDraft], now) -> dict[str, int]:
     """Customer id by phone, creating the missing ones. Two imports creating the same customer at
     once: the unique phone refuses the second, and _apply_chunk retries the chunk, finding it."""
     phones = {draft.values["receiver_phone"]: draft.values["receiver_name"] for draft in drafts}
-    found = dict(Customer.objects.filter(_among("phone", list(phones))).values_list("phone", "pk"))
+    found = dict(Customer.objects.filter(among("phone", list(phones))).values_list("phone", "pk"))
     missing = [(phone, name, now) for phone, name in phones.items() if phone not in found]
     found.update(zip((row[0] for row in missing), insert_rows(Customer, ("phone", "name", "created_at"), missing), strict=True))
     return found
