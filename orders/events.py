@@ -4,7 +4,8 @@ These functions are the only code that decides what an OrderEvent's payload hold
 describer below always knows every shape a kind can have (two writers of one kind with two
 payloads once left an empty "物流渠道：" line under every tracking update). Every creator takes
 the order, the actor and the facts, and returns the saved event; `save=False` returns it unsaved
-for the writers that insert in bulk (the ERP import, the SLA sweep).
+for the ERP import, which inserts in bulk; the SLA sweep's creator (`sla_breaches`) writes many
+orders' events at once.
 
 Payloads hold facts (codes, ids, times), never sentences: the describer turns them into text in
 the reader's language when the timeline is shown.
@@ -15,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import datetime
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from decimal import Decimal
 
 from django.core.exceptions import FieldDoesNotExist
@@ -41,6 +42,11 @@ from orders.models import (
     TrackingState,
 )
 from orders.reasons import REASONS_BY_CODE
+from orders.rows import insert_rows
+
+# Every column a creator fills, in the order the bulk writers insert plain rows (the ERP import,
+# the SLA sweep; orders/rows.py).
+EVENT_COLUMNS = ("order_id", "kind", "occurred_at", "source_time", "actor_user_id", "actor_name", "actor_role", "payload")
 
 # The bulk batch an event belongs to (workflows/bulk.py runs each order of a batch through the
 # same service as one order, inside `in_batch`): every creator's payload then carries the batch
@@ -321,18 +327,19 @@ def rush_filed(*, order: Order, by: Actor, reason: str, deadline: datetime.datet
     return _event(order, EventKind.RUSH, by, {"reason": reason, "deadline": deadline.isoformat(), "new_order": new_order})
 
 
-def sla_breached(
-    *,
-    order: Order,
-    stage: str,
-    due_at: datetime.datetime,
-    responsible_role: str,
-    rush: bool,
-    occurred_at: datetime.datetime,
-    save: bool = True,
-) -> OrderEvent:
-    payload = {"stage": stage, "due_at": due_at.isoformat(), "responsible_role": responsible_role, "rush": rush}
-    return _event(order, EventKind.SLA_BREACH, Actor.system(), payload, occurred_at=occurred_at, save=save)
+def sla_breaches(*, breaches: Iterable[tuple[int, str, datetime.datetime, str, bool]], occurred_at: datetime.datetime) -> int:
+    """The SLA sweep's events, many orders at once: one per (order id, stage, due time,
+    responsible role, rush), written as plain rows (orders/rows.py), not a model instance each
+    (2,000 breaches in one sweep). The caller tells the screens (orders/live.py)."""
+    by = Actor.system()
+    batch_id = _batch.get()
+    rows = []
+    for order_id, stage, due_at, responsible_role, rush in breaches:
+        payload = {"stage": stage, "due_at": due_at.isoformat(), "responsible_role": responsible_role, "rush": rush}
+        if batch_id is not None:
+            payload["batch"] = batch_id
+        rows.append((order_id, EventKind.SLA_BREACH.value, occurred_at, None, None, by.name, by.role, payload))
+    return len(insert_rows(OrderEvent, EVENT_COLUMNS, rows))
 
 
 # --- The describer -------------------------------------------------------------------------------

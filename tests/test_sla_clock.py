@@ -166,3 +166,22 @@ def test_sla_sweep_command_runs_one_sweep(supervisor_mail):
     assert Alert.objects.filter(order=order).count() == 1
     call_command("sla_sweep")
     assert Alert.objects.filter(order=order).count() == 1
+
+
+def test_a_stage_entry_alerts_once_even_when_its_clock_is_reset_without_a_new_entry(supervisor_mail):
+    # The sweep writes events and alerts as plain rows (COPY on PostgreSQL, which has no "ignore
+    # conflicts"): an entry that alerted already is skipped before the insert, not refused by it.
+    people = supervisor_mail
+    with _at(datetime.timedelta()):
+        order = _picking_order(people)
+    with _at(datetime.timedelta(hours=4, seconds=30)):
+        assert sla.sla_sweep().breached == 1
+    Order.objects.filter(pk=order.pk).update(sla_breached_at=None)
+    with _at(datetime.timedelta(hours=4, minutes=1, seconds=30)):
+        assert sla.sla_sweep().breached == 1
+    assert Alert.objects.count() == 1 and len(mail.outbox) == 1
+    breaches = order.events.filter(kind=EventKind.SLA_BREACH).order_by("occurred_at")
+    assert [event.payload for event in breaches] == [
+        {"stage": "picking", "due_at": order.stage_due_at.isoformat(), "responsible_role": "packer", "rush": False}
+    ] * 2
+    assert breaches[1].occurred_at == START + datetime.timedelta(hours=4, minutes=1, seconds=30)

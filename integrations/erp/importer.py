@@ -41,8 +41,7 @@ from operator import attrgetter, itemgetter
 from pathlib import Path
 from typing import NamedTuple
 
-from django.db import IntegrityError, connection, models, transaction
-from django.db.models import F, Lookup, Q
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -62,6 +61,7 @@ from orders.models import (
 )
 from orders.phones import MOBILE, normalize_mobile
 from orders.reasons import ERP_CODES, reason_for_erp
+from orders.rows import among, insert_rows
 from orders.services import TRACKING_NUMBER
 
 ERP = Actor.system("ERP")
@@ -854,7 +854,7 @@ def _open_erp_exceptions(drafts: list[OrderDraft], warnings: ErrorLog) -> None:
     if not flagged:
         return
     first_rows = {draft.number: draft.first_row for draft in drafts}
-    for order in Order.objects.filter(_among("order_number", list(flagged))):
+    for order in Order.objects.filter(among("order_number", list(flagged))):
         system, code = flagged[order.order_number]
         try:
             services.exception_from_erp(order=order, by=ERP, system=system, code=code)
@@ -862,29 +862,9 @@ def _open_erp_exceptions(drafts: list[OrderDraft], warnings: ErrorLog) -> None:
             warnings.add(RowError(first_rows[order.order_number], COLUMNS["erp_exception"][0], str(refusal), order.order_number))
 
 
-class _EqualsAny(Lookup):
-    """`column = ANY(%s)` with one array parameter (PostgreSQL): a chunk's thousands of order
-    numbers then cost Django and psycopg one placeholder instead of thousands."""
-
-    lookup_name = "equals_any"
-    prepare_rhs = False
-
-    def get_prep_lookup(self):
-        return list(self.rhs)
-
-    def as_sql(self, compiler, connection):
-        lhs, params = self.process_lhs(compiler, connection)
-        return f"{lhs} = ANY(%s)", (*params, self.rhs)
-
-
-def _among(field: str, values: list):
-    """The filter `field IN values`."""
-    return _EqualsAny(F(field), values) if connection.vendor == "postgresql" else Q(**{f"{field}__in": values})
-
-
 def _plan_and_write(chunk: list[OrderDraft], products: dict[str, Product], *, dry_run: bool, run_id: int | None):
     numbers = [draft.number for draft in chunk]
-    existing_query = Order.objects.filter(_among("order_number", numbers))
+    existing_query = Order.objects.filter(among("order_number", numbers))
     # Lock the existing rows like any order change (services.py's recipe), so a person acting on
     # one of them waits for this chunk instead of overwriting it or being overwritten.
     if not dry_run:
@@ -895,9 +875,9 @@ def _plan_and_write(chunk: list[OrderDraft], products: dict[str, Product], *, dr
     }
     current_lines: dict[int, list[tuple]] = {}
     if existing:
-        for order_id, *line in OrderLine.objects.filter(
-            _among("order_id", [order.pk for order in existing.values()])
-        ).values_list("order_id", "sku_code", "quantity", "unit_price", "is_gift"):
+        for order_id, *line in OrderLine.objects.filter(among("order_id", [order.pk for order in existing.values()])).values_list(
+            "order_id", "sku_code", "quantity", "unit_price", "is_gift"
+        ):
             current_lines.setdefault(order_id, []).append(tuple(line))
 
     now = timezone.now()
@@ -942,54 +922,11 @@ def _plan_and_write(chunk: list[OrderDraft], products: dict[str, Product], *, dr
     return len(new_drafts), len(changed), unchanged, rejected, changes
 
 
-_COLUMN_TYPES: dict[str, list[int]] = {}  # "table (columns)" → type oids; the schema is fixed while the process runs
-
-
-def insert_rows(model: type[models.Model], columns: tuple[str, ...], rows: list[tuple]) -> list[int]:
-    """Insert plain rows (values in the order of `columns`, field attnames; other fields take their
-    defaults) and return the new ids in row order. On PostgreSQL this is COPY, with the ids drawn
-    from the table's sequence up front: no model instances, no per-value preparation, no giant
-    INSERT statement. Elsewhere (SQLite in the embedded mode) it is bulk_create."""
-    if not rows:
-        return []
-    if connection.vendor != "postgresql":
-        objects = [model(**dict(zip(columns, row, strict=True))) for row in rows]
-        model.objects.bulk_create(objects, batch_size=500)
-        return [obj.pk for obj in objects]
-    opts = model._meta
-    given = [opts.get_field(name) for name in columns]
-    # A generated column (Order.platform_due_at) is the database's to fill, never written.
-    rest = [f for f in opts.concrete_fields if not f.primary_key and not f.generated and f.attname not in columns]
-    now = timezone.now()
-    tail = tuple(now if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False) else f.get_default() for f in rest)
-    quote = connection.ops.quote_name
-    table = quote(opts.db_table)
-    names = ", ".join(quote(f.column) for f in [opts.pk, *given, *rest])
-    with connection.cursor() as cursor, connection.wrap_database_errors:
-        cursor.execute(
-            "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
-            [opts.db_table, opts.pk.column, len(rows)],
-        )
-        ids = [pk for (pk,) in cursor.fetchall()]
-        # Binary COPY with the column types read from the table: psycopg dumps each Python value
-        # (Decimal, aware datetime, dict for jsonb) for its column; text COPY measured the same.
-        key = f"{table} ({names})"
-        types = _COLUMN_TYPES.get(key)
-        if types is None:
-            cursor.execute(f"SELECT {names} FROM {table} LIMIT 0")  # noqa: S608 - table and column names come from the models, not input
-            types = _COLUMN_TYPES[key] = [column.type_code for column in cursor.description]
-        with cursor.cursor.copy(f"COPY {table} ({names}) FROM STDIN (FORMAT BINARY)") as copy:
-            copy.set_types(types)
-            for pk, row in zip(ids, rows, strict=True):
-                copy.write_row((pk, *row, *tail))
-    return ids
-
-
 def _customers(drafts: list[OrderDraft], now) -> dict[str, int]:
     """Customer id by phone, creating the missing ones. Two imports creating the same customer at
     once: the unique phone refuses the second, and _apply_chunk retries the chunk, finding it."""
     phones = {draft.values["receiver_phone"]: draft.values["receiver_name"] for draft in drafts}
-    found = dict(Customer.objects.filter(_among("phone", list(phones))).values_list("phone", "pk"))
+    found = dict(Customer.objects.filter(among("phone", list(phones))).values_list("phone", "pk"))
     missing = [(phone, name, now) for phone, name in phones.items() if phone not in found]
     found.update(zip((row[0] for row in missing), insert_rows(Customer, ("phone", "name", "created_at"), missing), strict=True))
     return found
@@ -1008,10 +945,9 @@ LINE_COLUMNS = (
     "cold_chain",
     "gift_added_by",
 )
-# Every column an event creator fills (orders/events.py): an unsaved event becomes one COPY row.
-EVENT_COLUMNS = ("order_id", "kind", "occurred_at", "source_time", "actor_user_id", "actor_name", "actor_role", "payload")
-_event_row = attrgetter(*EVENT_COLUMNS)
-_SOURCE_TIME = EVENT_COLUMNS.index("source_time")
+# An unsaved event (orders/events.py) becomes one COPY row.
+_event_row = attrgetter(*events.EVENT_COLUMNS)
+_SOURCE_TIME = events.EVENT_COLUMNS.index("source_time")
 
 
 def _stamped(row: tuple, order_id: int, source_time: datetime.datetime | None) -> tuple:
@@ -1152,7 +1088,7 @@ def _create_orders(drafts: list[OrderDraft], products: dict[str, Product], now, 
     insert_rows(OrderLine, LINE_COLUMNS, lines)
     # A tracking number already known here (e.g. entered by the courier) is kept, not duplicated.
     Shipment.objects.bulk_create(shipments, ignore_conflicts=True)
-    insert_rows(OrderEvent, EVENT_COLUMNS, event_rows)
+    insert_rows(OrderEvent, events.EVENT_COLUMNS, event_rows)
     # New orders: no screen watches them one by one yet; the order-wide screens hear of them.
     live.orders_changed([])
 
@@ -1198,5 +1134,5 @@ def _update_orders(
     if replace_lines:
         OrderLine.objects.filter(order_id__in=replace_lines).delete()
         insert_rows(OrderLine, LINE_COLUMNS, new_lines)
-    insert_rows(OrderEvent, EVENT_COLUMNS, event_rows)
+    insert_rows(OrderEvent, events.EVENT_COLUMNS, event_rows)
     live.orders_changed(orders.keys())
