@@ -21,7 +21,7 @@ from celery import current_app
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.translation import gettext as _
@@ -99,8 +99,18 @@ class OrderConflict(OrderError):
 # --- The recipe's shared steps -----------------------------------------------------------------
 
 
-def _lock(order: Order, expected_version: int | None) -> Order:
-    locked = Order.objects.select_for_update().get(pk=order.pk)
+# What the approve / start_picking / pack guards and the missing-gift check ask of every order
+# (orders/rules.py _fact), read in the statement that locks it: three queries fewer per transition.
+LOCKED_FACTS = {
+    "fact_has_lines": Exists(OrderLine.objects.filter(order=OuterRef("pk"))),
+    "fact_fuzzy_address": Exists(OrderTag.objects.filter(order=OuterRef("pk"), tag=RiskTag.FUZZY_ADDRESS, resolved_at=None)),
+    "fact_has_notes": Exists(Note.objects.filter(order=OuterRef("pk"))),
+}
+
+
+def _lock(order: Order, expected_version: int | None, *, facts: bool = False) -> Order:
+    orders = Order.objects.select_for_update()
+    locked = (orders.annotate(**LOCKED_FACTS) if facts else orders).get(pk=order.pk)
     if expected_version is not None and locked.version != expected_version:
         # Viewing a phone number is logged but changes nothing: name the last real change.
         last = locked.events.exclude(kind=EventKind.PHONE_REVEAL).order_by("-occurred_at", "-id").first()
@@ -157,10 +167,16 @@ def order_transition(
         # Shipping without a waybill or cancelling without a reason must not be possible here.
         raise NotAllowed(_("Unknown action."))
     with transaction.atomic():
-        order = _lock(order, expected_version)
-        if name == "pack":
-            return _pack(order, by, source_time=source_time)
-        return _apply_transition(order, name, by, source_time=source_time)
+        order = _lock(order, expected_version, facts=True)
+        try:
+            if name == "pack":
+                return _pack(order, by, source_time=source_time)
+            return _apply_transition(order, name, by, source_time=source_time)
+        finally:
+            # The facts hold for this transaction only: a caller that goes on to add a line or a
+            # tag must not have the guards read them.
+            for fact in LOCKED_FACTS:
+                order.__dict__.pop(fact, None)
 
 
 def _pack(order: Order, by: Actor, *, source_time: datetime.datetime | None) -> Order:
