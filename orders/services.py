@@ -21,7 +21,8 @@ from celery import current_app
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import transaction
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import BooleanField, Q
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.translation import gettext as _
@@ -101,10 +102,16 @@ class OrderConflict(OrderError):
 
 # What the approve / start_picking / pack guards and the missing-gift check ask of every order
 # (orders/rules.py _fact), read in the statement that locks it: three queries fewer per transition.
+# Written as SQL because an Exists() subquery costs ~0.3 ms of Python to compile, each.
+def _exists(model: type, condition: str = "", params: tuple = ()) -> RawSQL:
+    sql = f'EXISTS (SELECT 1 FROM "{model._meta.db_table}" WHERE "order_id" = "{Order._meta.db_table}"."id"{condition})'  # noqa: S608 - table names from the models, values bound
+    return RawSQL(sql, params, output_field=BooleanField())  # noqa: S611 - the same fixed text
+
+
 LOCKED_FACTS = {
-    "fact_has_lines": Exists(OrderLine.objects.filter(order=OuterRef("pk"))),
-    "fact_fuzzy_address": Exists(OrderTag.objects.filter(order=OuterRef("pk"), tag=RiskTag.FUZZY_ADDRESS, resolved_at=None)),
-    "fact_has_notes": Exists(Note.objects.filter(order=OuterRef("pk"))),
+    "fact_has_lines": _exists(OrderLine),
+    "fact_fuzzy_address": _exists(OrderTag, ' AND "tag" = %s AND "resolved_at" IS NULL', (RiskTag.FUZZY_ADDRESS.value,)),
+    "fact_has_notes": _exists(Note),
 }
 
 
