@@ -671,7 +671,9 @@ class OrderEvent(models.Model):
     """Append-only: every change to an order, who made it (a user, "system" or an outside
     system's name), in which role, when here and when in the source system."""
 
-    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="events")
+    # No index of its own: event_order_time (below) leads with the order, and every change to
+    # an order writes an event, so a second index on it would be written for nothing.
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="events", db_index=False)
     kind = models.CharField(max_length=20, choices=EventKind.choices)
     occurred_at = models.DateTimeField(default=timezone.now)
     source_time = models.DateTimeField(null=True, blank=True, help_text="The change's time in the source system.")
