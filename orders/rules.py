@@ -113,7 +113,7 @@ TRANSITION_ORDER = ["approve", "start_picking", "pack", "ship", "complete", "can
 # card, the PDA) has no such attribute, and the guard asks the database itself.
 def _fact(order: Order, name: str, ask: Callable[[], bool]) -> bool:
     known = getattr(order, name, None)
-    return ask() if known is None else known
+    return ask() if known is None else bool(known)  # SQLite answers EXISTS with 0 or 1
 
 
 def _hold_blocker(order: Order) -> list[str]:
@@ -207,7 +207,7 @@ GIFT_DECLINED = re.compile(r"(?:不要|不需要|无需|不用|别|勿)(?:赠品
 def gift_promise(order: Order) -> str:
     """The buyer message or note that promises a gift, "" when none does."""
     # Most orders have no note: with the fact known, no query for them.
-    notes = () if getattr(order, "fact_has_notes", None) is False else order.notes.values_list("body", flat=True)
+    notes = order.notes.values_list("body", flat=True) if getattr(order, "fact_has_notes", True) else ()
     for text in (order.buyer_message, *notes):
         if text and GIFT_PROMISE.search(text) and not GIFT_DECLINED.search(text):
             return text
