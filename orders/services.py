@@ -108,13 +108,16 @@ LOCK_WITH_FACTS_SQL = f"""SELECT o.*,
       EXISTS (SELECT 1 FROM "{_LINE}" WHERE "order_id" = o."id") AS fact_has_lines,
       EXISTS (SELECT 1 FROM "{_TAG}" WHERE "order_id" = o."id" AND "tag" = %s AND "resolved_at" IS NULL) AS fact_fuzzy_address,
       EXISTS (SELECT 1 FROM "{_NOTE}" WHERE "order_id" = o."id") AS fact_has_notes
-    FROM "{_ORDER}" o WHERE o."id" = %s"""  # noqa: S608 - table names from the models, values bound
+    FROM "{_ORDER}" o WHERE o."{{key}}" = %s"""  # noqa: S608 - table names from the models, values bound
 
 
 def _lock(order: Order, expected_version: int | None, *, facts: bool = False) -> Order:
     if facts:
-        sql = LOCK_WITH_FACTS_SQL + (" FOR UPDATE OF o" if connection.features.has_select_for_update_of else "")
-        locked = next(iter(Order.objects.raw(sql, [RiskTag.FUZZY_ADDRESS.value, order.pk])), None)
+        # By its key, or by its number for a caller that has not read the order (the card's POST).
+        key, value = ("id", order.pk) if order.pk is not None else ("order_number", order.order_number)
+        sql = LOCK_WITH_FACTS_SQL.format(key=key)
+        sql += " FOR UPDATE OF o" if connection.features.has_select_for_update_of else ""
+        locked = next(iter(Order.objects.raw(sql, [RiskTag.FUZZY_ADDRESS.value, value])), None)
         if locked is None:
             raise Order.DoesNotExist
     else:
@@ -161,6 +164,11 @@ def _as(by: Actor, role: str) -> Actor:
 # --- Status transitions ------------------------------------------------------------------------
 
 
+# The transitions order_transition runs; ship and cancel have their own services because they
+# need more input. The card's POST hands these the order by its number, unread (orders/views.py).
+TRANSITIONS_BY_NUMBER = frozenset(rules.TRANSITION_ROLES) - {"ship", "cancel"}
+
+
 def order_transition(
     *,
     order: Order,
@@ -171,7 +179,7 @@ def order_transition(
 ) -> Order:
     """Run one status transition (approve, start_picking, pack, complete; ship and cancel have
     their own services because they need more input)."""
-    if name not in rules.TRANSITION_ROLES or name in ("ship", "cancel"):
+    if name not in TRANSITIONS_BY_NUMBER:
         # Shipping without a waybill or cancelling without a reason must not be possible here.
         raise NotAllowed(_("Unknown action."))
     with transaction.atomic():
