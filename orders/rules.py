@@ -108,6 +108,14 @@ def screens_of(roles: frozenset[str]) -> frozenset[str]:
 TRANSITION_ORDER = ["approve", "start_picking", "pack", "ship", "complete", "cancel"]
 
 
+# Facts the transition service reads in the statement that locks the order (orders/services.py
+# LOCKED_FACTS), a query saved per guard on every transition. An order read anywhere else (the
+# card, the PDA) has no such attribute, and the guard asks the database itself.
+def _fact(order: Order, name: str, ask: Callable[[], bool]) -> bool:
+    known = getattr(order, name, None)
+    return ask() if known is None else bool(known)  # SQLite answers EXISTS with 0 or 1
+
+
 def _hold_blocker(order: Order) -> list[str]:
     if order.is_held:
         return [_("The order is on hold (%(reason)s); release it first.") % {"reason": order.get_hold_reason_display()}]
@@ -164,13 +172,18 @@ def _waybill_reprint_blocker(order: Order) -> list[str]:
 def _no_items_blocker(order: Order) -> list[str]:
     """Issue 11: "no items → no approve / pack". A rush order filed for a new phone starts empty
     (¥0.00); its items arrive with the ERP import."""
-    if not order.lines.all():
+    # The fact read with the transition's lock, else the order's lines (prefetched by a page).
+    if not _fact(order, "fact_has_lines", lambda: bool(order.lines.all())):
         return [_("This order has no items yet; add its items first (e.g. through the ERP import).")]
     return []
 
 
 def _fuzzy_address_blocker(order: Order) -> list[str]:
-    if any(tag.tag == "fuzzy_address" and tag.resolved_at is None for tag in order.tags.all()):
+    if _fact(
+        order,
+        "fact_fuzzy_address",
+        lambda: any(tag.tag == "fuzzy_address" and tag.resolved_at is None for tag in order.tags.all()),
+    ):
         return [_("The address is tagged as fuzzy; correct it and resolve the tag before approving.")]
     return []
 
@@ -207,7 +220,12 @@ GIFT_DECLINED = re.compile(r"(?:不要|不需要|无需|不用|别|勿)(?:赠品
 
 def gift_promise(order: Order) -> str:
     """The buyer message or note that promises a gift, "" when none does."""
-    notes = sorted(order.notes.all(), key=lambda note: (note.created_at, note.pk), reverse=True)  # newest first
+    # Most orders have no note: with the fact read with the lock, no query for them; a page's
+    # prefetched notes are read, not queried again.
+    if getattr(order, "fact_has_notes", True):
+        notes = sorted(order.notes.all(), key=lambda note: (note.created_at, note.pk), reverse=True)  # newest first
+    else:
+        notes = []
     for text in (order.buyer_message, *(note.body for note in notes)):
         if text and GIFT_PROMISE.search(text) and not GIFT_DECLINED.search(text):
             return text

@@ -20,7 +20,7 @@ from decimal import Decimal, InvalidOperation
 from celery import current_app
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.formats import date_format
@@ -99,8 +99,29 @@ class OrderConflict(OrderError):
 # --- The recipe's shared steps -----------------------------------------------------------------
 
 
-def _lock(order: Order, expected_version: int | None) -> Order:
-    locked = Order.objects.select_for_update().get(pk=order.pk)
+# What the approve / start_picking / pack guards and the missing-gift check ask of every order
+# (orders/rules.py _fact), read in the statement that locks it: three queries fewer per transition.
+# Raw SQL because the queryset (its ~60 columns, the subqueries) costs twice the Python to compile.
+_ORDER, _LINE, _TAG, _NOTE = (model._meta.db_table for model in (Order, OrderLine, OrderTag, Note))
+LOCKED_FACTS = ("fact_has_lines", "fact_fuzzy_address", "fact_has_notes")
+LOCK_WITH_FACTS_SQL = f"""SELECT o.*,
+      EXISTS (SELECT 1 FROM "{_LINE}" WHERE "order_id" = o."id") AS fact_has_lines,
+      EXISTS (SELECT 1 FROM "{_TAG}" WHERE "order_id" = o."id" AND "tag" = %s AND "resolved_at" IS NULL) AS fact_fuzzy_address,
+      EXISTS (SELECT 1 FROM "{_NOTE}" WHERE "order_id" = o."id") AS fact_has_notes
+    FROM "{_ORDER}" o WHERE o."{{key}}" = %s"""  # noqa: S608 - table names from the models, values bound
+
+
+def _lock(order: Order, expected_version: int | None, *, facts: bool = False) -> Order:
+    if facts:
+        # By its key, or by its number for a caller that has not read the order (the card's POST).
+        key, value = ("id", order.pk) if order.pk is not None else ("order_number", order.order_number)
+        sql = LOCK_WITH_FACTS_SQL.format(key=key)
+        sql += " FOR UPDATE OF o" if connection.features.has_select_for_update_of else ""
+        locked = next(iter(Order.objects.raw(sql, [RiskTag.FUZZY_ADDRESS.value, value])), None)
+        if locked is None:
+            raise Order.DoesNotExist
+    else:
+        locked = Order.objects.select_for_update().get(pk=order.pk)
     if expected_version is not None and locked.version != expected_version:
         # Viewing a phone number is logged but changes nothing: name the last real change.
         last = locked.events.exclude(kind=EventKind.PHONE_REVEAL).order_by("-occurred_at", "-id").first()
@@ -143,6 +164,11 @@ def _as(by: Actor, role: str) -> Actor:
 # --- Status transitions ------------------------------------------------------------------------
 
 
+# The transitions order_transition runs; ship and cancel have their own services because they
+# need more input. The card's POST hands these the order by its number, unread (orders/views.py).
+TRANSITIONS_BY_NUMBER = frozenset(rules.TRANSITION_ROLES) - {"ship", "cancel"}
+
+
 def order_transition(
     *,
     order: Order,
@@ -153,14 +179,20 @@ def order_transition(
 ) -> Order:
     """Run one status transition (approve, start_picking, pack, complete; ship and cancel have
     their own services because they need more input)."""
-    if name not in rules.TRANSITION_ROLES or name in ("ship", "cancel"):
+    if name not in TRANSITIONS_BY_NUMBER:
         # Shipping without a waybill or cancelling without a reason must not be possible here.
         raise NotAllowed(_("Unknown action."))
     with transaction.atomic():
-        order = _lock(order, expected_version)
-        if name == "pack":
-            return _pack(order, by, source_time=source_time)
-        return _apply_transition(order, name, by, source_time=source_time)
+        order = _lock(order, expected_version, facts=True)
+        try:
+            if name == "pack":
+                return _pack(order, by, source_time=source_time)
+            return _apply_transition(order, name, by, source_time=source_time)
+        finally:
+            # The facts hold for this transaction only: a caller that goes on to add a line or a
+            # tag must not have the guards read them.
+            for fact in LOCKED_FACTS:
+                order.__dict__.pop(fact, None)
 
 
 def _pack(order: Order, by: Actor, *, source_time: datetime.datetime | None) -> Order:

@@ -402,8 +402,12 @@ def order_action(request: HttpRequest, order_number: str, action: str) -> HttpRe
     handler = ACTIONS.get(action)
     if handler is None:
         raise Http404
-    # Every service locks and re-reads the order itself; the handlers need only its key here.
-    order = get_object_or_404(Order.objects.only("pk", "order_number"), order_number=order_number)
+    if action in services.TRANSITIONS_BY_NUMBER:
+        # The transition service locks and reads the order by its number: no read of it here.
+        order = Order(order_number=order_number)
+    else:
+        # Every service locks and re-reads the order itself; the handlers need only its key here.
+        order = get_object_or_404(Order.objects.only("pk", "order_number"), order_number=order_number)
     version = _int(request.POST["version"]) if request.POST.get("version") else None
     actor = Actor.of(request.user)
     error = ""
@@ -411,6 +415,8 @@ def order_action(request: HttpRequest, order_number: str, action: str) -> HttpRe
         notice = handler(request, order, actor, version)
     except services.OrderError as exc:
         error, notice = str(exc), ""
+    except Order.DoesNotExist as exc:
+        raise Http404 from exc
     if request.htmx:
         context = _card_context(request, order_number)
         context.update({"notice": notice, "error": error})
