@@ -5,10 +5,13 @@ queries however many orders the customer has."""
 from __future__ import annotations
 
 import datetime
+import functools
 import re
 from dataclasses import dataclass, field
+from decimal import Decimal
 from types import SimpleNamespace
 
+from django.db import connection
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -171,91 +174,173 @@ def _customer(query: str, phone: str | None, result: LookupResult) -> Customer |
     return found
 
 
+@dataclass(frozen=True)
+class _Relation:
+    """One kind of child row the page reads: its columns (only those: each costs its conversion per
+    row), how it reaches the order (directly, or through `via`'s foreign key), which rows, their
+    order, and the people (user foreign keys) named in it."""
+
+    model: type
+    fields: tuple[str, ...]
+    key: str = "order_id"
+    via: tuple[type, str] | None = None
+    where: str = ""
+    order: tuple[str, ...] = ()
+    people: tuple[str, ...] = ()
+
+
+_EVENT_KINDS_SHOWN = ", ".join(f"'{kind.value}'" for kind in EventKind if kind not in EVENTS_SHOWN_FROM_ROWS)
+RELATIONS = {
+    "line_list": _Relation(
+        OrderLine, ("order_id", "sku_code", "product_name", "quantity", "is_gift", "cold_chain"), order=("is_gift", "id")
+    ),
+    "shipment_list": _Relation(
+        Shipment,
+        ("id", "order_id", "carrier_code", "tracking_number", "tracking_state", "last_location", "last_event_at", "eta")
+        + ("created_at", "replaced_at"),
+        order=("created_at", "id"),
+    ),
+    "tracking": _Relation(
+        TrackingEvent,
+        ("shipment_id", "occurred_at", "context"),
+        key="shipment_id",
+        via=(Shipment, "shipment_id"),
+        order=("-occurred_at",),
+    ),
+    "case_list": _Relation(
+        AfterSalesCase,
+        ("order_id", "kind", "status", "sku_code", "amount", "reason", "opened_at", "decided_at")
+        + ("decided_by_department", "decision_reason"),
+        people=("opened_by", "decided_by"),
+    ),
+    "change_list": _Relation(
+        AddressChangeRequest,
+        ("order_id", "status", "receiver_name", "province", "city", "district", "address", "requested_at", "resolved_at"),
+        people=("requested_by", "resolved_by"),
+    ),
+    "open_tags": _Relation(OrderTag, ("order_id", "tag"), where="resolved_at IS NULL"),
+    "note_list": _Relation(Note, ("id", "order_id", "kind", "audience", "body", "created_at"), people=("author",)),
+    "acks": _Relation(
+        NoteAcknowledgement, ("note_id", "acknowledged_at"), key="note_id", via=(Note, "note_id"), people=("user",)
+    ),
+    "feedback_open": _Relation(FeedbackRequest, ("order_id", "to_role"), where="answered_at IS NULL"),
+    "event_list": _Relation(
+        OrderEvent,
+        ("order_id", "kind", "payload", "actor_user_id", "actor_name", "occurred_at"),
+        where=f"kind IN ({_EVENT_KINDS_SHOWN})",
+    ),
+    "message_list": _Relation(
+        CustomerMessage, ("order_id", "content", "status", "event_key", "delivery_status", "last_error", "created_at")
+    ),
+    "inquiry_list": _Relation(
+        Inquiry, ("order_id", "channel", "question", "answer_message_id", "asked_at"), people=("recorded_by",)
+    ),
+}
+PERSON_PARTS = ("first_name", "last_name", "username")
+
+
 def _with_everything(orders: list[Order]) -> None:
-    """Each order's child rows, one values() query per relation for all orders, as plain rows
-    (SimpleNamespace, read like the models by order_answer, describe() and the page): 20 orders
-    have ~300 child rows, and building them as models plus Django's prefetch matching was half of
-    the page's CPU (issue 14). The people's names come joined in (_grouped)."""
+    """Each order's child rows (RELATIONS) as plain rows (SimpleNamespace, read like the models by
+    order_answer, describe() and the page): 20 orders have ~300 child rows, and building them as
+    models plus Django's prefetch matching was half of the page's CPU, twelve compiled queries
+    still a third (issue 14). On PostgreSQL one json-aggregated query reads them all; elsewhere
+    (the embedded demo's SQLite) one values() query per relation."""
     ids = [order.pk for order in orders]
     if not ids:
         return
-    # Only the columns the page reads: each one costs its compilation and its conversion per row.
-    tracking = _grouped(
-        TrackingEvent.objects.filter(shipment__order_id__in=ids).order_by("-occurred_at"),
-        ("shipment_id", "occurred_at", "context"),
-        key="shipment_id",
-    )
-    shipments = _grouped(
-        Shipment.objects.filter(order_id__in=ids).order_by("created_at", "id"),
-        ("id", "order_id", "carrier_code", "tracking_number", "tracking_state", "last_location", "last_event_at", "eta")
-        + ("created_at", "replaced_at"),
-    )
-    for shipment in (row for rows in shipments.values() for row in rows):
+    rows = _rows_json(ids) if connection.vendor == "postgresql" else _rows_values(ids)
+    children = {}
+    for name, relation in RELATIONS.items():
+        grouped: dict[int, list[SimpleNamespace]] = {}
+        for row in rows[name]:
+            for person in relation.people:
+                first, last, username = (row.pop(f"{person}__{part}") or "" for part in PERSON_PARTS)
+                row[f"{person}_name"] = f"{first} {last}".strip() or username
+            grouped.setdefault(row[relation.key], []).append(SimpleNamespace(**row))
+        children[name] = grouped
+    tracking, acks = children.pop("tracking"), children.pop("acks")
+    for shipment in (row for rows in children["shipment_list"].values() for row in rows):
         shipment.event_list = tracking.get(shipment.id, [])
-    acks = _grouped(
-        NoteAcknowledgement.objects.filter(note__order_id__in=ids),
-        ("note_id", "acknowledged_at"),
-        key="note_id",
-        people=("user",),
-    )
-    notes = _grouped(
-        Note.objects.filter(order_id__in=ids), ("id", "order_id", "kind", "audience", "body", "created_at"), people=("author",)
-    )
-    for note in (row for rows in notes.values() for row in rows):
+    for note in (row for rows in children["note_list"].values() for row in rows):
         note.ack_list = acks.get(note.id, [])
-    children = {
-        "line_list": _grouped(
-            OrderLine.objects.filter(order_id__in=ids).order_by("is_gift", "id"),
-            ("order_id", "sku_code", "product_name", "quantity", "is_gift", "cold_chain"),
-        ),
-        "shipment_list": shipments,
-        "case_list": _grouped(
-            AfterSalesCase.objects.filter(order_id__in=ids),
-            ("order_id", "kind", "status", "sku_code", "amount", "reason", "opened_at", "decided_at")
-            + ("decided_by_department", "decision_reason"),
-            people=("opened_by", "decided_by"),
-        ),
-        "change_list": _grouped(
-            AddressChangeRequest.objects.filter(order_id__in=ids),
-            ("order_id", "status", "receiver_name", "province", "city", "district", "address", "requested_at", "resolved_at"),
-            people=("requested_by", "resolved_by"),
-        ),
-        "open_tags": _grouped(OrderTag.objects.filter(order_id__in=ids, resolved_at__isnull=True), ("order_id", "tag")),
-        "note_list": notes,
-        "feedback_open": _grouped(
-            FeedbackRequest.objects.filter(order_id__in=ids, answered_at__isnull=True), ("order_id", "to_role")
-        ),
-        "event_list": _grouped(
-            OrderEvent.objects.filter(order_id__in=ids).exclude(kind__in=EVENTS_SHOWN_FROM_ROWS),
-            ("order_id", "kind", "payload", "actor_user_id", "actor_name", "occurred_at"),
-        ),
-        "message_list": _grouped(
-            CustomerMessage.objects.filter(order_id__in=ids),
-            ("order_id", "content", "status", "event_key", "delivery_status", "last_error", "created_at"),
-        ),
-        "inquiry_list": _grouped(
-            Inquiry.objects.filter(order_id__in=ids),
-            ("order_id", "channel", "question", "answer_message_id", "asked_at"),
-            people=("recorded_by",),
-        ),
-    }
     for order in orders:
-        for name, rows in children.items():
-            setattr(order, name, rows.get(order.pk, []))
+        for name, grouped in children.items():
+            setattr(order, name, grouped.get(order.pk, []))
 
 
-def _grouped(queryset, fields: tuple[str, ...], *, key: str = "order_id", people: tuple[str, ...] = ()):
-    """The rows' fields by order (or by `key`); each of `people` (a user foreign key) comes as its
-    display name under "<field>_name", as get_full_name() or the username says it."""
-    names = [f"{person}__{part}" for person in people for part in ("first_name", "last_name", "username")]
-    grouped: dict[int, list[SimpleNamespace]] = {}
-    for row in queryset.values(*fields, *names):
-        for person in people:
-            first, last = row.pop(f"{person}__first_name") or "", row.pop(f"{person}__last_name") or ""
-            username = row.pop(f"{person}__username") or ""
-            row[f"{person}_name"] = f"{first} {last}".strip() or username
-        grouped.setdefault(row[key], []).append(SimpleNamespace(**row))
-    return grouped
+def _rows_values(ids: list[int]) -> dict[str, list[dict]]:
+    rows = {}
+    for name, relation in RELATIONS.items():
+        queryset = relation.model.objects.all()
+        if relation.via:
+            queryset = queryset.filter(**{f"{relation.via[1].removesuffix('_id')}__order_id__in": ids})
+        else:
+            queryset = queryset.filter(order_id__in=ids)
+        if relation.where:
+            queryset = queryset.extra(where=[relation.where])  # noqa: S610 — constant SQL from RELATIONS
+        if relation.order:
+            queryset = queryset.order_by(*relation.order)
+        names = [f"{person}__{part}" for person in relation.people for part in PERSON_PARTS]
+        rows[name] = list(queryset.values(*relation.fields, *names))
+    return rows
+
+
+def _rows_json(ids: list[int]) -> dict[str, list[dict]]:
+    with connection.cursor() as cursor:
+        cursor.execute(_json_sql(), {"ids": ids})
+        found = cursor.fetchone()[0] or {}
+    rows = {}
+    for name, relation in RELATIONS.items():
+        times = [attr for attr in relation.fields if _field(relation.model, attr).get_internal_type() == "DateTimeField"]
+        decimals = [attr for attr in relation.fields if _field(relation.model, attr).get_internal_type() == "DecimalField"]
+        rows[name] = found.get(name) or []
+        for row in rows[name]:
+            for attr in times:
+                if row[attr] is not None:
+                    row[attr] = datetime.datetime.fromisoformat(row[attr])
+            for attr in decimals:
+                if row[attr] is not None:
+                    row[attr] = Decimal(row[attr])
+    return rows
+
+
+def _field(model, name: str):
+    return model._meta.get_field(name)
+
+
+@functools.cache
+def _json_sql() -> str:
+    """One query: {relation: [row, …]} for the orders ANY(%(ids)s), each row a json object of its
+    fields (decimals as text, so they stay exact) and its people's name parts."""
+    parts = []
+    for name, relation in RELATIONS.items():
+        table = relation.model._meta.db_table
+        columns = []
+        for attr in relation.fields:
+            column = _field(relation.model, attr).column
+            cast = "::text" if _field(relation.model, attr).get_internal_type() == "DecimalField" else ""
+            columns.append(f"'{attr}', r.\"{column}\"{cast}")
+        joins = ""
+        for number, person in enumerate(relation.people):
+            joins += f' LEFT JOIN auth_user p{number} ON p{number}.id = r."{_field(relation.model, person).column}"'
+            columns += [f"'{person}__{part}', p{number}.{part}" for part in PERSON_PARTS]
+        if relation.via:
+            parent, column = relation.via
+            joins += f' JOIN "{parent._meta.db_table}" v ON v.id = r."{column}"'
+            where = "v.order_id = ANY(%(ids)s)"
+        else:
+            where = "r.order_id = ANY(%(ids)s)"
+        if relation.where:
+            where += f" AND r.{relation.where}"
+        ordering = relation.order or relation.model._meta.ordering
+        order = ", ".join(
+            f'r."{_field(relation.model, field.lstrip("-")).column}"{" DESC" if field.startswith("-") else ""}'
+            for field in ordering
+        )
+        # Names from the models and RELATIONS only, no input; the ids are a parameter.
+        aggregate = f"json_agg(json_build_object({', '.join(columns)}){' ORDER BY ' + order if order else ''})"
+        parts.append(f"'{name}', (SELECT {aggregate} FROM \"{table}\" r{joins} WHERE {where})")  # noqa: S608
+    return f"SELECT json_build_object({', '.join(parts)})"
 
 
 def _label(choices, value: str) -> str:
