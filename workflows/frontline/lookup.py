@@ -7,8 +7,10 @@ from __future__ import annotations
 import datetime
 import functools
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import partial
 from types import SimpleNamespace
 
 from django.db import connection
@@ -68,19 +70,31 @@ EVENTS_SHOWN_FROM_ROWS = [
 ]
 
 
-@dataclass
 class TimelineEntry:
-    at: datetime.datetime
-    order_number: str
-    kind: str
-    actor: str
-    summary: str
-    details: list[str] = field(default_factory=list)
-    # Display strings, set by dress() only for the entries a page renders: the times, and an
-    # event's actor and summary (the event row waits here; ~100 events for 20 orders, 40 shown).
-    when: str = ""
-    iso: str = ""
-    event: SimpleNamespace | None = None
+    """One line of the merged timeline. Its words (actor, summary, details) are written when first
+    read, by `write`: a customer's entries are sorted by time and only those shown (40 at first)
+    are written (issue 14)."""
+
+    def __init__(self, at: datetime.datetime, order_number: str, kind: str, write: Callable[[], tuple[str, str, list[str]]]):
+        self.at, self.order_number, self.kind, self._write = at, order_number, kind, write
+        # Display strings, set by dress() only for the entries a page renders.
+        self.when = self.iso = ""
+
+    @functools.cached_property
+    def _words(self) -> tuple[str, str, list[str]]:
+        return self._write()
+
+    @property
+    def actor(self) -> str:
+        return self._words[0]
+
+    @property
+    def summary(self) -> str:
+        return self._words[1]
+
+    @property
+    def details(self) -> list[str]:
+        return self._words[2]
 
 
 @dataclass
@@ -131,13 +145,11 @@ def lookup(query: str) -> LookupResult:
 
 def dress(entries: list[TimelineEntry]) -> list[TimelineEntry]:
     """Sets each entry's "when" text (relative_day) and ISO time, once, in Python: cheaper than
-    two template filters per entry; and an event's actor and summary, only for the entries shown."""
+    two template filters per entry."""
     now = timezone.now()
     for entry in entries:
         local = timezone.localtime(entry.at)
         entry.when, entry.iso = relative_day(local, now), local.isoformat()
-        if entry.event is not None:
-            entry.actor, entry.summary = actor_label(entry.event), event_summary(entry.event)
     return entries
 
 
@@ -361,96 +373,79 @@ def _timeline(orders: list[Order]) -> list[TimelineEntry]:
     for order in orders:
         number = order.order_number
         for event in order.event_list:
-            entries.append(TimelineEntry(event.occurred_at, number, f"event event-{event.kind}", "", "", event=event))
+            entries.append(TimelineEntry(event.occurred_at, number, f"event event-{event.kind}", partial(_event_words, event)))
         for note in order.note_list:
-            acks = [
-                _("✔ %(name)s at %(time)s") % {"name": ack.user_name, "time": _time(ack.acknowledged_at)} for ack in note.ack_list
-            ]
-            summary = _("Note (%(audience)s): %(body)s") % {"audience": _label(NoteAudience, note.audience), "body": note.body}
-            entries.append(
-                TimelineEntry(
-                    note.created_at,
-                    number,
-                    f"note note-{note.kind}",
-                    note.author_name,
-                    summary,
-                    acks or [_("Nobody has acknowledged it yet.")],
-                )
-            )
+            entries.append(TimelineEntry(note.created_at, number, f"note note-{note.kind}", partial(_note_words, note)))
         for case in order.case_list:
-            entries.extend(_case_entries(case, number))
+            entries.append(TimelineEntry(case.opened_at, number, "after-sales", partial(_case_opened_words, case)))
+            if case.decided_at:
+                kind = f"after-sales decision-{case.status}"
+                entries.append(TimelineEntry(case.decided_at, number, kind, partial(_case_decided_words, case)))
         for change in order.change_list:
-            address = f"{change.receiver_name} {change.province}{change.city}{change.district}{change.address}"
-            entries.append(
-                TimelineEntry(
-                    change.requested_at,
-                    number,
-                    "address-change",
-                    change.requested_by_name,
-                    _("Address change requested: %(address)s") % {"address": address},
-                )
-            )
+            entries.append(TimelineEntry(change.requested_at, number, "address-change", partial(_change_requested_words, change)))
             if change.resolved_at:
                 entries.append(
-                    TimelineEntry(
-                        change.resolved_at,
-                        number,
-                        "address-change",
-                        change.resolved_by_name,
-                        _("Address change %(outcome)s") % {"outcome": _label(AddressChangeStatus, change.status)},
-                    )
+                    TimelineEntry(change.resolved_at, number, "address-change", partial(_change_resolved_words, change))
                 )
         for shipment in order.shipment_list:
-            entries.append(_shipment_entry(shipment, number))
+            at = shipment.event_list[0].occurred_at if shipment.event_list else shipment.created_at
+            entries.append(TimelineEntry(at, number, "shipment", partial(_shipment_words, shipment)))
         for message in order.message_list:
-            entries.append(_message_entry(message, number))
+            entries.append(TimelineEntry(message.created_at, number, "message", partial(_message_words, message)))
         for inquiry in order.inquiry_list:
-            summary = _("Customer asked (%(channel)s): %(question)s") % {
-                "channel": _label(InquiryChannel, inquiry.channel),
-                "question": inquiry.question,
-            }
-            detail = (
-                [_("Answered at once by push #%(id)s.") % {"id": inquiry.answer_message_id}]
-                if inquiry.answer_message_id
-                else [_("No WeChat push possible (customer has not followed the service account); answered by the agent.")]
-            )
-            entries.append(TimelineEntry(inquiry.asked_at, number, "inquiry", inquiry.recorded_by_name, summary, detail))
+            entries.append(TimelineEntry(inquiry.asked_at, number, "inquiry", partial(_inquiry_words, inquiry)))
     entries.sort(key=lambda entry: entry.at, reverse=True)
     return entries
 
 
-def _case_entries(case: SimpleNamespace, number: str) -> list[TimelineEntry]:
+# Each entry's words: (actor, summary, details).
+
+
+def _event_words(event: SimpleNamespace) -> tuple[str, str, list[str]]:
+    return actor_label(event), event_summary(event), []
+
+
+def _note_words(note: SimpleNamespace) -> tuple[str, str, list[str]]:
+    acks = [_("✔ %(name)s at %(time)s") % {"name": ack.user_name, "time": _time(ack.acknowledged_at)} for ack in note.ack_list]
+    summary = _("Note (%(audience)s): %(body)s") % {"audience": _label(NoteAudience, note.audience), "body": note.body}
+    return note.author_name, summary, acks or [_("Nobody has acknowledged it yet.")]
+
+
+def _case_amount(case: SimpleNamespace) -> list[str]:
+    return [_("Amount: ¥%(amount)s") % {"amount": case.amount}] if case.amount else []
+
+
+def _case_opened_words(case: SimpleNamespace) -> tuple[str, str, list[str]]:
     kind = _label(AfterSalesKind, case.kind)
     sku = f" · {case.sku_code}" if case.sku_code else ""
-    amount = [_("Amount: ¥%(amount)s") % {"amount": case.amount}] if case.amount else []
-    entries = [
-        TimelineEntry(
-            case.opened_at,
-            number,
-            "after-sales",
-            case.opened_by_name,
-            _("%(kind)s request opened%(sku)s: %(reason)s") % {"kind": kind, "sku": sku, "reason": case.reason},
-            amount,
-        )
-    ]
-    if case.decided_at:
-        decision = _label(AfterSalesStatus, case.status)
-        department = case.decided_by_department or _("customer service")
-        entries.append(
-            TimelineEntry(
-                case.decided_at,
-                number,
-                f"after-sales decision-{case.status}",
-                case.decided_by_name,
-                _("%(kind)s request %(decision)s by %(department)s, reason: %(reason)s")
-                % {"kind": kind, "decision": decision, "department": department, "reason": case.decision_reason},
-                [_("Customer's reason: %(reason)s") % {"reason": case.reason}, *amount],
-            )
-        )
-    return entries
+    summary = _("%(kind)s request opened%(sku)s: %(reason)s") % {"kind": kind, "sku": sku, "reason": case.reason}
+    return case.opened_by_name, summary, _case_amount(case)
 
 
-def _shipment_entry(shipment: SimpleNamespace, number: str) -> TimelineEntry:
+def _case_decided_words(case: SimpleNamespace) -> tuple[str, str, list[str]]:
+    kind = _label(AfterSalesKind, case.kind)
+    decision = _label(AfterSalesStatus, case.status)
+    department = case.decided_by_department or _("customer service")
+    summary = _("%(kind)s request %(decision)s by %(department)s, reason: %(reason)s") % {
+        "kind": kind,
+        "decision": decision,
+        "department": department,
+        "reason": case.decision_reason,
+    }
+    return case.decided_by_name, summary, [_("Customer's reason: %(reason)s") % {"reason": case.reason}, *_case_amount(case)]
+
+
+def _change_requested_words(change: SimpleNamespace) -> tuple[str, str, list[str]]:
+    address = f"{change.receiver_name} {change.province}{change.city}{change.district}{change.address}"
+    return change.requested_by_name, _("Address change requested: %(address)s") % {"address": address}, []
+
+
+def _change_resolved_words(change: SimpleNamespace) -> tuple[str, str, list[str]]:
+    outcome = _label(AddressChangeStatus, change.status)
+    return change.resolved_by_name, _("Address change %(outcome)s") % {"outcome": outcome}, []
+
+
+def _shipment_words(shipment: SimpleNamespace) -> tuple[str, str, list[str]]:
     events = shipment.event_list
     state = _label(TrackingState, shipment.tracking_state) if shipment.tracking_state else _("awaiting tracking")
     latest = f" — {events[0].context}" if events else ""
@@ -459,11 +454,10 @@ def _shipment_entry(shipment: SimpleNamespace, number: str) -> TimelineEntry:
     details = [f"{_time(event.occurred_at)} {event.context}" for event in events]
     if shipment.eta:
         details.insert(0, _("ETA %(eta)s") % {"eta": _time(shipment.eta)})
-    at = events[0].occurred_at if events else shipment.created_at
-    return TimelineEntry(at, number, "shipment", carrier, summary, details)
+    return carrier, summary, details
 
 
-def _message_entry(message: SimpleNamespace, number: str) -> TimelineEntry:
+def _message_words(message: SimpleNamespace) -> tuple[str, str, list[str]]:
     content = message.content or {}
     text = content.get("text") or "；".join(
         str(value.get("value", "")) if isinstance(value, dict) else str(value) for value in content.values() if value
@@ -474,4 +468,17 @@ def _message_entry(message: SimpleNamespace, number: str) -> TimelineEntry:
         details.append(_("Delivery: %(status)s") % {"status": delivery_text(message.delivery_status)})
     if message.last_error:
         details.append(_("Last error: %(error)s") % {"error": message.last_error})
-    return TimelineEntry(message.created_at, number, "message", _("WeChat"), summary, details)
+    return _("WeChat"), summary, details
+
+
+def _inquiry_words(inquiry: SimpleNamespace) -> tuple[str, str, list[str]]:
+    summary = _("Customer asked (%(channel)s): %(question)s") % {
+        "channel": _label(InquiryChannel, inquiry.channel),
+        "question": inquiry.question,
+    }
+    details = (
+        [_("Answered at once by push #%(id)s.") % {"id": inquiry.answer_message_id}]
+        if inquiry.answer_message_id
+        else [_("No WeChat push possible (customer has not followed the service account); answered by the agent.")]
+    )
+    return inquiry.recorded_by_name, summary, details
