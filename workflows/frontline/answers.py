@@ -49,14 +49,19 @@ class CustomerAnswer:
         return "；".join(parts)
 
 
-def order_answer(order: Order, *, now: datetime.datetime | None = None) -> CustomerAnswer:
-    """Reads order.shipments, order.address_changes and order.after_sales (prefetch them when
-    answering for many orders)."""
+def order_answer(
+    order: Order, *, now: datetime.datetime | None = None, shipments=None, address_changes=None, after_sales=None
+) -> CustomerAnswer:
+    """Reads order.shipments, order.address_changes and order.after_sales, or the rows given (the
+    lookup reads them for all its orders at once, as plain rows: workflows/frontline/lookup.py)."""
     now = now or timezone.now()
+    shipments = order.shipments.all() if shipments is None else shipments
+    address_changes = order.address_changes.all() if address_changes is None else address_changes
+    after_sales = order.after_sales.all() if after_sales is None else after_sales
     # The enum's label, not get_status_display(): Django's version translates every choice of the
     # field on each call, and the lookup page answers for up to 100 orders at once.
     status = str(OrderStatus(order.status).label)
-    shipments = sorted(order.shipments.all(), key=lambda shipment: (shipment.created_at, shipment.pk))
+    shipments = sorted(shipments, key=lambda shipment: (shipment.created_at, shipment.id))
     active = [shipment for shipment in shipments if shipment.replaced_at is None]
     latest = (active or shipments)[-1] if shipments else None
     explanations = []
@@ -65,13 +70,13 @@ def order_answer(order: Order, *, now: datetime.datetime | None = None) -> Custo
             _("Your order is paused: %(reason)s%(note)s.")
             % {"reason": order.get_hold_reason_display(), "note": f"（{order.hold_note}）" if order.hold_note else ""}
         )
-    if any(change.status == AddressChangeStatus.OPEN for change in order.address_changes.all()):
+    if any(change.status == AddressChangeStatus.OPEN for change in address_changes):
         explanations.append(_("Your address change is being applied; the parcel waits until it is done."))
-    if any(change.status == AddressChangeStatus.WITH_CARRIER for change in order.address_changes.all()):
+    if any(change.status == AddressChangeStatus.WITH_CARRIER for change in address_changes):
         explanations.append(
             _("We have asked the carrier to deliver to your new address; you will get a message with the answer.")
         )
-    if any(case.kind == AfterSalesKind.REFUND and case.status == AfterSalesStatus.OPEN for case in order.after_sales.all()):
+    if any(case.kind == AfterSalesKind.REFUND and case.status == AfterSalesStatus.OPEN for case in after_sales):
         explanations.append(_("Your refund request is being handled; the parcel waits until it is decided."))
 
     if latest is None:
