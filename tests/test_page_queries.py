@@ -88,13 +88,22 @@ def busy_card(people, *, times: int):
 def test_order_card(people):
     client = signed_in("supervisor")
     small, large = busy_card(people, times=1), busy_card(people, times=6)
-    # user, roles (the session comes from the cache: beile/sessions.py), the order with customer and people, 9 prefetches (+ tracking events and
-    # note acknowledgements), the repeat-purchase count, tickets and the customer pushes (WeChat, SMS)
+    # user, roles (the session comes from the cache: beile/sessions.py), which child lists hold rows
+    # (and the repeat-purchase count: one plain-SQL query), the order with customer and people, the
+    # 9 child lists this order has (lines, shipments, their tracking, after-sales, tags, notes, their
+    # acknowledgements, questions, events; no address change), which of tickets and the customer
+    # pushes (WeChat, SMS) hold rows (one plain-SQL query; this order has none)
     assert_pinned(
         queries(lambda: client.get(f"/orders/{small.order_number}/")),
         queries(lambda: client.get(f"/orders/{large.order_number}/")),
-        17,
+        14,
     )
+    # A fresh order: only its lines (and its stage's time limit for the clock) are read; the empty
+    # lists cost no query.
+    fresh = make_order()
+    client.get(f"/orders/{fresh.order_number}/")
+    count, sql = queries(lambda: client.get(f"/orders/{fresh.order_number}/"))
+    assert count == 7, "\n".join(sql)
 
 
 def test_lookup_of_a_customer(people):
