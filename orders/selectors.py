@@ -9,7 +9,7 @@ import json
 from dataclasses import dataclass, field
 
 from django.db import connection
-from django.db.models import Exists, JSONField, OuterRef, Q, QuerySet
+from django.db.models import Exists, GeneratedField, JSONField, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from orders import clock, packing, rules
@@ -19,6 +19,7 @@ from orders.models import (
     AddressChangeRequest,
     AfterSalesCase,
     Carrier,
+    Customer,
     FeedbackRequest,
     Note,
     NoteAcknowledgement,
@@ -269,21 +270,24 @@ def _attach_open_tags(orders: list[OrderRow]) -> None:
 
 
 def order_card(*, order_number: str) -> Order:
-    """Everything the five-dimension card shows, in two queries: the order with its customer and
-    people (the ORM), and one plain-SQL query that returns every child list as JSON (lines,
-    shipments and their tracking and subscriptions, after-sales, address changes, tags, notes and
-    their acknowledgements, questions, events, the people and products they name, the repeat
-    purchases). Each ORM prefetch cost ~1 ms of CPU to build on this machine (issue 14); the rows
-    become the same model instances the prefetches made, in the same order, cached where the
-    related managers look, so the card and its rules read them as before."""
+    """Everything the five-dimension card shows, in one plain-SQL query that returns the order, its
+    customer and every child list as JSON (lines, shipments and their tracking and subscriptions,
+    after-sales, address changes, tags, notes and their acknowledgements, questions, events, the
+    people and products they name, the repeat purchases). Each ORM query (a prefetch) cost ~1 ms of
+    CPU to build on this machine (issue 14); the rows become the same model instances the ORM
+    made, in the same order, cached where the related managers and descriptors look, so the card
+    and its rules read them as before."""
     with connection.cursor() as cursor:
         cursor.execute(_CARD_ROWS_SQL, [OrderStatus.CANCELLED.value, order_number])
         found = cursor.fetchone()
     if found is None:
         raise Order.DoesNotExist
-    order = Order.objects.select_related("customer", "claimed_by", "hold_owner").get(order_number=order_number)
     lists = {name: _instances(model, text) for (name, model, _sql), text in zip(_CARD_LISTS, found[:-1], strict=True)}
+    [order], [customer] = lists.pop("order"), lists.pop("customer")
     users = {user.pk: user for user in lists.pop("users")}
+    order._state.fields_cache.update(
+        customer=customer, claimed_by=users.get(order.claimed_by_id), hold_owner=users.get(order.hold_owner_id)
+    )
     products = {product.pk: product for product in lists.pop("products")}
     subscriptions = {row.shipment_id: row for row in lists.pop("subscriptions")}
     tracking, acknowledgements = _by(lists.pop("tracking"), "shipment_id"), _by(lists.pop("acknowledgements"), "note_id")
@@ -326,6 +330,7 @@ def _card_lists() -> tuple:
     people = " UNION ".join(
         f"SELECT {column} FROM {model._meta.db_table} WHERE {where}"  # noqa: S608 - names from the models
         for model, columns, where in (
+            (Order, ["claimed_by_id", "hold_owner_id"], "id = o.id"),
             (AfterSalesCase, ["decided_by_id"], "order_id = o.id"),
             (OrderTag, ["opened_by_id", "resolved_by_id"], "order_id = o.id"),
             (Note, ["author_id"], "order_id = o.id"),
@@ -335,6 +340,8 @@ def _card_lists() -> tuple:
         for column in columns
     )
     return (
+        ("order", Order, rows(Order, "t.id = o.id")),
+        ("customer", Customer, rows(Customer, "t.id = o.customer_id")),
         ("lines", OrderLine, rows(OrderLine, "t.order_id = o.id")),
         (
             "products",
@@ -366,19 +373,18 @@ _CARD_ROWS_SQL = (
 
 def _instances(model, text: str) -> list:
     """Model instances from a JSON array of rows, each value converted as the field reads it
-    (datetimes arrive as text; numbers are read as decimals so that ¥12.50 stays 12.50, and turned
-    back into floats inside JSON fields)."""
+    (datetimes arrive as text, a generated column as its output field; numbers are read as
+    decimals so that ¥12.50 stays 12.50, and turned back into floats inside JSON fields)."""
     fields = model._meta.concrete_fields
     names = [field.attname for field in fields]
+    readers = [
+        _floats
+        if isinstance(field, JSONField)
+        else (field.output_field if isinstance(field, GeneratedField) else field).to_python
+        for field in fields
+    ]
     return [
-        model.from_db(
-            "default",
-            names,
-            [
-                _floats(row[field.column]) if isinstance(field, JSONField) else field.to_python(row[field.column])
-                for field in fields
-            ],
-        )
+        model.from_db("default", names, [read(row[field.column]) for read, field in zip(readers, fields, strict=True)])
         for row in json.loads(text, parse_float=decimal.Decimal)
     ]
 

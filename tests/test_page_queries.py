@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from orders import selectors, services
 from orders.access import Actor
-from orders.models import Note, OrderTag, TrackingEvent
+from orders.models import Note, Order, OrderTag, TrackingEvent
 from tests.conftest import PASSWORD, make_order, make_product
 from tests.frontline_fixtures import customer_with_orders, fast_passwords, rejected_return, ship  # noqa: F401
 from workflows import sla
@@ -88,15 +88,15 @@ def busy_card(people, *, times: int):
 def test_order_card(people):
     client = signed_in("supervisor")
     small, large = busy_card(people, times=1), busy_card(people, times=6)
-    # user, roles (the session comes from the cache: beile/sessions.py), every child list of the
-    # order as JSON with the people and products they name and the repeat-purchase count (one
-    # plain-SQL query: orders/selectors.py order_card), the order with customer and people, which
+    # user, roles (the session comes from the cache: beile/sessions.py), the order, its customer
+    # and every child list as JSON with the people and products they name and the repeat-purchase
+    # count (one plain-SQL query: orders/selectors.py order_card), which
     # of tickets and the customer pushes (WeChat, SMS) hold rows (one plain-SQL query; this order
     # has none, so none is read)
     assert_pinned(
         queries(lambda: client.get(f"/orders/{small.order_number}/")),
         queries(lambda: client.get(f"/orders/{large.order_number}/")),
-        5,
+        4,
     )
 
 
@@ -189,6 +189,8 @@ def test_the_card_reads_the_rows_the_orm_reads(people):
         address="文三路 1 号",
     )
     services.order_tag_resolve(order=order, by=Actor.of(people["supervisor"]), tag="invoice_pending", resolution="开好了")
+    services.order_claim(order=order, by=Actor.of(people["dispatcher"]))
+    order = Order.objects.get(pk=order.pk)
 
     def values(row):
         return None if row is None else [getattr(row, field.attname) for field in row._meta.concrete_fields]
@@ -214,7 +216,8 @@ def test_the_card_reads_the_rows_the_orm_reads(people):
             shown[name] = [(values(row), related(row, *people_and_products)) for row in getattr(card, name).all()]
         tracking = [[values(event) for event in shipment.events.all()] for shipment in card.shipments.all()]
         acks = [[(values(ack), values(ack.user)) for ack in note.acknowledgements.all()] for note in card.notes.all()]
-    assert len(captured) == 2 and len(afterwards) == 0, [query["sql"][:80] for query in afterwards.captured_queries]
+        facts = (values(card), related(card, "customer", "claimed_by", "hold_owner"))
+    assert len(captured) == 1 and len(afterwards) == 0, [query["sql"][:80] for query in afterwards.captured_queries]
     orderings = {"tags": ["-opened_at"]}
     for name, people_and_products in lists.items():
         rows = getattr(order, name).all()
@@ -228,4 +231,5 @@ def test_the_card_reads_the_rows_the_orm_reads(people):
         [(values(ack), values(ack.user)) for ack in note.acknowledgements.order_by("id")] for note in order.notes.all()
     ]
     assert all(tracking) and all(acks)
+    assert facts == (values(order), related(order, "customer", "claimed_by", "hold_owner")) and card.claimed_by
     assert card.repeat_purchase_count == order.customer.orders.exclude(status="cancelled").count() - 1
