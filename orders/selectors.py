@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import datetime
 import decimal
+import functools
 import json
 from dataclasses import dataclass, field
 
@@ -375,18 +376,23 @@ def _instances(model, text: str) -> list:
     """Model instances from a JSON array of rows, each value converted as the field reads it
     (datetimes arrive as text, a generated column as its output field; numbers are read as
     decimals so that ¥12.50 stays 12.50, and turned back into floats inside JSON fields)."""
+    names, columns, readers = _readers(model)
+    return [
+        model.from_db("default", names, [read(row[column]) for read, column in zip(readers, columns, strict=True)])
+        for row in json.loads(text, parse_float=decimal.Decimal)
+    ]
+
+
+@functools.cache
+def _readers(model) -> tuple[list[str], list[str], list]:
     fields = model._meta.concrete_fields
-    names = [field.attname for field in fields]
     readers = [
         _floats
         if isinstance(field, JSONField)
         else (field.output_field if isinstance(field, GeneratedField) else field).to_python
         for field in fields
     ]
-    return [
-        model.from_db("default", names, [read(row[field.column]) for read, field in zip(readers, fields, strict=True)])
-        for row in json.loads(text, parse_float=decimal.Decimal)
-    ]
+    return [field.attname for field in fields], [field.column for field in fields], readers
 
 
 def _floats(value):
