@@ -6,6 +6,7 @@ import html
 from urllib.parse import quote
 
 from django import template
+from django.template.defaulttags import CsrfTokenNode
 from django.urls import reverse
 from django.utils import formats, timezone
 from django.utils.safestring import SafeString, mark_safe
@@ -243,3 +244,38 @@ def card_shipments(shipments) -> SafeString:
     if not parts:
         return mark_safe(f'<p class="muted">{html.escape(_("Not shipped yet."))}</p>')  # noqa: S308 — escaped
     return mark_safe("".join(parts))  # noqa: S308 — built above from escaped values only
+
+
+@register.simple_tag(takes_context=True)
+def card_notes(context, notes, acknowledge_url: str) -> SafeString:
+    """The card's notes with their acknowledgements and each one's acknowledge form, written out
+    in Python as card_timeline is (issue 14). Every value is escaped; the body is masked as
+    `private` masks it; the form carries the page's CSRF token as {% csrf_token %} writes it."""
+    user = context["request"].user
+    shown = str if sees_full_phone(user_roles(user)) else (lambda text: mask_mobile_numbers(str(text)))
+    csrf = CsrfTokenNode().render(context)
+    url = html.escape(acknowledge_url)
+    acknowledge, for_ = html.escape(_("Acknowledge")), html.escape(_("for"))
+    items = []
+    for note in notes:
+        number = html.escape(str(note.pk))
+        acks = list(note.acknowledgements.all())
+        role = f"（{html.escape(str(role_label(note.author_role)))}）" if note.author_role else ""
+        audience = f" · {for_} {html.escape(str(note.get_audience_display()))}" if note.audience else ""
+        read_by = "".join(f" · ✔ {html.escape(person(ack.user))}" for ack in acks)
+        form = (
+            ""
+            if note.acknowledged_by_me
+            else f'<form method="post" action="{url}" hx-post="{url}" hx-target="#order-card" hx-swap="outerHTML" class="inline">'
+            f'{csrf}<input type="hidden" name="note_id" value="{number}"><button class="ack" id="ack-{number}">{acknowledge}</button></form>\n'
+        )
+        items.append(
+            f'<li id="note-{number}" class="note note-{html.escape(note.kind)}{"" if acks else " unacknowledged"}">\n'
+            f'<p class="note-body">{"⚠ " if note.kind == "warning" else ""}{html.escape(shown(note.body))}</p>\n'
+            f'<p class="muted">{html.escape(person(note.author))}{role}'
+            f" · {timezone.localtime(note.created_at):%m-%d %H:%M} · {html.escape(str(note.get_kind_display()))}{audience}{read_by}</p>\n"
+            f"{form}</li>\n"
+        )
+    if not items:
+        return mark_safe(f'<li class="muted">{html.escape(_("No notes yet."))}</li>')  # noqa: S308 — escaped
+    return mark_safe("".join(items))  # noqa: S308 — built above from escaped values only
