@@ -279,3 +279,44 @@ def card_notes(context, notes, acknowledge_url: str) -> SafeString:
     if not items:
         return mark_safe(f'<li class="muted">{html.escape(_("No notes yet."))}</li>')  # noqa: S308 — escaped
     return mark_safe("".join(items))  # noqa: S308 — built above from escaped values only
+
+
+@register.simple_tag(takes_context=True)
+def card_cases(context, cases, decide_url: str) -> SafeString:
+    """The card's after-sales cases with the decision form for an open one (service, finance and
+    supervisors decide), written out in Python as card_timeline is (issue 14). Every value is
+    escaped; free text is masked as `private` masks it; the form carries the page's CSRF token as
+    {% csrf_token %} writes it."""
+    roles = context.get("my_roles", frozenset())
+    shown = str if sees_full_phone(user_roles(context["request"].user)) else (lambda text: mask_mobile_numbers(str(text)))
+    decides = bool({"service", "finance", "supervisor"} & set(roles))
+    url = html.escape(decide_url)
+    items = []
+    for case in cases:
+        number = html.escape(str(case.pk))
+        sku = f" · {html.escape(case.sku_code)}" if case.sku_code else ""
+        amount = f" · ¥{html.escape(formats.localize(case.amount))}" if case.amount else ""
+        decided = (
+            f"（{html.escape(case.decided_by_department or '')} {html.escape(person(case.decided_by))}"
+            f" {timezone.localtime(case.decided_at):%m-%d %H:%M}：{html.escape(shown(case.decision_reason))}）"
+            if case.decided_at
+            else ""
+        )
+        form = ""
+        if case.status == "open" and decides:
+            form = (
+                f'\n<form method="post" action="{url}" hx-post="{url}" hx-target="#order-card" hx-swap="outerHTML" class="inline">'
+                f'{CsrfTokenNode().render(context)}<input type="hidden" name="case_id" value="{number}">'
+                f'<input name="reason" required placeholder="{html.escape(_("decision reason"))}" aria-label="{html.escape(_("Decision reason"))}">'
+                f'<input name="department" placeholder="{html.escape(_("department"))}" aria-label="{html.escape(_("Department"))}">'
+                f'<button name="decision" value="approve">{html.escape(_("Approve"))}</button>'
+                f'<button name="decision" value="reject" class="danger">{html.escape(_("Reject"))}</button></form>'
+            )
+        items.append(
+            f'<li id="case-{number}" class="case case-{html.escape(case.status)}">{html.escape(str(case.get_kind_display()))}{sku}'
+            f" · {html.escape(shown(case.reason))}{amount} · <strong>{html.escape(str(case.get_status_display()))}</strong>"
+            f"{decided}{form}</li>\n"
+        )
+    if not items:
+        return mark_safe(f'<li class="muted">{html.escape(_("No after-sales cases."))}</li>')  # noqa: S308 — escaped
+    return mark_safe("".join(items))  # noqa: S308 — built above from escaped values only
