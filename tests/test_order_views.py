@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from orders import services
 from orders.access import Actor
-from orders.models import EventKind, Order, OrderEvent
+from orders.models import AfterSalesCase, EventKind, Order, OrderEvent
 from orders.selectors import PAGE_SIZE
 from tests.conftest import PASSWORD, make_order, make_product
 from tests.packing_fixtures import scan_every_item
@@ -526,3 +526,24 @@ def test_anonymous_is_sent_to_log_in_everywhere(db):
 def test_each_role_lands_on_its_own_screen(people, role, landing):
     response = signed_in(role).get("/")
     assert response.status_code == 302 and response["Location"] == landing
+
+
+def test_an_open_case_offers_its_decision_form_to_the_roles_that_decide(people):
+    """The after-sales list is written in Python (orders/templatetags/cockpit.py card_cases): the
+    form, its CSRF token and the case id for service, finance and supervisors; none for others."""
+    order = make_order(status="shipped")
+    case = AfterSalesCase.objects.create(
+        order=order,
+        kind="return",
+        status="open",
+        reason="客户 13812345678 说破了",
+        opened_by=people["service"],
+        amount=Decimal("12.50"),
+    )
+    page = html(signed_in("service", csrf=True).get(f"/orders/{order.order_number}/"))
+    item = page.split(f'id="case-{case.pk}"')[1].split("</li>")[0]
+    assert f'name="case_id" value="{case.pk}"' in item and 'name="csrfmiddlewaretoken"' in item and "¥12.50" in item
+    assert 'value="approve"' in item and "13812345678" in item
+    packer = html(signed_in("packer").get(f"/orders/{order.order_number}/"))
+    packed_item = packer.split(f'id="case-{case.pk}"')[1].split("</li>")[0]
+    assert "case_id" not in packed_item and "13812345678" not in packed_item and "138****5678" in packed_item

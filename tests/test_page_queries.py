@@ -11,9 +11,9 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from orders import services
+from orders import selectors, services
 from orders.access import Actor
-from orders.models import Note, OrderTag, TrackingEvent
+from orders.models import Note, Order, OrderTag, TrackingEvent
 from tests.conftest import PASSWORD, make_order, make_product
 from tests.frontline_fixtures import customer_with_orders, fast_passwords, rejected_return, ship  # noqa: F401
 from workflows import sla
@@ -89,12 +89,15 @@ def busy_card(people, *, times: int):
 def test_order_card(people):
     client = signed_in("supervisor")
     small, large = busy_card(people, times=1), busy_card(people, times=6)
-    # user, roles (the session comes from the cache: beile/sessions.py), the order with customer and people, 9 prefetches (+ tracking events and
-    # note acknowledgements), the repeat-purchase count, tickets and the customer pushes (WeChat, SMS)
+    # user, roles (the session comes from the cache: beile/sessions.py), the order, its customer
+    # and every child list as JSON with the people and products they name and the repeat-purchase
+    # count (one plain-SQL query: orders/selectors.py order_card), which
+    # of tickets and the customer pushes (WeChat, SMS) hold rows (one plain-SQL query; this order
+    # has none, so none is read)
     assert_pinned(
         queries(lambda: client.get(f"/orders/{small.order_number}/")),
         queries(lambda: client.get(f"/orders/{large.order_number}/")),
-        17,
+        4,
     )
 
 
@@ -170,3 +173,65 @@ def test_pda_scans(people):
     # user, roles, the open order, then in a savepoint the order locked, STATION_ROWS (which the
     # scan's own check reads too), the counts before the scan, the scan row; the counts after it
     assert_pinned(queries(scan_item(small, small_products[0])), queries(scan_item(large, large_products[0])), 14)
+
+
+def test_the_card_reads_the_rows_the_orm_reads(people):
+    """The card's child lists come from one JSON query (orders/selectors.py order_card): every field
+    of every row and of the people and products they name must be what the ORM reads, in the
+    order the card showed them, with no query left to make."""
+    order = busy_card(people, times=2)
+    services.address_change_request(
+        order=order,
+        by=Actor.of(people["service"]),
+        receiver_name="李四",
+        receiver_phone="13800138000",
+        province="浙江省",
+        city="杭州市",
+        district="西湖区",
+        address="文三路 1 号",
+    )
+    services.order_tag_resolve(order=order, by=Actor.of(people["supervisor"]), tag="invoice_pending", resolution="开好了")
+    services.order_claim(order=order, by=Actor.of(people["dispatcher"]))
+    order = Order.objects.get(pk=order.pk)
+
+    def values(row):
+        return None if row is None else [getattr(row, field.attname) for field in row._meta.concrete_fields]
+
+    def related(row, *names):
+        return [values(getattr(row, name, None)) for name in names]  # None: a shipment without subscription
+
+    with CaptureQueriesContext(connection) as captured:
+        card = selectors.order_card(order_number=order.order_number)
+    lists = {
+        "lines": ("product",),
+        "shipments": ("subscription",),
+        "after_sales": ("decided_by",),
+        "address_changes": (),
+        "tags": ("opened_by", "resolved_by"),
+        "notes": ("author",),
+        "feedback_requests": ("asked_by", "to_user", "answered_by"),
+        "events": (),
+    }
+    shown = {}
+    with CaptureQueriesContext(connection) as afterwards:
+        for name, people_and_products in lists.items():
+            shown[name] = [(values(row), related(row, *people_and_products)) for row in getattr(card, name).all()]
+        tracking = [[values(event) for event in shipment.events.all()] for shipment in card.shipments.all()]
+        acks = [[(values(ack), values(ack.user)) for ack in note.acknowledgements.all()] for note in card.notes.all()]
+        facts = (values(card), related(card, "customer", "claimed_by", "hold_owner"))
+    assert len(captured) == 1 and len(afterwards) == 0, [query["sql"][:80] for query in afterwards.captured_queries]
+    orderings = {"tags": ["-opened_at"]}
+    for name, people_and_products in lists.items():
+        rows = getattr(order, name).all()
+        rows = rows.order_by(*orderings.get(name, rows.model._meta.ordering or ["id"]))
+        assert shown[name] == [(values(row), related(row, *people_and_products)) for row in rows], name
+        assert shown[name], f"the busy card has {name}"
+    assert tracking == [
+        [values(event) for event in shipment.events.order_by("-occurred_at")] for shipment in order.shipments.order_by("id")
+    ]
+    assert acks == [
+        [(values(ack), values(ack.user)) for ack in note.acknowledgements.order_by("id")] for note in order.notes.all()
+    ]
+    assert all(tracking) and all(acks)
+    assert facts == (values(order), related(order, "customer", "claimed_by", "hold_owner")) and card.claimed_by
+    assert card.repeat_purchase_count == order.customer.orders.exclude(status="cancelled").count() - 1

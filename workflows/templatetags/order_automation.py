@@ -3,6 +3,7 @@ here so the order card's own view stays as it is."""
 
 from django import template
 from django.conf import settings
+from django.db import connection
 from django.utils.translation import gettext as _
 
 from integrations.kuaidi100 import client as kuaidi100
@@ -20,17 +21,29 @@ from workflows.notifications import delivery_text, push_about
 register = template.Library()
 
 
+_ROWS_SQL = f"""
+SELECT EXISTS (SELECT 1 FROM {CustomerMessage._meta.db_table} WHERE order_id = %s),
+       EXISTS (SELECT 1 FROM {SmsMessage._meta.db_table} WHERE order_id = %s),
+       EXISTS (SELECT 1 FROM {Ticket._meta.db_table} WHERE order_id = %s)
+"""  # noqa: S608 - table names come from the models, values are parameters
+
+
 @register.inclusion_tag("workflows/_order_automation.html", takes_context=True)
 def order_automation(context, order):
     openid = order.customer.wechat_openid
-    messages = list(CustomerMessage.objects.filter(order=order).order_by("-created_at")[:10])
+    # Most orders have no push, text or ticket yet: one plain-SQL query says which of the three
+    # lists hold rows, and only those are read through the ORM (~1 ms of CPU each, issue 14).
+    with connection.cursor() as cursor:
+        cursor.execute(_ROWS_SQL, [order.pk] * 3)
+        has_messages, has_texts, has_tickets = cursor.fetchone()
+    messages = list(CustomerMessage.objects.filter(order=order).order_by("-created_at")[:10]) if has_messages else []
     for message in messages:
         message.about = push_about(message.event_key)
         message.delivery = delivery_text(message.delivery_status) if message.delivery_status else ""
         message.channel = _("WeChat")
         message.what, message.where = message.content.get("thing2", ""), message.content.get("thing3", "")
     # The SMS that went instead (issue 18): the same list, newest first.
-    for text in SmsMessage.objects.filter(order=order).order_by("-created_at")[:10]:
+    for text in SmsMessage.objects.filter(order=order).order_by("-created_at")[:10] if has_texts else []:
         text.about = push_about(text.event_key)
         text.channel = _("SMS")
         text.what, text.where = text.params.get("status", "") or text.params.get("note", ""), text.params.get("location", "")
@@ -52,7 +65,9 @@ def order_automation(context, order):
         "miniprogram_mode": wechat.miniprogram_mode() if order.source == OrderSource.MINI_PROGRAM else "",
         "my_roles": context.get("my_roles", frozenset()),
         "request": context.get("request"),
-        "tickets": Ticket.objects.filter(order=order).select_related("shipment", "owner").order_by("-opened_at"),
+        "tickets": Ticket.objects.filter(order=order).select_related("shipment", "owner").order_by("-opened_at")
+        if has_tickets
+        else [],
         "customer_messages": messages,
         "kuaidi100_mode": kuaidi100.mode(),
         "wechat_mode": wechat.mode(),
