@@ -8,6 +8,7 @@ this module, before Django is set up.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from orders.rules import MASKED_PHONE_ROLES
 
@@ -30,6 +31,15 @@ def mask_mobile_numbers(text: str) -> str:
 
 def sees_full_phone(roles: frozenset[str]) -> bool:
     return bool(roles) and not roles <= MASKED_PHONE_ROLES
+
+
+def private_text(roles: frozenset[str]) -> Callable[[object], str]:
+    """Free text as a viewer with these roles may read it: as written, or with every mobile
+    number in it masked. Decided once per page by the code that writes many texts for one
+    viewer (the card, the lookup, the board); the `private` template filter applies the same."""
+    if sees_full_phone(roles):
+        return str
+    return lambda text: mask_mobile_numbers(str(text))
 
 
 # A platform's buyer (integrations/douyin) has no phone we may know: their customer row is keyed

@@ -15,7 +15,7 @@ from django.utils.translation import gettext as _
 from orders import clock, events
 from orders.access import display_phone, user_roles
 from orders.models import Carrier, OrderStatus, RiskTag, Role
-from orders.privacy import mask_mobile_numbers, sees_full_phone
+from orders.privacy import private_text
 
 register = template.Library()
 
@@ -65,7 +65,7 @@ def private(text, user) -> str:
     text = str(text)
     # No user in the context (a page rendered without a request) sees the masked form.
     roles = user_roles(user) if hasattr(user, "is_authenticated") else frozenset()
-    return text if sees_full_phone(roles) else mask_mobile_numbers(text)
+    return private_text(roles)(text)
 
 
 @register.filter
@@ -175,7 +175,7 @@ def card_timeline(context, order_events) -> SafeString:
     date filters, the actor, its role and the summary through `private` (issue 14). Every value
     is escaped; the summary is masked as `private` masks it, the rule decided once here."""
     user = context["request"].user
-    shown = str if sees_full_phone(user_roles(user)) else (lambda text: mask_mobile_numbers(str(text)))
+    shown = private_text(user_roles(user))
     source = html.escape(_("source time"))
     items = []
     for event in order_events:
@@ -252,7 +252,7 @@ def card_notes(context, notes, acknowledge_url: str) -> SafeString:
     in Python as card_timeline is (issue 14). Every value is escaped; the body is masked as
     `private` masks it; the form carries the page's CSRF token as {% csrf_token %} writes it."""
     user = context["request"].user
-    shown = str if sees_full_phone(user_roles(user)) else (lambda text: mask_mobile_numbers(str(text)))
+    shown = private_text(user_roles(user))
     csrf = CsrfTokenNode().render(context)
     url = html.escape(acknowledge_url)
     acknowledge, for_ = html.escape(_("Acknowledge")), html.escape(_("for"))
@@ -288,7 +288,7 @@ def card_cases(context, cases, decide_url: str) -> SafeString:
     escaped; free text is masked as `private` masks it; the form carries the page's CSRF token as
     {% csrf_token %} writes it."""
     roles = context.get("my_roles", frozenset())
-    shown = str if sees_full_phone(user_roles(context["request"].user)) else (lambda text: mask_mobile_numbers(str(text)))
+    shown = private_text(user_roles(context["request"].user))
     decides = bool({"service", "finance", "supervisor"} & set(roles))
     url = html.escape(decide_url)
     items = []

@@ -16,7 +16,7 @@ from django.utils.translation import gettext as _
 
 from orders.access import user_roles
 from orders.models import Order, OrderStatus, RiskTag, Role
-from orders.privacy import mask_mobile_numbers, sees_full_phone
+from orders.privacy import private_text
 from orders.templatetags.cockpit import platform_clock_chip
 
 register = template.Library()
@@ -37,10 +37,10 @@ def _address(name: str, placeholder: str = "~") -> str:
 def board_cards(context, orders, lane: str) -> SafeString:
     request = context["request"]
     filters, now = context["filters"], context["board"].now
-    full_phones = sees_full_phone(user_roles(request.user))
+    shown = private_text(user_roles(request.user))
 
     def private(text: str) -> str:
-        return html.escape(text if full_phones else mask_mobile_numbers(text))
+        return html.escape(shown(text))
 
     statuses = {value: html.escape(str(label)) for value, label in OrderStatus.choices}
     roles = {value: html.escape(str(label)) for value, label in Role.choices}

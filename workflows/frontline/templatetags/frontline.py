@@ -13,7 +13,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import pgettext_lazy
 
 from orders.access import user_roles
-from orders.privacy import display_phone, mask_mobile_numbers, sees_full_phone
+from orders.privacy import display_phone, private_text
 from orders.templatetags.cockpit import carrier_label, person, role_label, status_label, tag_label
 
 register = template.Library()
@@ -67,7 +67,7 @@ def timeline_entries(context, entries) -> SafeString:
     are free text, so mobile numbers in them are masked for the roles that see masked phones
     (the `private` filter's rule, decided once here)."""
     user = context["request"].user
-    shown = str if sees_full_phone(user_roles(user)) else (lambda text: mask_mobile_numbers(str(text)))
+    shown = private_text(user_roles(user))
     items = []
     for entry in entries:
         actor = f'<span class="actor">{html.escape(entry.actor)}</span>' if entry.actor else ""
@@ -92,8 +92,7 @@ def lookup_order_blocks(context, orders) -> SafeString:
     template's order-actions partial; the others load it when their <details> opens."""
     request = context["request"]
     roles = user_roles(request.user)
-    full = sees_full_phone(roles)
-    private = (lambda text: text) if full else mask_mobile_numbers
+    private = private_text(roles)
     esc = html.escape
     csrf = f'<input type="hidden" name="csrfmiddlewaretoken" value="{esc(str(context.get("csrf_token", "")))}">'
     query = esc(context["result"].query)
