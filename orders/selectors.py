@@ -173,8 +173,11 @@ def _search(queryset: QuerySet[Order], query: str) -> QuerySet[Order]:
     phone = normalize_mobile(query)
     if phone:
         return queryset.filter(Q(customer__phone=phone) | Q(receiver_phone=phone))
-    tracking = Shipment.objects.filter(tracking_number=query.upper()).values("order_id")
-    return queryset.filter(Q(order_number=normalize_order_number(query)) | Q(pk__in=tracking))
+    # The matching ids first, in one UNION of two index lookups: as one OR with a subquery,
+    # PostgreSQL walked the list's placed_at index past every order (2.8 s at 1M orders).
+    by_number = Order.objects.filter(order_number=normalize_order_number(query)).values_list("pk", flat=True)
+    by_tracking = Shipment.objects.filter(tracking_number=query.upper()).values_list("order_id", flat=True)
+    return queryset.filter(pk__in=list(by_number.union(by_tracking)))
 
 
 def waiting_statuses(roles: frozenset[str]) -> list[str]:
