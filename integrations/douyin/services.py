@@ -33,6 +33,7 @@ from django.db.models import Count, Exists, Min, OuterRef, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from integrations import outbox
 from integrations.douyin import client
 from integrations.douyin.models import (
     DecryptLog,
@@ -646,10 +647,7 @@ def write_back_queue(*, order: Order) -> list[ShippingWriteBack]:
 def _enqueue_write_back(pk: int) -> None:
     from integrations.douyin.tasks import send_write_back
 
-    try:
-        send_write_back.apply_async(args=[pk], retry=False)
-    except Exception:  # noqa: BLE001 - broker down: the relay sends it
-        logger.warning("broker unavailable; Douyin write-back %s left to the relay", pk)
+    outbox.enqueue(send_write_back, pk)
 
 
 def write_back_send(*, write_back_id: int) -> str:
@@ -657,20 +655,11 @@ def write_back_send(*, write_back_id: int) -> str:
     the next attempt pushed past a lease, in its own short transaction) means two workers never
     send the same row at once; only the platform's own trouble is retried, with backoff; a
     refusal is kept on the order as an exception for the dispatcher."""
-    now = timezone.now()
-    with transaction.atomic():
-        row = (
-            ShippingWriteBack.objects.select_for_update(skip_locked=True, of=("self",))
-            .filter(pk=write_back_id, status__in=[WriteBackStatus.PENDING, WriteBackStatus.FAILED], next_attempt_at__lte=now)
-            .select_related("douyin_order__shop", "douyin_order__order")
-            .first()
-        )
-        if row is None:
-            return "not due"
-        row.attempts += 1
-        row.next_attempt_at = now + datetime.timedelta(seconds=settings.INTEGRATION_CLAIM_SECONDS)
-        row.save(update_fields=["attempts", "next_attempt_at"])
-    mine = ShippingWriteBack.objects.filter(pk=row.pk, attempts=row.attempts)
+    row = outbox.claim_due(
+        outbox.unsent(ShippingWriteBack).select_related("douyin_order__shop", "douyin_order__order"), write_back_id, of=("self",)
+    )
+    if row is None:
+        return "not due"
     douyin_order = row.douyin_order
     try:
         client.logistics_add(
@@ -680,8 +669,9 @@ def write_back_send(*, write_back_id: int) -> str:
             tracking_number=row.tracking_number,
         )
     except client.DouyinError as exc:
-        if exc.permanent or row.attempts >= MAX_ATTEMPTS:
-            mine.update(status=WriteBackStatus.REFUSED, error_code=exc.code[:32], last_error=str(exc)[:300])
+        wait = outbox.backoff(row.attempts, first=30, cap=3600)
+        outcome = outbox.send_failed(row, exc, max_attempts=MAX_ATTEMPTS, wait=wait, error_code=exc.code[:32])
+        if outcome == "refused":
             services.order_tag_add(
                 order=douyin_order.order,
                 by=DOUYIN,
@@ -689,29 +679,13 @@ def write_back_send(*, write_back_id: int) -> str:
                 note=_("Douyin refused the shipping write-back of %(number)s: %(error)s")
                 % {"number": row.tracking_number, "error": exc.message or exc.code},
             )
-            return "refused"
-        backoff = datetime.timedelta(seconds=min(30 * 2 ** (row.attempts - 1), 3600))
-        mine.update(
-            status=WriteBackStatus.FAILED,
-            error_code=exc.code[:32],
-            last_error=str(exc)[:300],
-            next_attempt_at=timezone.now() + backoff,
-        )
-        return "retry"
-    mine.update(status=WriteBackStatus.SENT, sent_at=timezone.now(), error_code="", last_error="")
+        return outcome
+    outbox.mine(row).update(status=WriteBackStatus.SENT, sent_at=timezone.now(), error_code="", last_error="")
     return "sent"
 
 
 def write_backs_relay(*, now: datetime.datetime | None = None, limit: int = 200) -> int:
-    now = now or timezone.now()
-    due = list(
-        ShippingWriteBack.objects.filter(status__in=[WriteBackStatus.PENDING, WriteBackStatus.FAILED], next_attempt_at__lte=now)
-        .order_by("next_attempt_at")
-        .values_list("pk", flat=True)[:limit]
-    )
-    for pk in due:
-        write_back_send(write_back_id=pk)
-    return len(due)
+    return outbox.relay(outbox.unsent(ShippingWriteBack), lambda pk: write_back_send(write_back_id=pk), now=now, limit=limit)
 
 
 def shipped_without_write_back(*, since: datetime.datetime) -> list[int]:

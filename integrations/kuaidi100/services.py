@@ -8,8 +8,8 @@ workflows/tracking.py, which calls tracking_ingest and reacts to the TrackingCha
 from __future__ import annotations
 
 import datetime
-import logging
 from dataclasses import dataclass
+from functools import partial
 
 from django.conf import settings
 from django.db import transaction
@@ -18,13 +18,13 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from integrations import outbox
 from integrations.kuaidi100 import client
 from integrations.kuaidi100.models import SubscriptionState, TrackingSubscription
 from orders import events
 from orders.access import Actor
 from orders.models import Order, OrderStatus, Shipment, TrackingEvent, TrackingState
 
-logger = logging.getLogger(__name__)
 SYSTEM = Actor.system("kuaidi100")
 
 MAX_SUBSCRIBE_ATTEMPTS = 8
@@ -32,15 +32,6 @@ MAX_SUBSCRIBE_ATTEMPTS = 8
 POLL_MIN_INTERVAL = datetime.timedelta(minutes=30)
 # Pushes normally come every few hours; after this silence the fallback poll asks.
 POLL_AFTER_SILENCE = datetime.timedelta(hours=2)
-
-
-def _enqueue(task, pk: int) -> None:
-    """Hand work to the broker without letting a broker outage fail the caller: the row is the
-    record, and the relay picks it up when the broker is back."""
-    try:
-        task.apply_async(args=[pk], retry=False)
-    except Exception:  # noqa: BLE001 - any broker error is survivable here
-        logger.warning("broker unavailable; %s(%s) left to the relay", task.name, pk)
 
 
 # --- Subscribing -------------------------------------------------------------------------------
@@ -51,7 +42,7 @@ def shipment_track(*, shipment: Shipment) -> TrackingSubscription:
     if created or subscription.state == SubscriptionState.PENDING:
         from integrations.kuaidi100.tasks import subscribe_shipment
 
-        _enqueue(subscribe_shipment, subscription.pk)
+        outbox.enqueue(subscribe_shipment, subscription.pk)
     return subscription
 
 
@@ -68,19 +59,11 @@ def receiver_phone_for(shipment: Shipment) -> str:
 def shipment_subscribe(*, subscription_id: int) -> str:
     """Subscribe one shipment, once: the row is claimed first so two workers (or the relay and
     the original task) never both call Kuaidi100 for it. Returns what happened."""
-    now = timezone.now()
-    with transaction.atomic():
-        subscription = (
-            TrackingSubscription.objects.select_for_update(skip_locked=True)
-            .select_related("shipment__order")
-            .filter(pk=subscription_id, state=SubscriptionState.PENDING, next_attempt_at__lte=now)
-            .first()
-        )
-        if subscription is None:
-            return "not due"
-        subscription.attempts += 1
-        subscription.next_attempt_at = now + datetime.timedelta(seconds=settings.INTEGRATION_CLAIM_SECONDS)
-        subscription.save(update_fields=["attempts", "next_attempt_at"])
+    subscription = outbox.claim_due(
+        TrackingSubscription.objects.filter(state=SubscriptionState.PENDING).select_related("shipment__order"), subscription_id
+    )
+    if subscription is None:
+        return "not due"
     if client.mode() == "off":
         return _subscription_failed(subscription, _("Kuaidi100 is not configured (no key)."), permanent=False)
     shipment = subscription.shipment
@@ -103,9 +86,8 @@ def shipment_subscribe(*, subscription_id: int) -> str:
 def _subscription_failed(subscription: TrackingSubscription, error: str, *, permanent: bool) -> str:
     gave_up = permanent or subscription.attempts >= MAX_SUBSCRIBE_ATTEMPTS
     if not gave_up:
-        backoff = datetime.timedelta(seconds=min(30 * 2 ** (subscription.attempts - 1), 3600))
         TrackingSubscription.objects.filter(pk=subscription.pk).update(
-            last_error=error[:300], next_attempt_at=timezone.now() + backoff
+            last_error=error[:300], next_attempt_at=timezone.now() + outbox.backoff(subscription.attempts, first=30, cap=3600)
         )
         return "retry"
     # Nobody watches the parcel now; workflows/tracking.py's watch scan opens the ticket for it.
@@ -116,17 +98,14 @@ def _subscription_failed(subscription: TrackingSubscription, error: str, *, perm
 def subscriptions_relay(*, now: datetime.datetime | None = None, limit: int = 500) -> int:
     """Beat: re-enqueue subscriptions a lost task or a down broker left pending. (Rows a crash
     never created are re-derived from the shipped events by workflows/reactions.py's relay.)"""
-    now = now or timezone.now()
     from integrations.kuaidi100.tasks import subscribe_shipment
 
-    due = list(
-        TrackingSubscription.objects.filter(state=SubscriptionState.PENDING, next_attempt_at__lte=now)
-        .order_by("next_attempt_at")
-        .values_list("pk", flat=True)[:limit]
+    return outbox.relay(
+        TrackingSubscription.objects.filter(state=SubscriptionState.PENDING),
+        partial(outbox.enqueue, subscribe_shipment),
+        now=now,
+        limit=limit,
     )
-    for pk in due:
-        _enqueue(subscribe_shipment, pk)
-    return len(due)
 
 
 # --- Ingesting ---------------------------------------------------------------------------------

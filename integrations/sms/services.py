@@ -19,19 +19,18 @@ from __future__ import annotations
 
 import datetime
 import hashlib
-import logging
 import math
 from decimal import Decimal
+from functools import partial
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from integrations import outbox
 from integrations.sms import client
 from integrations.sms.models import SmsMessage, SmsOptOut, SmsStatus
 from orders.models import Order
-
-logger = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 8
 RATE_LIMIT_WAIT = datetime.timedelta(hours=1)
@@ -92,15 +91,8 @@ def sms_queue(
     if due <= timezone.now():
         from integrations.sms.tasks import send_sms
 
-        transaction.on_commit(lambda: _enqueue(send_sms, message.pk))
+        transaction.on_commit(lambda: outbox.enqueue(send_sms, message.pk))
     return message
-
-
-def _enqueue(task, pk: int) -> None:
-    try:
-        task.apply_async(args=[pk], retry=False)
-    except Exception:  # noqa: BLE001 - broker down: the row waits for the relay
-        logger.warning("broker unavailable; SMS %s left to the relay", pk)
 
 
 def _over_limit(phone: str, now: datetime.datetime) -> datetime.datetime | None:
@@ -127,11 +119,7 @@ def sms_send(*, message_id: int) -> str:
     """Send one outbox row if it is due, nobody else holds it and the phone is under its limits."""
     now = timezone.now()
     with transaction.atomic():
-        message = (
-            SmsMessage.objects.select_for_update(skip_locked=True)
-            .filter(pk=message_id, status__in=[SmsStatus.PENDING, SmsStatus.FAILED], next_attempt_at__lte=now)
-            .first()
-        )
+        message = outbox.lock_due(outbox.unsent(SmsMessage), message_id, now=now)
         if message is None:
             return "not due"
         if opted_out(message.phone):
@@ -143,10 +131,7 @@ def sms_send(*, message_id: int) -> str:
             message.next_attempt_at = wait_until
             message.save(update_fields=["next_attempt_at"])
             return "rate limited"
-        message.attempts += 1
-        message.next_attempt_at = now + datetime.timedelta(seconds=settings.INTEGRATION_CLAIM_SECONDS)
-        message.save(update_fields=["attempts", "next_attempt_at"])
-    mine = SmsMessage.objects.filter(pk=message.pk, attempts=message.attempts)
+        outbox.claim(message, now=now)
     try:
         biz_id = client.send_sms(
             phone=message.phone,
@@ -155,34 +140,17 @@ def sms_send(*, message_id: int) -> str:
             out_id=message.idempotency_key,
         )
     except client.SmsError as exc:
-        if exc.permanent or message.attempts >= MAX_ATTEMPTS:
-            mine.update(status=SmsStatus.REFUSED, error_code=exc.code[:64], last_error=str(exc)[:300])
-            return "refused"
-        if exc.rate_limited:
-            backoff = RATE_LIMIT_WAIT
-        else:
-            backoff = datetime.timedelta(seconds=min(15 * 2 ** (message.attempts - 1), 1800))
-        mine.update(
-            status=SmsStatus.FAILED, error_code=exc.code[:64], last_error=str(exc)[:300], next_attempt_at=timezone.now() + backoff
-        )
-        return "retry"
-    mine.update(status=SmsStatus.SENT, sent_at=timezone.now(), biz_id=biz_id, last_error="", error_code="")
+        wait = RATE_LIMIT_WAIT if exc.rate_limited else outbox.backoff(message.attempts)
+        return outbox.send_failed(message, exc, max_attempts=MAX_ATTEMPTS, wait=wait, error_code=exc.code[:64])
+    outbox.mine(message).update(status=SmsStatus.SENT, sent_at=timezone.now(), biz_id=biz_id, last_error="", error_code="")
     return "sent"
 
 
 def sms_relay(*, now: datetime.datetime | None = None, limit: int = 500) -> int:
     """Beat: enqueue every pending or failed SMS whose next attempt is due (index sms_outbox_due)."""
-    now = now or timezone.now()
     from integrations.sms.tasks import send_sms
 
-    due = list(
-        SmsMessage.objects.filter(status__in=[SmsStatus.PENDING, SmsStatus.FAILED], next_attempt_at__lte=now)
-        .order_by("next_attempt_at")
-        .values_list("pk", flat=True)[:limit]
-    )
-    for pk in due:
-        _enqueue(send_sms, pk)
-    return len(due)
+    return outbox.relay(outbox.unsent(SmsMessage), partial(outbox.enqueue, send_sms), now=now, limit=limit)
 
 
 def receipts_record(reports: list[dict]) -> int:

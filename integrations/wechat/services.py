@@ -17,20 +17,18 @@ from __future__ import annotations
 
 import datetime
 import hashlib
-import logging
+from functools import partial
 
-from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 
+from integrations import outbox
 from integrations.wechat import client
 from integrations.wechat.models import CustomerMessage, MessageStatus
 from orders.models import Order
-
-logger = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 8
 # The template's fields, with the kinds WeChat checks (docs/protocols.md value limits).
@@ -107,61 +105,31 @@ def customer_message_queue(
     if openid and not not_before:
         from integrations.wechat.tasks import send_customer_message
 
-        transaction.on_commit(lambda: _enqueue(send_customer_message, message.pk))
+        transaction.on_commit(lambda: outbox.enqueue(send_customer_message, message.pk))
     return message
-
-
-def _enqueue(task, pk: int) -> None:
-    try:
-        task.apply_async(args=[pk], retry=False)
-    except Exception:  # noqa: BLE001 - broker down: the row waits for the relay
-        logger.warning("broker unavailable; customer message %s left to the relay", pk)
 
 
 def customer_message_send(*, message_id: int) -> str:
     """Send one outbox row if it is due and nobody else holds it. Returns what happened."""
-    now = timezone.now()
-    with transaction.atomic():
-        message = (
-            CustomerMessage.objects.select_for_update(skip_locked=True)
-            .filter(pk=message_id, status__in=[MessageStatus.PENDING, MessageStatus.FAILED], next_attempt_at__lte=now)
-            .first()
-        )
-        if message is None:
-            return "not due"
-        message.attempts += 1
-        message.next_attempt_at = now + datetime.timedelta(seconds=settings.INTEGRATION_CLAIM_SECONDS)
-        message.save(update_fields=["attempts", "next_attempt_at"])
-    mine = CustomerMessage.objects.filter(pk=message.pk, attempts=message.attempts)
+    message = outbox.claim_due(outbox.unsent(CustomerMessage), message_id)
+    if message is None:
+        return "not due"
     try:
         msgid = client.send_template(
             openid=message.recipient, data=message.content, client_msg_id=client_msg_id(message), url=message.link
         )
     except client.WeChatError as exc:
-        if exc.permanent or message.attempts >= MAX_ATTEMPTS:
-            mine.update(status=MessageStatus.REFUSED, last_error=str(exc)[:300])
-            return "refused"
-        backoff = datetime.timedelta(seconds=min(15 * 2 ** (message.attempts - 1), 1800))
-        mine.update(status=MessageStatus.FAILED, last_error=str(exc)[:300], next_attempt_at=timezone.now() + backoff)
-        return "retry"
-    mine.update(status=MessageStatus.SENT, sent_at=timezone.now(), provider_message_id=msgid, last_error="")
+        return outbox.send_failed(message, exc, max_attempts=MAX_ATTEMPTS, wait=outbox.backoff(message.attempts))
+    outbox.mine(message).update(status=MessageStatus.SENT, sent_at=timezone.now(), provider_message_id=msgid, last_error="")
     return "sent"
 
 
 def customer_messages_relay(*, now: datetime.datetime | None = None, limit: int = 500) -> int:
     """Beat: enqueue every pending or failed message whose next attempt is due (served by the
     partial index outbox_due)."""
-    now = now or timezone.now()
     from integrations.wechat.tasks import send_customer_message
 
-    due = list(
-        CustomerMessage.objects.filter(status__in=[MessageStatus.PENDING, MessageStatus.FAILED], next_attempt_at__lte=now)
-        .order_by("next_attempt_at")
-        .values_list("pk", flat=True)[:limit]
-    )
-    for pk in due:
-        _enqueue(send_customer_message, pk)
-    return len(due)
+    return outbox.relay(outbox.unsent(CustomerMessage), partial(outbox.enqueue, send_customer_message), now=now, limit=limit)
 
 
 # The customer cannot receive template messages: not following (43004), refused them (43101),

@@ -8,7 +8,7 @@ takes one upload and one update per payment, so an upload must happen and must n
   waybill asks for ("waybill:<event>"); the idempotency key is unique, so the nudge and the relay
   asking for the same one make one row;
 - one sender at a time: the sender claims the row (locked, attempts + 1, the next attempt pushed
-  past a lease) before calling WeChat, as the customer pushes do (services.py);
+  past a lease) before calling WeChat, as every outbox does (integrations/outbox.py);
 - the body is built when sent, from the order's parcels then: an upload still waiting when the
   waybill changes carries the new waybill and needs no update;
 - an outage is retried with backoff; after an attempt whose answer never came (a timeout, a
@@ -21,7 +21,7 @@ takes one upload and one update per payment, so an upload must happen and must n
 from __future__ import annotations
 
 import datetime
-import logging
+from functools import partial
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -29,14 +29,13 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 
+from integrations import outbox
 from integrations.wechat import client
 from integrations.wechat.models import MessageStatus, ShippingUpload, ShippingUploadKind
 from orders import services as order_services
 from orders.access import Actor
 from orders.models import Order, OrderSource, RiskTag
 from orders.privacy import mask_phone
-
-logger = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 8
 UPLOAD_KEY = "upload"
@@ -158,7 +157,7 @@ def shipping_upload_queue(*, order: Order, reason: str = UPLOAD_KEY) -> Shipping
     else:
         from integrations.wechat.tasks import send_shipping_upload
 
-        transaction.on_commit(lambda: _enqueue(send_shipping_upload, upload.pk))
+        transaction.on_commit(lambda: outbox.enqueue(send_shipping_upload, upload.pk))
     return upload
 
 
@@ -168,16 +167,9 @@ def _retry(upload: ShippingUpload) -> ShippingUpload:
     ShippingUpload.objects.filter(pk=upload.pk, status=MessageStatus.REFUSED).update(
         status=MessageStatus.PENDING, attempts=0, errcode=None, last_error="", next_attempt_at=timezone.now()
     )
-    transaction.on_commit(lambda: _enqueue(send_shipping_upload, upload.pk))
+    transaction.on_commit(lambda: outbox.enqueue(send_shipping_upload, upload.pk))
     upload.refresh_from_db()
     return upload
-
-
-def _enqueue(task, pk: int) -> None:
-    try:
-        task.apply_async(args=[pk], retry=False)
-    except Exception:  # noqa: BLE001 - broker down: the row waits for the relay
-        logger.warning("broker unavailable; shipping upload %s left to the relay", pk)
 
 
 def upload_exception_open(upload: ShippingUpload) -> None:
@@ -193,19 +185,12 @@ def upload_exception_open(upload: ShippingUpload) -> None:
 def shipping_upload_send(*, upload_id: int) -> str:
     """Send one outbox row if it is due and nobody else holds it. Returns what happened."""
     now = timezone.now()
-    with transaction.atomic():
-        upload = (
-            ShippingUpload.objects.select_for_update(skip_locked=True)
-            .filter(pk=upload_id, status__in=[MessageStatus.PENDING, MessageStatus.FAILED], next_attempt_at__lte=now)
-            .first()
-        )
-        if upload is None:
-            return "not due"
-        answer_lost = upload.attempts > 0 and upload.errcode is None
-        upload.attempts += 1
-        upload.next_attempt_at = now + datetime.timedelta(seconds=settings.INTEGRATION_CLAIM_SECONDS)
-        upload.save(update_fields=["attempts", "next_attempt_at"])
-    mine = ShippingUpload.objects.filter(pk=upload.pk, attempts=upload.attempts)
+    upload = outbox.claim_due(outbox.unsent(ShippingUpload), upload_id, now=now)
+    if upload is None:
+        return "not due"
+    mine = outbox.mine(upload)
+    # `attempts` counts this claim: an earlier attempt without an errcode never got its answer.
+    answer_lost = upload.attempts > 1 and upload.errcode is None
     order = Order.objects.get(pk=upload.order_id)
     body = shipping_body(order, now=now)
     problem = _local_problem(order, body)
@@ -223,20 +208,13 @@ def shipping_upload_send(*, upload_id: int) -> str:
             return "already there"
         client.upload_shipping_info(body)
     except client.WeChatError as exc:
-        if exc.permanent or upload.attempts >= MAX_ATTEMPTS:
-            mine.update(status=MessageStatus.REFUSED, errcode=exc.errcode, last_error=str(exc)[:300], body=body)
+        outcome = outbox.send_failed(
+            upload, exc, max_attempts=MAX_ATTEMPTS, wait=outbox.backoff(upload.attempts), errcode=exc.errcode, body=body
+        )
+        if outcome == "refused":
             upload.refresh_from_db()
             upload_exception_open(upload)
-            return "refused"
-        backoff = datetime.timedelta(seconds=min(15 * 2 ** (upload.attempts - 1), 1800))
-        mine.update(
-            status=MessageStatus.FAILED,
-            errcode=exc.errcode,
-            last_error=str(exc)[:300],
-            body=body,
-            next_attempt_at=timezone.now() + backoff,
-        )
-        return "retry"
+        return outcome
     mine.update(status=MessageStatus.SENT, sent_at=timezone.now(), body=body, errcode=0, last_error="")
     return "sent"
 
@@ -244,14 +222,6 @@ def shipping_upload_send(*, upload_id: int) -> str:
 def shipping_uploads_relay(*, now: datetime.datetime | None = None, limit: int = 500) -> int:
     """Beat: enqueue every pending or failed upload whose next attempt is due (served by the
     partial index shipping_upload_due)."""
-    now = now or timezone.now()
     from integrations.wechat.tasks import send_shipping_upload
 
-    due = list(
-        ShippingUpload.objects.filter(status__in=[MessageStatus.PENDING, MessageStatus.FAILED], next_attempt_at__lte=now)
-        .order_by("next_attempt_at")
-        .values_list("pk", flat=True)[:limit]
-    )
-    for pk in due:
-        _enqueue(send_shipping_upload, pk)
-    return len(due)
+    return outbox.relay(outbox.unsent(ShippingUpload), partial(outbox.enqueue, send_shipping_upload), now=now, limit=limit)

@@ -7,16 +7,16 @@ message per role and sweep, so it rarely does)."""
 from __future__ import annotations
 
 import datetime
-import logging
+from functools import partial
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from integrations import outbox
 from integrations.wecom import client
 from integrations.wecom.models import RobotMessage, RobotStatus
 
-logger = logging.getLogger(__name__)
 MAX_ATTEMPTS = 8
 
 
@@ -35,25 +35,14 @@ def robot_message_queue(*, role: str, key: str, content: str, alert_count: int =
         return RobotMessage.objects.get(idempotency_key=key)
     from integrations.wecom.tasks import send_robot_message
 
-    transaction.on_commit(lambda: _enqueue(send_robot_message, message.pk))
+    transaction.on_commit(lambda: outbox.enqueue(send_robot_message, message.pk))
     return message
-
-
-def _enqueue(task, pk: int) -> None:
-    try:
-        task.apply_async(args=[pk], retry=False)
-    except Exception:  # noqa: BLE001 - broker down: the row waits for the relay
-        logger.warning("broker unavailable; robot message %s left to the relay", pk)
 
 
 def robot_message_send(*, message_id: int) -> str:
     now = timezone.now()
     with transaction.atomic():
-        message = (
-            RobotMessage.objects.select_for_update(skip_locked=True)
-            .filter(pk=message_id, status__in=[RobotStatus.PENDING, RobotStatus.FAILED], next_attempt_at__lte=now)
-            .first()
-        )
+        message = outbox.lock_due(outbox.unsent(RobotMessage), message_id, now=now)
         if message is None:
             return "not due"
         url = client.webhook(message.role)
@@ -70,32 +59,18 @@ def robot_message_send(*, message_id: int) -> str:
             message.next_attempt_at = recent[0] + datetime.timedelta(minutes=1)
             message.save(update_fields=["next_attempt_at"])
             return "rate limited"
-        message.attempts += 1
-        message.next_attempt_at = now + datetime.timedelta(seconds=settings.INTEGRATION_CLAIM_SECONDS)
-        message.save(update_fields=["attempts", "next_attempt_at"])
-    mine = RobotMessage.objects.filter(pk=message.pk, attempts=message.attempts)
+        outbox.claim(message, now=now)
     try:
         client.send_markdown(url=url, content=message.content)
     except client.WeComError as exc:
-        if exc.permanent or message.attempts >= MAX_ATTEMPTS:
-            mine.update(status=RobotStatus.REFUSED, last_error=str(exc)[:300])
-            return "refused"
-        backoff = datetime.timedelta(seconds=60 if exc.errcode == 45009 else min(15 * 2 ** (message.attempts - 1), 1800))
-        mine.update(status=RobotStatus.FAILED, last_error=str(exc)[:300], next_attempt_at=timezone.now() + backoff)
-        return "retry"
-    mine.update(status=RobotStatus.SENT, sent_at=timezone.now(), last_error="")
+        # 45009: the robot's own per-minute limit, free again within the minute.
+        wait = datetime.timedelta(seconds=60) if exc.errcode == 45009 else outbox.backoff(message.attempts)
+        return outbox.send_failed(message, exc, max_attempts=MAX_ATTEMPTS, wait=wait)
+    outbox.mine(message).update(status=RobotStatus.SENT, sent_at=timezone.now(), last_error="")
     return "sent"
 
 
 def robot_messages_relay(*, now: datetime.datetime | None = None, limit: int = 500) -> int:
-    now = now or timezone.now()
     from integrations.wecom.tasks import send_robot_message
 
-    due = list(
-        RobotMessage.objects.filter(status__in=[RobotStatus.PENDING, RobotStatus.FAILED], next_attempt_at__lte=now)
-        .order_by("next_attempt_at")
-        .values_list("pk", flat=True)[:limit]
-    )
-    for pk in due:
-        _enqueue(send_robot_message, pk)
-    return len(due)
+    return outbox.relay(outbox.unsent(RobotMessage), partial(outbox.enqueue, send_robot_message), now=now, limit=limit)
