@@ -234,6 +234,8 @@ def alerts_robot_and_email(*, now: datetime.datetime | None = None) -> int:
             .order_by("created_at", "pk")
             .values_list(*SHOWN, "to_robot", "to_email", named=True)[:EMAIL_BATCH]
         )
+        if not due:
+            return 0
         _robot_queue([alert for alert in due if alert.to_robot])
         Alert.objects.filter(among("pk", [alert.pk for alert in due])).update(
             robot_queued_at=Coalesce("robot_queued_at", Value(now)),

@@ -95,16 +95,22 @@ def platform_deadline_scan(*, now: datetime.datetime) -> int:
     """Alert the supervisor of every platform deadline within the alert window not alerted yet.
     A hold does not matter here: the platform's clock runs on whatever we do."""
     horizon = now + clock.platform_alert_window()
+    # Served by the partial index order_platform_due; probed first, as in the breach scan, so a
+    # minute with nothing near opens no transaction.
+    unalerted = (
+        Order.objects.filter(platform_due_at__lte=horizon)
+        .filter(Q(platform_alerted_due_at__isnull=True) | ~Q(platform_alerted_due_at=F("platform_due_at")))
+        .order_by("platform_due_at")
+    )
+    if not unalerted.values_list("platform_due_at", flat=True)[:1]:
+        return 0
     with transaction.atomic():
-        # Served by the partial index order_platform_due. SKIP LOCKED as in the breach scan; the
-        # marker platform_alerted_due_at, compared under the row lock, makes overlapping sweeps
-        # alert once per deadline.
+        # SKIP LOCKED as in the breach scan; the marker platform_alerted_due_at, compared under
+        # the row lock, makes overlapping sweeps alert once per deadline.
         near = list(
-            Order.objects.select_for_update(skip_locked=True)
-            .filter(platform_due_at__lte=horizon)
-            .filter(Q(platform_alerted_due_at__isnull=True) | ~Q(platform_alerted_due_at=F("platform_due_at")))
-            .order_by("platform_due_at")
-            .only("pk", "order_number", "status", "platform_due_at", "platform_aftersales_deadline")[:SWEEP_BATCH]
+            unalerted.select_for_update(skip_locked=True).only(
+                "pk", "order_number", "status", "platform_due_at", "platform_aftersales_deadline"
+            )[:SWEEP_BATCH]
         )
         if not near:
             return 0
@@ -136,45 +142,25 @@ ALERT_COLUMNS = ("kind", "for_role", "order_id", "dedupe_key", "message", "link"
 def sla_sweep(*, now: datetime.datetime | None = None) -> SweepResult:
     """Mark every order past its due time red, with one order event and one alert each."""
     now = now or timezone.now()
-    rules = {rule.stage: rule for rule in StageRule.objects.all()}
-    with transaction.atomic():
-        # Served by the partial index order_sla_unalerted. SKIP LOCKED: an order someone is
-        # moving right now is left alone (its transition resets the clock anyway) so the sweep
-        # never waits on a person; the guard sla_breached_at IS NULL under the row lock makes
-        # two overlapping sweeps alert once. Plain rows, not models: 2,000 of them at once.
-        due = list(
-            Order.objects.select_for_update(skip_locked=True)
-            .filter(stage_due_at__lte=now, sla_breached_at__isnull=True, is_held=False)
-            .order_by("stage_due_at")
-            .values_list("pk", "order_number", "status", "stage_entered_at", "stage_due_at", "is_rush", "rush_deadline")[
-                :SWEEP_BATCH
-            ]
-        )
-        if due:
-            ids = [row[0] for row in due]
-            Order.objects.filter(among("pk", ids)).update(sla_breached_at=now)
-            message = _BreachMessages(rules)
-            breaches, breach_alerts = [], []
-            # The unique dedupe_key is the last line of defence against a second alert; an order
-            # whose stage entry alerted already (its clock reset without a new entry) is skipped
-            # here, as the insert would refuse it. Its rows are locked, so no one adds one meanwhile.
-            alerted = set(
-                Alert.objects.filter(among("order_id", ids), kind=AlertKind.SLA_BREACH).values_list("dedupe_key", flat=True)
+    # Served by the partial index order_sla_unalerted, which holds no entry past `now` when nothing
+    # is due (a held order has no due time): most minutes, this probe is the sweep's only query
+    # on the orders, with no transaction opened.
+    unalerted = Order.objects.filter(stage_due_at__lte=now, sla_breached_at__isnull=True, is_held=False).order_by("stage_due_at")
+    due = []
+    if unalerted.values_list("stage_due_at", flat=True)[:1]:
+        rules = {rule.stage: rule for rule in StageRule.objects.all()}
+        with transaction.atomic():
+            # SKIP LOCKED: an order someone is moving right now is left alone (its transition
+            # resets the clock anyway) so the sweep never waits on a person; the guard
+            # sla_breached_at IS NULL under the row lock makes two overlapping sweeps alert once.
+            # Plain rows, not models: 2,000 of them at once.
+            due = list(
+                unalerted.select_for_update(skip_locked=True).values_list(
+                    "pk", "order_number", "status", "stage_entered_at", "stage_due_at", "is_rush", "rush_deadline"
+                )[:SWEEP_BATCH]
             )
-            for order_id, number, status, entered_at, due_at, is_rush, rush_deadline in due:
-                rule = rules.get(status)
-                rush = bool(is_rush and rush_deadline == due_at)
-                breaches.append((order_id, status, due_at, rule.responsible_role if rule else "", rush))
-                key = breach_key(order_id, status, entered_at)
-                if key not in alerted:
-                    alerted.add(key)
-                    role = rule.alert_role if rule else Role.SUPERVISOR.value
-                    breach_alerts.append(
-                        (AlertKind.SLA_BREACH.value, role, order_id, key, message(number, status, due_at, rush), BOARD_LINK, now)
-                    )
-            events.sla_breaches(breaches=breaches, occurred_at=now)
-            insert_rows(Alert, ALERT_COLUMNS, breach_alerts)
-            live.orders_changed(ids)
+            if due:
+                _breach(due, rules, now)
     platform_alerted = platform_deadline_scan(now=now)
     # Outside the sweep's transaction: e-mailing takes no lock a person or the next sweep waits on.
     # Every alert not yet e-mailed goes (tickets' and ERP's too, when their own send failed), and
@@ -199,3 +185,31 @@ def _push_delays_soon(order_ids: list[int]) -> None:
             logger.warning("broker unavailable; delay pushes of %s left to the delays scan", order_ids)
 
     transaction.on_commit(publish)
+
+
+def _breach(due: list[tuple], rules: dict[str, StageRule], now: datetime.datetime) -> None:
+    """Mark the due orders (locked by the caller) breached, with one order event and one alert each."""
+    ids = [row[0] for row in due]
+    Order.objects.filter(among("pk", ids)).update(sla_breached_at=now)
+    message = _BreachMessages(rules)
+    breaches, breach_alerts = [], []
+    # The unique dedupe_key is the last line of defence against a second alert; an order
+    # whose stage entry alerted already (its clock reset without a new entry) is skipped
+    # here, as the insert would refuse it. Its rows are locked, so no one adds one meanwhile.
+    alerted = set(
+        Alert.objects.filter(among("order_id", ids), kind=AlertKind.SLA_BREACH).values_list("dedupe_key", flat=True)
+    )
+    for order_id, number, status, entered_at, due_at, is_rush, rush_deadline in due:
+        rule = rules.get(status)
+        rush = bool(is_rush and rush_deadline == due_at)
+        breaches.append((order_id, status, due_at, rule.responsible_role if rule else "", rush))
+        key = breach_key(order_id, status, entered_at)
+        if key not in alerted:
+            alerted.add(key)
+            role = rule.alert_role if rule else Role.SUPERVISOR.value
+            breach_alerts.append(
+                (AlertKind.SLA_BREACH.value, role, order_id, key, message(number, status, due_at, rush), BOARD_LINK, now)
+            )
+    events.sla_breaches(breaches=breaches, occurred_at=now)
+    insert_rows(Alert, ALERT_COLUMNS, breach_alerts)
+    live.orders_changed(ids)
