@@ -196,9 +196,7 @@ def _breach(due: list[tuple], rules: dict[str, StageRule], now: datetime.datetim
     # The unique dedupe_key is the last line of defence against a second alert; an order
     # whose stage entry alerted already (its clock reset without a new entry) is skipped
     # here, as the insert would refuse it. Its rows are locked, so no one adds one meanwhile.
-    alerted = set(
-        Alert.objects.filter(among("order_id", ids), kind=AlertKind.SLA_BREACH).values_list("dedupe_key", flat=True)
-    )
+    alerted = set(Alert.objects.filter(among("order_id", ids), kind=AlertKind.SLA_BREACH).values_list("dedupe_key", flat=True))
     for order_id, number, status, entered_at, due_at, is_rush, rush_deadline in due:
         rule = rules.get(status)
         rush = bool(is_rush and rush_deadline == due_at)
