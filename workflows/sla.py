@@ -16,7 +16,7 @@ from django.utils.translation import gettext as _
 
 from orders import clock, events, live
 from orders.models import Order, OrderStatus, Role, StageRule
-from orders.rows import among, insert_rows
+from orders.rows import among, write_rows
 from workflows import alerts
 from workflows.models import Alert, AlertKind
 
@@ -209,5 +209,5 @@ def _breach(due: list[tuple], rules: dict[str, StageRule], now: datetime.datetim
                 (AlertKind.SLA_BREACH.value, role, order_id, key, message(number, status, due_at, rush), BOARD_LINK, now)
             )
     events.sla_breaches(breaches=breaches, occurred_at=now)
-    insert_rows(Alert, ALERT_COLUMNS, breach_alerts)
+    write_rows(Alert, ALERT_COLUMNS, breach_alerts)
     live.orders_changed(ids)
