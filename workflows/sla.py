@@ -166,7 +166,7 @@ def sla_sweep(*, now: datetime.datetime | None = None) -> SweepResult:
     # Every alert not yet e-mailed goes (tickets' and ERP's too, when their own send failed), and
     # the role's WeCom robot hears of every new alert (batched per role): one pass over them. A
     # breach before shipping is a predicted delay the customer is told of (workflows/delays.py):
-    # these breaches only (the scan's relay covers earlier ones), the first PUSH_AT_ONCE now.
+    # these breaches only (the scan's relay covers earlier ones), the first PUSH_AT_ONCE by a worker now.
     emailed = alerts.alerts_robot_and_email(now=now)
     if due:
         _push_delays_soon([row[0] for row in due[:PUSH_AT_ONCE]])
