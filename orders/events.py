@@ -42,7 +42,7 @@ from orders.models import (
     TrackingState,
 )
 from orders.reasons import REASONS_BY_CODE
-from orders.rows import insert_rows
+from orders.rows import write_rows
 
 # Every column a creator fills, in the order the bulk writers insert plain rows (the ERP import,
 # the SLA sweep; orders/rows.py).
@@ -339,7 +339,7 @@ def sla_breaches(*, breaches: Iterable[tuple[int, str, datetime.datetime, str, b
         if batch_id is not None:
             payload["batch"] = batch_id
         rows.append((order_id, EventKind.SLA_BREACH.value, occurred_at, None, None, by.name, by.role, payload))
-    return len(insert_rows(OrderEvent, EVENT_COLUMNS, rows))
+    return write_rows(OrderEvent, EVENT_COLUMNS, rows)
 
 
 # --- The describer -------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from integrations.wechat.models import CustomerMessage, MessageStatus
 from orders.models import Order, Shipment, TrackingState
 from tests.conftest import make_order
 from tests.logistics_fixtures import bind_customer, fake_wechat  # noqa: F401 - fixture
-from workflows import delays, sla, tracking
+from workflows import delays, sla, tasks, tracking
 
 pytestmark = pytest.mark.django_db
 SHANGHAI = datetime.timezone(datetime.timedelta(hours=8))
@@ -42,6 +42,19 @@ def parcel(number: str, *, eta: datetime.datetime | None = None, silent_hours: f
     )
     TrackingSubscription.objects.create(shipment=shipment, state=SubscriptionState.ACTIVE, subscribed_at=last, last_push_at=last)
     return shipment
+
+
+@pytest.fixture
+def sweep(django_capture_on_commit_callbacks, monkeypatch):
+    """One SLA sweep, committed, with its delay-push task run as a worker runs it (the tests
+    have no worker to receive it)."""
+    monkeypatch.setattr(tasks.push_stage_delays, "apply_async", lambda args, **options: tasks.push_stage_delays(*args))
+
+    def run():
+        with django_capture_on_commit_callbacks(execute=True):
+            return sla.sla_sweep()
+
+    return run
 
 
 def delay_pushes():
@@ -94,13 +107,13 @@ def test_a_stalled_parcel_gets_the_delay_push_with_a_new_eta(settings):
     assert push.content[wechat.FIELD_ETA] == local(shipment.eta + delays.slack())
 
 
-def test_a_stage_breach_before_shipping_tells_the_customer_with_a_new_eta(settings):
+def test_a_stage_breach_before_shipping_tells_the_customer_with_a_new_eta(settings, sweep):
     settings.CUSTOMER_QUIET_HOURS = (0, 0)
     with time_machine.travel(NOON, tick=False):
         order = make_order(status="picking", stage_entered_at=NOON - datetime.timedelta(hours=5))
         bind_customer(order)
         Order.objects.filter(pk=order.pk).update(stage_due_at=NOON - datetime.timedelta(minutes=1))
-        assert sla.sla_sweep().breached == 1
+        assert sweep().breached == 1
         [push] = delay_pushes()
         assert push.order_id == order.pk and push.event_key.startswith("delay:stage:")
         with translation.override(settings.LANGUAGE_CODE):
@@ -111,28 +124,28 @@ def test_a_stage_breach_before_shipping_tells_the_customer_with_a_new_eta(settin
         assert delays.delays_scan() == 0  # the scan (the relay) finds it pushed
 
 
-def test_a_burst_of_breaches_is_pushed_partly_by_the_sweep_and_the_rest_by_the_scan(settings, monkeypatch):
-    # A sweep stays under its second for 2,000 breaches: it pushes only the first few itself.
+def test_a_burst_of_breaches_is_pushed_partly_by_the_sweep_and_the_rest_by_the_scan(settings, monkeypatch, sweep):
+    # A sweep stays under its second for 2,000 breaches: its task pushes only the first few.
     monkeypatch.setattr(sla, "PUSH_AT_ONCE", 2)
     settings.CUSTOMER_QUIET_HOURS = (0, 0)
     with time_machine.travel(NOON, tick=False):
         earlier = make_order(status="paid", phone="13900000000")
         bind_customer(earlier)
         Order.objects.filter(pk=earlier.pk).update(stage_due_at=NOON - datetime.timedelta(hours=1))
-        assert sla.sla_sweep().breached == 1
+        assert sweep().breached == 1
         assert delays.delays_scan() == 0  # pushed by its sweep
         orders = [make_order(status="picking", phone=f"1390000000{n}") for n in range(1, 6)]
         for n, order in enumerate(orders):
             bind_customer(order)
             Order.objects.filter(pk=order.pk).update(stage_due_at=NOON - datetime.timedelta(minutes=10 - n))
-        assert sla.sla_sweep().breached == 5
+        assert sweep().breached == 5
         assert set(delay_pushes().values_list("order_id", flat=True)) == {earlier.pk, orders[0].pk, orders[1].pk}
         assert delays.delays_scan() == 3  # the rest, within 30 s
     assert delay_pushes().count() == 6
 
 
 @pytest.mark.parametrize("count", [7, 15])
-def test_the_stage_breach_scan_is_one_query_however_many_breaches_it_already_pushed(count, settings):
+def test_the_stage_breach_scan_is_one_query_however_many_breaches_it_already_pushed(count, settings, sweep):
     # Beat runs it every 30 s over every breach of the last 6 h (44,316 at the 1,000,000-order
     # bench): the pushes already sent are excluded in SQL, not asked for order by order.
     settings.CUSTOMER_QUIET_HOURS = (0, 0)
@@ -144,7 +157,7 @@ def test_the_stage_breach_scan_is_one_query_however_many_breaches_it_already_pus
             # to even) and the one built in SQL must agree, or these would be pushed again.
             entered = NOON - datetime.timedelta(hours=5, seconds=n, microseconds=500_000 if n % 3 else 0)
             Order.objects.filter(pk=order.pk).update(stage_entered_at=entered, stage_due_at=NOON - datetime.timedelta(minutes=1))
-        assert sla.sla_sweep().breached == count
+        assert sweep().breached == count
         assert delays.stage_breach_scan() == count - sla.PUSH_AT_ONCE  # the rest of the burst
         assert delay_pushes().count() == count
         with CaptureQueriesContext(connection) as queries:

@@ -168,9 +168,12 @@ def _email(alerts: list, now: datetime.datetime) -> int:
     # or nobody to send to) are released for the next sweep.
     reached = {message for messages in mails for message in messages} - failed
     done = [alert.pk for alert in alerts if alert.message in reached]
+    released = [alert.pk for alert in alerts if alert.message not in reached]
     mine = Alert.objects.filter(email_claimed_at=now)
-    mine.filter(among("pk", done)).update(emailed_at=timezone.now(), email_claimed_at=None)
-    mine.filter(among("pk", [alert.pk for alert in alerts if alert.message not in reached])).update(email_claimed_at=None)
+    if done:
+        mine.filter(among("pk", done)).update(emailed_at=timezone.now(), email_claimed_at=None)
+    if released:
+        mine.filter(among("pk", released)).update(email_claimed_at=None)
     if not per_address:
         logger.warning("No e-mail address for roles %s: %d alerts stay in-app only", sorted(recipients_of_role), len(alerts))
     return sent
@@ -234,6 +237,8 @@ def alerts_robot_and_email(*, now: datetime.datetime | None = None) -> int:
             .order_by("created_at", "pk")
             .values_list(*SHOWN, "to_robot", "to_email", named=True)[:EMAIL_BATCH]
         )
+        if not due:
+            return 0
         _robot_queue([alert for alert in due if alert.to_robot])
         Alert.objects.filter(among("pk", [alert.pk for alert in due])).update(
             robot_queued_at=Coalesce("robot_queued_at", Value(now)),

@@ -16,17 +16,18 @@ from django.utils.translation import gettext as _
 
 from orders import clock, events, live
 from orders.models import Order, OrderStatus, Role, StageRule
-from orders.rows import among, insert_rows
-from workflows import alerts, delays
+from orders.rows import among, write_rows
+from workflows import alerts
 from workflows.models import Alert, AlertKind
 
 logger = logging.getLogger(__name__)
 
 # How many breaches one sweep handles; the rest wait a minute (keeps one sweep well under 1 s).
 SWEEP_BATCH = 5000
-# The customer's delay push goes at once for this many of a sweep's new breaches; a burst beyond
-# them is left to the delays scan (beat, every 30 s: pushed within a minute either way), since a
-# push costs ~10 queries and 15–40 ms of CPU, and one sweep should stay under 1 s for 2,000 breaches (issue 14).
+# The customer's delay push goes at once for this many of a sweep's new breaches, by a worker (one
+# task carrying their ids: a push costs ~10 queries and 15–40 ms of CPU, which the sweep, under 1 s
+# for 2,000 breaches (issue 14), does not spend inline); a burst beyond them is left to the delays
+# scan (beat, every 30 s: pushed within a minute either way), which also covers a lost task.
 PUSH_AT_ONCE = 5
 # Where a breach e-mail points: the supervisor board, where the red lane shows it.
 BOARD_LINK = "/board/"
@@ -94,16 +95,22 @@ def platform_deadline_scan(*, now: datetime.datetime) -> int:
     """Alert the supervisor of every platform deadline within the alert window not alerted yet.
     A hold does not matter here: the platform's clock runs on whatever we do."""
     horizon = now + clock.platform_alert_window()
+    # Served by the partial index order_platform_due; probed first, as in the breach scan, so a
+    # minute with nothing near opens no transaction.
+    unalerted = (
+        Order.objects.filter(platform_due_at__lte=horizon)
+        .filter(Q(platform_alerted_due_at__isnull=True) | ~Q(platform_alerted_due_at=F("platform_due_at")))
+        .order_by("platform_due_at")
+    )
+    if not unalerted.values_list("platform_due_at", flat=True)[:1]:
+        return 0
     with transaction.atomic():
-        # Served by the partial index order_platform_due. SKIP LOCKED as in the breach scan; the
-        # marker platform_alerted_due_at, compared under the row lock, makes overlapping sweeps
-        # alert once per deadline.
+        # SKIP LOCKED as in the breach scan; the marker platform_alerted_due_at, compared under
+        # the row lock, makes overlapping sweeps alert once per deadline.
         near = list(
-            Order.objects.select_for_update(skip_locked=True)
-            .filter(platform_due_at__lte=horizon)
-            .filter(Q(platform_alerted_due_at__isnull=True) | ~Q(platform_alerted_due_at=F("platform_due_at")))
-            .order_by("platform_due_at")
-            .only("pk", "order_number", "status", "platform_due_at", "platform_aftersales_deadline")[:SWEEP_BATCH]
+            unalerted.select_for_update(skip_locked=True).only(
+                "pk", "order_number", "status", "platform_due_at", "platform_aftersales_deadline"
+            )[:SWEEP_BATCH]
         )
         if not near:
             return 0
@@ -135,52 +142,72 @@ ALERT_COLUMNS = ("kind", "for_role", "order_id", "dedupe_key", "message", "link"
 def sla_sweep(*, now: datetime.datetime | None = None) -> SweepResult:
     """Mark every order past its due time red, with one order event and one alert each."""
     now = now or timezone.now()
-    rules = {rule.stage: rule for rule in StageRule.objects.all()}
-    with transaction.atomic():
-        # Served by the partial index order_sla_unalerted. SKIP LOCKED: an order someone is
-        # moving right now is left alone (its transition resets the clock anyway) so the sweep
-        # never waits on a person; the guard sla_breached_at IS NULL under the row lock makes
-        # two overlapping sweeps alert once. Plain rows, not models: 2,000 of them at once.
-        due = list(
-            Order.objects.select_for_update(skip_locked=True)
-            .filter(stage_due_at__lte=now, sla_breached_at__isnull=True, is_held=False)
-            .order_by("stage_due_at")
-            .values_list("pk", "order_number", "status", "stage_entered_at", "stage_due_at", "is_rush", "rush_deadline")[
-                :SWEEP_BATCH
-            ]
-        )
-        if due:
-            ids = [row[0] for row in due]
-            Order.objects.filter(among("pk", ids)).update(sla_breached_at=now)
-            message = _BreachMessages(rules)
-            breaches, breach_alerts = [], []
-            # The unique dedupe_key is the last line of defence against a second alert; an order
-            # whose stage entry alerted already (its clock reset without a new entry) is skipped
-            # here, as the insert would refuse it. Its rows are locked, so no one adds one meanwhile.
-            alerted = set(
-                Alert.objects.filter(among("order_id", ids), kind=AlertKind.SLA_BREACH).values_list("dedupe_key", flat=True)
+    # Served by the partial index order_sla_unalerted, which holds no entry past `now` when nothing
+    # is due (a held order has no due time): most minutes, this probe is the sweep's only query
+    # on the orders, with no transaction opened.
+    unalerted = Order.objects.filter(stage_due_at__lte=now, sla_breached_at__isnull=True, is_held=False).order_by("stage_due_at")
+    due = []
+    if unalerted.values_list("stage_due_at", flat=True)[:1]:
+        rules = {rule.stage: rule for rule in StageRule.objects.all()}
+        with transaction.atomic():
+            # SKIP LOCKED: an order someone is moving right now is left alone (its transition
+            # resets the clock anyway) so the sweep never waits on a person; the guard
+            # sla_breached_at IS NULL under the row lock makes two overlapping sweeps alert once.
+            # Plain rows, not models: 2,000 of them at once.
+            due = list(
+                unalerted.select_for_update(skip_locked=True).values_list(
+                    "pk", "order_number", "status", "stage_entered_at", "stage_due_at", "is_rush", "rush_deadline"
+                )[:SWEEP_BATCH]
             )
-            for order_id, number, status, entered_at, due_at, is_rush, rush_deadline in due:
-                rule = rules.get(status)
-                rush = bool(is_rush and rush_deadline == due_at)
-                breaches.append((order_id, status, due_at, rule.responsible_role if rule else "", rush))
-                key = breach_key(order_id, status, entered_at)
-                if key not in alerted:
-                    alerted.add(key)
-                    role = rule.alert_role if rule else Role.SUPERVISOR.value
-                    breach_alerts.append(
-                        (AlertKind.SLA_BREACH.value, role, order_id, key, message(number, status, due_at, rush), BOARD_LINK, now)
-                    )
-            events.sla_breaches(breaches=breaches, occurred_at=now)
-            insert_rows(Alert, ALERT_COLUMNS, breach_alerts)
-            live.orders_changed(ids)
+            if due:
+                _breach(due, rules, now)
     platform_alerted = platform_deadline_scan(now=now)
     # Outside the sweep's transaction: e-mailing takes no lock a person or the next sweep waits on.
     # Every alert not yet e-mailed goes (tickets' and ERP's too, when their own send failed), and
     # the role's WeCom robot hears of every new alert (batched per role): one pass over them. A
     # breach before shipping is a predicted delay the customer is told of (workflows/delays.py):
-    # these breaches only (the scan's relay covers earlier ones), the first PUSH_AT_ONCE now.
+    # these breaches only (the scan's relay covers earlier ones), the first PUSH_AT_ONCE by a worker now.
     emailed = alerts.alerts_robot_and_email(now=now)
     if due:
-        delays.stage_breach_scan(now=now, order_ids=[row[0] for row in due[:PUSH_AT_ONCE]])
+        _push_delays_soon([row[0] for row in due[:PUSH_AT_ONCE]])
     return SweepResult(breached=len(due), emailed=emailed, platform_alerted=platform_alerted)
+
+
+def _push_delays_soon(order_ids: list[int]) -> None:
+    """After the breaches commit, one task pushes their delay notices; a broker outage only
+    leaves them to the delays scan."""
+    from workflows.tasks import push_stage_delays
+
+    def publish():
+        try:
+            push_stage_delays.apply_async(args=[order_ids], retry=False)
+        except Exception:  # noqa: BLE001 - any broker error; the breach rows are the record
+            logger.warning("broker unavailable; delay pushes of %s left to the delays scan", order_ids)
+
+    transaction.on_commit(publish)
+
+
+def _breach(due: list[tuple], rules: dict[str, StageRule], now: datetime.datetime) -> None:
+    """Mark the due orders (locked by the caller) breached, with one order event and one alert each."""
+    ids = [row[0] for row in due]
+    Order.objects.filter(among("pk", ids)).update(sla_breached_at=now)
+    message = _BreachMessages(rules)
+    breaches, breach_alerts = [], []
+    # The unique dedupe_key is the last line of defence against a second alert; an order
+    # whose stage entry alerted already (its clock reset without a new entry) is skipped
+    # here, as the insert would refuse it. Its rows are locked, so no one adds one meanwhile.
+    alerted = set(Alert.objects.filter(among("order_id", ids), kind=AlertKind.SLA_BREACH).values_list("dedupe_key", flat=True))
+    for order_id, number, status, entered_at, due_at, is_rush, rush_deadline in due:
+        rule = rules.get(status)
+        rush = bool(is_rush and rush_deadline == due_at)
+        breaches.append((order_id, status, due_at, rule.responsible_role if rule else "", rush))
+        key = breach_key(order_id, status, entered_at)
+        if key not in alerted:
+            alerted.add(key)
+            role = rule.alert_role if rule else Role.SUPERVISOR.value
+            breach_alerts.append(
+                (AlertKind.SLA_BREACH.value, role, order_id, key, message(number, status, due_at, rush), BOARD_LINK, now)
+            )
+    events.sla_breaches(breaches=breaches, occurred_at=now)
+    write_rows(Alert, ALERT_COLUMNS, breach_alerts)
+    live.orders_changed(ids)

@@ -103,6 +103,13 @@ def delays_scan() -> int:
     return delays.delays_scan()
 
 
+@shared_task(acks_late=True)
+def push_stage_delays(order_ids: list[int]) -> int:
+    """The delay push of an SLA sweep's first breaches (once per stage entry: a redelivery, or the
+    delays scan getting there first, pushes nothing twice)."""
+    return delays.stage_breach_scan(order_ids=order_ids)
+
+
 @shared_task
 def douyin_feed_watch() -> int:
     """Idempotent (one alert per episode, by its dedupe key)."""
