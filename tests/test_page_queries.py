@@ -93,11 +93,12 @@ def test_order_card(people):
     # and every child list as JSON with the people and products they name and the repeat-purchase
     # count (one plain-SQL query: orders/selectors.py order_card), which
     # of tickets and the customer pushes (WeChat, SMS) hold rows (one plain-SQL query; this order
-    # has none, so none is read)
+    # has none, so none is read). SQLite reads the lists through the ORM's prefetches: a query
+    # each, as many whatever the order holds.
     assert_pinned(
         queries(lambda: client.get(f"/orders/{small.order_number}/")),
         queries(lambda: client.get(f"/orders/{large.order_number}/")),
-        4,
+        4 if connection.vendor == "postgresql" else 15,
     )
 
 
@@ -219,7 +220,8 @@ def test_the_card_reads_the_rows_the_orm_reads(people):
         tracking = [[values(event) for event in shipment.events.all()] for shipment in card.shipments.all()]
         acks = [[(values(ack), values(ack.user)) for ack in note.acknowledgements.all()] for note in card.notes.all()]
         facts = (values(card), related(card, "customer", "claimed_by", "hold_owner"))
-    assert len(captured) == 1 and len(afterwards) == 0, [query["sql"][:80] for query in afterwards.captured_queries]
+    assert len(afterwards) == 0, [query["sql"][:80] for query in afterwards.captured_queries]
+    assert len(captured) == (1 if connection.vendor == "postgresql" else 12)  # SQLite: the ORM's prefetches
     orderings = {"tags": ["-opened_at"]}
     for name, people_and_products in lists.items():
         rows = getattr(order, name).all()
