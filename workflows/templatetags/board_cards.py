@@ -3,6 +3,7 @@ a template partial, 60 cards of ~50 nodes each were over half of the board's CPU
 markup is the partial's, unchanged; every value is escaped (html.escape: Django's lazy-aware
 escape costs 3× more per call)."""
 
+import datetime
 import functools
 import html
 from urllib.parse import quote
@@ -23,6 +24,7 @@ from orders.templatetags.cockpit import platform_clock_chip
 
 register = template.Library()
 ALERT = "9999999999"  # an alert id no alert has, replaced by each card's own
+EPOCH = datetime.datetime(2000, 1, 1, tzinfo=datetime.UTC)
 
 
 def _when(value, pattern: str) -> str:
@@ -55,6 +57,22 @@ def _words(language: str) -> dict:
             "choose": html.escape(_("Assign to…")),
             "assign_label": html.escape(_("Assign")),
         }
+
+
+def _overdue_by(due: datetime.datetime, now: datetime.datetime) -> str:
+    """ "overdue by 5 hours, 3 minutes", escaped. Under 28 days timesince's words depend on the
+    whole minutes alone (months and years on the calendar), so those are worked out once per
+    language: 20 red cards' timesince were a fifth of the cards' CPU."""
+    late = now - due
+    if late >= datetime.timedelta(days=28):
+        return html.escape(_("overdue by %(late)s") % {"late": timesince(due, now)})
+    return _overdue_minutes(get_language(), int(late.total_seconds() // 60))
+
+
+@functools.lru_cache(maxsize=2048)
+def _overdue_minutes(language: str, minutes: int) -> str:
+    with translation.override(language):
+        return html.escape(_("overdue by %(late)s") % {"late": timesince(EPOCH, EPOCH + datetime.timedelta(minutes=minutes))})
 
 
 @register.simple_tag(takes_context=True)
@@ -106,7 +124,7 @@ def board_cards(context, orders, lane: str) -> SafeString:
                 f"{note} · {release} {until}"
             )
         if over:
-            late = html.escape(_("overdue by %(late)s") % {"late": timesince(order.stage_due_at, now)})
+            late = _overdue_by(order.stage_due_at, now)
             facts.append(f'<span class="overdue">{late}</span>')
         elif order.stage_due_at:
             facts.append(f'<span class="muted">{due} {_when(order.stage_due_at, "%H:%M")}</span>')
