@@ -245,7 +245,9 @@ class Order(FSMModelMixin, models.Model):
             models.Index(fields=["status", "-placed_at"], name="order_status_placed"),
             models.Index(fields=["receiver_phone"], name="order_receiver_phone"),
             models.Index(fields=["is_rush", "rush_deadline"], name="order_rush_deadline", condition=Q(is_rush=True)),
-            models.Index(fields=["hold_until"], name="order_hold_until", condition=Q(is_held=True)),
+            # The board's holds lane: expected release, then id, read in index order (no sort of
+            # every held order to find the first 20).
+            models.Index(fields=["hold_until", "id"], name="order_held_release", condition=Q(is_held=True)),
             # The SLA sweep: due and not yet alerted. The board and the "overdue" filter read the
             # plain stage_due_at index (longest overdue first).
             models.Index(fields=["stage_due_at"], name="order_sla_unalerted", condition=Q(sla_breached_at__isnull=True)),

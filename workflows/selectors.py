@@ -6,10 +6,13 @@ from __future__ import annotations
 import datetime
 import logging
 from dataclasses import dataclass, field
+from types import SimpleNamespace
+from typing import NamedTuple
 
 from django.contrib.auth.models import User
 from django.core.cache import cache
-from django.db.models import Count, Exists, F, OuterRef, Q
+from django.db import connection
+from django.db.models import Count, Exists, OuterRef, Q
 from django.utils import timezone
 
 from orders import clock, live
@@ -37,7 +40,9 @@ LANE_SIZE = 20
 BOARD_TAGS = list(RiskTag.values)
 
 
+# Only what a card shows (workflows/templatetags/board_cards.py).
 CARD_FIELDS = (
+    "id",
     "order_number",
     "status",
     "is_rush",
@@ -51,10 +56,22 @@ CARD_FIELDS = (
     "stage_due_at",
     "platform_due_at",
     "platform_aftersales_deadline",
-    "claimed_by__first_name",
-    "claimed_by__last_name",
-    "claimed_by__username",
+    "claimed_by",
 )
+
+
+class Card(SimpleNamespace):
+    """An order on one of the board's lanes: its CARD_FIELDS (claimed_by as claimed_by_id), pk,
+    the operator's name and what _attach_card_details adds. Not a model instance: building 60
+    of those was a millisecond of each board."""
+
+
+class CardAlert(NamedTuple):
+    """A card's alert: what its Acknowledge button or "acknowledged by …" line shows."""
+
+    pk: int
+    acknowledged_at: datetime.datetime | None
+    acknowledged_by: str  # the person's name, "" for nobody
 
 
 @dataclass
@@ -95,10 +112,10 @@ class StageCount:
 class Board:
     now: datetime.datetime
     counts: list[StageCount]
-    rush: list[Order]
+    rush: list[Card]
     rush_total: int
-    red: list[Order]
-    holds: list[Order]
+    red: list[Card]
+    holds: list[Card]
     tags: list[OrderTag]
     tickets: list[Ticket]
     rules: dict[str, StageRule] = field(default_factory=dict)
@@ -107,52 +124,61 @@ class Board:
     address_changes: list[AddressChangeRequest] = field(default_factory=list)
     # Issue 15: orders whose platform deadline counts now (latest ship time, after-sales
     # response), the fewest minutes left first: an order green on our clock may be red on theirs.
-    platform: list[Order] = field(default_factory=list)
+    platform: list[Card] = field(default_factory=list)
 
 
 def board(*, filters: BoardFilters) -> Board:
     now = timezone.now()
     rules = {rule.stage: rule for rule in StageRule.objects.all()}
-    # Only what a card shows (workflows/templatetags/board_cards.py): up to 60 cards a poll, and
-    # building every column of each order and its operator was most of the query's CPU.
-    orders = Order.objects.select_related("claimed_by").only(*CARD_FIELDS)
-    tags = OrderTag.objects.filter(resolved_at__isnull=True, tag__in=BOARD_TAGS).select_related("order", "order__claimed_by")
-    tickets = Ticket.objects.filter(closed_at__isnull=True).select_related("order", "shipment", "owner")
+    stages = [stage for stage, rule in rules.items() if rule.responsible_role == filters.role] if filters.role else None
+    # Only the columns the lanes show (templates/workflows/board.html): compiling and reading
+    # every column of each joined order and person was most of these queries' CPU.
+    tags = (
+        OrderTag.objects.filter(resolved_at__isnull=True, tag__in=BOARD_TAGS)
+        .select_related("order", "order__claimed_by")
+        .only(
+            "tag",
+            "opened_at",
+            "due_at",
+            "order__order_number",
+            "order__status",
+            "order__claimed_by__first_name",
+            "order__claimed_by__last_name",
+            "order__claimed_by__username",
+        )
+    )
+    tickets = (
+        Ticket.objects.filter(closed_at__isnull=True)
+        .select_related("order", "shipment", "owner")
+        .only(
+            "kind",
+            "for_role",
+            "summary",
+            "opened_at",
+            "order__order_number",
+            "shipment__carrier_code",
+            "shipment__tracking_number",
+            "owner__first_name",
+            "owner__last_name",
+            "owner__username",
+        )
+    )
     if filters.role:
-        stages = [stage for stage, rule in rules.items() if rule.responsible_role == filters.role]
-        orders = orders.filter(status__in=stages)
         tags = tags.filter(order__status__in=stages)
         tickets = tickets.filter(for_role=filters.role)
     if filters.tag:
-        tagged = OrderTag.objects.filter(order=OuterRef("pk"), tag=filters.tag, resolved_at__isnull=True)
-        orders = orders.filter(Exists(tagged))
         tags = tags.filter(tag=filters.tag)
         tickets = tickets.filter(
             Exists(OrderTag.objects.filter(order=OuterRef("order"), tag=filters.tag, resolved_at__isnull=True))
         )
-
-    # Sorted by the platform's deadline, each lane puts the orders with the fewest minutes to it
-    # first (those without one last), then keeps its own order.
-    first = [F("platform_due_at").asc(nulls_last=True)] if filters.sort == SORT_PLATFORM else []
-    # Index order_open_rush: open rush orders by expected completion, soonest first.
-    open_rush = orders.filter(is_rush=True, status__in=ACTIVE_STATUSES)
-    rush = list(open_rush.order_by(*first, "rush_deadline", "pk")[:LANE_SIZE])
-    # A full lane hides the later deadlines: say how many open rush orders there are in all, so
-    # the lane can link to the rest (the rush confirmation promises the order is on the board).
-    rush_total = open_rush.count() if len(rush) == LANE_SIZE else len(rush)
-    # Index order_stage_due: the longest overdue first (held and finished orders have no due).
-    red = list(orders.filter(stage_due_at__lte=now).order_by(*first, "stage_due_at", "pk")[:LANE_SIZE])
-    # Index order_hold_until (partial, is_held).
-    holds = list(orders.filter(is_held=True).order_by(*first, F("hold_until").asc(nulls_last=True), "pk")[:LANE_SIZE])
-    # Index order_platform_due (partial: a platform deadline counts), fewest minutes left first.
-    platform = list(orders.filter(platform_due_at__isnull=False).order_by("platform_due_at", "pk")[:LANE_SIZE])
+    lanes, rush_total = _order_lanes(filters, stages, now)
     board = Board(
         now=now,
         counts=_stage_counts(now, rules),
-        rush=rush,
+        rush=lanes["rush"],
         rush_total=rush_total,
-        red=red,
-        holds=holds,
+        red=lanes["red"],
+        holds=lanes["holds"],
         tags=list(tags.order_by("opened_at")[:LANE_SIZE]),
         tickets=list(tickets.order_by("opened_at")[:LANE_SIZE]),
         rules=rules,
@@ -161,12 +187,88 @@ def board(*, filters: BoardFilters) -> Board:
         address_changes=list(
             AddressChangeRequest.objects.filter(status__in=ADDRESS_CHANGE_WAITING)
             .select_related("order")
+            .only(
+                "province",
+                "city",
+                "district",
+                "source",
+                "status",
+                "requested_by_name",
+                "due_at",
+                "order__order_number",
+                "order__status",
+            )
             .order_by("due_at", "pk")[:LANE_SIZE]
         ),
-        platform=platform,
+        platform=lanes["platform"],
     )
-    _attach_card_details(rush + red + holds + platform, rules, now)
+    _attach_card_details([order for lane in lanes.values() for order in lane], rules, now)
     return board
+
+
+LANES = ("rush", "red", "holds", "platform")
+
+
+def _order_lanes(filters: BoardFilters, stages: list[str] | None, now: datetime.datetime) -> tuple[dict[str, list[Card]], int]:
+    """The four order lanes, each its LANE_SIZE most urgent cards, and the number of open rush
+    orders, in one hand-written statement: compiling four ORM querysets (and the rush count) was a
+    third of the board's CPU (issue 14). Plain SQL that PostgreSQL and SQLite both run; every
+    value is a parameter."""
+    where, where_params = "", []
+    if stages is not None:  # the responsible role's stages (none: the role answers for no stage)
+        where += f" AND o.status IN ({', '.join(['%s'] * len(stages))})" if stages else " AND 1 = 0"
+        where_params += stages
+    if filters.tag:
+        where += " AND EXISTS (SELECT 1 FROM orders_ordertag t WHERE t.order_id = o.id AND t.tag = %s AND t.resolved_at IS NULL)"
+        where_params.append(filters.tag)
+    # Sorted by the platform's deadline, each lane puts the orders with the fewest minutes to it
+    # first (those without one last), then keeps its own order.
+    first = "o.platform_due_at ASC NULLS LAST, " if filters.sort == SORT_PLATFORM else ""
+    active = ", ".join(["%s"] * len(ACTIVE_STATUSES))
+    open_rush = f"o.is_rush AND o.status IN ({active})"
+    lanes = (
+        # Index order_open_rush: open rush orders by expected completion, soonest first.
+        (open_rush, list(ACTIVE_STATUSES), first + "o.rush_deadline, o.id"),
+        # Index order_stage_due: the longest overdue first (held and finished orders have no due).
+        ("o.stage_due_at <= %s", [now], first + "o.stage_due_at, o.id"),
+        # Index order_held_release (partial, is_held): expected release, then id, without a sort.
+        ("o.is_held", [], first + "o.hold_until ASC NULLS LAST, o.id"),
+        # Index order_platform_due (partial: a platform deadline counts), fewest minutes left first.
+        ("o.platform_due_at IS NOT NULL", [], "o.platform_due_at, o.id"),
+    )
+    fields = [Order._meta.get_field(name) for name in CARD_FIELDS]
+    columns = ", ".join(f"o.{field.column}" for field in fields) + ", u.first_name, u.last_name, u.username"
+    selects, params = [], []
+    for number, (condition, condition_params, order_by) in enumerate(lanes):
+        selects.append(
+            f"SELECT * FROM (SELECT {number} AS lane, ROW_NUMBER() OVER (ORDER BY {order_by}) AS position, {columns} "  # noqa: S608 - constants above, values bound
+            f"FROM orders_order o LEFT JOIN auth_user u ON u.id = o.claimed_by_id WHERE {condition}{where} "
+            f"ORDER BY {order_by} LIMIT {LANE_SIZE}) lane{number}"
+        )
+        params += condition_params + where_params
+    # A full lane hides the later deadlines: say how many open rush orders there are in all, so
+    # the lane can link to the rest (the rush confirmation promises the order is on the board).
+    # Counted on the index order_open_rush alone (an index-only scan).
+    selects.append(
+        f"SELECT {len(lanes)}, COUNT(*), {', '.join(['NULL'] * (len(fields) + 3))} FROM orders_order o WHERE {open_rush}{where}"  # noqa: S608
+    )
+    params += list(ACTIVE_STATUSES) + where_params
+    names = [field.attname for field in fields]
+    found: dict[str, list[Card]] = {lane: [] for lane in LANES}
+    rush_total = 0
+    with connection.cursor() as cursor:
+        cursor.execute(" UNION ALL ".join(selects) + " ORDER BY 1, 2", params)
+        rows = _as_the_orm_reads(cursor.fetchall(), {index: field.get_col("o") for index, field in enumerate(fields, start=2)})
+    for row in rows:
+        if row[0] == len(lanes):
+            rush_total = row[1]
+            continue
+        card = Card(**dict(zip(names, row[2:], strict=False)))
+        card.pk = card.id
+        first_name, last_name, username = row[-3:]
+        card.operator = f"{first_name} {last_name}".strip() or username if card.claimed_by_id else ""
+        found[LANES[row[0]]].append(card)
+    return found, rush_total
 
 
 def _exception_groups(tags, now: datetime.datetime) -> list[ExceptionGroup]:
@@ -236,32 +338,31 @@ def _stage_counts(now: datetime.datetime, rules: dict[str, StageRule]) -> list[S
     ]
 
 
-def _attach_card_details(orders: list[Order], rules: dict[str, StageRule], now: datetime.datetime) -> None:
+def _attach_card_details(orders: list[Card], rules: dict[str, StageRule], now: datetime.datetime) -> None:
     """Open tags, the open breach alert, the responsible role and the people of that role (to
-    assign) for each card, in four queries; the platform's clock from the order's own columns."""
-    ids = {order.pk for order in orders}
+    assign) for each card, in two queries; the platform's clock from the order's own columns."""
+    ids = [order.pk for order in orders]
     open_tags: dict[int, list[str]] = {}
-    for order_id, tag in OrderTag.objects.filter(order_id__in=ids, resolved_at__isnull=True).values_list("order_id", "tag"):
-        open_tags.setdefault(order_id, []).append(tag)
     # The breach alerts of each card's current stage: the open one gets the Acknowledge button, an
     # acknowledged one stays on the card as "acknowledged by …", so acknowledging visibly lands.
-    # The platform-deadline alerts (issue 15) in the same query: an open one gets its own button.
-    alerts: dict[int, Alert] = {}
-    acknowledged: dict[int, Alert] = {}
-    platform_alerts: dict[int, Alert] = {}
+    # The platform-deadline alerts (issue 15) too: an open one gets its own button.
+    alerts: dict[int, CardAlert] = {}
+    acknowledged: dict[int, CardAlert] = {}
+    platform_alerts: dict[int, CardAlert] = {}
     entered = {order.pk: order.stage_entered_at for order in orders}
-    for alert in (
-        Alert.objects.filter(order_id__in=ids, kind__in=[AlertKind.SLA_BREACH, AlertKind.PLATFORM_DEADLINE])
-        .select_related("acknowledged_by")
-        .order_by("created_at")
-    ):
-        if alert.kind == AlertKind.PLATFORM_DEADLINE:
-            if alert.acknowledged_at is None:
-                platform_alerts[alert.order_id] = alert
+    for row in _card_tags_and_alerts(ids) if ids else []:
+        source, order_id, kind, pk, created_at, acknowledged_at, first_name, last_name, username = row
+        if source == "tag":
+            open_tags.setdefault(order_id, []).append(kind)
             continue
-        if entered.get(alert.order_id) and alert.created_at < entered[alert.order_id]:
+        alert = CardAlert(pk, acknowledged_at, f"{first_name or ''} {last_name or ''}".strip() or username or "")
+        if kind == AlertKind.PLATFORM_DEADLINE:
+            if acknowledged_at is None:
+                platform_alerts[order_id] = alert
+            continue
+        if entered.get(order_id) and created_at < entered[order_id]:
             continue  # an earlier stage's breach
-        (alerts if alert.acknowledged_at is None else acknowledged)[alert.order_id] = alert
+        (alerts if acknowledged_at is None else acknowledged)[order_id] = alert
     assignees = _assignees({rule.responsible_role for rule in rules.values()})
     for order in orders:
         order.open_tags = open_tags.get(order.pk, [])
@@ -275,18 +376,53 @@ def _attach_card_details(orders: list[Order], rules: dict[str, StageRule], now: 
         order.open_platform_alert = platform_alerts.get(order.pk) if order.platform_clock else None
 
 
+def _card_tags_and_alerts(ids: list[int]) -> list[tuple]:
+    """The cards' open tags and their alerts (oldest first) in one hand-written statement, as
+    (source, order id, tag or alert kind, alert id, created, acknowledged, who acknowledged: first
+    name, last name, username); two ORM querysets cost twice its CPU."""
+    cards = ", ".join(["%s"] * len(ids))
+    kinds = [AlertKind.SLA_BREACH, AlertKind.PLATFORM_DEADLINE]
+    sql = (
+        "SELECT 'tag', order_id, tag, NULL, NULL, NULL, NULL, NULL, NULL FROM orders_ordertag "  # noqa: S608 - values bound
+        f"WHERE resolved_at IS NULL AND order_id IN ({cards}) "
+        "UNION ALL SELECT 'alert', a.order_id, a.kind, a.id, a.created_at, a.acknowledged_at, u.first_name, u.last_name, u.username "
+        "FROM workflows_alert a LEFT JOIN auth_user u ON u.id = a.acknowledged_by_id "
+        f"WHERE a.order_id IN ({cards}) AND a.kind IN (%s, %s) ORDER BY 1, 5"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*ids, *ids, *kinds])
+        rows = cursor.fetchall()
+    alert = Alert._meta
+    return _as_the_orm_reads(
+        rows, {4: alert.get_field("created_at").get_col("a"), 5: alert.get_field("acknowledged_at").get_col("a")}
+    )
+
+
+def _as_the_orm_reads(rows: list[tuple], columns: dict) -> list:
+    """Rows of hand-written SQL with the values at these positions converted as the ORM converts
+    its columns' (SQLite returns a UNION's datetimes as text); on PostgreSQL nothing to do."""
+    converters = [
+        (index, converter, column) for index, column in columns.items() for converter in connection.ops.get_db_converters(column)
+    ]
+    if not converters:
+        return rows
+    converted = []
+    for row in rows:
+        row = list(row)
+        for index, converter, column in converters:
+            row[index] = converter(row[index], column, connection)
+        converted.append(row)
+    return converted
+
+
 def _assignees(roles: set[str]) -> dict[str, list[tuple[int, str]]]:
-    """The people a supervisor can assign, by role, as (pk, display name) (one query): each card's
-    <select> repeats them, so the names are worked out once here, not per card."""
+    """The people a supervisor can assign, by role, as (pk, display name) (one query, a row per
+    person and role): each card's <select> repeats them, so the names are worked out once here."""
     people: dict[str, list[tuple[int, str]]] = {}
-    for user in (
+    for pk, first_name, last_name, username, role in (
         User.objects.filter(is_active=True, groups__name__in=roles)
-        .prefetch_related("groups")
         .order_by("first_name", "username")
-        .distinct()
+        .values_list("pk", "first_name", "last_name", "username", "groups__name")
     ):
-        name = user.get_full_name() or user.get_username()
-        for group in user.groups.all():
-            if group.name in roles:
-                people.setdefault(group.name, []).append((user.pk, name))
+        people.setdefault(role, []).append((pk, f"{first_name} {last_name}".strip() or username))
     return people
