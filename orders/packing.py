@@ -57,7 +57,12 @@ class PackLine:
 def scanned_counts(order: Order) -> dict[int, int]:
     """Verified items per product since the last restart (ids grow with time, so compare ids).
     Every scan asks it (twice: to decide, then to show), so as plain SQL: the ORM form (a subquery
-    in a coalesce, a grouped count) cost ~4 ms of CPU to build, the query itself a tenth (issue 14)."""
+    in a coalesce, a grouped count) cost ~4 ms of CPU to build, the query itself a tenth (issue 14).
+    The PDA station reads them with the order (workflows/frontline/packing.py station_order) and
+    keeps them current as order.scan_counts."""
+    known = getattr(order, "scan_counts", None)
+    if known is not None:
+        return known
     with connection.cursor() as cursor:
         cursor.execute(
             # PackScan's table (its Meta db_table)

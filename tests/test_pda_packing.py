@@ -22,7 +22,7 @@ def bench(people):
 
 def scan(bench, code, current="order"):
     current = bench["order"] if current == "order" else current
-    return packing.pack_scan(code=code, by=bench["packer"], current=current)
+    return packing.pack_scan(code=code, by=bench["packer"], current=current.order_number if current else "")
 
 
 def scan_everything(bench):
