@@ -34,9 +34,7 @@ from orders.models import (
 )
 from orders.packing import PackLine
 from orders.phones import normalize_order_number
-
-# The order card's JSON rows → model instances (private there; its second user is this station).
-from orders.selectors import _by, _instances, _set_prefetched
+from orders.selectors import _by, _instances, _set_prefetched  # the order card's JSON rows → model instances
 
 REFUSED = {ScanOutcome.WRONG_ITEM, ScanOutcome.OVER_COUNT, ScanOutcome.INTERCEPTED, ScanOutcome.UNKNOWN, ScanOutcome.NOT_PACKABLE}
 
