@@ -160,12 +160,14 @@ def test_pda_scans(people):
         Note.objects.create(order=order, author=people["service"], body="轻拿轻放", audience="warehouse")
     waybill = {order: order.shipments.get().tracking_number for order in (small, large)}
     # user, roles, the order by number or waybill with what the station and every guard read
-    # and the item counts since the last restart, in one query (workflows/frontline/packing.py
-    # station_order), the scan row
+    # and the item counts since the last restart, in one query on PostgreSQL
+    # (workflows/frontline/packing.py station_order; on SQLite the order by number, by waybill, a
+    # query per STATION_ROWS relation and the counts), the scan row
+    postgresql = connection.vendor == "postgresql"
     assert_pinned(
         queries(lambda: client.post("/pda/scan/", {"code": waybill[small]}, HTTP_HX_REQUEST="true")),
         queries(lambda: client.post("/pda/scan/", {"code": waybill[large]}, HTTP_HX_REQUEST="true")),
-        4,
+        4 if postgresql else 11,
     )
 
     def scan_item(order, product):
@@ -173,7 +175,9 @@ def test_pda_scans(people):
 
     # user, roles, then in a savepoint the open order locked with what the station reads (which
     # the scan's own check reads too) and the counts before the scan, the scan row
-    assert_pinned(queries(scan_item(small, small_products[0])), queries(scan_item(large, large_products[0])), 6)
+    assert_pinned(
+        queries(scan_item(small, small_products[0])), queries(scan_item(large, large_products[0])), 6 if postgresql else 12
+    )
 
 
 def test_the_pda_station_reads_the_rows_the_orm_reads(people):
@@ -217,7 +221,9 @@ def test_the_pda_station_reads_the_rows_the_orm_reads(people):
                     for name, related in lists.items()
                 }
                 acks = [[(values(ack), values(ack.user)) for ack in note.acknowledgements.all()] for note in station.notes.all()]
-        assert len(captured) == 1 and len(afterwards) == 0, [query["sql"][:80] for query in afterwards.captured_queries]
+        if connection.vendor == "postgresql":  # SQLite's ORM queries are pinned by test_pda_scans
+            assert len(captured) == 1
+        assert len(afterwards) == 0, [query["sql"][:80] for query in afterwards.captured_queries]
         assert values(station) == values(order)
         for name, related in lists.items():
             rows = getattr(order, name).all().order_by(*getattr(order, name).model._meta.ordering or ["id"])

@@ -48,7 +48,7 @@ from orders.selectors import _instances  # the order card's JSON rows → model 
 from orders.templatetags.cockpit import event_summary
 from workflows.frontline.answers import order_answer
 from workflows.frontline.models import Inquiry, InquiryChannel
-from workflows.frontline.templatetags.frontline import relative_day
+from workflows.frontline.templatetags.frontline import day_namer
 from workflows.notifications import delivery_text, push_about
 
 # The last four digits of a phone, as the customer says them or as a masked number shows them.
@@ -141,12 +141,11 @@ def lookup(query: str) -> LookupResult:
 
 
 def dress(entries: list[TimelineEntry]) -> list[TimelineEntry]:
-    """Sets each entry's "when" text (relative_day) and ISO time, once, in Python: cheaper than
+    """Sets each entry's "when" text (relative_day's) and ISO time, once, in Python: cheaper than
     two template filters per entry."""
-    now = timezone.now()
+    name, zone = day_namer(), timezone.get_current_timezone()
     for entry in entries:
-        local = timezone.localtime(entry.at)
-        entry.when, entry.iso = relative_day(local, now), local.isoformat()
+        entry.when, entry.iso = name(entry.at), timezone.localtime(entry.at, zone).isoformat()
     return entries
 
 
