@@ -174,10 +174,7 @@ def _station_lists() -> tuple:
 _STATION_LISTS = _station_lists()
 # The item counts since the last restart (orders/packing.py scanned_counts), as {product id: count}.
 _SCANNED_SQL = (
-    "(SELECT coalesce(json_object_agg(product_id, scanned), '{}') FROM (SELECT product_id, count(*) AS scanned"  # noqa: S608 - names from the models
-    f" FROM {PackScan._meta.db_table} s WHERE s.order_id = o.id AND s.outcome = %(match)s AND s.id > coalesce("
-    f"(SELECT max(id) FROM {PackScan._meta.db_table} WHERE order_id = o.id AND outcome = %(restart)s), 0)"
-    " GROUP BY product_id) c)::text"
+    f"(SELECT coalesce(json_object_agg(product_id, scanned), '{{}}') FROM ({verification.scanned_sql('o.id')}) c)::text"  # noqa: S608 - constant SQL
 )
 _STATION_SQL = (
     "SELECT "  # noqa: S608 - names from the models
@@ -207,7 +204,7 @@ def station_order(*, number: str = "", code: str = "", lock: bool = False) -> Or
             prefetch_related_objects([order], *STATION_ROWS)
             order.scan_counts = verification.scanned_counts(order)
         return order
-    params = {"match": ScanOutcome.MATCH.value, "restart": ScanOutcome.RESTART.value}
+    params = dict(verification.SCAN_OUTCOMES)
     if code:
         sql = _STATION_SQL + _BY_CODE
         params.update(number=normalize_order_number(code), tracking=code.upper())
