@@ -10,4 +10,4 @@ def scan_every_item(order: Order, user) -> None:
     """Scan each unit of each line (gifts included) at the packing station, as `user`."""
     for line in order.lines.select_related("product"):
         for _ in range(line.quantity):
-            station.pack_scan(code=line.product.barcode, by=Actor.of(user), current=order)
+            station.pack_scan(code=line.product.barcode, by=Actor.of(user), current=order.order_number)

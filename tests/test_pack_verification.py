@@ -61,7 +61,7 @@ def test_card_pack_with_nothing_scanned_is_refused_in_chinese(client, people):
 def test_card_pack_with_a_missing_gift_is_refused(client, people):
     milk, gift = make_product(), make_product()
     order = make_order(status="picking", lines=[(milk, 1)], gift=gift)
-    station.pack_scan(code=milk.barcode, by=Actor.of(people["packer"]), current=order)
+    station.pack_scan(code=milk.barcode, by=Actor.of(people["packer"]), current=order.order_number)
     client.login(username="packer", password=PASSWORD)
     body = card_pack(client, order)
     assert gift.sku_code in re.search(r'id="card-error"[^>]*>(.*?)</p>', body, re.S).group(1)
@@ -112,10 +112,10 @@ def test_card_and_pda_give_the_same_refusals(people):
 
     steps = [
         lambda: None,  # nothing scanned, a note unread, the wrong carrier for cold chain
-        lambda: station.pack_scan(code=milk.barcode, by=Actor.of(packer), current=order),
+        lambda: station.pack_scan(code=milk.barcode, by=Actor.of(packer), current=order.order_number),
         lambda: services.order_set_carrier(order=order, by=Actor.of(people["dispatcher"]), carrier_code="shunfenglengyun"),
-        lambda: station.pack_scan(code=milk.barcode, by=Actor.of(packer), current=order),
-        lambda: station.pack_scan(code=gift.barcode, by=Actor.of(packer), current=order),
+        lambda: station.pack_scan(code=milk.barcode, by=Actor.of(packer), current=order.order_number),
+        lambda: station.pack_scan(code=gift.barcode, by=Actor.of(packer), current=order.order_number),
         lambda: services.note_acknowledge(note=note, by=Actor.of(people["dispatcher"])),  # not the packer: still unread
         lambda: services.note_acknowledge(note=note, by=Actor.of(packer)),
     ]

@@ -22,7 +22,7 @@ def bench(people):
 
 def scan(bench, code, current="order"):
     current = bench["order"] if current == "order" else current
-    return packing.pack_scan(code=code, by=bench["packer"], current=current)
+    return packing.pack_scan(code=code, by=bench["packer"], current=current.order_number if current else "")
 
 
 def scan_everything(bench):
@@ -35,6 +35,19 @@ def scan_everything(bench):
 def test_packing_roles_reach_the_station(client, people, role):
     client.login(username=role, password=PASSWORD)
     assert client.get("/pda/").status_code == 200
+
+
+def test_an_unknown_order_number_in_the_station_url_is_not_found(client, people):
+    client.login(username="packer", password=PASSWORD)
+    assert client.get("/pda/NOPE/").status_code == 404
+
+
+def test_an_empty_scan_keeps_the_open_order_on_the_station(client, bench):
+    client.login(username="packer", password=PASSWORD)
+    number = bench["order"].order_number
+    response = client.post("/pda/scan/", {"code": " ", "order": number}, HTTP_HX_REQUEST="true")
+    assert f'data-order="{number}"'.encode() in response.content and b'id="station-error"' in response.content
+    assert not PackScan.objects.exists()
 
 
 @pytest.mark.parametrize("role", ["service", "courier", "outsider"])

@@ -44,10 +44,11 @@ from orders.models import (
     TrackingState,
 )
 from orders.phones import normalize_mobile, normalize_order_number
+from orders.selectors import _instances  # the order card's JSON rows → model instances
 from orders.templatetags.cockpit import event_summary
 from workflows.frontline.answers import order_answer
 from workflows.frontline.models import Inquiry, InquiryChannel
-from workflows.frontline.templatetags.frontline import relative_day
+from workflows.frontline.templatetags.frontline import day_namer
 from workflows.notifications import delivery_text, push_about
 
 # The last four digits of a phone, as the customer says them or as a masked number shows them.
@@ -125,13 +126,9 @@ def lookup(query: str) -> LookupResult:
         ) % {"query": query}
         return result
     result.customer = customer
-    matches = Q(customer=customer) | Q(receiver_phone=phone) if phone else Q(customer=customer)
-    if platform_orders:
-        matches |= Q(pk__in=platform_orders)
-    orders = list(Order.objects.select_related("claimed_by").filter(matches).order_by("-placed_at", "-id")[: MAX_ORDERS + 1])
+    orders = _orders(customer, phone, platform_orders)
     result.truncated = len(orders) > MAX_ORDERS
     result.orders = orders[:MAX_ORDERS]
-    _with_everything(result.orders)
     repeat = sum(1 for order in result.orders if order.status != OrderStatus.CANCELLED) - 1
     result.customer.repeat_purchase_count = max(repeat, 0)
     now = timezone.now()
@@ -144,12 +141,11 @@ def lookup(query: str) -> LookupResult:
 
 
 def dress(entries: list[TimelineEntry]) -> list[TimelineEntry]:
-    """Sets each entry's "when" text (relative_day) and ISO time, once, in Python: cheaper than
+    """Sets each entry's "when" text (relative_day's) and ISO time, once, in Python: cheaper than
     two template filters per entry."""
-    now = timezone.now()
+    name, zone = day_namer(), timezone.get_current_timezone()
     for entry in entries:
-        local = timezone.localtime(entry.at)
-        entry.when, entry.iso = relative_day(local, now), local.isoformat()
+        entry.when, entry.iso = name(entry.at), timezone.localtime(entry.at, zone).isoformat()
     return entries
 
 
@@ -249,18 +245,46 @@ RELATIONS = {
     ),
 }
 PERSON_PARTS = ("first_name", "last_name", "username")
+_USER = Order._meta.get_field("claimed_by").related_model
 
 
-def _with_everything(orders: list[Order]) -> None:
-    """Each order's child rows (RELATIONS) as plain rows (SimpleNamespace, read like the models by
-    order_answer, describe() and the page): 20 orders have ~300 child rows, and building them as
-    models plus Django's prefetch matching was half of the page's CPU, twelve compiled queries
-    still a third (issue 14). On PostgreSQL one json-aggregated query reads them all; elsewhere
-    (the embedded demo's SQLite) one values() query per relation."""
-    ids = [order.pk for order in orders]
-    if not ids:
-        return
-    rows = _rows_json(ids) if connection.vendor == "postgresql" else _rows_values(ids)
+def _orders(customer: Customer, phone: str | None, platform_orders: list[int]) -> list[Order]:
+    """The customer's orders (theirs, those sent to this phone, the platform's matches), newest
+    first, up to MAX_ORDERS + 1 (one more tells the page it was cut), each with its child rows
+    (RELATIONS) as plain rows (SimpleNamespace, read like the models by order_answer, describe()
+    and the page): 20 orders have ~300 child rows, and building them as models plus Django's
+    prefetch matching was half of the page's CPU, twelve compiled queries still a third (issue 14).
+    On PostgreSQL one query reads the orders, the people claiming them and every child row as
+    JSON (the orders become the model instances the ORM makes, as the order card's rows do:
+    orders/selectors.py); elsewhere (the embedded demo's SQLite) the ORM's orders and one
+    values() query per relation."""
+    if connection.vendor != "postgresql":
+        matches = Q(customer=customer) | Q(receiver_phone=phone) if phone else Q(customer=customer)
+        if platform_orders:
+            matches |= Q(pk__in=platform_orders)
+        orders = list(Order.objects.select_related("claimed_by").filter(matches).order_by("-placed_at", "-id")[: MAX_ORDERS + 1])
+        _attach(orders, _rows_values([order.pk for order in orders]))
+        return orders
+    matches, params = ["customer_id = %(customer)s"], {"customer": customer.pk}
+    if phone:
+        matches.append("receiver_phone = %(phone)s")
+        params["phone"] = phone
+    if platform_orders:
+        matches.append("id = ANY(%(platform)s)")
+        params["platform"] = platform_orders
+    with connection.cursor() as cursor:
+        cursor.execute(_json_sql(" OR ".join(matches)), params)
+        orders_text, people_text, found = cursor.fetchone()
+    orders = _instances(Order, orders_text)
+    people = {user.pk: user for user in _instances(_USER, people_text)}
+    for order in orders:
+        order._state.fields_cache["claimed_by"] = people.get(order.claimed_by_id)
+    _attach(orders, _rows_json(found or {}))
+    return orders
+
+
+def _attach(orders: list[Order], rows: dict[str, list[dict]]) -> None:
+    """Each order's child rows, from rows {relation: [row, …]} of RELATIONS."""
     children = {}
     for name, relation in RELATIONS.items():
         grouped: dict[int, list[SimpleNamespace]] = {}
@@ -297,10 +321,8 @@ def _rows_values(ids: list[int]) -> dict[str, list[dict]]:
     return rows
 
 
-def _rows_json(ids: list[int]) -> dict[str, list[dict]]:
-    with connection.cursor() as cursor:
-        cursor.execute(_json_sql(), {"ids": ids})
-        found = cursor.fetchone()[0] or {}
+def _rows_json(found: dict[str, list[dict]]) -> dict[str, list[dict]]:
+    """The JSON rows with their datetimes and decimals as Python's."""
     rows = {}
     for name, relation in RELATIONS.items():
         times = [attr for attr in relation.fields if _field(relation.model, attr).get_internal_type() == "DateTimeField"]
@@ -321,9 +343,11 @@ def _field(model, name: str):
 
 
 @functools.cache
-def _json_sql() -> str:
-    """One query: {relation: [row, …]} for the orders ANY(%(ids)s), each row a json object of its
-    fields (decimals as text, so they stay exact) and its people's name parts."""
+def _json_sql(matches: str) -> str:
+    """One query: the orders `matches` (SQL naming columns of the order, its values parameters)
+    as a JSON array, newest first, up to MAX_ORDERS + 1; the users claiming them; {relation:
+    [row, …]} for those orders, each row a json object of its fields (decimals as text, so they
+    stay exact) and its people's name parts."""
     parts = []
     for name, relation in RELATIONS.items():
         table = relation.model._meta.db_table
@@ -339,9 +363,9 @@ def _json_sql() -> str:
         if relation.via:
             parent, column = relation.via
             joins += f' JOIN "{parent._meta.db_table}" v ON v.id = r."{column}"'
-            where = "v.order_id = ANY(%(ids)s)"
+            where = "v.order_id = ANY(ARRAY(SELECT id FROM found))"
         else:
-            where = "r.order_id = ANY(%(ids)s)"
+            where = "r.order_id = ANY(ARRAY(SELECT id FROM found))"
         if relation.where:
             where += f" AND r.{relation.where}"
         ordering = relation.order or relation.model._meta.ordering
@@ -352,7 +376,15 @@ def _json_sql() -> str:
         # Names from the models and RELATIONS only, no input; the ids are a parameter.
         aggregate = f"json_agg(json_build_object({', '.join(columns)}){' ORDER BY ' + order if order else ''})"
         parts.append(f"'{name}', (SELECT {aggregate} FROM \"{table}\" r{joins} WHERE {where})")  # noqa: S608
-    return f"SELECT json_build_object({', '.join(parts)})"
+    orders = Order._meta.db_table
+    return (
+        f"WITH found AS (SELECT id FROM {orders} WHERE {matches} ORDER BY placed_at DESC, id DESC LIMIT {MAX_ORDERS + 1})"  # noqa: S608
+        f" SELECT (SELECT coalesce(json_agg(t ORDER BY t.placed_at DESC, t.id DESC), '[]') FROM {orders} t"
+        " WHERE t.id IN (SELECT id FROM found))::text,"
+        f" (SELECT coalesce(json_agg(t), '[]') FROM {_USER._meta.db_table} t"
+        f" WHERE t.id IN (SELECT claimed_by_id FROM {orders} WHERE id IN (SELECT id FROM found)))::text,"
+        f" json_build_object({', '.join(parts)})"
+    )
 
 
 def _label(choices, value: str) -> str:

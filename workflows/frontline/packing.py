@@ -8,9 +8,11 @@ live in orders/packing.py and orders/rules.py; this module is the station around
 
 from __future__ import annotations
 
+import json
+from contextlib import nullcontext
 from dataclasses import dataclass
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Prefetch, prefetch_related_objects
 from django.utils.translation import gettext as _
 
@@ -18,6 +20,8 @@ from orders import packing as verification
 from orders import rules, services
 from orders.access import Actor
 from orders.models import (
+    AddressChangeRequest,
+    AfterSalesCase,
     Note,
     NoteAcknowledgement,
     Order,
@@ -30,6 +34,7 @@ from orders.models import (
 )
 from orders.packing import PackLine
 from orders.phones import normalize_order_number
+from orders.selectors import _by, _instances, _set_prefetched  # the order card's JSON rows → model instances
 
 REFUSED = {ScanOutcome.WRONG_ITEM, ScanOutcome.OVER_COUNT, ScanOutcome.INTERCEPTED, ScanOutcome.UNKNOWN, ScanOutcome.NOT_PACKABLE}
 
@@ -139,8 +144,99 @@ STATION_ROWS = (
 )
 
 
+def _station_lists() -> tuple:
+    """(name, model, the SQL of its rows as a JSON array) for STATION_ROWS and the order itself;
+    `o` is the order. The orderings are the ORM's: the models' own, else by id."""
+    user = Note._meta.get_field("author").related_model
+    notes, acks = Note._meta.db_table, NoteAcknowledgement._meta.db_table
+
+    def rows(model, where: str, order_by: str = "t.id") -> str:
+        return f"(SELECT coalesce(json_agg(t ORDER BY {order_by}), '[]') FROM {model._meta.db_table} t WHERE {where})::text"  # noqa: S608 - names from the models
+
+    of_notes = f"SELECT id FROM {notes} WHERE order_id = o.id"  # noqa: S608 - names from the models
+    people = f"SELECT author_id FROM {notes} WHERE order_id = o.id UNION SELECT user_id FROM {acks} WHERE note_id IN ({of_notes})"  # noqa: S608 - names from the models
+    return (
+        ("order", Order, rows(Order, "t.id = o.id")),
+        ("lines", OrderLine, rows(OrderLine, "t.order_id = o.id")),
+        (
+            "products",
+            Product,
+            rows(Product, f"t.id IN (SELECT product_id FROM {OrderLine._meta.db_table} WHERE order_id = o.id)"),  # noqa: S608 - names from the models
+        ),
+        ("after_sales", AfterSalesCase, rows(AfterSalesCase, "t.order_id = o.id")),
+        ("address_changes", AddressChangeRequest, rows(AddressChangeRequest, "t.order_id = o.id")),
+        ("notes", Note, rows(Note, "t.order_id = o.id", "t.created_at DESC, t.id DESC")),
+        ("acknowledgements", NoteAcknowledgement, rows(NoteAcknowledgement, f"t.note_id IN ({of_notes})")),
+        ("users", user, rows(user, f"t.id IN ({people})")),
+    )
+
+
+_STATION_LISTS = _station_lists()
+# The item counts since the last restart (orders/packing.py scanned_counts), as {product id: count}.
+_SCANNED_SQL = (
+    f"(SELECT coalesce(json_object_agg(product_id, scanned), '{{}}') FROM ({verification.scanned_sql('o.id')}) c)::text"  # noqa: S608 - constant SQL
+)
+_STATION_SQL = (
+    "SELECT "  # noqa: S608 - names from the models
+    + ",\n       ".join(sql for _name, _model, sql in _STATION_LISTS)
+    + f",\n       {_SCANNED_SQL}\n  FROM {Order._meta.db_table} o WHERE "
+)
+# An order by its number, else by a waybill on it (order_for_code), as one index lookup each.
+_BY_CODE = (
+    f"o.id = coalesce((SELECT id FROM {Order._meta.db_table} WHERE order_number = %(number)s),"  # noqa: S608 - names from the models
+    f" (SELECT order_id FROM {Shipment._meta.db_table} WHERE tracking_number = %(tracking)s ORDER BY id LIMIT 1))"
+)
+
+
+def station_order(*, number: str = "", code: str = "", lock: bool = False) -> Order | None:
+    """The order by its number (locked FOR UPDATE with `lock`), or by a scanned code (order_for_code),
+    with what the station reads (STATION_ROWS) and its item counts (order.scan_counts), None when
+    there is none. On PostgreSQL in one query that returns them as JSON, made into the model
+    instances the ORM makes, cached where the related managers look (as the order card does,
+    orders/selectors.py): each ORM query cost more CPU to build than the whole scan's SQL took
+    (issue 14). Elsewhere (the embedded demo's SQLite), the ORM's queries."""
+    if connection.vendor != "postgresql":
+        if code:
+            order = order_for_code(code)
+        else:
+            order = (Order.objects.select_for_update() if lock else Order.objects).filter(order_number=number).first()
+        if order is not None:
+            prefetch_related_objects([order], *STATION_ROWS)
+            order.scan_counts = verification.scanned_counts(order)
+        return order
+    params = dict(verification.SCAN_OUTCOMES)
+    if code:
+        sql = _STATION_SQL + _BY_CODE
+        params.update(number=normalize_order_number(code), tracking=code.upper())
+    else:
+        sql = _STATION_SQL + "o.order_number = %(number)s" + (" FOR UPDATE OF o" if lock else "")
+        params["number"] = number
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        found = cursor.fetchone()
+    if found is None:
+        return None
+    lists = {name: _instances(model, text) for (name, model, _sql), text in zip(_STATION_LISTS, found[:-1], strict=True)}
+    [order] = lists.pop("order")
+    users = {user.pk: user for user in lists.pop("users")}
+    products = {product.pk: product for product in lists.pop("products")}
+    acknowledgements = _by(lists.pop("acknowledgements"), "note_id")
+    for name, children in lists.items():
+        _set_prefetched(order, name, children, parent="order")
+    for line in lists["lines"]:
+        line._state.fields_cache["product"] = products.get(line.product_id)
+    for note in lists["notes"]:
+        note._state.fields_cache["author"] = users.get(note.author_id)
+        for ack in acknowledgements.get(note.pk, []):
+            ack._state.fields_cache["user"] = users.get(ack.user_id)
+        _set_prefetched(note, "acknowledgements", acknowledgements.get(note.pk, []), parent="note")
+    order.scan_counts = {int(product_id): count for product_id, count in json.loads(found[-1]).items()}
+    return order
+
+
 def packing_state(*, order: Order, user, last_scan: PackScan | None = None) -> PackingState:
-    prefetch_related_objects([order], *STATION_ROWS)
+    if not hasattr(order, "scan_counts"):  # not read by station_order
+        prefetch_related_objects([order], *STATION_ROWS)
     lines = verification.pack_lines(order)
     notes = list(order.notes.all())
     for note in notes:
@@ -158,35 +254,42 @@ def packing_state(*, order: Order, user, last_scan: PackScan | None = None) -> P
     )
 
 
-def pack_scan(*, code: str, by: Actor, current: Order | None) -> tuple[Order | None, PackScan]:
-    """One scan at the bench. With an order open, a barcode of one of its items counts that item;
-    an order number or waybill opens that order; anything else is refused as a wrong item."""
+def pack_scan(*, code: str, by: Actor, current: str = "") -> tuple[Order | None, PackScan]:
+    """One scan at the bench, `current` the number of the order open on it ("" for none). With an
+    order open, a barcode of one of its items counts that item; an order number or waybill opens
+    that order; anything else is refused as a wrong item. The order returned has what the station
+    shows read already (station_order)."""
     code = (code or "").strip()[:64]
     if not code:
         raise services.OrderError(_("Nothing was scanned; scan the order, waybill or item barcode."))
-    with transaction.atomic():
-        if current is not None:
-            # The row lock serialises two scans of the same order (two PDAs, a double trigger),
-            # so the count check below cannot be passed twice for the last item.
-            current = Order.objects.select_for_update().get(pk=current.pk)
-            prefetch_related_objects([current], *STATION_ROWS)
-            line = next((line for line in current.lines.all() if line.product.barcode == code), None)
+    # With no order open the scan writes one row and locks nothing: no transaction to open.
+    with transaction.atomic() if current else nullcontext():
+        # The row lock serialises two scans of the same order (two PDAs, a double trigger),
+        # so the count check below cannot be passed twice for the last item.
+        opened = station_order(number=current, lock=True) if current else None
+        if opened is not None:
+            line = next((line for line in opened.lines.all() if line.product.barcode == code), None)
             if line is not None:
-                return current, _item_scan(current, line.product, code, by)
-        target = order_for_code(code)
+                return opened, _item_scan(opened, line.product, code, by)
+        target = station_order(code=code)
         if target is not None:
             return target, PackScan.objects.create(order=target, code=code, outcome=ScanOutcome.OPENED, scanned_by=by.user)
-        if current is None:
+        if opened is None:
             return None, PackScan.objects.create(order=None, code=code, outcome=ScanOutcome.UNKNOWN, scanned_by=by.user)
         product = Product.objects.filter(barcode=code).first()
-        return current, PackScan.objects.create(
-            order=current, code=code, outcome=ScanOutcome.WRONG_ITEM, product=product, scanned_by=by.user
+        return opened, PackScan.objects.create(
+            order=opened, code=code, outcome=ScanOutcome.WRONG_ITEM, product=product, scanned_by=by.user
         )
 
 
 def _item_scan(order: Order, product: Product, code: str, by: Actor) -> PackScan:
     outcome = verification.item_scan_outcome(order, product)
-    return PackScan.objects.create(order=order, code=code, outcome=outcome, product=product, scanned_by=by.user)
+    scan = PackScan.objects.create(order=order, code=code, outcome=outcome, product=product, scanned_by=by.user)
+    if outcome == ScanOutcome.MATCH:
+        # The counts after this scan, for the station drawn next: read under the order's lock,
+        # which every counted scan takes (a restart at the same instant shows at the next refresh).
+        order.scan_counts[product.pk] = order.scan_counts.get(product.pk, 0) + 1
+    return scan
 
 
 def packing_restart(*, order: Order, by: Actor) -> PackScan:

@@ -242,19 +242,20 @@ def _station(
 @require_GET
 @role_required(*PDA_ROLES)
 def pda(request: HttpRequest, order_number: str = "") -> HttpResponse:
-    order = get_object_or_404(Order.objects.select_related("customer"), order_number=order_number) if order_number else None
+    order = packing.station_order(number=order_number) if order_number else None
+    if order_number and order is None:
+        raise Http404
     return _station(request, order)
 
 
 @require_POST
 @role_required(*PDA_ROLES)
 def pda_scan(request: HttpRequest) -> HttpResponse:
-    current_number = request.POST.get("order", "")
-    current = Order.objects.filter(order_number=current_number).first() if current_number else None
+    current = request.POST.get("order", "")
     try:
         order, scan = packing.pack_scan(code=request.POST.get("code", ""), by=Actor.of(request.user), current=current)
     except services.OrderError as exc:
-        return _pda_reply(request, current, error=str(exc))
+        return _pda_reply(request, packing.station_order(number=current) if current else None, error=str(exc))
     if request.htmx:
         return _station(request, order, last_scan=scan)
     (messages.error if scan.outcome in packing.REFUSED else messages.success)(request, packing.scan_message(scan))
