@@ -289,7 +289,7 @@ def order_card(*, order_number: str) -> Order:
         found = cursor.fetchone()
     if found is None:
         raise Order.DoesNotExist
-    lists = {name: _instances(model, text) for (name, model, _sql), text in zip(_CARD_LISTS, found[:-1], strict=True)}
+    lists = {name: instances_from_json(model, text) for (name, model, _sql), text in zip(_CARD_LISTS, found[:-1], strict=True)}
     [order], [customer] = lists.pop("order"), lists.pop("customer")
     users = {user.pk: user for user in lists.pop("users")}
     order._state.fields_cache.update(
@@ -297,14 +297,14 @@ def order_card(*, order_number: str) -> Order:
     )
     products = {product.pk: product for product in lists.pop("products")}
     subscriptions = {row.shipment_id: row for row in lists.pop("subscriptions")}
-    tracking, acknowledgements = _by(lists.pop("tracking"), "shipment_id"), _by(lists.pop("acknowledgements"), "note_id")
+    tracking, acknowledgements = rows_by(lists.pop("tracking"), "shipment_id"), rows_by(lists.pop("acknowledgements"), "note_id")
     for name, children in lists.items():
-        _set_prefetched(order, name, children, parent="order")
+        set_prefetched(order, name, children, parent="order")
     for line in lists["lines"]:
         line._state.fields_cache["product"] = products.get(line.product_id)
     for shipment in lists["shipments"]:
         shipment._state.fields_cache["subscription"] = subscriptions.get(shipment.pk)
-        _set_prefetched(shipment, "events", tracking.get(shipment.pk, []), parent="shipment")
+        set_prefetched(shipment, "events", tracking.get(shipment.pk, []), parent="shipment")
     for case in lists["after_sales"]:
         case._state.fields_cache["decided_by"] = users.get(case.decided_by_id)
     for tag in lists["tags"]:
@@ -313,7 +313,7 @@ def order_card(*, order_number: str) -> Order:
         note._state.fields_cache["author"] = users.get(note.author_id)
         for ack in acknowledgements.get(note.pk, []):
             ack._state.fields_cache["user"] = users.get(ack.user_id)
-        _set_prefetched(note, "acknowledgements", acknowledgements.get(note.pk, []), parent="note")
+        set_prefetched(note, "acknowledgements", acknowledgements.get(note.pk, []), parent="note")
     for item in lists["feedback_requests"]:
         item._state.fields_cache.update(
             asked_by=users.get(item.asked_by_id), to_user=users.get(item.to_user_id), answered_by=users.get(item.answered_by_id)
@@ -411,7 +411,7 @@ _CARD_ROWS_SQL = (
 )
 
 
-def _instances(model, text: str) -> list:
+def instances_from_json(model, text: str) -> list:
     """Model instances from a JSON array of rows, each value converted as the field reads it
     (datetimes arrive as text, a generated column as its output field; numbers are read as
     decimals so that ¥12.50 stays 12.50, and turned back into floats inside JSON fields)."""
@@ -444,14 +444,14 @@ def _floats(value):
     return value
 
 
-def _by(rows: list, attname: str) -> dict[int, list]:
+def rows_by(rows: list, attname: str) -> dict[int, list]:
     grouped: dict[int, list] = {}
     for row in rows:
         grouped.setdefault(getattr(row, attname), []).append(row)
     return grouped
 
 
-def _set_prefetched(instance, name: str, rows: list, parent: str = "") -> None:
+def set_prefetched(instance, name: str, rows: list, parent: str = "") -> None:
     """What prefetch_related leaves behind: the related manager's .all() answers from this cache
     (a queryset of the relation holding the rows), so the templates and rules read it without a
     query; each row knows its parent as the prefetch sets it."""

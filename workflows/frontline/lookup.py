@@ -44,7 +44,7 @@ from orders.models import (
     TrackingState,
 )
 from orders.phones import normalize_mobile, normalize_order_number
-from orders.selectors import _instances  # the order card's JSON rows → model instances
+from orders.selectors import instances_from_json
 from orders.templatetags.cockpit import event_summary
 from workflows.frontline.answers import order_answer
 from workflows.frontline.models import Inquiry, InquiryChannel
@@ -275,8 +275,8 @@ def _orders(customer: Customer, phone: str | None, platform_orders: list[int]) -
     with connection.cursor() as cursor:
         cursor.execute(_json_sql(" OR ".join(matches)), params)
         orders_text, people_text, found = cursor.fetchone()
-    orders = _instances(Order, orders_text)
-    people = {user.pk: user for user in _instances(_USER, people_text)}
+    orders = instances_from_json(Order, orders_text)
+    people = {user.pk: user for user in instances_from_json(_USER, people_text)}
     for order in orders:
         order._state.fields_cache["claimed_by"] = people.get(order.claimed_by_id)
     _attach(orders, _rows_json(found or {}))

@@ -34,7 +34,7 @@ from orders.models import (
 )
 from orders.packing import PackLine
 from orders.phones import normalize_order_number
-from orders.selectors import _by, _instances, _set_prefetched  # the order card's JSON rows → model instances
+from orders.selectors import instances_from_json, rows_by, set_prefetched
 
 REFUSED = {ScanOutcome.WRONG_ITEM, ScanOutcome.OVER_COUNT, ScanOutcome.INTERCEPTED, ScanOutcome.UNKNOWN, ScanOutcome.NOT_PACKABLE}
 
@@ -216,20 +216,20 @@ def station_order(*, number: str = "", code: str = "", lock: bool = False) -> Or
         found = cursor.fetchone()
     if found is None:
         return None
-    lists = {name: _instances(model, text) for (name, model, _sql), text in zip(_STATION_LISTS, found[:-1], strict=True)}
+    lists = {name: instances_from_json(model, text) for (name, model, _sql), text in zip(_STATION_LISTS, found[:-1], strict=True)}
     [order] = lists.pop("order")
     users = {user.pk: user for user in lists.pop("users")}
     products = {product.pk: product for product in lists.pop("products")}
-    acknowledgements = _by(lists.pop("acknowledgements"), "note_id")
+    acknowledgements = rows_by(lists.pop("acknowledgements"), "note_id")
     for name, children in lists.items():
-        _set_prefetched(order, name, children, parent="order")
+        set_prefetched(order, name, children, parent="order")
     for line in lists["lines"]:
         line._state.fields_cache["product"] = products.get(line.product_id)
     for note in lists["notes"]:
         note._state.fields_cache["author"] = users.get(note.author_id)
         for ack in acknowledgements.get(note.pk, []):
             ack._state.fields_cache["user"] = users.get(ack.user_id)
-        _set_prefetched(note, "acknowledgements", acknowledgements.get(note.pk, []), parent="note")
+        set_prefetched(note, "acknowledgements", acknowledgements.get(note.pk, []), parent="note")
     order.scan_counts = {int(product_id): count for product_id, count in json.loads(found[-1]).items()}
     return order
 
