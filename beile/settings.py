@@ -121,6 +121,14 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     }
     # A file, not memory, so that a Celery worker started by a test opens the same database.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Parameters bound by the server, so psycopg prepares a statement once a connection has run it
+    # prepare_threshold times: an approval's statements are then neither parsed nor planned again
+    # (issue 14: PostgreSQL's CPU per transition). Django leaves this off for connection poolers;
+    # DB_PREPARE_THRESHOLD=off turns it off for one in transaction mode (pgbouncer < 1.21).
+    threshold = os.environ.get("DB_PREPARE_THRESHOLD", "5")
+    if threshold != "off":
+        DATABASES["default"].setdefault("OPTIONS", {}).update({"server_side_binding": True, "prepare_threshold": int(threshold)})
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Broker and cache -------------------------------------------------------------------------

@@ -12,6 +12,7 @@ changed the order instead of silently overwriting it (OrderConflict).
 from __future__ import annotations
 
 import datetime
+import functools
 import logging
 import re
 import secrets
@@ -22,6 +23,7 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import connection, transaction
 from django.db.models import Q
+from django.db.models.expressions import Col
 from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.translation import gettext as _
@@ -101,14 +103,32 @@ class OrderConflict(OrderError):
 
 # What the approve / start_picking / pack guards and the missing-gift check ask of every order
 # (orders/rules.py _fact), read in the statement that locks it: three queries fewer per transition.
-# Raw SQL because the queryset (its ~60 columns, the subqueries) costs twice the Python to compile.
+# Raw SQL because the queryset (its ~60 columns, the subqueries) costs twice the Python to compile,
+# and read through a plain cursor because a raw queryset maps its columns to the model's again on
+# every call. The columns are named, not o.*: a prepared statement (beile/settings.py) whose
+# result grows a column after a migration would fail until the connection is renewed.
 _ORDER, _LINE, _TAG, _NOTE = (model._meta.db_table for model in (Order, OrderLine, OrderTag, Note))
+_ORDER_FIELDS = Order._meta.concrete_fields
 LOCKED_FACTS = ("fact_has_lines", "fact_fuzzy_address", "fact_has_notes")
-LOCK_WITH_FACTS_SQL = f"""SELECT o.*,
+LOCK_WITH_FACTS_SQL = f"""SELECT {", ".join(f'o."{field.column}"' for field in _ORDER_FIELDS)},
       EXISTS (SELECT 1 FROM "{_LINE}" WHERE "order_id" = o."id") AS fact_has_lines,
       EXISTS (SELECT 1 FROM "{_TAG}" WHERE "order_id" = o."id" AND "tag" = %s AND "resolved_at" IS NULL) AS fact_fuzzy_address,
       EXISTS (SELECT 1 FROM "{_NOTE}" WHERE "order_id" = o."id") AS fact_has_notes
-    FROM "{_ORDER}" o WHERE o."{{key}}" = %s"""  # noqa: S608 - table names from the models, values bound
+    FROM "{_ORDER}" o WHERE o."{{key}}" = %s"""  # noqa: S608 - table and column names from the models, values bound
+
+
+@functools.cache
+def _order_converters(vendor: str) -> list[tuple[int, Col, list]]:
+    """The ORM's conversions of the order's columns on this database: none on PostgreSQL;
+    SQLite returns dates, decimals and booleans as text or numbers. Worked out once per backend
+    (~0.1 ms of Python)."""
+    converters = []
+    for index, field in enumerate(_ORDER_FIELDS):
+        column = field.get_col(_ORDER)
+        found = connection.ops.get_db_converters(column) + field.get_db_converters(connection)
+        if found:
+            converters.append((index, column, found))
+    return converters
 
 
 def _lock(order: Order, expected_version: int | None, *, facts: bool = False) -> Order:
@@ -117,9 +137,17 @@ def _lock(order: Order, expected_version: int | None, *, facts: bool = False) ->
         key, value = ("id", order.pk) if order.pk is not None else ("order_number", order.order_number)
         sql = LOCK_WITH_FACTS_SQL.format(key=key)
         sql += " FOR UPDATE OF o" if connection.features.has_select_for_update_of else ""
-        locked = next(iter(Order.objects.raw(sql, [RiskTag.FUZZY_ADDRESS.value, value])), None)
-        if locked is None:
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [RiskTag.FUZZY_ADDRESS.value, value])
+            row = cursor.fetchone()
+        if row is None:
             raise Order.DoesNotExist
+        values = list(row[: len(_ORDER_FIELDS)])
+        for index, column, converters in _order_converters(connection.vendor):
+            for convert in converters:
+                values[index] = convert(values[index], column, connection)
+        locked = Order.from_db(connection.alias, None, values)
+        locked.__dict__.update(zip(LOCKED_FACTS, row[len(_ORDER_FIELDS) :], strict=True))
     else:
         locked = Order.objects.select_for_update().get(pk=order.pk)
     if expected_version is not None and locked.version != expected_version:

@@ -46,3 +46,19 @@ def test_one_approval_runs_the_same_few_queries_whatever_the_order_holds(client,
 def test_an_unknown_order_is_not_found_without_reading_it_first(client, people):
     client.login(username="reviewer", password=PASSWORD)
     assert client.post("/orders/T-NO-SUCH-ORDER/approve/").status_code == 404
+
+
+@pytest.mark.skipif(
+    not connection.settings_dict["OPTIONS"].get("prepare_threshold"), reason="SQLite, or DB_PREPARE_THRESHOLD=off"
+)
+def test_a_connection_that_has_approved_a_few_orders_no_longer_plans_the_lock_again(client, people):
+    # psycopg prepares a statement a connection has run prepare_threshold (5) times
+    # (beile/settings.py): PostgreSQL then neither parses nor plans it per transition.
+    client.login(username="reviewer", password=PASSWORD)
+    for _ in range(6):
+        approve(client, make_order())
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        prepared = [row[0] for row in cursor.fetchall()]
+    assert any("fact_has_lines" in statement and "FOR UPDATE" in statement for statement in prepared), prepared
+    assert any(statement.startswith('UPDATE "orders_order"') for statement in prepared), prepared
