@@ -22,7 +22,10 @@ from django.utils import timezone
 
 from orders.models import ACTIVE_STATUSES, Order, StageRule
 
-RULE_SQL = f'SELECT * FROM "{StageRule._meta.db_table}" WHERE "stage" = %s'  # noqa: S608 - the model's table
+# Columns named, not *: a prepared statement (beile/settings.py prepare_threshold) over * fails
+# with "cached plan must not change result type" once a migration adds a column under it.
+_RULE_COLUMNS = ", ".join(f'"{field.column}"' for field in StageRule._meta.concrete_fields)
+RULE_SQL = f'SELECT {_RULE_COLUMNS} FROM "{StageRule._meta.db_table}" WHERE "stage" = %s'  # noqa: S608 - the model's columns
 
 
 def stage_rule(stage: str) -> StageRule | None:
