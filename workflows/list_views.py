@@ -177,14 +177,15 @@ def bulk_bar_context(request: HttpRequest) -> dict:
     """What the bulk bar under the list offers this person."""
     return {
         "bulk_actions": bulk.actions_for(user_roles(request.user)),
-        "hold_reasons": HoldReason.choices,
-        "risk_tags": RiskTag.choices,
-        "carriers": Carrier.choices,
-        "note_kinds": NoteKind.choices,
-        "note_audiences": NoteAudience.choices,
+        # The enums themselves: their options are written once ({% options %}).
+        "hold_reasons": HoldReason,
+        "risk_tags": RiskTag,
+        "carriers": Carrier,
+        "note_kinds": NoteKind,
+        "note_audiences": NoteAudience,
         "share_roles": [(value, label) for value, label in Role.choices if value in user_roles(request.user)]
         if rules.SUPERVISOR not in user_roles(request.user)
-        else Role.choices,
+        else Role,
         "assignees": _assignees() if rules.SUPERVISOR in user_roles(request.user) else [],
     }
 
