@@ -19,6 +19,7 @@ if a form or a save needs it.
 
 from __future__ import annotations
 
+import functools
 import logging
 import uuid
 
@@ -42,9 +43,13 @@ FIELDS = [field.attname for field in User._meta.concrete_fields if field.attname
 
 
 def _entry_key(user_id) -> str:
-    # The secret's fingerprint: an entry keeps a session hash made with SECRET_KEY.
-    secret = salted_hmac("beile.auth", "", secret=settings.SECRET_KEY).hexdigest()[:12]
-    return f"auth:user:{secret}:{user_id}"
+    # Under the secret's fingerprint: an entry keeps a session hash made with SECRET_KEY.
+    return f"auth:user:{_fingerprint(settings.SECRET_KEY)}:{user_id}"
+
+
+@functools.cache
+def _fingerprint(secret: str) -> str:
+    return salted_hmac("beile.auth", "", secret=secret).hexdigest()[:12]
 
 
 def bump_generation() -> None:
@@ -85,11 +90,14 @@ class CachedModelBackend(ModelBackend):
         return user if self.user_can_authenticate(user) else None
 
     def _read(self, user_id, key: str, generation: str | None):
-        try:
-            if generation is None:
-                # Taken before the rows are read, like every generation an entry is stored under.
+        if generation is None:
+            # Taken before the rows are read, like every generation an entry is stored under.
+            try:
                 cache.add(GENERATION_KEY, uuid.uuid4().hex, None)
                 generation = cache.get(GENERATION_KEY)
+            except Exception:
+                logger.warning("auth: the cache is unavailable; the user is not kept")
+        try:
             user = User.objects.get(pk=user_id)
         except User.DoesNotExist:
             return None

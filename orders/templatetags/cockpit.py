@@ -7,9 +7,9 @@ import html
 from urllib.parse import quote
 
 from django import template
+from django.db.models import Choices
 from django.template.defaulttags import CsrfTokenNode
 from django.urls import reverse
-from django.db.models import Choices
 from django.utils import formats, numberformat, timezone
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import get_language
