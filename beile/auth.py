@@ -1,14 +1,16 @@
 """The signed-in user and their role names from the shared cache instead of two queries a request.
 
 Every signed-in request loaded its user (an ORM query, ~1 ms of CPU to build here) and its role
-names (a second query; issue 14). Both are kept in the cache under the user's id
-(orders/access.py while_users_unchanged), until a user or a group changes: the signals below set
-a new generation after every change to a user or a group (a save or a delete of either, a change
-of someone's groups), so a deactivated user, a removed role or a new password takes effect at the
-next request in every process. The generation is set when the change is made and again after its
-transaction commits: a request that read the rows in between kept them under the first one, which
-the second retires. `QuerySet.update()` on users or groups sends no signal and would bypass this;
-the code base has none (restore sets a new generation itself).
+names (a second query; issue 14). Both are kept in the cache under the user's id together with
+the generation they were read under; one cache read (an MGET) fetches the entry and the current
+generation, and an entry from an older generation is read again from the database.
+
+The generation changes after every change to a user or a group that is committed (a save or a
+delete of either, a change of someone's groups), so a deactivated user, a removed role or a new
+password takes effect at the next request in every process. It is bumped when the change is made
+and again after its transaction commits: a request that read the rows in between stored them
+under the first bump's generation, which the second one retires. `QuerySet.update()` on users or
+groups sends no signal and would bypass this; the code base has none (restore bumps it itself).
 
 The password hash stays out of the cache: the entry keeps the session's auth hash instead (what
 Django compares with the session), and the password is a deferred field read from the database
@@ -29,18 +31,32 @@ from django.db import transaction
 from django.db.models.signals import m2m_changed, post_delete, post_save
 from django.utils.crypto import salted_hmac
 
-from orders.access import USERS_ENTRY_SECONDS, USERS_GENERATION_KEY, load_roles, while_users_unchanged
+from orders.access import load_roles
 
 logger = logging.getLogger(__name__)
 
+GENERATION_KEY = "auth:generation"
+# An entry outlives its generation check only if a bump failed (the cache was unreachable at the
+# change and came back with its data): bounded by this.
+ENTRY_SECONDS = 60
 FIELDS = [field.attname for field in User._meta.concrete_fields if field.attname != "password"]
+
+
+def _entry_key(user_id) -> str:
+    # Under the secret's fingerprint: an entry keeps a session hash made with SECRET_KEY.
+    return f"auth:user:{_fingerprint(settings.SECRET_KEY)}:{user_id}"
+
+
+@functools.cache
+def _fingerprint(secret: str) -> str:
+    return salted_hmac("beile.auth", "", secret=secret).hexdigest()[:12]
 
 
 def bump_generation() -> None:
     try:
-        cache.set(USERS_GENERATION_KEY, uuid.uuid4().hex, None)
+        cache.set(GENERATION_KEY, uuid.uuid4().hex, None)
     except Exception:
-        logger.warning("auth: the cache is unavailable; cached users expire within %s s", USERS_ENTRY_SECONDS)
+        logger.warning("auth: the cache is unavailable; cached users expire within %s s", ENTRY_SECONDS)
 
 
 def users_changed(**kwargs) -> None:
@@ -55,38 +71,48 @@ post_delete.connect(users_changed, sender=Group, dispatch_uid="beile.auth.group_
 m2m_changed.connect(users_changed, sender=User.groups.through, dispatch_uid="beile.auth.groups_changed")
 
 
-def _entry_key(user_id) -> str:
-    # Under the secret's fingerprint: an entry keeps a session hash made with SECRET_KEY.
-    return f"auth:user:{_fingerprint(settings.SECRET_KEY)}:{user_id}"
-
-
-@functools.cache
-def _fingerprint(secret: str) -> str:
-    return salted_hmac("beile.auth", "", secret=secret).hexdigest()[:12]
-
-
-def _entry(user_id) -> dict | None:
-    try:
-        user = User.objects.get(pk=user_id)
-    except User.DoesNotExist:
-        return None
-    return {
-        "values": [getattr(user, name) for name in FIELDS],
-        "session_hash": user.get_session_auth_hash(),
-        "roles": sorted(load_roles(user.pk)),
-    }
-
-
 class CachedModelBackend(ModelBackend):
     """Django's ModelBackend (the login itself is unchanged); get_user reads the cache first."""
 
     def get_user(self, user_id):
-        entry = while_users_unchanged(_entry_key(user_id), lambda: _entry(user_id))
-        if entry is None:
-            return None
+        key = _entry_key(user_id)
+        try:
+            found = cache.get_many([GENERATION_KEY, key])
+        except Exception:
+            logger.warning("auth: the cache is unavailable; reading the user from the database")
+            return super().get_user(user_id)
+        generation, entry = found.get(GENERATION_KEY), found.get(key)
+        if generation is None or entry is None or entry["generation"] != generation:
+            return self._read(user_id, key, generation)
         user = User.from_db(User.objects.db, FIELDS, entry["values"])
         _set_session_hash(user, entry["session_hash"])
         user._beile_roles = frozenset(entry["roles"])  # orders/access.py user_roles
+        return user if self.user_can_authenticate(user) else None
+
+    def _read(self, user_id, key: str, generation: str | None):
+        if generation is None:
+            # Taken before the rows are read, like every generation an entry is stored under.
+            try:
+                cache.add(GENERATION_KEY, uuid.uuid4().hex, None)
+                generation = cache.get(GENERATION_KEY)
+            except Exception:
+                logger.warning("auth: the cache is unavailable; the user is not kept")
+        try:
+            user = User.objects.get(pk=user_id)
+        except User.DoesNotExist:
+            return None
+        user._beile_roles = roles = load_roles(user.pk)
+        entry = {
+            "generation": generation,
+            "values": [getattr(user, name) for name in FIELDS],
+            "session_hash": user.get_session_auth_hash(),
+            "roles": sorted(roles),
+        }
+        if generation is not None:
+            try:
+                cache.set(key, entry, ENTRY_SECONDS)
+            except Exception:
+                logger.warning("auth: the cache is unavailable; the user is not kept")
         return user if self.user_can_authenticate(user) else None
 
 

@@ -3,24 +3,17 @@
 from __future__ import annotations
 
 import functools
-import logging
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
 
 from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
-from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
 from django.db import connection
 from django.http import HttpRequest, HttpResponse
 
 from orders import privacy
 from orders.rules import ALL_ROLES, screens_of
-
-logger = logging.getLogger(__name__)
-T = TypeVar("T")
 
 
 def user_roles(user) -> frozenset[str]:
@@ -42,43 +35,6 @@ def load_roles(user_id: int) -> frozenset[str]:
             [user_id],
         )
         return frozenset(name for (name,) in cursor.fetchall() if name in ALL_ROLES)
-
-
-# --- Kept in the shared cache until a user or a group changes --------------------------------
-
-# beile/auth.py sets a new generation after every change to a user or a group (a save or a delete
-# of either, a change of someone's groups), when it is made and again when it commits.
-USERS_GENERATION_KEY = "auth:generation"
-# An entry outlives its generation only if setting a new one failed (the cache was unreachable at
-# the change and came back with its data): bounded by this.
-USERS_ENTRY_SECONDS = 60
-
-
-def while_users_unchanged(key: str, read: Callable[[], T]) -> T:
-    """read()'s answer (None is not kept), from the shared cache while no user or group changed.
-    One cache read (the entry and the generation together); the generation an entry is kept under
-    is taken before read() reads the rows, so rows read across a change are never current."""
-    try:
-        found = cache.get_many([USERS_GENERATION_KEY, key])
-    except Exception:
-        logger.warning("access: the cache is unavailable; reading from the database")
-        return read()
-    generation, entry = found.get(USERS_GENERATION_KEY), found.get(key)
-    if generation is not None and entry is not None and entry[0] == generation:
-        return entry[1]
-    if generation is None:
-        try:
-            cache.add(USERS_GENERATION_KEY, uuid.uuid4().hex, None)
-            generation = cache.get(USERS_GENERATION_KEY)
-        except Exception:
-            logger.warning("access: the cache is unavailable; the answer is not kept")
-    value = read()
-    if value is not None and generation is not None:
-        try:
-            cache.set(key, (generation, value), USERS_ENTRY_SECONDS)
-        except Exception:
-            logger.warning("access: the cache is unavailable; the answer is not kept")
-    return value
 
 
 def display_phone(user, phone: str) -> str:

@@ -14,7 +14,6 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from beile import auth
-from orders.access import USERS_GENERATION_KEY
 from tests.conftest import PASSWORD, ROOT
 
 
@@ -96,8 +95,8 @@ def test_a_change_is_retired_again_when_it_commits(people, django_capture_on_com
     with django_capture_on_commit_callbacks(execute=True):
         people["dispatcher"].is_active = False
         people["dispatcher"].save()
-        during = cache.get(USERS_GENERATION_KEY)
-    assert cache.get(USERS_GENERATION_KEY) != during
+        during = cache.get(auth.GENERATION_KEY)
+    assert cache.get(auth.GENERATION_KEY) != during
 
 
 @pytest.mark.django_db(transaction=True)

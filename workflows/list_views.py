@@ -14,7 +14,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from orders import rules, selectors
 from orders import views as order_views
-from orders.access import public_endpoint, role_required, user_roles, while_users_unchanged
+from orders.access import public_endpoint, role_required, user_roles
 from orders.models import Carrier, HoldReason, NoteAudience, NoteKind, RiskTag, Role
 from workflows import bulk, exports, saved_views
 from workflows.models import BulkBatch, ExportRun, ItemOutcome, SavedView
@@ -186,14 +186,13 @@ def bulk_bar_context(request: HttpRequest) -> dict:
         "share_roles": [(value, label) for value, label in Role.choices if value in user_roles(request.user)]
         if rules.SUPERVISOR not in user_roles(request.user)
         else Role,
-        "assignees": while_users_unchanged("bulk:assignees", _assignees) if rules.SUPERVISOR in user_roles(request.user) else [],
+        "assignees": _assignees() if rules.SUPERVISOR in user_roles(request.user) else [],
     }
 
 
 def _assignees() -> list[tuple[str, str]]:
-    """(username, display name) of every active person in a role, by username (kept in the cache
-    until a user or a group changes: read on every request, it was a seventh of the list page's
-    CPU; issue 14)."""
+    """(username, display name) of every active person in a role, by username. Plain SQL: as an
+    ORM query with User instances it was a seventh of the list page's CPU (issue 14)."""
     roles = ", ".join(["%s"] * len(Role.values))
     with connection.cursor() as cursor:
         cursor.execute(
