@@ -241,7 +241,8 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 AUTHENTICATION_BACKENDS = [
     "beile.throttling.LoginThrottleBackend",  # refuses a locked-out username + address first
-    "django.contrib.auth.backends.ModelBackend",
+    # Django's ModelBackend, the signed-in user and roles read from the cache (beile/auth.py).
+    "beile.auth.CachedModelBackend",
 ]
 # django-axes: 5 wrong passwords for one username from one address lock that pair out for 15
 # minutes (a colleague on another machine, or the same person on their phone, is not affected).

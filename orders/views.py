@@ -61,10 +61,11 @@ def order_list(request: HttpRequest) -> HttpResponse:
         order.phone_display = privacy.display_phone(roles, order.receiver_phone)
     context = {
         "page": page,
-        "statuses": OrderStatus.choices,
-        "tags": RiskTag.choices,
-        "carriers": Carrier.choices,
-        "sources": OrderSource.choices,
+        # The enums themselves: their options are written once ({% options %}).
+        "statuses": OrderStatus,
+        "tags": RiskTag,
+        "carriers": Carrier,
+        "sources": OrderSource,
         "querystring": _querystring_without_cursor(request),
     }
     if request.htmx and params.get("cursor"):

@@ -17,6 +17,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
 
+from beile.auth import bump_generation
 from beile.management.commands.backup import ARCHIVE_FORMAT, postgres_environment, table_counts
 
 PG_RESTORE = os.environ.get("PG_RESTORE", "pg_restore")
@@ -62,6 +63,8 @@ class Command(BaseCommand):
             else:
                 self._restore_sqlite(copy)
             media = self._restore_media(tar)
+        # The users and roles in the shared cache are the replaced database's (beile/auth.py).
+        bump_generation()
 
         restored = table_counts()
         summary = ", ".join(f"{restored.get(label, 0)} {label}" for label in manifest["counts"])
