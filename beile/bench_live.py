@@ -1,6 +1,6 @@
 """The live screens' benchmark (issue 14), run by `python manage.py bench --only live`.
 
-Two measurements, printed beside their targets:
+Three measurements, printed beside their targets:
 
 - **commit → visible**: gunicorn serves the cockpit (4 workers, DEBUG off, the database and
   cache of this run); two headless Chromium browsers, the office (board, order card, order list,
@@ -12,6 +12,10 @@ Two measurements, printed beside their targets:
   in process through the test client with DEBUG off, beside the login page's CPU measured the
   same way (issue 14: ≤ 0.5× the login page, wall p95 ≤ 5 ms); a screen checks once a second,
   so its CPU per request is an idle screen's CPU per second (≤ 1 ms).
+- **open screens**: 200 idle screens checking each second against gunicorn as deployed
+  (gunicorn.conf.py): the web processes' CPU per screen per second (≤ 1 ms), beside the same
+  screens against the floor, an app that answers 304 and does nothing else (beile/bench_floor.py),
+  measured in turns: what gunicorn's HTTP handling costs apart from the check's share.
 
 Everything it creates (orders prefixed LV…, their tickets and requests, its people) is deleted
 at the end.

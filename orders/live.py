@@ -14,16 +14,18 @@ The rule, in one place:
   missed) and a key signed for the session. static/js/live.js asks `check` once a second with If-None-Match: the token it has
   seen; `check` answers 304 from the cache alone, with no database query, or 200 with the newer
   token, and the region is fetched again (or, over a form the user is filling in, a banner says
-  the order changed).
+  the order changed). Most idle checks need no cache read at all: a process reads the newest
+  token of all once a tenth of a second, and a check that has seen it has nothing to learn.
+  Tabs of one browser watching the same thing share one check (live.js).
 - **A missing key** (an empty or restarted cache, an expired key) is "unknown": the first check
   stores the current time under it, so every screen that watches it refreshes once and then
   agrees on the new token; no storm.
 
 Why a check each second rather than server-sent events: gunicorn runs synchronous workers, where
 an open stream would hold a worker thread per screen, and the demo has no Redis to publish
-through; a 304 from the cache costs about a millisecond of CPU per screen per second
-(`python manage.py bench --only live`), and a change is seen within a second plus the region's
-fetch.
+through; an idle check costs well under a millisecond of CPU per screen per second under
+gunicorn, most of it gunicorn's own HTTP handling (`python manage.py bench --only live` prints
+both), and a change is seen within a second plus the region's fetch.
 
 Tokens are wall-clock times: the hosts serving one cockpit must agree on the time (NTP) to
 within the gap between a request's start and its first read, which is what a skew can hide.
