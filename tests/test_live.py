@@ -10,6 +10,7 @@ import time
 
 import pytest
 from django.core.cache import cache
+from django.test import override_settings
 
 from orders import live, services
 from orders.access import Actor
@@ -159,6 +160,9 @@ def test_only_a_signed_in_page_may_check(client, people):
     assert _check(client, watch, since, key[:-2] + "xx").status_code == 403  # a forged key
     assert client.get("/live/", {"watch": watch}, HTTP_X_LIVE_KEY=key).status_code in (200, 304)
     assert _check(client, "orders; drop table", since, key).status_code == 400
+    # A key older than a session is refused, though its signature was checked before.
+    with override_settings(SESSION_COOKIE_AGE=-1):
+        assert _check(client, watch, since, key).status_code == 403
     # The key is bound to this session: after logging out (or in another session) it is refused.
     client.post("/logout/")
     assert _check(client, watch, since, key).status_code == 403
