@@ -14,7 +14,8 @@ import os
 from orders.privacy import mask_mobile_numbers
 
 PLAIN_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
-# Where beile/urls.py serves the live screens' check (read here before URLs can be reversed).
+# Where beile/urls.py serves the live screens' check, for gunicorn.conf.py's access log (read
+# there before URLs can be reversed).
 LIVE_CHECK_PATH = "/live/"
 
 
@@ -47,17 +48,6 @@ class ExpectedRefusalsOnOneLine(logging.Filter):
         return True
 
 
-class QuietLiveChecks(logging.Filter):
-    """gunicorn's access log without the live screens' checks that were answered (200, 304):
-    every open screen asks once a second (orders/live.py), so 200 screens would write 200 lines
-    a second, and writing them was half of an idle check's CPU (docs/benchmarks.md). Refused
-    checks (403, 400, 503) are still logged. Set on the gunicorn.access logger (gunicorn.conf.py)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        atoms = record.args if isinstance(record.args, dict) else {}
-        return not (atoms.get("U") == LIVE_CHECK_PATH and str(atoms.get("s")) in ("200", "304"))
-
-
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: time, level, logger, message, and the exception if any."""
 
@@ -86,7 +76,6 @@ def logging_config(*, loggers: dict | None = None) -> dict:
         "filters": {
             "mask_mobile_numbers": {"()": MaskMobileNumbers},
             "expected_refusals_on_one_line": {"()": ExpectedRefusalsOnOneLine},
-            "quiet_live_checks": {"()": QuietLiveChecks},
         },
         "formatters": {"default": formatter},
         "handlers": {

@@ -16,6 +16,9 @@ from beile.middleware import live_check_headers  # noqa: E402
 from orders import live  # noqa: E402
 
 LIVE_CHECK_PATH = reverse("live_check")
+# Read once: settings do not change in a running process.
+SESSION_COOKIE_NAME = settings.SESSION_COOKIE_NAME
+CHECK_HEADERS = live_check_headers()
 
 
 def application(environ, start_response):
@@ -26,13 +29,13 @@ def application(environ, start_response):
     if environ.get("PATH_INFO") != LIVE_CHECK_PATH or environ.get("REQUEST_METHOD") != "GET":
         return django_application(environ, start_response)
     status, token = live.answer(
-        cookie=parse_cookie(environ.get("HTTP_COOKIE", "")).get(settings.SESSION_COOKIE_NAME, ""),
+        cookie=parse_cookie(environ.get("HTTP_COOKIE", "")).get(SESSION_COOKIE_NAME, ""),
         key=environ.get("HTTP_X_LIVE_KEY", ""),
         watch=parse_qs(environ.get("QUERY_STRING", "")).get("watch", [""])[0],
         seen=environ.get("HTTP_IF_NONE_MATCH", ""),
     )
     body = token.encode() if status == 200 else b""
-    headers = [*live.answer_headers(status, token), *live_check_headers(), ("Content-Length", str(len(body)))]
+    headers = [*live.answer_headers(status, token), *CHECK_HEADERS, ("Content-Length", str(len(body)))]
     if status == 200:
         headers.append(("Content-Type", "text/html; charset=utf-8"))
     start_response(f"{status} {HTTPStatus(status).phrase}", headers)

@@ -14,16 +14,18 @@ The rule, in one place:
   missed) and a key signed for the session. static/js/live.js asks `check` once a second with If-None-Match: the token it has
   seen; `check` answers 304 from the cache alone, with no database query, or 200 with the newer
   token, and the region is fetched again (or, over a form the user is filling in, a banner says
-  the order changed).
+  the order changed). Most idle checks need no cache read at all: a process reads the newest
+  token of all once a tenth of a second, and a check that has seen it has nothing to learn.
+  Tabs of one browser watching the same thing share one check (live.js).
 - **A missing key** (an empty or restarted cache, an expired key) is "unknown": the first check
   stores the current time under it, so every screen that watches it refreshes once and then
   agrees on the new token; no storm.
 
 Why a check each second rather than server-sent events: gunicorn runs synchronous workers, where
 an open stream would hold a worker thread per screen, and the demo has no Redis to publish
-through; a 304 from the cache costs about a millisecond of CPU per screen per second
-(`python manage.py bench --only live`), and a change is seen within a second plus the region's
-fetch.
+through; an idle check costs well under a millisecond of CPU per screen per second under
+gunicorn, most of it gunicorn's own HTTP handling (`python manage.py bench --only live` prints
+both), and a change is seen within a second plus the region's fetch.
 
 Tokens are wall-clock times: the hosts serving one cockpit must agree on the time (NTP) to
 within the gap between a request's start and its first read, which is what a skew can hide.
@@ -65,6 +67,15 @@ SIGNER_SALT = "orders.live"
 # the first change after the cache is back.
 CACHE_RETRY_SECONDS = 5.0
 _cache_away_until = 0.0
+# Every change writes the "orders" key with the same token as its orders' keys, so no watched
+# key is newer than it: a check that has seen it has nothing newer to find. A process reads it
+# at most this often for all its checks, and answers such a check without reading the cache:
+# at 200 open idle screens that was the check's cache read, a fifth of its CPU under gunicorn
+# (docs/benchmarks.md). The price: a change is missed by the checks in the next tenth of a
+# second, so about one change in twenty reaches a screen one check (a second) later; commit →
+# visible stays within its p95 of 2 s (bench --only live).
+NEWEST_READ_EVERY_SECONDS = 0.1
+_newest = (float("-inf"), None)  # (time.monotonic() when read, the "orders" token or None)
 
 logger = logging.getLogger(__name__)
 
@@ -111,6 +122,17 @@ def _publish(order_ids: list[int]) -> None:
 def last_change_ns() -> int | None:
     """When some order last changed (nanoseconds), or None when the cache does not know."""
     return cache.get(KEY_PREFIX + ALL_ORDERS)
+
+
+def _newest_token() -> int | None:
+    """The "orders" token as read at most NEWEST_READ_EVERY_SECONDS ago by this process."""
+    global _newest
+    read_at, token = _newest
+    now = time.monotonic()
+    if now - read_at >= NEWEST_READ_EVERY_SECONDS:
+        token = last_change_ns()
+        _newest = (now, token)  # one assignment: the threads of a process may race, harmlessly
+    return token
 
 
 def watch_keys(watch: str) -> list[str]:
@@ -165,13 +187,17 @@ def answer(*, cookie: str, key: str, watch: str, seen: str) -> tuple[int, str]:
         return 400, ""
     if _cache_away():
         return 503, ""
+    seen = seen.strip('W/"')
+    seen_token = int(seen) if seen.isdigit() else None
     try:
+        newest = _newest_token()
+        if newest is not None and seen_token is not None and newest <= seen_token:
+            return 304, str(newest)  # nothing anywhere is newer than what this screen has seen
         token = current_token(watch)
     except Exception:  # the cache is away: live.js tries again at its next check
         _cache_failed()
         return 503, ""
-    seen = seen.strip('W/"')
-    return (304 if seen.isdigit() and token <= int(seen) else 200), str(token)
+    return (304 if seen_token is not None and token <= seen_token else 200), str(token)
 
 
 @require_GET

@@ -166,3 +166,21 @@ def test_address_change_inbox(new_page, live_server, people):
     reason.fill("客户已撤回")
     later = services.address_change_request(order=second, by=Actor.of(people["service"]), **NEW_ADDRESS)
     banner_then_refresh(page, reason, "客户已撤回", page.locator(f"#address-changes-waiting #address-change-{later.pk}"))
+
+
+def test_tabs_of_one_browser_share_the_check(new_page, live_server, people):
+    """Two tabs of one browser watching every order ask about once a second between them, not
+    once each (static/js/live.js: BroadcastChannel), and both show a change."""
+    order = make_order(status="paid")
+    page = open_screen(new_page, live_server, "supervisor", "/orders/")
+    other = page.context.new_page()
+    other.goto(f"{live_server.url}/orders/")
+    other.wait_for_timeout(1500)
+    checks = []
+    page.context.on("request", lambda request: checks.append(request.url) if "/live/" in request.url else None)
+    other.wait_for_timeout(4000)
+    assert 2 <= len(checks) <= 6, checks  # each tab alone: 8
+    services.order_transition(order=order, name="start_picking", by=Actor.of(people["dispatcher"]))
+    for tab in (page, other):
+        expect(tab.locator(f"#order-row-{order.order_number} .status")).to_have_text("配货中", timeout=LIVE_TIMEOUT_MS)
+    assert_not_reloaded(page)

@@ -5,6 +5,11 @@
 // (an edited field, or the focus in a field), or something they opened inside it (more rows of
 // the list, older timeline entries, a revealed number). The banner says the order changed, and
 // the region is refreshed when the user asks, or by itself once the form is left untouched.
+//
+// What the server is asked, in a browser with several of the cockpit's tabs: a hidden tab asks
+// nothing and asks at once when shown again; tabs watching the same thing share one check a
+// second (BroadcastChannel): each answer is told to the other tabs, which act on it as on their
+// own and skip their check while such an answer is fresh and covers what they show.
 (function () {
   "use strict";
   var INTERVAL_MS = 1000;
@@ -15,6 +20,9 @@
   var checkUrl = banner.dataset.checkUrl;
   var waiting = {}; // region id → true: changed while the user was in a form there
   var stopped = false;
+  var timer = null; // the next tick, while none is running
+  var channel = window.BroadcastChannel ? new BroadcastChannel("beile-live") : null;
+  var heard = {}; // watch → {at, token}: the last answer another tab told of
 
   // Tokens are nanoseconds (19 digits), beyond a JS number's precision: compared as digit strings.
   function newer(token, since) {
@@ -81,19 +89,28 @@
     }
   }
 
-  function check(watch, group) {
-    var since = group.reduce(function (oldest, region) {
+  function oldestSince(group) {
+    return group.reduce(function (oldest, region) {
       return newer(oldest, region.dataset.liveSince) ? region.dataset.liveSince : oldest;
     }, group[0].dataset.liveSince);
+  }
+
+  function check(watch, group) {
     return fetch(checkUrl + "?watch=" + encodeURIComponent(watch), {
-      headers: { "If-None-Match": '"' + since + '"', "X-Live-Key": group[0].dataset.liveKey },
+      headers: { "If-None-Match": '"' + oldestSince(group) + '"', "X-Live-Key": group[0].dataset.liveKey },
       cache: "no-store",
       credentials: "same-origin",
     }).then(function (response) {
       if (response.status === 403) stopped = true; // signed out: nothing more to watch
+      if (response.status === 304) {
+        // Nothing newer than the ETag's token: the other tabs showing at least that skip theirs.
+        var etag = (response.headers.get("ETag") || "").replace(/"/g, "");
+        if (channel && etag) channel.postMessage({ watch: watch, token: etag, changed: false });
+      }
       if (response.status !== 200) return;
       return response.text().then(function (token) {
         token = token.trim();
+        if (channel) channel.postMessage({ watch: watch, token: token, changed: true });
         group.forEach(function (region) {
           if (newer(token, region.dataset.liveSince)) changed(region, token);
         });
@@ -101,7 +118,35 @@
     });
   }
 
+  function groupsByWatch() {
+    var groups = {};
+    regions().forEach(function (region) {
+      (groups[region.dataset.live] = groups[region.dataset.live] || []).push(region);
+    });
+    return groups;
+  }
+
+  // Another tab's answer within the last second that covers every region of the group.
+  function coveredByAnotherTab(watch, group) {
+    var answer = heard[watch];
+    return answer && Date.now() - answer.at < INTERVAL_MS && !newer(answer.token, oldestSince(group));
+  }
+
+  if (channel) {
+    channel.onmessage = function (event) {
+      var answer = event.data;
+      if (stopped || document.hidden || !answer || typeof answer.token !== "string") return;
+      heard[answer.watch] = { at: Date.now(), token: answer.token };
+      if (!answer.changed) return;
+      (groupsByWatch()[answer.watch] || []).forEach(function (region) {
+        if (newer(answer.token, region.dataset.liveSince)) changed(region, answer.token);
+      });
+      showBanner();
+    };
+  }
+
   function tick() {
+    timer = null;
     if (stopped) return;
     var started = Date.now();
     var work = [];
@@ -113,19 +158,25 @@
         else if (!busy(region)) refresh(region);
       });
       // Regions watching the same thing (two lists on one page) share one check.
-      var groups = {};
-      regions().forEach(function (region) {
-        (groups[region.dataset.live] = groups[region.dataset.live] || []).push(region);
-      });
+      var groups = groupsByWatch();
       Object.keys(groups).forEach(function (watch) {
+        if (coveredByAnotherTab(watch, groups[watch])) return;
         work.push(check(watch, groups[watch]).catch(function () {})); // offline for a moment: next tick
       });
     }
     Promise.all(work).then(function () {
       showBanner();
-      window.setTimeout(tick, Math.max(0, started + INTERVAL_MS - Date.now())); // once a second, however long the check took
+      // Once a second, however long the check took.
+      timer = window.setTimeout(tick, Math.max(0, started + INTERVAL_MS - Date.now()));
     });
   }
+
+  // Shown again: check at once rather than at the next second (a tick on its way will).
+  document.addEventListener("visibilitychange", function () {
+    if (document.hidden || timer === null) return;
+    window.clearTimeout(timer);
+    tick();
+  });
 
   // An htmx swap into part of a region (not of the region itself, as the region's own actions
   // and this file's refresh do) is something the user opened there: kept until they refresh.
