@@ -11,6 +11,7 @@ from django.db.models import Choices
 from django.template.defaulttags import CsrfTokenNode
 from django.urls import reverse
 from django.utils import formats, numberformat, timezone
+from django.utils.encoding import force_str
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import get_language
 from django.utils.translation import gettext as _
@@ -50,6 +51,21 @@ def tag_label(code: str) -> str:
 @register.filter
 def carrier_label(code: str) -> str:
     return _label(Carrier, code)
+
+
+@register.filter
+def display(instance, name: str) -> str:
+    """`instance.get_<name>_display()` with the choices read once per field: Django's rebuilds a
+    dict of every choice on each call, hashing (so translating) each label, ~0.1 ms a call; the
+    card shows a dozen (issue 14). `{{ order|display:"status" }}`"""
+    field = instance._meta.get_field(name)
+    value = getattr(instance, field.attname)
+    return force_str(_choice_labels(field).get(value, value), strings_only=True)
+
+
+@functools.cache
+def _choice_labels(field) -> dict:
+    return dict(field.flatchoices)
 
 
 @register.simple_tag(takes_context=True)
@@ -254,7 +270,7 @@ def card_shipments(shipments) -> SafeString:
         number = html.escape(str(shipment.pk))
         replaced = f" · {html.escape(_('replaced'))}" if shipment.replaced_at else ""
         muted = ' class="muted"' if shipment.replaced_at else ""
-        facts = [html.escape(str(shipment.get_tracking_state_display() or _("awaiting tracking")))]
+        facts = [html.escape(str(display(shipment, "tracking_state") or _("awaiting tracking")))]
         if shipment.last_location:
             facts.append(html.escape(shipment.last_location))
         if shipment.last_event_at:
@@ -264,13 +280,13 @@ def card_shipments(shipments) -> SafeString:
         subscription = getattr(shipment, "subscription", None)  # the kuaidi100 subscription, if any
         if subscription:
             facts.append(
-                f'<span class="muted" id="subscription-{number}">{html.escape(str(subscription.get_state_display()))}</span>'
+                f'<span class="muted" id="subscription-{number}">{html.escape(str(display(subscription, "state")))}</span>'
             )
         tracking = "".join(f"<li>{at(event.occurred_at)} {html.escape(event.context)}</li>" for event in shipment.events.all())
         parts.append(
             f'<div class="shipment" id="shipment-{number}">\n'
             f"<p><strong{muted}>"
-            f"{html.escape(str(shipment.get_carrier_code_display()))} {html.escape(shipment.tracking_number)}</strong>{replaced}"
+            f"{html.escape(str(display(shipment, 'carrier_code')))} {html.escape(shipment.tracking_number)}</strong>{replaced}"
             f" · {' · '.join(facts)}</p>\n"
             f'<ol class="tracking">{tracking}</ol>\n</div>\n'
         )
@@ -294,7 +310,7 @@ def card_notes(context, notes, acknowledge_url: str) -> SafeString:
         number = html.escape(str(note.pk))
         acks = list(note.acknowledgements.all())
         role = f"（{html.escape(str(role_label(note.author_role)))}）" if note.author_role else ""
-        audience = f" · {for_} {html.escape(str(note.get_audience_display()))}" if note.audience else ""
+        audience = f" · {for_} {html.escape(str(display(note, 'audience')))}" if note.audience else ""
         read_by = "".join(f" · ✔ {html.escape(person(ack.user))}" for ack in acks)
         form = (
             ""
@@ -306,7 +322,7 @@ def card_notes(context, notes, acknowledge_url: str) -> SafeString:
             f'<li id="note-{number}" class="note note-{html.escape(note.kind)}{"" if acks else " unacknowledged"}">\n'
             f'<p class="note-body">{"⚠ " if note.kind == "warning" else ""}{html.escape(shown(note.body))}</p>\n'
             f'<p class="muted">{html.escape(person(note.author))}{role}'
-            f" · {timezone.localtime(note.created_at):%m-%d %H:%M} · {html.escape(str(note.get_kind_display()))}{audience}{read_by}</p>\n"
+            f" · {timezone.localtime(note.created_at):%m-%d %H:%M} · {html.escape(str(display(note, 'kind')))}{audience}{read_by}</p>\n"
             f"{form}</li>\n"
         )
     if not items:
@@ -346,8 +362,8 @@ def card_cases(context, cases, decide_url: str) -> SafeString:
                 f'<button name="decision" value="reject" class="danger">{html.escape(_("Reject"))}</button></form>'
             )
         items.append(
-            f'<li id="case-{number}" class="case case-{html.escape(case.status)}">{html.escape(str(case.get_kind_display()))}{sku}'
-            f" · {html.escape(shown(case.reason))}{amount} · <strong>{html.escape(str(case.get_status_display()))}</strong>"
+            f'<li id="case-{number}" class="case case-{html.escape(case.status)}">{html.escape(str(display(case, "kind")))}{sku}'
+            f" · {html.escape(shown(case.reason))}{amount} · <strong>{html.escape(str(display(case, 'status')))}</strong>"
             f"{decided}{form}</li>\n"
         )
     if not items:
