@@ -71,9 +71,10 @@ class OrderFilters:
     def from_params(cls, params) -> OrderFilters:
         """Anything unknown is ignored, never an error: a saved view outlives a renamed choice."""
 
-        def choice(name: str, values) -> str:
+        def choice(name: str, choices) -> str:
             value = params.get(name, "") or ""
-            return value if value in values else ""
+            # `choices.values` builds its list on every read: read only for a value given.
+            return value if value and value in choices.values else ""
 
         def day(name: str) -> datetime.date | None:
             try:
@@ -82,10 +83,10 @@ class OrderFilters:
                 return None
 
         return cls(
-            status=choice("status", OrderStatus.values),
-            tag=choice("tag", RiskTag.values),
-            carrier=choice("carrier", Carrier.values),
-            source=choice("source", OrderSource.values),
+            status=choice("status", OrderStatus),
+            tag=choice("tag", RiskTag),
+            carrier=choice("carrier", Carrier),
+            source=choice("source", OrderSource),
             query=(params.get("q", "") or "")[:64],
             placed_from=day("from"),
             placed_to=day("to"),

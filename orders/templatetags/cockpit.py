@@ -159,8 +159,7 @@ def order_rows(orders) -> SafeString:
     phone is already as this viewer may see it."""
     rush, cold, held = _("Rush"), _("Cold chain"), _("On hold")
     select = html.escape(_("Select"))
-    statuses = {value: html.escape(str(label)) for value, label in OrderStatus.choices}
-    tags = {value: html.escape(str(label)) for value, label in RiskTag.choices}
+    statuses, tags = _escaped_labels(OrderStatus, get_language()), _escaped_labels(RiskTag, get_language())
     card = reverse("order_card", args=["~"])  # the card's address, each number spliced in below
     # What formats.localize and timezone.localtime look up for every value, looked up once.
     zone, language = timezone.get_current_timezone(), get_language()
@@ -195,6 +194,12 @@ def order_rows(orders) -> SafeString:
             f"<td>{flags}</td><td>{html.escape(order.claimed_by_name)}</td></tr>\n"
         )
     return mark_safe("".join(rows))  # noqa: S308 — built above from escaped values only
+
+
+@functools.cache
+def _escaped_labels(choices: type[Choices], language: str | None) -> dict[str, str]:
+    """Each code's label escaped, in this language (the catalogs do not change while a process runs)."""
+    return {value: html.escape(str(label)) for value, label in choices.choices}
 
 
 @register.simple_tag(takes_context=True)
