@@ -103,6 +103,12 @@ def duration(value: datetime.timedelta | None) -> str:
     return _("%(m)dm") % {"m": minutes}
 
 
+def minute(value: datetime.datetime) -> str:
+    """`f"{value:%m-%d %H:%M}"`, written without strftime, which costs 4× more: once per row of
+    the list (issue 14)."""
+    return "%02d-%02d %02d:%02d" % (value.month, value.day, value.hour, value.minute)  # noqa: UP031 - 2× faster than format specifiers
+
+
 @register.simple_tag
 def platform_clock_chip(platform_clock: clock.PlatformClock | None) -> SafeString:
     """The platform's clock (orders/clock.py platform_clock) as the card, the list rows and the
@@ -190,7 +196,7 @@ def order_rows(orders) -> SafeString:
             f'<td><span class="status status-{html.escape(order.status)}">{statuses.get(order.status, "")}</span></td>'
             f"<td>{html.escape(order.customer_name)}</td><td>{html.escape(order.phone_display)}</td>"
             f'<td class="num">¥{amount(order.total_amount)}</td>'
-            f"<td>{order.placed_at.astimezone(zone):%m-%d %H:%M}</td>"
+            f"<td>{minute(order.placed_at.astimezone(zone))}</td>"
             f"<td>{flags}</td><td>{html.escape(order.claimed_by_name)}</td></tr>\n"
         )
     return mark_safe("".join(rows))  # noqa: S308 — built above from escaped values only
@@ -268,7 +274,7 @@ def card_shipments(shipments) -> SafeString:
     parcel; issue 14). Every value is escaped."""
 
     def at(value) -> str:
-        return f"{timezone.localtime(value):%m-%d %H:%M}"
+        return minute(timezone.localtime(value))
 
     parts = []
     for shipment in shipments:
@@ -327,7 +333,7 @@ def card_notes(context, notes, acknowledge_url: str) -> SafeString:
             f'<li id="note-{number}" class="note note-{html.escape(note.kind)}{"" if acks else " unacknowledged"}">\n'
             f'<p class="note-body">{"⚠ " if note.kind == "warning" else ""}{html.escape(shown(note.body))}</p>\n'
             f'<p class="muted">{html.escape(person(note.author))}{role}'
-            f" · {timezone.localtime(note.created_at):%m-%d %H:%M} · {html.escape(str(display(note, 'kind')))}{audience}{read_by}</p>\n"
+            f" · {minute(timezone.localtime(note.created_at))} · {html.escape(str(display(note, 'kind')))}{audience}{read_by}</p>\n"
             f"{form}</li>\n"
         )
     if not items:
@@ -352,7 +358,7 @@ def card_cases(context, cases, decide_url: str) -> SafeString:
         amount = f" · ¥{html.escape(formats.localize(case.amount))}" if case.amount else ""
         decided = (
             f"（{html.escape(case.decided_by_department or '')} {html.escape(person(case.decided_by))}"
-            f" {timezone.localtime(case.decided_at):%m-%d %H:%M}：{html.escape(shown(case.decision_reason))}）"
+            f" {minute(timezone.localtime(case.decided_at))}：{html.escape(shown(case.decision_reason))}）"
             if case.decided_at
             else ""
         )
