@@ -6,11 +6,12 @@ import re
 from decimal import Decimal
 
 import pytest
+from django.db.models import Q
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from orders import services
+from orders import selectors, services
 from orders.access import Actor
 from orders.models import AfterSalesCase, EventKind, Order, OrderEvent
 from orders.selectors import PAGE_SIZE
@@ -118,6 +119,35 @@ def test_keyset_pagination_continues_without_duplicates(people):
     assert first + second == expected
     # The plain link (no htmx) renders the whole page for the second page too.
     assert listed(client.get("/orders/", {"cursor": cursor})) == second
+
+
+def test_list_rows_are_the_orms_for_every_filter_shape_and_cursor(people):
+    """The row query's SQL is kept per filter shape (orders/selectors.py _page_rows) with the
+    parameters compiled per request: each page read twice (the second from the kept SQL, at
+    another cursor) is what the ORM query reads."""
+    base = timezone.now() - datetime.timedelta(hours=1)
+    for index in range(12):
+        make_order(
+            placed_at=base - datetime.timedelta(minutes=index // 2),  # ties, broken by id
+            is_rush=index % 3 == 0,
+            is_held=index % 4 == 0,
+            claimed_by=people["reviewer"] if index % 5 == 0 else None,
+            phone="13800138000" if index % 2 else "13900139000",
+        )
+    newest = Order.objects.order_by("-placed_at", "-id")
+    for params in ({}, {"rush": "1"}, {"held": "1", "open": "1"}, {"mine": "1"}, {"q": "13900139000"}, {"q": "nothing"}):
+        filters = selectors.OrderFilters.from_params(params)
+        for after in (newest[2], newest[5], newest[7]):
+            page = selectors.order_list(user=people["reviewer"], filters=filters, cursor=selectors.encode_cursor(after))
+            expected = selectors.filtered_orders(user=people["reviewer"], filters=filters).filter(
+                Q(placed_at__lt=after.placed_at) | Q(placed_at=after.placed_at, pk__lt=after.pk)
+            )
+            rows = [
+                selectors._row(*values) for values in expected.order_by("-placed_at", "-id").values_list(*selectors.ROW_FIELDS)
+            ]
+            assert [(row.pk, row.claimed_by_name, row.placed_at, row.total_amount, row.is_held) for row in page.orders] == [
+                (row.pk, row.claimed_by_name, row.placed_at, row.total_amount, row.is_held) for row in rows
+            ], params
 
 
 def test_filter_change_renders_only_the_table(people):

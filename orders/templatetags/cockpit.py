@@ -11,6 +11,7 @@ from django.db.models import Choices
 from django.template.defaulttags import CsrfTokenNode
 from django.urls import reverse
 from django.utils import formats, numberformat, timezone
+from django.utils.encoding import force_str
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import get_language
 from django.utils.translation import gettext as _
@@ -52,6 +53,21 @@ def carrier_label(code: str) -> str:
     return _label(Carrier, code)
 
 
+@register.filter
+def display(instance, name: str) -> str:
+    """`instance.get_<name>_display()` with the choices read once per field: Django's rebuilds a
+    dict of every choice on each call, hashing (so translating) each label, ~0.1 ms a call; the
+    card shows a dozen (issue 14). `{{ order|display:"status" }}`"""
+    field = instance._meta.get_field(name)
+    value = getattr(instance, field.attname)
+    return force_str(_choice_labels(field).get(value, value), strings_only=True)
+
+
+@functools.cache
+def _choice_labels(field) -> dict:
+    return dict(field.flatchoices)
+
+
 @register.simple_tag(takes_context=True)
 def phone(context, number: str) -> str:
     """The number as this viewer may see it (masked for the warehouse and couriers)."""
@@ -85,6 +101,12 @@ def duration(value: datetime.timedelta | None) -> str:
     if hours:
         return _("%(h)dh %(m)dm") % {"h": hours, "m": minutes}
     return _("%(m)dm") % {"m": minutes}
+
+
+def minute(value: datetime.datetime) -> str:
+    """`f"{value:%m-%d %H:%M}"`, written without strftime, which costs 4× more: once per row of
+    the list (issue 14)."""
+    return "%02d-%02d %02d:%02d" % (value.month, value.day, value.hour, value.minute)  # noqa: UP031 - 2× faster than format specifiers
 
 
 @register.simple_tag
@@ -143,8 +165,7 @@ def order_rows(orders) -> SafeString:
     phone is already as this viewer may see it."""
     rush, cold, held = _("Rush"), _("Cold chain"), _("On hold")
     select = html.escape(_("Select"))
-    statuses = {value: html.escape(str(label)) for value, label in OrderStatus.choices}
-    tags = {value: html.escape(str(label)) for value, label in RiskTag.choices}
+    statuses, tags = _escaped_labels(OrderStatus, get_language()), _escaped_labels(RiskTag, get_language())
     card = reverse("order_card", args=["~"])  # the card's address, each number spliced in below
     # What formats.localize and timezone.localtime look up for every value, looked up once.
     zone, language = timezone.get_current_timezone(), get_language()
@@ -175,10 +196,16 @@ def order_rows(orders) -> SafeString:
             f'<td><span class="status status-{html.escape(order.status)}">{statuses.get(order.status, "")}</span></td>'
             f"<td>{html.escape(order.customer_name)}</td><td>{html.escape(order.phone_display)}</td>"
             f'<td class="num">¥{amount(order.total_amount)}</td>'
-            f"<td>{order.placed_at.astimezone(zone):%m-%d %H:%M}</td>"
+            f"<td>{minute(order.placed_at.astimezone(zone))}</td>"
             f"<td>{flags}</td><td>{html.escape(order.claimed_by_name)}</td></tr>\n"
         )
     return mark_safe("".join(rows))  # noqa: S308 — built above from escaped values only
+
+
+@functools.cache
+def _escaped_labels(choices: type[Choices], language: str | None) -> dict[str, str]:
+    """Each code's label escaped, in this language (the catalogs do not change while a process runs)."""
+    return {value: html.escape(str(label)) for value, label in choices.choices}
 
 
 @register.simple_tag(takes_context=True)
@@ -247,14 +274,14 @@ def card_shipments(shipments) -> SafeString:
     parcel; issue 14). Every value is escaped."""
 
     def at(value) -> str:
-        return f"{timezone.localtime(value):%m-%d %H:%M}"
+        return minute(timezone.localtime(value))
 
     parts = []
     for shipment in shipments:
         number = html.escape(str(shipment.pk))
         replaced = f" · {html.escape(_('replaced'))}" if shipment.replaced_at else ""
         muted = ' class="muted"' if shipment.replaced_at else ""
-        facts = [html.escape(str(shipment.get_tracking_state_display() or _("awaiting tracking")))]
+        facts = [html.escape(str(display(shipment, "tracking_state") or _("awaiting tracking")))]
         if shipment.last_location:
             facts.append(html.escape(shipment.last_location))
         if shipment.last_event_at:
@@ -264,13 +291,13 @@ def card_shipments(shipments) -> SafeString:
         subscription = getattr(shipment, "subscription", None)  # the kuaidi100 subscription, if any
         if subscription:
             facts.append(
-                f'<span class="muted" id="subscription-{number}">{html.escape(str(subscription.get_state_display()))}</span>'
+                f'<span class="muted" id="subscription-{number}">{html.escape(str(display(subscription, "state")))}</span>'
             )
         tracking = "".join(f"<li>{at(event.occurred_at)} {html.escape(event.context)}</li>" for event in shipment.events.all())
         parts.append(
             f'<div class="shipment" id="shipment-{number}">\n'
             f"<p><strong{muted}>"
-            f"{html.escape(str(shipment.get_carrier_code_display()))} {html.escape(shipment.tracking_number)}</strong>{replaced}"
+            f"{html.escape(str(display(shipment, 'carrier_code')))} {html.escape(shipment.tracking_number)}</strong>{replaced}"
             f" · {' · '.join(facts)}</p>\n"
             f'<ol class="tracking">{tracking}</ol>\n</div>\n'
         )
@@ -294,7 +321,7 @@ def card_notes(context, notes, acknowledge_url: str) -> SafeString:
         number = html.escape(str(note.pk))
         acks = list(note.acknowledgements.all())
         role = f"（{html.escape(str(role_label(note.author_role)))}）" if note.author_role else ""
-        audience = f" · {for_} {html.escape(str(note.get_audience_display()))}" if note.audience else ""
+        audience = f" · {for_} {html.escape(str(display(note, 'audience')))}" if note.audience else ""
         read_by = "".join(f" · ✔ {html.escape(person(ack.user))}" for ack in acks)
         form = (
             ""
@@ -306,7 +333,7 @@ def card_notes(context, notes, acknowledge_url: str) -> SafeString:
             f'<li id="note-{number}" class="note note-{html.escape(note.kind)}{"" if acks else " unacknowledged"}">\n'
             f'<p class="note-body">{"⚠ " if note.kind == "warning" else ""}{html.escape(shown(note.body))}</p>\n'
             f'<p class="muted">{html.escape(person(note.author))}{role}'
-            f" · {timezone.localtime(note.created_at):%m-%d %H:%M} · {html.escape(str(note.get_kind_display()))}{audience}{read_by}</p>\n"
+            f" · {minute(timezone.localtime(note.created_at))} · {html.escape(str(display(note, 'kind')))}{audience}{read_by}</p>\n"
             f"{form}</li>\n"
         )
     if not items:
@@ -331,7 +358,7 @@ def card_cases(context, cases, decide_url: str) -> SafeString:
         amount = f" · ¥{html.escape(formats.localize(case.amount))}" if case.amount else ""
         decided = (
             f"（{html.escape(case.decided_by_department or '')} {html.escape(person(case.decided_by))}"
-            f" {timezone.localtime(case.decided_at):%m-%d %H:%M}：{html.escape(shown(case.decision_reason))}）"
+            f" {minute(timezone.localtime(case.decided_at))}：{html.escape(shown(case.decision_reason))}）"
             if case.decided_at
             else ""
         )
@@ -346,8 +373,8 @@ def card_cases(context, cases, decide_url: str) -> SafeString:
                 f'<button name="decision" value="reject" class="danger">{html.escape(_("Reject"))}</button></form>'
             )
         items.append(
-            f'<li id="case-{number}" class="case case-{html.escape(case.status)}">{html.escape(str(case.get_kind_display()))}{sku}'
-            f" · {html.escape(shown(case.reason))}{amount} · <strong>{html.escape(str(case.get_status_display()))}</strong>"
+            f'<li id="case-{number}" class="case case-{html.escape(case.status)}">{html.escape(str(display(case, "kind")))}{sku}'
+            f" · {html.escape(shown(case.reason))}{amount} · <strong>{html.escape(str(display(case, 'status')))}</strong>"
             f"{decided}{form}</li>\n"
         )
     if not items:
