@@ -120,13 +120,19 @@ def test_a_killed_worker_is_restarted_while_web_keeps_answering(tmp_path):
                     found[name] = int(pid)
         return found
 
+    def children(pid: int) -> list[int]:
+        return [int(child) for child in subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()]
+
     gone = lambda pid: not os.path.exists(f"/proc/{pid}") or open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] == "Z"  # noqa: E731
     try:
         wait_for_line("is running at", 180)
         before = child_pids()
         worker = before["worker"]
-        pool = [int(pid) for pid in subprocess.run(["pgrep", "-P", str(worker)], capture_output=True, text=True).stdout.split()]
-        assert pool, "the worker's prefork pool"
+        # "is running at" means web answers; the worker may still be forking its pool (seen in CI).
+        deadline = time.monotonic() + 60
+        while not (pool := children(worker)):
+            assert time.monotonic() < deadline, "the worker's prefork pool never started"
+            time.sleep(0.5)
         os.kill(worker, signal.SIGKILL)
 
         assert "worker exited unexpectedly (exit -9, SIGKILL); restarting it in 1 s." in wait_for_line("worker exited", 20)
