@@ -52,8 +52,9 @@ def _board_context(request: HttpRequest, filters: selectors.BoardFilters) -> dic
         "board": board,
         "filters": filters,
         "filter_query": urlencode({key: value for key, value in vars(filters).items() if value}),
-        "roles": Role.choices,
-        "board_tags": [(tag, RiskTag(tag).label) for tag in selectors.BOARD_TAGS],
+        # The enums themselves: their options are written once per language and selection.
+        "roles": Role,
+        "board_tags": RiskTag,  # selectors.BOARD_TAGS: every reason
     }
 
 

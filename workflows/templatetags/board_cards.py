@@ -9,7 +9,6 @@ import html
 from urllib.parse import quote
 
 from django import template
-from django.middleware.csrf import get_token
 from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.safestring import SafeString, mark_safe
@@ -91,7 +90,9 @@ def board_cards(context, orders, lane: str) -> SafeString:
     nobody, expected, release, due = words["nobody"], words["expected"], words["release"], words["due"]
     acknowledge, acknowledge_platform = words["acknowledge"], words["acknowledge_platform"]
     assign_to, choose, assign_label = words["assign_to"], words["choose"], words["assign_label"]
-    csrf = f'<input type="hidden" name="csrfmiddlewaretoken" value="{html.escape(get_token(request))}">'
+    # The page's own token (the context processor's, worked out once per page): each get_token()
+    # masks the secret anew.
+    csrf = f'<input type="hidden" name="csrfmiddlewaretoken" value="{html.escape(str(context["csrf_token"]))}">'
     keep = (
         f'<input type="hidden" name="role" value="{html.escape(filters.role)}">'
         f'<input type="hidden" name="tag" value="{html.escape(filters.tag)}">'
@@ -246,7 +247,7 @@ def _order_link(card_url: str, number: str) -> str:
 
 
 @register.simple_tag
-def board_tags(board) -> SafeString:
+def board_exceptions(board) -> SafeString:
     """The exceptions lane's cards (workflows/selectors.py BoardTag)."""
     words, list_words = _words(get_language()), _list_words(get_language())
     tags, statuses, open_since, due = words["tags"], words["statuses"], list_words["open_since"], list_words["due"]
