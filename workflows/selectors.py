@@ -439,17 +439,22 @@ def _card_tags_and_alerts(ids: list[int]) -> list[tuple]:
     """The cards' open tags and their alerts (oldest first) in one hand-written statement, as
     (source, order id, tag or alert kind, alert id, created, acknowledged, who acknowledged: first
     name, last name, username); two ORM querysets cost twice its CPU."""
-    cards = ", ".join(["%s"] * len(ids))
+    # PostgreSQL: the ids as one array. Over 50 parameters, psycopg parses the statement's
+    # placeholders anew on every call (its cache skips it): ~0.1 ms of each board.
+    if connection.vendor == "postgresql":
+        cards, card_params = "= ANY(%s)", [ids]
+    else:
+        cards, card_params = f"IN ({', '.join(['%s'] * len(ids))})", ids
     kinds = [AlertKind.SLA_BREACH, AlertKind.PLATFORM_DEADLINE]
     sql = (
         "SELECT 'tag', order_id, tag, NULL, NULL, NULL, NULL, NULL, NULL FROM orders_ordertag "  # noqa: S608 - values bound
-        f"WHERE resolved_at IS NULL AND order_id IN ({cards}) "
+        f"WHERE resolved_at IS NULL AND order_id {cards} "
         "UNION ALL SELECT 'alert', a.order_id, a.kind, a.id, a.created_at, a.acknowledged_at, u.first_name, u.last_name, u.username "
         "FROM workflows_alert a LEFT JOIN auth_user u ON u.id = a.acknowledged_by_id "
-        f"WHERE a.order_id IN ({cards}) AND a.kind IN (%s, %s) ORDER BY 1, 5"
+        f"WHERE a.order_id {cards} AND a.kind IN (%s, %s) ORDER BY 1, 5"
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*ids, *ids, *kinds])
+        cursor.execute(sql, [*card_params, *card_params, *kinds])
         rows = cursor.fetchall()
     alert = Alert._meta
     return _as_the_orm_reads(
