@@ -161,9 +161,9 @@ def test_board(people):
     board_orders(40)
     # (the session, the user and their roles come from the cache) stage rules, one
     # statement for the four order lanes (rush, red, platform deadlines, holds) and the rush
-    # total, the stage counts, exceptions (cards and groups), tickets, address changes, one for
-    # the cards' open tags and alerts, the people to assign with their roles
-    assert_pinned(small, queries(board), 9)
+    # total, the stage counts, one for the exceptions (cards and groups), tickets and address
+    # changes, one for the cards' open tags and alerts, the people to assign with their roles
+    assert_pinned(small, queries(board), 6)
 
 
 def test_pda_scans(people):

@@ -42,20 +42,26 @@ def _filters(params) -> selectors.BoardFilters:
     )
 
 
-def _board_context(filters: selectors.BoardFilters) -> dict:
+def _board_context(request: HttpRequest, filters: selectors.BoardFilters) -> dict:
+    board = selectors.board(filters=filters, counts_may_lag=request.method == "GET")
+    # The live region is as old as its oldest part: stage counts counted before the request
+    # started (the shared count, maybe one a change made stale while another process recounts)
+    # make the screen ask again, rather than keep them until the next change.
+    request.live_since = min(request.live_since, int(board.counted_at.timestamp() * 1e9))
     return {
-        "board": selectors.board(filters=filters),
+        "board": board,
         "filters": filters,
         "filter_query": urlencode({key: value for key, value in vars(filters).items() if value}),
-        "roles": Role.choices,
-        "board_tags": [(tag, RiskTag(tag).label) for tag in selectors.BOARD_TAGS],
+        # The enums themselves: their options are written once per language and selection.
+        "roles": Role,
+        "board_tags": RiskTag,  # selectors.BOARD_TAGS: every reason
     }
 
 
 @require_GET
 @role_required(*BOARD_ROLES)
 def board(request: HttpRequest) -> HttpResponse:
-    context = _board_context(_filters(request.GET))
+    context = _board_context(request, _filters(request.GET))
     if request.htmx:
         return render(request, "workflows/board.html#board-body", context)
     return render(request, "workflows/board.html", context)
@@ -64,7 +70,7 @@ def board(request: HttpRequest) -> HttpResponse:
 def _after_board_action(request: HttpRequest, notice: str, error: str) -> HttpResponse:
     filters = _filters(request.POST)
     if request.htmx:
-        context = _board_context(filters)
+        context = _board_context(request, filters)
         context.update({"notice": notice, "error": error})
         return render(request, "workflows/board.html#board-body", context)
     if error:
