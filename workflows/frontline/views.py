@@ -97,7 +97,7 @@ def _contact_context(result) -> dict:
     if not result.customer or not result.orders:
         return {}
     return {
-        "contact_channel": notifications.contact_channel(result.customer),
+        "contact_channel": result.contact_channel,
         "contact_choices": ContactChannel.choices,
         "contact_url": reverse("lookup_action", args=[result.orders[0].order_number, "contact"]),
     }
