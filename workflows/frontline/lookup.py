@@ -256,6 +256,18 @@ RELATIONS = {
 }
 PERSON_PARTS = ("first_name", "last_name", "username")
 _USER = Order._meta.get_field("claimed_by").related_model
+# The order's columns the page reads (the order blocks, their answers, the forms, the timeline),
+# in the model's order (as Model.from_db takes them): on PostgreSQL only these are read and
+# converted, the other ~30 are deferred (tests/test_page_queries.py would see one read lazily).
+ORDER_FIELDS = tuple(
+    field.attname
+    for field in Order._meta.concrete_fields
+    if field.attname
+    in {"id", "order_number", "customer_id", "receiver_name", "receiver_phone", "province", "city", "district", "address"}
+    | {"total_amount", "carrier_code", "requires_cold_chain", "status", "stage_entered_at", "cancel_reason", "is_held"}
+    | {"hold_reason", "hold_note", "claimed_by_id", "is_rush", "rush_reason", "placed_at"}
+)
+_ORDER_READERS = [(Order._meta.get_field(name).to_python, name) for name in ORDER_FIELDS]
 
 
 def _orders(customer: Customer, phone: str | None, platform_orders: list[int]) -> list[Order]:
@@ -311,7 +323,10 @@ def _by_phone(phone: str, result: LookupResult) -> tuple[Customer | None, list[O
 
 
 def _from_json(orders_text: str, people_text: str, found: dict | None) -> list[Order]:
-    orders = instances_from_json(Order, orders_text)
+    orders = [
+        Order.from_db("default", ORDER_FIELDS, [read(row[name]) for read, name in _ORDER_READERS])
+        for row in json.loads(orders_text, parse_float=Decimal)
+    ]
     people = {user.pk: user for user in instances_from_json(_USER, people_text)}
     for order in orders:
         order._state.fields_cache["claimed_by"] = people.get(order.claimed_by_id)
@@ -414,9 +429,11 @@ def _json_sql(matches: str, customer: str = "", extra: str = "") -> str:
         aggregate = f"json_agg(json_build_object({', '.join(columns)}){' ORDER BY ' + order if order else ''})"
         parts.append(f"'{name}', (SELECT {aggregate} FROM \"{table}\" r{joins} WHERE {where})")  # noqa: S608
     orders = Order._meta.db_table
+    order_columns = ", ".join(f"'{name}', t.\"{_field(Order, name).column}\"" for name in ORDER_FIELDS)
     return (
         f"WITH {customer}found AS (SELECT id FROM {orders} WHERE {matches} ORDER BY placed_at DESC, id DESC LIMIT {MAX_ORDERS + 1})"  # noqa: S608
-        f" SELECT (SELECT coalesce(json_agg(t ORDER BY t.placed_at DESC, t.id DESC), '[]') FROM {orders} t"
+        f" SELECT (SELECT coalesce(json_agg(json_build_object({order_columns}) ORDER BY t.placed_at DESC, t.id DESC), '[]')"
+        f" FROM {orders} t"
         " WHERE t.id IN (SELECT id FROM found))::text,"
         f" (SELECT coalesce(json_agg(t), '[]') FROM {_USER._meta.db_table} t"
         f" WHERE t.id IN (SELECT claimed_by_id FROM {orders} WHERE id IN (SELECT id FROM found)))::text,"

@@ -2,7 +2,9 @@
 and order blocks."""
 
 import datetime
+import functools
 import html
+import unicodedata
 from collections.abc import Callable
 
 from django import template
@@ -10,6 +12,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.text import Truncator
+from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 from django.utils.translation import pgettext_lazy
 
@@ -99,25 +102,11 @@ def timeline_entries(context, entries) -> SafeString:
     return mark_safe("".join(items))  # noqa: S308 — built above from escaped values only
 
 
-@register.simple_tag(takes_context=True)
-def lookup_order_blocks(context, orders) -> SafeString:
-    """The lookup's order blocks (workflows/frontline/lookup.py), written out in Python: as
-    template nodes, 20 blocks of ~60 nodes each were a third of the lookup's CPU (issue 14).
-    Every value is escaped; phones and free text are as this viewer may see them (orders/privacy.py),
-    decided once here. The block whose forms were asked for without JavaScript (?forms=) gets the
-    template's order-actions partial; the others load it when their <details> opens."""
-    request = context["request"]
-    roles = user_roles(request.user)
-    private = private_text(roles)
-    esc = html.escape
-    csrf = f'<input type="hidden" name="csrfmiddlewaretoken" value="{esc(str(context.get("csrf_token", "")))}">'
-    query = esc(context["result"].query)
-    query_string = esc(context["query_string"])
-    forms_for = context.get("forms_for")
-    channel_options = context["inquiry_channel_options"]
-    day = day_namer()
-    words = {
-        key: esc(text)
+@functools.cache
+def _block_words(language: str) -> dict[str, str]:
+    """The order blocks' fixed words, escaped, once per language (get_language() is the key)."""
+    return {
+        key: html.escape(text)
         for key, text in {
             "rush": _("Rush"),
             "cold_chain": _("Cold chain"),
@@ -142,6 +131,32 @@ def lookup_order_blocks(context, orders) -> SafeString:
             "show_forms": _("Show the forms"),
         }.items()
     }
+
+
+def _short(name: str) -> str:
+    """Truncator(name).chars(14): the same text, without building a Truncator (a lazy object, and
+    a translated ellipsis) for the names that fit, nearly all of them."""
+    return unicodedata.normalize("NFC", name) if len(name) <= 14 else Truncator(name).chars(14)
+
+
+@register.simple_tag(takes_context=True)
+def lookup_order_blocks(context, orders) -> SafeString:
+    """The lookup's order blocks (workflows/frontline/lookup.py), written out in Python: as
+    template nodes, 20 blocks of ~60 nodes each were a third of the lookup's CPU (issue 14).
+    Every value is escaped; phones and free text are as this viewer may see them (orders/privacy.py),
+    decided once here. The block whose forms were asked for without JavaScript (?forms=) gets the
+    template's order-actions partial; the others load it when their <details> opens."""
+    request = context["request"]
+    roles = user_roles(request.user)
+    private = private_text(roles)
+    esc = html.escape
+    csrf = f'<input type="hidden" name="csrfmiddlewaretoken" value="{esc(str(context.get("csrf_token", "")))}">'
+    query = esc(context["result"].query)
+    query_string = esc(context["query_string"])
+    forms_for = context.get("forms_for")
+    channel_options = context["inquiry_channel_options"]
+    day = day_namer()
+    words = _block_words(get_language())
     blocks = []
     for order in orders:
         number = esc(order.order_number)
@@ -153,7 +168,7 @@ def lookup_order_blocks(context, orders) -> SafeString:
             + (f'<span class="chip held">{words["on_hold"]}</span>' if order.is_held else "")
         )
         summary_lines = "、".join(
-            f"{esc(Truncator(line.product_name).chars(14))}×{line.quantity}{'🎁' if line.is_gift else ''}"
+            f"{esc(_short(line.product_name))}×{line.quantity}{'🎁' if line.is_gift else ''}"
             for line in order.line_list
         )
         product_lines = "".join(
