@@ -50,10 +50,17 @@ class CustomerAnswer:
 
 
 def order_answer(
-    order: Order, *, now: datetime.datetime | None = None, shipments=None, address_changes=None, after_sales=None
+    order: Order,
+    *,
+    now: datetime.datetime | None = None,
+    shipments=None,
+    address_changes=None,
+    after_sales=None,
+    with_parcels: bool = True,
 ) -> CustomerAnswer:
     """Reads order.shipments, order.address_changes and order.after_sales, or the rows given (the
-    lookup reads them for all its orders at once, as plain rows: workflows/frontline/lookup.py)."""
+    lookup reads them for all its orders at once, as plain rows: workflows/frontline/lookup.py).
+    Without parcels (the lookup shows only the answer's text), no parcel's words are translated."""
     now = now or timezone.now()
     shipments = order.shipments.all() if shipments is None else shipments
     address_changes = order.address_changes.all() if address_changes is None else address_changes
@@ -108,7 +115,7 @@ def order_answer(
                 eta=shipment.eta,
                 replaced=shipment.replaced_at is not None,
             )
-            for shipment in shipments
+            for shipment in (shipments if with_parcels else ())
         ),
     )
 

@@ -48,10 +48,10 @@ from orders.models import (
 from orders.phones import normalize_mobile, normalize_order_number
 from orders.selectors import instances_from_json
 from orders.templatetags.cockpit import event_summary
+from workflows import notifications
 from workflows.frontline.answers import order_answer
 from workflows.frontline.models import Inquiry, InquiryChannel
 from workflows.frontline.templatetags.frontline import day_namer
-from workflows import notifications
 from workflows.models import ContactChannel, ContactPreference
 from workflows.notifications import delivery_text, push_about
 
@@ -144,7 +144,12 @@ def lookup(query: str) -> LookupResult:
     now = timezone.now()
     for order in result.orders:
         order.answer = order_answer(
-            order, now=now, shipments=order.shipment_list, address_changes=order.change_list, after_sales=order.case_list
+            order,
+            now=now,
+            shipments=order.shipment_list,
+            address_changes=order.change_list,
+            after_sales=order.case_list,
+            with_parcels=False,
         )
     result.timeline = _timeline(result.orders)
     return result

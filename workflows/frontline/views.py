@@ -85,7 +85,8 @@ def _lookup_context(query: str, *, forms_for: str = "", whole_timeline: bool = F
         "query": result.query,
         "query_string": urlencode({"q": result.query}),
         "forms_for": forms_for,
-        **_form_choices(),
+        # The note / after-sales forms are in the page only for the block whose forms were asked for.
+        **(_form_choices() if forms_for else {}),
         # The same <option>s in every order block's inquiry form: rendered once.
         "inquiry_channel_options": format_html_join("", '<option value="{}">{}</option>', _translated(InquiryChannel)),
         **_contact_context(result),

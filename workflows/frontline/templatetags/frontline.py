@@ -12,9 +12,8 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.text import Truncator
-from django.utils.translation import get_language
+from django.utils.translation import get_language, pgettext_lazy
 from django.utils.translation import gettext as _
-from django.utils.translation import pgettext_lazy
 
 from orders.access import user_roles
 from orders.privacy import display_phone, private_text
@@ -157,10 +156,14 @@ def lookup_order_blocks(context, orders) -> SafeString:
     channel_options = context["inquiry_channel_options"]
     day = day_namer()
     words = _block_words(get_language())
+    # Each code's label translated and escaped once a page, not once per order.
+    status_text, carrier_text = (
+        functools.cache(lambda code, label=label: esc(label(code))) for label in (status_label, carrier_label)
+    )
     blocks = []
     for order in orders:
         number = esc(order.order_number)
-        status = esc(status_label(order.status))
+        status = status_text(order.status)
         tags = "".join(f'<span class="chip risk">{esc(tag_label(tag.tag))}</span>' for tag in order.open_tags)
         chips = (
             (f'<span class="chip rush">🔥{words["rush"]}</span>' if order.is_rush else "")
@@ -168,8 +171,7 @@ def lookup_order_blocks(context, orders) -> SafeString:
             + (f'<span class="chip held">{words["on_hold"]}</span>' if order.is_held else "")
         )
         summary_lines = "、".join(
-            f"{esc(_short(line.product_name))}×{line.quantity}{'🎁' if line.is_gift else ''}"
-            for line in order.line_list
+            f"{esc(_short(line.product_name))}×{line.quantity}{'🎁' if line.is_gift else ''}" for line in order.line_list
         )
         product_lines = "".join(
             f'<span class="sku">{esc(line.sku_code)}</span> {esc(line.product_name)} × {line.quantity}'
@@ -182,7 +184,7 @@ def lookup_order_blocks(context, orders) -> SafeString:
         if order.is_held:
             process += f" · {words['blocked']} {esc(order.get_hold_reason_display())} {esc(private(order.hold_note or ''))}"
         if order.carrier_code:
-            process += f" · {esc(carrier_label(order.carrier_code))}"
+            process += f" · {carrier_text(order.carrier_code)}"
         claimed = person(order.claimed_by) or "—"
         owes = "".join(
             f' · <span class="chip warn">{words["owes"]}: {esc(role_label(item.to_role))}</span>' for item in order.feedback_open
