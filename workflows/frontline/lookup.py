@@ -380,9 +380,7 @@ def _rows_values(ids: list[int]) -> dict[str, list[dict]]:
 def _rows_json(found: dict[str, list[dict]]) -> dict[str, list[dict]]:
     """The JSON rows with their datetimes and decimals as Python's."""
     rows = {}
-    for name, relation in RELATIONS.items():
-        times = [attr for attr in relation.fields if _field(relation.model, attr).get_internal_type() == "DateTimeField"]
-        decimals = [attr for attr in relation.fields if _field(relation.model, attr).get_internal_type() == "DecimalField"]
+    for name, times, decimals in _CONVERTED:
         rows[name] = found.get(name) or []
         for row in rows[name]:
             for attr in times:
@@ -396,6 +394,14 @@ def _rows_json(found: dict[str, list[dict]]) -> dict[str, list[dict]]:
 
 def _field(model, name: str):
     return model._meta.get_field(name)
+
+
+def _typed(relation: _Relation, kind: str) -> list[str]:
+    return [attr for attr in relation.fields if _field(relation.model, attr).get_internal_type() == kind]
+
+
+# Each relation's datetime and decimal fields, which _rows_json converts.
+_CONVERTED = [(name, _typed(relation, "DateTimeField"), _typed(relation, "DecimalField")) for name, relation in RELATIONS.items()]
 
 
 @functools.cache
