@@ -15,7 +15,7 @@ from functools import partial
 from types import SimpleNamespace
 
 from django.db import connection
-from django.db.models import Q
+from django.db.models import DEFERRED, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -272,7 +272,13 @@ ORDER_FIELDS = tuple(
     | {"total_amount", "carrier_code", "requires_cold_chain", "status", "stage_entered_at", "cancel_reason", "is_held"}
     | {"hold_reason", "hold_note", "claimed_by_id", "is_rush", "rush_reason", "placed_at"}
 )
-_ORDER_READERS = [(Order._meta.get_field(name).to_python, name) for name in ORDER_FIELDS]
+# Where each of them goes in Model.from_db's values, how it is converted: from_db matches the
+# names of a partial row against every field's, per row (half of the orders' conversion).
+_ORDER_READERS = [
+    (position, field.to_python, field.attname)
+    for position, field in enumerate(Order._meta.concrete_fields)
+    if field.attname in ORDER_FIELDS
+]
 
 
 def _orders(customer: Customer, phone: str | None, platform_orders: list[int]) -> list[Order]:
@@ -328,10 +334,12 @@ def _by_phone(phone: str, result: LookupResult) -> tuple[Customer | None, list[O
 
 
 def _from_json(orders_text: str, people_text: str, found: dict | None) -> list[Order]:
-    orders = [
-        Order.from_db("default", ORDER_FIELDS, [read(row[name]) for read, name in _ORDER_READERS])
-        for row in json.loads(orders_text, parse_float=Decimal)
-    ]
+    orders = []
+    for row in json.loads(orders_text, parse_float=Decimal):
+        values = [DEFERRED] * len(Order._meta.concrete_fields)
+        for position, read, name in _ORDER_READERS:
+            values[position] = read(row[name])
+        orders.append(Order.from_db("default", ORDER_FIELDS, values))
     people = {user.pk: user for user in instances_from_json(_USER, people_text)}
     for order in orders:
         order._state.fields_cache["claimed_by"] = people.get(order.claimed_by_id)
