@@ -17,6 +17,7 @@ from types import SimpleNamespace
 from django.db import connection
 from django.db.models import DEFERRED, Q
 from django.utils import timezone
+from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 
 from integrations.douyin import services as douyin
@@ -483,6 +484,13 @@ def _phone_sql() -> str:
 def _label(choices, value: str) -> str:
     """What get_FOO_display() says, without it: Django's version hashes every choice of the field
     on each call, which translates every label (most of this page's translation lookups)."""
+    return _translated_label(get_language(), choices, value)
+
+
+@functools.lru_cache(maxsize=1024)
+def _translated_label(language: str | None, choices, value: str) -> str:
+    # Per language (the one gettext would read; a catalogue does not change while running): the
+    # timeline names the same few kinds and statuses dozens of times a page.
     try:
         return str(choices(value).label)
     except ValueError:
