@@ -82,9 +82,9 @@ def timeline_entries(context, entries) -> SafeString:
     """The lookup's timeline entries (workflows/frontline/lookup.py TimelineEntry, dressed), written
     out in Python: as template nodes, 40 entries of ~12 nodes and two `private` filters each were
     a large part of the lookup's CPU (issue 14). Every value is escaped but the ISO time (digits
-    and separators, from datetime.isoformat); the summary and details
-    are free text, so mobile numbers in them are masked for the roles that see masked phones
-    (the `private` filter's rule, decided once here)."""
+    and separators, from datetime.isoformat); the summary and details are free text, so mobile
+    numbers in them are masked for the roles that see masked phones (the `private` filter's
+    rule, decided once here)."""
     user = context["request"].user
     shown = private_text(user_roles(user))
     items = []
