@@ -163,7 +163,7 @@ def lookup_order_blocks(context, orders) -> SafeString:
     )
     blocks = []
     for order in orders:
-        number = esc(order.order_number)
+        number, code = esc(order.order_number), esc(order.status)
         status = status_text(order.status)
         tags = "".join(f'<span class="chip risk">{esc(tag_label(tag.tag))}</span>' for tag in order.open_tags)
         chips = (
@@ -214,10 +214,10 @@ def lookup_order_blocks(context, orders) -> SafeString:
             forms = f'<a href="{forms_url}">{words["show_forms"]}</a>'
         inquiry_url = esc(order.inquiry_url)
         blocks.append(
-            f'<article class="order-block status-{esc(order.status)}" id="order-{number}">\n'
+            f'<article class="order-block status-{code}" id="order-{number}">\n'
             f"<header>\n"
             f'<a href="{esc(order.card_url)}" class="order-number">{number}</a>\n'
-            f'<span class="status status-{esc(order.status)}">{status}</span>\n'
+            f'<span class="status status-{code}">{status}</span>\n'
             f'{chips}{tags}\n<span class="muted">{esc(day(order.placed_at))} · ¥{order.total_amount}</span>\n'
             f"</header>\n"
             f'<p class="answer" id="answer-{number}">{esc(order.answer.as_text())}</p>\n'
