@@ -261,6 +261,11 @@ RELATIONS = {
     ),
 }
 PERSON_PARTS = ("first_name", "last_name", "username")
+# Per relation, each person's name parts as the rows carry them and the name _attach makes of them.
+_PEOPLE_KEYS = {
+    name: [(tuple(f"{person}__{part}" for part in PERSON_PARTS), f"{person}_name") for person in relation.people]
+    for name, relation in RELATIONS.items()
+}
 _USER = Order._meta.get_field("claimed_by").related_model
 # The order's columns the page reads (the order blocks, their answers, the forms, the timeline),
 # in the model's order (as Model.from_db takes them): on PostgreSQL only these are read and
@@ -353,11 +358,12 @@ def _attach(orders: list[Order], rows: dict[str, list[dict]]) -> None:
     children = {}
     for name, relation in RELATIONS.items():
         grouped: dict[int, list[SimpleNamespace]] = {}
+        key, people = relation.key, _PEOPLE_KEYS[name]
         for row in rows[name]:
-            for person in relation.people:
-                first, last, username = (row.pop(f"{person}__{part}") or "" for part in PERSON_PARTS)
-                row[f"{person}_name"] = f"{first} {last}".strip() or username
-            grouped.setdefault(row[relation.key], []).append(SimpleNamespace(**row))
+            for parts, person in people:
+                first, last, username = (row.pop(part) or "" for part in parts)
+                row[person] = f"{first} {last}".strip() or username
+            grouped.setdefault(row[key], []).append(SimpleNamespace(**row))
         children[name] = grouped
     tracking, acks = children.pop("tracking"), children.pop("acks")
     for shipment in (row for rows in children["shipment_list"].values() for row in rows):
@@ -365,8 +371,8 @@ def _attach(orders: list[Order], rows: dict[str, list[dict]]) -> None:
     for note in (row for rows in children["note_list"].values() for row in rows):
         note.ack_list = acks.get(note.id, [])
     for order in orders:
-        for name, grouped in children.items():
-            setattr(order, name, grouped.get(order.pk, []))
+        pk = order.pk
+        order.__dict__.update({name: grouped.get(pk, []) for name, grouped in children.items()})
 
 
 def _rows_values(ids: list[int]) -> dict[str, list[dict]]:
