@@ -17,7 +17,6 @@ from types import SimpleNamespace
 from django.db import connection
 from django.db.models import DEFERRED, Q
 from django.utils import timezone
-from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 
 from integrations.douyin import services as douyin
@@ -50,7 +49,7 @@ from orders.phones import normalize_mobile, normalize_order_number
 from orders.selectors import instances_from_json
 from orders.templatetags.cockpit import event_summary
 from workflows import notifications
-from workflows.frontline.answers import order_answer
+from workflows.frontline.answers import choice_label, order_answer
 from workflows.frontline.models import Inquiry, InquiryChannel
 from workflows.frontline.templatetags.frontline import day_namer
 from workflows.models import ContactChannel, ContactPreference
@@ -487,22 +486,6 @@ def _phone_sql() -> str:
     return _json_sql(matches, customer, extra)
 
 
-def _label(choices, value: str) -> str:
-    """What get_FOO_display() says, without it: Django's version hashes every choice of the field
-    on each call, which translates every label (most of this page's translation lookups)."""
-    return _translated_label(get_language(), choices, value)
-
-
-@functools.lru_cache(maxsize=1024)
-def _translated_label(language: str | None, choices, value: str) -> str:
-    # Per language (the one gettext would read; a catalogue does not change while running): the
-    # timeline names the same few kinds and statuses dozens of times a page.
-    try:
-        return str(choices(value).label)
-    except ValueError:
-        return value
-
-
 def _time(value: datetime.datetime) -> str:
     return timezone.localtime(value).strftime("%m-%d %H:%M")
 
@@ -546,7 +529,7 @@ def _event_words(event: SimpleNamespace) -> tuple[str, str, list[str]]:
 
 def _note_words(note: SimpleNamespace) -> tuple[str, str, list[str]]:
     acks = [_("✔ %(name)s at %(time)s") % {"name": ack.user_name, "time": _time(ack.acknowledged_at)} for ack in note.ack_list]
-    summary = _("Note (%(audience)s): %(body)s") % {"audience": _label(NoteAudience, note.audience), "body": note.body}
+    summary = _("Note (%(audience)s): %(body)s") % {"audience": choice_label(NoteAudience, note.audience), "body": note.body}
     return note.author_name, summary, acks or [_("Nobody has acknowledged it yet.")]
 
 
@@ -555,15 +538,15 @@ def _case_amount(case: SimpleNamespace) -> list[str]:
 
 
 def _case_opened_words(case: SimpleNamespace) -> tuple[str, str, list[str]]:
-    kind = _label(AfterSalesKind, case.kind)
+    kind = choice_label(AfterSalesKind, case.kind)
     sku = f" · {case.sku_code}" if case.sku_code else ""
     summary = _("%(kind)s request opened%(sku)s: %(reason)s") % {"kind": kind, "sku": sku, "reason": case.reason}
     return case.opened_by_name, summary, _case_amount(case)
 
 
 def _case_decided_words(case: SimpleNamespace) -> tuple[str, str, list[str]]:
-    kind = _label(AfterSalesKind, case.kind)
-    decision = _label(AfterSalesStatus, case.status)
+    kind = choice_label(AfterSalesKind, case.kind)
+    decision = choice_label(AfterSalesStatus, case.status)
     department = case.decided_by_department or _("customer service")
     summary = _("%(kind)s request %(decision)s by %(department)s, reason: %(reason)s") % {
         "kind": kind,
@@ -580,15 +563,15 @@ def _change_requested_words(change: SimpleNamespace) -> tuple[str, str, list[str
 
 
 def _change_resolved_words(change: SimpleNamespace) -> tuple[str, str, list[str]]:
-    outcome = _label(AddressChangeStatus, change.status)
+    outcome = choice_label(AddressChangeStatus, change.status)
     return change.resolved_by_name, _("Address change %(outcome)s") % {"outcome": outcome}, []
 
 
 def _shipment_words(shipment: SimpleNamespace) -> tuple[str, str, list[str]]:
     events = shipment.event_list
-    state = _label(TrackingState, shipment.tracking_state) if shipment.tracking_state else _("awaiting tracking")
+    state = choice_label(TrackingState, shipment.tracking_state) if shipment.tracking_state else _("awaiting tracking")
     latest = f" — {events[0].context}" if events else ""
-    carrier = _label(Carrier, shipment.carrier_code)
+    carrier = choice_label(Carrier, shipment.carrier_code)
     summary = f"{carrier} {shipment.tracking_number}: {state}{latest}"
     details = [f"{_time(event.occurred_at)} {event.context}" for event in events]
     if shipment.eta:
@@ -601,7 +584,10 @@ def _message_words(message: SimpleNamespace) -> tuple[str, str, list[str]]:
     text = content.get("text") or "；".join(
         str(value.get("value", "")) if isinstance(value, dict) else str(value) for value in content.values() if value
     )
-    summary = _("Pushed to the customer (%(state)s): %(text)s") % {"state": _label(MessageStatus, message.status), "text": text}
+    summary = _("Pushed to the customer (%(state)s): %(text)s") % {
+        "state": choice_label(MessageStatus, message.status),
+        "text": text,
+    }
     details = [_("About: %(subject)s") % {"subject": push_about(message.event_key)}]
     if message.delivery_status:
         details.append(_("Delivery: %(status)s") % {"status": delivery_text(message.delivery_status)})
@@ -612,7 +598,7 @@ def _message_words(message: SimpleNamespace) -> tuple[str, str, list[str]]:
 
 def _inquiry_words(inquiry: SimpleNamespace) -> tuple[str, str, list[str]]:
     summary = _("Customer asked (%(channel)s): %(question)s") % {
-        "channel": _label(InquiryChannel, inquiry.channel),
+        "channel": choice_label(InquiryChannel, inquiry.channel),
         "question": inquiry.question,
     }
     details = (
