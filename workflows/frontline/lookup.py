@@ -293,9 +293,9 @@ def _orders(customer: Customer, phone: str | None, platform_orders: list[int]) -
     and the page): 20 orders have ~300 child rows, and building them as models plus Django's
     prefetch matching was half of the page's CPU, twelve compiled queries still a third (issue 14).
     On PostgreSQL one query reads the orders, the people claiming them and every child row as
-    JSON (the orders become the model instances the ORM makes, as the order card's rows do:
-    orders/selectors.py); elsewhere (the embedded demo's SQLite) the ORM's orders and one
-    values() query per relation."""
+    JSON (the orders become model instances of their ORDER_FIELDS, the rest deferred; the people
+    as the order card's rows do: orders/selectors.py); elsewhere (the embedded demo's SQLite) the
+    ORM's orders and one values() query per relation."""
     if connection.vendor != "postgresql":
         matches = Q(customer=customer) | Q(receiver_phone=phone) if phone else Q(customer=customer)
         if platform_orders:
@@ -423,8 +423,8 @@ def _json_sql(matches: str, customer: str = "", extra: str = "") -> str:
     """One query: the orders `matches` (SQL naming columns of the order, its values parameters)
     as a JSON array, newest first, up to MAX_ORDERS + 1; the users claiming them; {relation:
     [row, …]} for those orders, each row a json object of its fields (decimals as text, so they
-    stay exact) and its people's name parts; then the `extra` columns (SQL), which, as `matches`, may read
-    the `customer` CTE (SQL: "name AS (…), ")."""
+    stay exact) and its people's name parts; then the `extra` columns (SQL), which, as `matches`,
+    may read the `customer` CTE (SQL: "name AS (…), ")."""
     parts = []
     for name, relation in RELATIONS.items():
         table = relation.model._meta.db_table
