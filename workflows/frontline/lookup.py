@@ -160,7 +160,8 @@ def dress(entries: list[TimelineEntry]) -> list[TimelineEntry]:
     two template filters per entry."""
     name, zone = day_namer(), timezone.get_current_timezone()
     for entry in entries:
-        entry.when, entry.iso = name(entry.at), timezone.localtime(entry.at, zone).isoformat()
+        local = timezone.localtime(entry.at, zone)  # name() finds it local already: no conversion
+        entry.when, entry.iso = name(local), local.isoformat()
     return entries
 
 
@@ -487,7 +488,8 @@ def _phone_sql() -> str:
 
 
 def _time(value: datetime.datetime) -> str:
-    return timezone.localtime(value).strftime("%m-%d %H:%M")
+    local = timezone.localtime(value)
+    return f"{local.month:02d}-{local.day:02d} {local.hour:02d}:{local.minute:02d}"  # as %m-%d %H:%M, without strftime
 
 
 def _timeline(orders: list[Order]) -> list[TimelineEntry]:

@@ -72,7 +72,7 @@ def day_namer(now: datetime.datetime | None = None) -> Callable[[datetime.dateti
         day = local.date()
         if day not in labels:
             labels[day] = label(day)
-        return f"{labels[day]} {local:%H:%M}"
+        return f"{labels[day]} {local.hour:02d}:{local.minute:02d}"  # as %H:%M, without strftime
 
     return name
 
