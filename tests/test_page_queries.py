@@ -114,10 +114,12 @@ def test_lookup_of_a_customer(people):
     assert_pinned(
         queries(lambda: client.get("/service/lookup/", {"q": "13900001111"})),
         queries(lambda: client.get("/service/lookup/", {"q": "13900002222"})),
-        # 4 with the Douyin shops, whose search index finds an encrypted receiver by this phone; then
-        # the orders with the people claiming them and their child rows: one json-aggregated query
-        # on PostgreSQL; the orders and one query per relation on SQLite
-        4 + (1 if connection.vendor == "postgresql" else 1 + len(RELATIONS)),
+        # The health badge's count, then on PostgreSQL one query: the customer, their orders with the
+        # people claiming them and their child rows (json-aggregated), their contact preference and
+        # whether a Douyin shop is enabled (whose search index finds an encrypted receiver by this
+        # phone). On SQLite: the customer, the Douyin shops, the contact preference, the orders and
+        # one query per relation.
+        2 if connection.vendor == "postgresql" else 5 + len(RELATIONS),
     )
 
 

@@ -6,10 +6,12 @@ workflows/notifications.py)."""
 from __future__ import annotations
 
 import datetime
+import functools
 from dataclasses import dataclass
 
 from django.utils import timezone
 from django.utils.formats import date_format
+from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 
 from orders.models import AddressChangeStatus, AfterSalesKind, AfterSalesStatus, Carrier, Order, OrderStatus, TrackingState
@@ -50,17 +52,23 @@ class CustomerAnswer:
 
 
 def order_answer(
-    order: Order, *, now: datetime.datetime | None = None, shipments=None, address_changes=None, after_sales=None
+    order: Order,
+    *,
+    now: datetime.datetime | None = None,
+    shipments=None,
+    address_changes=None,
+    after_sales=None,
+    with_parcels: bool = True,
 ) -> CustomerAnswer:
     """Reads order.shipments, order.address_changes and order.after_sales, or the rows given (the
-    lookup reads them for all its orders at once, as plain rows: workflows/frontline/lookup.py)."""
+    lookup reads them for all its orders at once, as plain rows: workflows/frontline/lookup.py).
+    Without parcels (the lookup shows only the answer's text), no parcel's words are translated."""
     now = now or timezone.now()
     shipments = order.shipments.all() if shipments is None else shipments
     address_changes = order.address_changes.all() if address_changes is None else address_changes
     after_sales = order.after_sales.all() if after_sales is None else after_sales
-    # The enum's label, not get_status_display(): Django's version translates every choice of the
-    # field on each call, and the lookup page answers for up to 100 orders at once.
-    status = str(OrderStatus(order.status).label)
+    # Not get_status_display(): the lookup page answers for up to 100 orders at once.
+    status = choice_label(OrderStatus, order.status)
     shipments = sorted(shipments, key=lambda shipment: (shipment.created_at, shipment.id))
     active = [shipment for shipment in shipments if shipment.replaced_at is None]
     latest = (active or shipments)[-1] if shipments else None
@@ -108,25 +116,34 @@ def order_answer(
                 eta=shipment.eta,
                 replaced=shipment.replaced_at is not None,
             )
-            for shipment in shipments
+            for shipment in (shipments if with_parcels else ())
         ),
     )
 
 
-def _carrier(shipment) -> str:
-    # try/except, not `in Carrier.values`: that builds the list of values on every call, and the
-    # lookup answers for every parcel of up to 100 orders (issue 14).
+def choice_label(choices, value: str) -> str:
+    """The choice's label in the reader's language, or the value when it is none of them (what
+    get_FOO_display() says, without it: Django's version translates every choice of the field on
+    each call). Each label is translated once per language: the lookup names the same few
+    statuses, carriers and kinds dozens of times a page (issue 14)."""
+    return _choice_label(get_language(), choices, value)
+
+
+@functools.lru_cache(maxsize=1024)
+def _choice_label(language: str | None, choices, value: str) -> str:
+    # try/except, not `in choices.values`: that builds the list of values on every call.
     try:
-        return str(Carrier(shipment.carrier_code).label)
+        return str(choices(value).label)
     except ValueError:
-        return shipment.carrier_code
+        return value
+
+
+def _carrier(shipment) -> str:
+    return choice_label(Carrier, shipment.carrier_code)
 
 
 def _parcel_state(shipment) -> str:
     code = shipment.tracking_state
     if not code:
         return _("Handed to the carrier")
-    try:
-        return TrackingState(code).label
-    except ValueError:
-        return code
+    return choice_label(TrackingState, code)

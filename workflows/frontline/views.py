@@ -3,6 +3,7 @@ self-service status page. Every htmx action also works as a plain form POST + re
 
 from __future__ import annotations
 
+import functools
 from urllib.parse import quote, urlencode
 
 from django.contrib import messages
@@ -10,7 +11,7 @@ from django.core import signing
 from django.db.models import Prefetch
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import reverse
+from django.urls import get_script_prefix, get_urlconf, reverse
 from django.utils.html import format_html_join
 from django.utils.http import RFC3986_SUBDELIMS
 from django.utils.translation import gettext as _
@@ -60,17 +61,28 @@ def _form_choices() -> dict:
     }
 
 
+@functools.lru_cache(maxsize=64)
+def _reversed(urlconf, prefix: str, name: str, args: tuple[str, ...]) -> str:
+    return reverse(name, urlconf=urlconf, args=args)
+
+
+def _url(name: str, *args: str) -> str:
+    """reverse(), once per process for each address: keyed, as url_once is, by what reverse()
+    reads besides the name and arguments (the URL patterns do not change while a process runs)."""
+    return _reversed(get_urlconf(), get_script_prefix(), name, args)
+
+
 def _order_urls(orders) -> None:
     """Each order block's three links, from one reverse() per URL name instead of a {% url %} per
     block and link (~70 URL resolutions a page)."""
     card, inquiry, forms = (
-        reverse("order_card", args=["NUMBER"]),
-        reverse("lookup_action", args=["NUMBER", "inquiry"]),
-        reverse("lookup_forms", args=["NUMBER"]),
+        _url("order_card", "NUMBER"),
+        _url("lookup_action", "NUMBER", "inquiry"),
+        _url("lookup_forms", "NUMBER"),
     )
     for order in orders:
         # Quoted as reverse() quotes a path argument.
-        number = quote(order.order_number, safe=RFC3986_SUBDELIMS + "/~:@")
+        order.url_number = number = quote(order.order_number, safe=RFC3986_SUBDELIMS + "/~:@")
         order.card_url, order.inquiry_url, order.forms_url = (url.replace("NUMBER", number) for url in (card, inquiry, forms))
 
 
@@ -85,7 +97,8 @@ def _lookup_context(query: str, *, forms_for: str = "", whole_timeline: bool = F
         "query": result.query,
         "query_string": urlencode({"q": result.query}),
         "forms_for": forms_for,
-        **_form_choices(),
+        # The note / after-sales forms are in the page only for the block whose forms were asked for.
+        **(_form_choices() if forms_for else {}),
         # The same <option>s in every order block's inquiry form: rendered once.
         "inquiry_channel_options": format_html_join("", '<option value="{}">{}</option>', _translated(InquiryChannel)),
         **_contact_context(result),
@@ -97,9 +110,9 @@ def _contact_context(result) -> dict:
     if not result.customer or not result.orders:
         return {}
     return {
-        "contact_channel": notifications.contact_channel(result.customer),
+        "contact_channel": result.contact_channel,
         "contact_choices": ContactChannel.choices,
-        "contact_url": reverse("lookup_action", args=[result.orders[0].order_number, "contact"]),
+        "contact_url": _url("lookup_action", "NUMBER", "contact").replace("NUMBER", result.orders[0].url_number),
     }
 
 

@@ -2,7 +2,9 @@
 and order blocks."""
 
 import datetime
+import functools
 import html
+import unicodedata
 from collections.abc import Callable
 
 from django import template
@@ -10,8 +12,8 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.text import Truncator
+from django.utils.translation import get_language, pgettext_lazy
 from django.utils.translation import gettext as _
-from django.utils.translation import pgettext_lazy
 
 from orders.access import user_roles
 from orders.privacy import display_phone, private_text
@@ -70,7 +72,7 @@ def day_namer(now: datetime.datetime | None = None) -> Callable[[datetime.dateti
         day = local.date()
         if day not in labels:
             labels[day] = label(day)
-        return f"{labels[day]} {local:%H:%M}"
+        return f"{labels[day]} {local.hour:02d}:{local.minute:02d}"  # as %H:%M, without strftime
 
     return name
 
@@ -79,16 +81,17 @@ def day_namer(now: datetime.datetime | None = None) -> Callable[[datetime.dateti
 def timeline_entries(context, entries) -> SafeString:
     """The lookup's timeline entries (workflows/frontline/lookup.py TimelineEntry, dressed), written
     out in Python: as template nodes, 40 entries of ~12 nodes and two `private` filters each were
-    a large part of the lookup's CPU (issue 14). Every value is escaped; the summary and details
-    are free text, so mobile numbers in them are masked for the roles that see masked phones
-    (the `private` filter's rule, decided once here)."""
+    a large part of the lookup's CPU (issue 14). Every value is escaped but the ISO time (digits
+    and separators, from datetime.isoformat); the summary and details are free text, so mobile
+    numbers in them are masked for the roles that see masked phones (the `private` filter's
+    rule, decided once here)."""
     user = context["request"].user
     shown = private_text(user_roles(user))
     items = []
     for entry in entries:
         actor = f'<span class="actor">{html.escape(entry.actor)}</span>' if entry.actor else ""
         head = (
-            f'<time datetime="{html.escape(entry.iso)}">{html.escape(entry.when)}</time>'
+            f'<time datetime="{entry.iso}">{html.escape(entry.when)}</time>'
             f' <span class="order-ref">{html.escape(entry.order_number)}</span> {actor}'
             f' <span class="what">{html.escape(shown(entry.summary))}</span>'
         )
@@ -99,25 +102,11 @@ def timeline_entries(context, entries) -> SafeString:
     return mark_safe("".join(items))  # noqa: S308 — built above from escaped values only
 
 
-@register.simple_tag(takes_context=True)
-def lookup_order_blocks(context, orders) -> SafeString:
-    """The lookup's order blocks (workflows/frontline/lookup.py), written out in Python: as
-    template nodes, 20 blocks of ~60 nodes each were a third of the lookup's CPU (issue 14).
-    Every value is escaped; phones and free text are as this viewer may see them (orders/privacy.py),
-    decided once here. The block whose forms were asked for without JavaScript (?forms=) gets the
-    template's order-actions partial; the others load it when their <details> opens."""
-    request = context["request"]
-    roles = user_roles(request.user)
-    private = private_text(roles)
-    esc = html.escape
-    csrf = f'<input type="hidden" name="csrfmiddlewaretoken" value="{esc(str(context.get("csrf_token", "")))}">'
-    query = esc(context["result"].query)
-    query_string = esc(context["query_string"])
-    forms_for = context.get("forms_for")
-    channel_options = context["inquiry_channel_options"]
-    day = day_namer()
-    words = {
-        key: esc(text)
+@functools.cache
+def _block_words(language: str) -> dict[str, str]:
+    """The order blocks' fixed words, escaped, once per language (get_language() is the key)."""
+    return {
+        key: html.escape(text)
         for key, text in {
             "rush": _("Rush"),
             "cold_chain": _("Cold chain"),
@@ -142,10 +131,40 @@ def lookup_order_blocks(context, orders) -> SafeString:
             "show_forms": _("Show the forms"),
         }.items()
     }
+
+
+def _short(name: str) -> str:
+    """Truncator(name).chars(14): the same text, without building a Truncator (a lazy object, and
+    a translated ellipsis) for the names that fit, nearly all of them."""
+    return unicodedata.normalize("NFC", name) if len(name) <= 14 else Truncator(name).chars(14)
+
+
+@register.simple_tag(takes_context=True)
+def lookup_order_blocks(context, orders) -> SafeString:
+    """The lookup's order blocks (workflows/frontline/lookup.py), written out in Python: as
+    template nodes, 20 blocks of ~60 nodes each were a third of the lookup's CPU (issue 14).
+    Every value is escaped; phones and free text are as this viewer may see them (orders/privacy.py),
+    decided once here. The block whose forms were asked for without JavaScript (?forms=) gets the
+    template's order-actions partial; the others load it when their <details> opens."""
+    request = context["request"]
+    roles = user_roles(request.user)
+    private = private_text(roles)
+    esc = html.escape
+    csrf = f'<input type="hidden" name="csrfmiddlewaretoken" value="{esc(str(context.get("csrf_token", "")))}">'
+    query = esc(context["result"].query)
+    query_string = esc(context["query_string"])
+    forms_for = context.get("forms_for")
+    channel_options = context["inquiry_channel_options"]
+    day = day_namer()
+    words = _block_words(get_language())
+    # Each code's label translated and escaped once a page, not once per order.
+    status_text, carrier_text = (
+        functools.cache(lambda code, label=label: esc(label(code))) for label in (status_label, carrier_label)
+    )
     blocks = []
     for order in orders:
-        number = esc(order.order_number)
-        status = esc(status_label(order.status))
+        number, code = esc(order.order_number), esc(order.status)
+        status = status_text(order.status)
         tags = "".join(f'<span class="chip risk">{esc(tag_label(tag.tag))}</span>' for tag in order.open_tags)
         chips = (
             (f'<span class="chip rush">🔥{words["rush"]}</span>' if order.is_rush else "")
@@ -153,8 +172,7 @@ def lookup_order_blocks(context, orders) -> SafeString:
             + (f'<span class="chip held">{words["on_hold"]}</span>' if order.is_held else "")
         )
         summary_lines = "、".join(
-            f"{esc(Truncator(line.product_name).chars(14))}×{line.quantity}{'🎁' if line.is_gift else ''}"
-            for line in order.line_list
+            f"{esc(_short(line.product_name))}×{line.quantity}{'🎁' if line.is_gift else ''}" for line in order.line_list
         )
         product_lines = "".join(
             f'<span class="sku">{esc(line.sku_code)}</span> {esc(line.product_name)} × {line.quantity}'
@@ -167,7 +185,7 @@ def lookup_order_blocks(context, orders) -> SafeString:
         if order.is_held:
             process += f" · {words['blocked']} {esc(order.get_hold_reason_display())} {esc(private(order.hold_note or ''))}"
         if order.carrier_code:
-            process += f" · {esc(carrier_label(order.carrier_code))}"
+            process += f" · {carrier_text(order.carrier_code)}"
         claimed = person(order.claimed_by) or "—"
         owes = "".join(
             f' · <span class="chip warn">{words["owes"]}: {esc(role_label(item.to_role))}</span>' for item in order.feedback_open
@@ -196,10 +214,10 @@ def lookup_order_blocks(context, orders) -> SafeString:
             forms = f'<a href="{forms_url}">{words["show_forms"]}</a>'
         inquiry_url = esc(order.inquiry_url)
         blocks.append(
-            f'<article class="order-block status-{esc(order.status)}" id="order-{number}">\n'
+            f'<article class="order-block status-{code}" id="order-{number}">\n'
             f"<header>\n"
             f'<a href="{esc(order.card_url)}" class="order-number">{number}</a>\n'
-            f'<span class="status status-{esc(order.status)}">{status}</span>\n'
+            f'<span class="status status-{code}">{status}</span>\n'
             f'{chips}{tags}\n<span class="muted">{esc(day(order.placed_at))} · ¥{order.total_amount}</span>\n'
             f"</header>\n"
             f'<p class="answer" id="answer-{number}">{esc(order.answer.as_text())}</p>\n'
