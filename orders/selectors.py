@@ -415,14 +415,17 @@ def _order_card_prefetched(order_number: str) -> Order:
     return order
 
 
+def json_rows(model, where: str, order_by: str = "t.id") -> str:
+    """PostgreSQL: the rows of `model` (aliased t) matching `where`, as one JSON array of whole
+    rows (instances_from_json reads them back)."""
+    return f"(SELECT coalesce(json_agg(t ORDER BY {order_by}), '[]') FROM {model._meta.db_table} t WHERE {where})::text"  # noqa: S608 - names from the models
+
+
 def _card_lists() -> tuple:
     """(name, model, the SQL of its rows as a JSON array) for each list the card reads; `o` is the
     order. The orderings are the models' (or the card's own), by id where a model has none."""
     subscription = Shipment._meta.get_field("subscription").related_model  # integrations/kuaidi100
     user = Note._meta.get_field("author").related_model
-
-    def rows(model, where: str, order_by: str = "t.id") -> str:
-        return f"(SELECT coalesce(json_agg(t ORDER BY {order_by}), '[]') FROM {model._meta.db_table} t WHERE {where})::text"  # noqa: S608 - names from the models
 
     def of_order(model) -> str:
         return f"SELECT id FROM {model._meta.db_table} WHERE order_id = o.id"  # noqa: S608 - names from the models
@@ -440,25 +443,25 @@ def _card_lists() -> tuple:
         for column in columns
     )
     return (
-        ("order", Order, rows(Order, "t.id = o.id")),
-        ("customer", Customer, rows(Customer, "t.id = o.customer_id")),
-        ("lines", OrderLine, rows(OrderLine, "t.order_id = o.id")),
+        ("order", Order, json_rows(Order, "t.id = o.id")),
+        ("customer", Customer, json_rows(Customer, "t.id = o.customer_id")),
+        ("lines", OrderLine, json_rows(OrderLine, "t.order_id = o.id")),
         (
             "products",
             Product,
-            rows(Product, f"t.id IN (SELECT product_id FROM {OrderLine._meta.db_table} WHERE order_id = o.id)"),  # noqa: S608 - names from the models
+            json_rows(Product, f"t.id IN (SELECT product_id FROM {OrderLine._meta.db_table} WHERE order_id = o.id)"),  # noqa: S608 - names from the models
         ),
-        ("shipments", Shipment, rows(Shipment, "t.order_id = o.id")),
-        ("subscriptions", subscription, rows(subscription, f"t.shipment_id IN ({of_order(Shipment)})")),
-        ("tracking", TrackingEvent, rows(TrackingEvent, f"t.shipment_id IN ({of_order(Shipment)})", "t.occurred_at DESC")),
-        ("after_sales", AfterSalesCase, rows(AfterSalesCase, "t.order_id = o.id")),
-        ("address_changes", AddressChangeRequest, rows(AddressChangeRequest, "t.order_id = o.id")),
-        ("tags", OrderTag, rows(OrderTag, "t.order_id = o.id", "t.opened_at DESC")),
-        ("notes", Note, rows(Note, "t.order_id = o.id", "t.created_at DESC, t.id DESC")),
-        ("acknowledgements", NoteAcknowledgement, rows(NoteAcknowledgement, f"t.note_id IN ({of_order(Note)})")),
-        ("feedback_requests", FeedbackRequest, rows(FeedbackRequest, "t.order_id = o.id", "t.asked_at DESC")),
-        ("events", OrderEvent, rows(OrderEvent, "t.order_id = o.id", "t.occurred_at DESC, t.id DESC")),
-        ("users", user, rows(user, f"t.id IN ({people})")),
+        ("shipments", Shipment, json_rows(Shipment, "t.order_id = o.id")),
+        ("subscriptions", subscription, json_rows(subscription, f"t.shipment_id IN ({of_order(Shipment)})")),
+        ("tracking", TrackingEvent, json_rows(TrackingEvent, f"t.shipment_id IN ({of_order(Shipment)})", "t.occurred_at DESC")),
+        ("after_sales", AfterSalesCase, json_rows(AfterSalesCase, "t.order_id = o.id")),
+        ("address_changes", AddressChangeRequest, json_rows(AddressChangeRequest, "t.order_id = o.id")),
+        ("tags", OrderTag, json_rows(OrderTag, "t.order_id = o.id", "t.opened_at DESC")),
+        ("notes", Note, json_rows(Note, "t.order_id = o.id", "t.created_at DESC, t.id DESC")),
+        ("acknowledgements", NoteAcknowledgement, json_rows(NoteAcknowledgement, f"t.note_id IN ({of_order(Note)})")),
+        ("feedback_requests", FeedbackRequest, json_rows(FeedbackRequest, "t.order_id = o.id", "t.asked_at DESC")),
+        ("events", OrderEvent, json_rows(OrderEvent, "t.order_id = o.id", "t.occurred_at DESC, t.id DESC")),
+        ("users", user, json_rows(user, f"t.id IN ({people})")),
     )
 
 

@@ -34,7 +34,7 @@ from orders.models import (
 )
 from orders.packing import PackLine
 from orders.phones import normalize_order_number
-from orders.selectors import instances_from_json, rows_by, set_prefetched
+from orders.selectors import instances_from_json, json_rows, rows_by, set_prefetched
 
 REFUSED = {ScanOutcome.WRONG_ITEM, ScanOutcome.OVER_COUNT, ScanOutcome.INTERCEPTED, ScanOutcome.UNKNOWN, ScanOutcome.NOT_PACKABLE}
 
@@ -150,24 +150,21 @@ def _station_lists() -> tuple:
     user = Note._meta.get_field("author").related_model
     notes, acks = Note._meta.db_table, NoteAcknowledgement._meta.db_table
 
-    def rows(model, where: str, order_by: str = "t.id") -> str:
-        return f"(SELECT coalesce(json_agg(t ORDER BY {order_by}), '[]') FROM {model._meta.db_table} t WHERE {where})::text"  # noqa: S608 - names from the models
-
     of_notes = f"SELECT id FROM {notes} WHERE order_id = o.id"  # noqa: S608 - names from the models
     people = f"SELECT author_id FROM {notes} WHERE order_id = o.id UNION SELECT user_id FROM {acks} WHERE note_id IN ({of_notes})"  # noqa: S608 - names from the models
     return (
-        ("order", Order, rows(Order, "t.id = o.id")),
-        ("lines", OrderLine, rows(OrderLine, "t.order_id = o.id")),
+        ("order", Order, json_rows(Order, "t.id = o.id")),
+        ("lines", OrderLine, json_rows(OrderLine, "t.order_id = o.id")),
         (
             "products",
             Product,
-            rows(Product, f"t.id IN (SELECT product_id FROM {OrderLine._meta.db_table} WHERE order_id = o.id)"),  # noqa: S608 - names from the models
+            json_rows(Product, f"t.id IN (SELECT product_id FROM {OrderLine._meta.db_table} WHERE order_id = o.id)"),  # noqa: S608 - names from the models
         ),
-        ("after_sales", AfterSalesCase, rows(AfterSalesCase, "t.order_id = o.id")),
-        ("address_changes", AddressChangeRequest, rows(AddressChangeRequest, "t.order_id = o.id")),
-        ("notes", Note, rows(Note, "t.order_id = o.id", "t.created_at DESC, t.id DESC")),
-        ("acknowledgements", NoteAcknowledgement, rows(NoteAcknowledgement, f"t.note_id IN ({of_notes})")),
-        ("users", user, rows(user, f"t.id IN ({people})")),
+        ("after_sales", AfterSalesCase, json_rows(AfterSalesCase, "t.order_id = o.id")),
+        ("address_changes", AddressChangeRequest, json_rows(AddressChangeRequest, "t.order_id = o.id")),
+        ("notes", Note, json_rows(Note, "t.order_id = o.id", "t.created_at DESC, t.id DESC")),
+        ("acknowledgements", NoteAcknowledgement, json_rows(NoteAcknowledgement, f"t.note_id IN ({of_notes})")),
+        ("users", user, json_rows(user, f"t.id IN ({people})")),
     )
 
 
