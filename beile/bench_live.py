@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import random
 import re
 import secrets
 import statistics
@@ -411,6 +412,7 @@ def _commit_to_visible(database_url: str, changes: int) -> list[tuple[str, ...]]
                 browser = browsers["front line" if person in ("service", "packer") else "office"]
                 pages[screen] = _open(browser, base, people[person], path)
             time.sleep(2)  # every page's first check answered
+            phase = random.Random(14)  # noqa: S311 - when to commit, not a secret
             for round_number in range(changes):
                 marker = f"实时测量{round_number:03d}"
                 name = assignees[round_number % 2].first_name
@@ -428,6 +430,10 @@ def _commit_to_visible(database_url: str, changes: int) -> list[tuple[str, ...]]
                         "([round, selector, marker]) => window.liveExpect(round, selector, marker)",
                         [round_number, screens[screen][2], wanted[screen]],
                     )
+                # At a random moment of the screens' one-second check cycle: committed right after
+                # the last round was seen, each change would land at the same phase of it and the
+                # wait for the next check would look the same every round.
+                time.sleep(phase.uniform(0, 1))
                 committed = {}
                 services.order_add_note(order=noted, by=Actor.of(people["service"]), body=marker, audience="warehouse")
                 committed["order card"] = committed["packing station"] = committed["customer lookup"] = time.time() * 1000
